@@ -1,0 +1,341 @@
+"""The command line: parse arguments, call into the notifier, map errors to exit codes.
+
+Exit codes: 0 success, 1 runtime failure, 2 invalid usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from notifier import __version__, logs
+from notifier.config import load_config
+from notifier.errors import ConfigError, NotifierError, SinkError, SourceError, StateError
+from notifier.models import Delivery, Event, EventType, Links, Report
+from notifier.pipeline import plan_cycle
+from notifier.render.console import console_text
+from notifier.render.slack import slack_message
+from notifier.render.webhook import webhook_body
+from notifier.settings import (
+    ConsoleSinkSettings,
+    Settings,
+    SinkSettings,
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    WebhookSinkSettings,
+)
+
+log = logging.getLogger("notifier")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        default=argparse.SUPPRESS,
+        help="the YAML file (default: $NOTIFIER_CONFIG, then ./config.yaml)",
+    )
+    common.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help="default INFO",
+    )
+    parser = argparse.ArgumentParser(
+        prog="notifier",
+        description="Tells a product team in Slack and signed webhooks when PostHog Signals "
+        "finds something.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"notifier {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", parents=[common], help="the daemon: poll on schedule and deliver")
+    once = sub.add_parser(
+        "once", parents=[common], help="one cycle per project, then deliver what is due"
+    )
+    once.add_argument(
+        "--max-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for retries still due (default 30)",
+    )
+    sub.add_parser("check", parents=[common], help="validate the configuration and summarise it")
+    sub.add_parser(
+        "dry-run", parents=[common], help="poll and diff; print what would be sent; change nothing"
+    )
+    test_sink = sub.add_parser("test-sink", parents=[common], help="send a sample to one sink")
+    test_sink.add_argument("name", help="the sink's name in the config")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="run against a built-in simulated PostHog; no config"
+    )
+    demo.add_argument("--cycles", type=int, default=8, help="polling cycles (default 8)")
+    demo.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between cycles (default 2)"
+    )
+    outbox = sub.add_parser("outbox", parents=[common], help="show or retry pending/dead entries")
+    outbox.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    outbox.add_argument("--sink", help="only this sink")
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    given = getattr(args, "config", None) or os.environ.get("NOTIFIER_CONFIG") or "config.yaml"
+    return Path(given)
+
+
+def _load(args: argparse.Namespace, formatter: logs.RedactingFormatter) -> Settings:
+    settings = load_config(_config_path(args))
+    formatter.set_secrets(settings.secrets())
+    return settings
+
+
+def _target(sink: SinkSettings) -> str:
+    if isinstance(sink, SlackSinkSettings):
+        return f"channel {sink.channel}"
+    if isinstance(sink, WebhookSinkSettings):
+        signed = "signed" if sink.secret else "unsigned"
+        host = sink.url.split("//", 1)[-1].split("/", 1)[0]
+        return f"POST https://{host}/… ({signed})" if sink.url.startswith("https") else (
+            f"POST http://{host}/… ({signed})"
+        )
+    if isinstance(sink, SlackWebhookSinkSettings):
+        return "incoming webhook (URL hidden)"
+    return "standard output"
+
+
+def cmd_check(settings: Settings, out: TextIO) -> int:
+    """Print what the configuration says; warnings included."""
+    ph = settings.posthog
+    out.write(f"{settings.source}: valid\n")
+    out.write(
+        f"PostHog  {ph.host}, projects {', '.join(map(str, ph.project_ids))}, "
+        f"api_path {ph.api_path}, page_size {ph.page_size}, every {settings.poll.interval:g}s\n"
+    )
+    out.write(f"State    {settings.state.path} (first_run: {settings.first_run})\n")
+    out.write(f"Sinks    {len(settings.sinks)}\n")
+    for name, sink in settings.sinks.items():
+        out.write(f"  {name:<20} {sink.type:<14} {_target(sink)}\n")
+    out.write(f"Rules    {len(settings.rules)}\n")
+    for rule in settings.rules:
+        stop = ", stop" if rule.stop else ""
+        out.write(f"  {rule.name:<30} → {', '.join(rule.sinks)}{stop}\n")
+    for warning in settings.warnings:
+        out.write(f"warning: {warning}\n")
+    return EXIT_OK
+
+
+def preview(sink: SinkSettings, event: Event, rules: tuple[str, ...], links: Links) -> str:
+    """What one sink would receive for an event, as text."""
+    if isinstance(sink, SlackSinkSettings | SlackWebhookSinkSettings):
+        message = slack_message(event, rules, links)
+        payload = {"text": message.text, "blocks": list(message.blocks)}
+        return json.dumps(payload, indent=2, ensure_ascii=False)
+    if isinstance(sink, WebhookSinkSettings):
+        body = webhook_body(event, rules, links, datetime.now(UTC))
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    return console_text(event, rules, links, color=False)
+
+
+def cmd_dry_run(settings: Settings, out: TextIO) -> int:
+    """Poll and diff every project; print events, routes and payloads; write nothing."""
+    from notifier.source import PostHogClient  # noqa: PLC0415 - only this command needs it
+    from notifier.store import Store  # noqa: PLC0415
+
+    links = Links(settings.posthog.host)
+    source = PostHogClient(settings.posthog)
+    store = Store(settings.state.path)
+    code = EXIT_OK
+    try:
+        for pid in settings.posthog.project_ids:
+            try:
+                plan = plan_cycle(
+                    pid,
+                    source=source,
+                    store=store,
+                    rules=settings.rules,
+                    first_run=settings.first_run,
+                    now=time.time(),
+                )
+            except SourceError as exc:
+                out.write(f"project {pid}: poll failed: {exc}\n")
+                code = EXIT_FAILURE
+                continue
+            if plan.baseline:
+                out.write(
+                    f"project {pid}: first run: would record {plan.reports} reports silently "
+                    "(first_run: baseline)\n"
+                )
+                continue
+            out.write(f"project {pid}: {plan.reports} reports, {len(plan.routed)} events\n")
+            for routed in plan.routed:
+                out.write("\n" + console_text(routed.event, (), links, color=False) + "\n")
+                if not routed.routes:
+                    out.write("  → no rule matches: not sent\n")
+                for rt in routed.routes:
+                    sink = settings.sinks[rt.sink]
+                    out.write(f"  → {rt.sink} ({sink.type}) by rules: {', '.join(rt.rules)}\n")
+                    out.write(_indent(preview(sink, routed.event, rt.rules, links)) + "\n")
+    finally:
+        source.close()
+        store.close()
+    return code
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())
+
+
+def sample_event(project_id: int) -> Event:
+    """A believable event for `test-sink`."""
+    report = Report.from_api(
+        {
+            "id": "00000000-0000-4000-8000-000000000000",
+            "title": "Test notification from posthog-signal-notifier",
+            "summary": "If you can read this, the sink works. No report changed.",
+            "status": "ready",
+            "total_weight": 1.0,
+            "signal_count": 3,
+            "relevant_user_count": 2,
+            "artefact_count": 1,
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "updated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+    )
+    previous = Report.from_api({**report.to_json(), "status": "in_progress"})
+    return Event.create(
+        EventType.STATUS_CHANGED,
+        project_id,
+        report,
+        previous,
+        {"status": ("in_progress", "ready")},
+    )
+
+
+def cmd_test_sink(settings: Settings, name: str, out: TextIO) -> int:
+    """Send one sample notification straight to a sink (not through the outbox)."""
+    from notifier.sinks import build_sink  # noqa: PLC0415
+
+    if name not in settings.sinks:
+        known = ", ".join(settings.sinks) or "none"
+        raise ConfigError([f"test-sink: unknown sink {name!r} (defined: {known})"])
+    sink = build_sink(settings.sinks[name], Links(settings.posthog.host))
+    event = sample_event(settings.posthog.project_ids[0])
+    try:
+        sink.send(Delivery(outbox_id=0, sink=name, event=event, rules=("test-sink",)))
+    except SinkError as exc:
+        kind = "permanent" if exc.permanent else "transient"
+        out.write(f"{name}: failed ({kind}): {exc}\n")
+        return EXIT_FAILURE
+    finally:
+        sink.close()
+    out.write(f"{name}: sent a sample notification\n")
+    return EXIT_OK
+
+
+def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -> int:
+    """List pending and dead entries, or put dead ones back in line."""
+    from notifier.store import Store  # noqa: PLC0415
+
+    store = Store(settings.state.path)
+    try:
+        if action == "retry":
+            count = store.retry_dead(time.time(), sink)
+            out.write(f"requeued {count} dead entries{f' for {sink}' if sink else ''}\n")
+            return EXIT_OK
+        rows = [*store.entries("pending", sink), *store.entries("dead", sink)]
+        if not rows:
+            out.write("the outbox is empty: nothing pending, nothing dead\n")
+        for e in rows:
+            report = e.event.report
+            out.write(
+                f"{e.state:<8} {e.sink:<20} {e.event.type.value:<15} {report.id} "
+                f"attempts={e.attempts} {(e.last_error or '')[:200]}\n"
+            )
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def cmd_run(settings: Settings) -> int:
+    """The daemon, until SIGTERM or SIGINT."""
+    from notifier.daemon import Notifier  # noqa: PLC0415
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    notifier = Notifier(settings)
+    try:
+        notifier.run(stop)
+    finally:
+        notifier.close()
+    return EXIT_OK
+
+
+def cmd_once(settings: Settings, max_wait: float) -> int:
+    """One pass; the exit code says whether everything went through."""
+    from notifier.daemon import Notifier  # noqa: PLC0415
+
+    notifier = Notifier(settings)
+    try:
+        return notifier.once(max_wait=max_wait)
+    finally:
+        notifier.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `notifier` console script."""
+    args = _parser().parse_args(argv)
+    level = getattr(args, "log_level", None)
+    if args.command == "demo":
+        formatter = logs.setup(level or "WARNING")
+        from notifier.demo import run_demo  # noqa: PLC0415
+
+        return run_demo(cycles=args.cycles, interval=args.interval)
+    formatter = logs.setup(level or "INFO")
+    out = sys.stdout
+    try:
+        settings = _load(args, formatter)
+        if args.command == "check":
+            return cmd_check(settings, out)
+        if args.command == "dry-run":
+            return cmd_dry_run(settings, out)
+        if args.command == "test-sink":
+            return cmd_test_sink(settings, args.name, out)
+        if args.command == "outbox":
+            return cmd_outbox(settings, args.action, args.sink, out)
+        if args.command == "once":
+            return cmd_once(settings, args.max_wait)
+        return cmd_run(settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except StateError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    except NotifierError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Draining the outbox: one sink at a time, in order, with backoff and dead letters.
+
+A sink's entries go out oldest first. A transient failure reschedules the head entry (full-jitter
+exponential backoff, or exactly the sink's ``Retry-After``) and the sink waits, so its order
+holds; a permanent failure dead-letters that entry at once and the next one goes. Entries that
+keep failing past ``give_up_after`` are dead-lettered too. Delivery is at-least-once: a crash
+between a sink accepting an entry and the ``delivered`` mark sends it again on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from notifier.errors import SinkError
+from notifier.models import Delivery
+from notifier.settings import DeliverySettings
+from notifier.sinks.base import Sink
+from notifier.store import OutboxEntry, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one pass over a sink's due entries did."""
+
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+
+def backoff(
+    attempts: int,
+    settings: DeliverySettings,
+    retry_after: float | None = None,
+    rand: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """Seconds to wait after the ``attempts``-th failure: Retry-After when given, else full
+    jitter over an exponentially growing window capped at ``backoff_max``."""
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    window = min(settings.backoff_max, settings.backoff_initial * 2 ** max(0, attempts - 1))
+    return max(0.05, rand(0.0, window))
+
+
+def _describe(entry: OutboxEntry) -> str:
+    report = entry.event.report
+    title = (report.title or "untitled")[:80]
+    return f"{entry.event.type.value} of report {report.id} ({title!r})"
+
+
+class Deliverer:
+    """Sends due outbox entries through their sinks and records each outcome."""
+
+    def __init__(
+        self,
+        store: Store,
+        sinks: Mapping[str, Sink],
+        settings: DeliverySettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._sinks = sinks
+        self._settings = settings
+        self._clock = clock
+        self._locks = {name: threading.Lock() for name in sinks}
+
+    @property
+    def sink_names(self) -> list[str]:
+        """The sinks this deliverer drains."""
+        return list(self._sinks)
+
+    def drain(self, sink_name: str, stop: threading.Event | None = None) -> DrainResult:
+        """Deliver the sink's due entries in order until one is not due or fails transiently.
+
+        One drain per sink at a time: a second caller waits, so no entry is sent twice.
+        """
+        with self._locks[sink_name]:
+            return self._drain(self._sinks[sink_name], sink_name, stop)
+
+    def _drain(self, sink: Sink, sink_name: str, stop: threading.Event | None) -> DrainResult:
+        delivered = retrying = dead = 0
+        while stop is None or not stop.is_set():
+            batch = self._store.pending(sink_name, limit=50)
+            if not batch:
+                break
+            progressed = False
+            for entry in batch:
+                if stop is not None and stop.is_set():
+                    break
+                now = self._clock()
+                if entry.next_attempt_at > now:
+                    return DrainResult(delivered, retrying, dead)
+                outcome = self._attempt(sink, entry)
+                if outcome == "delivered":
+                    delivered += 1
+                elif outcome == "dead":
+                    dead += 1
+                else:
+                    return DrainResult(delivered, retrying + 1, dead)
+                progressed = True
+            if not progressed:
+                break
+        return DrainResult(delivered, retrying, dead)
+
+    def _attempt(self, sink: Sink, entry: OutboxEntry) -> str:
+        delivery = Delivery(
+            outbox_id=entry.id,
+            sink=entry.sink,
+            event=entry.event,
+            rules=entry.rules,
+            attempts=entry.attempts,
+        )
+        extra = {
+            "event": "delivery",
+            "sink": entry.sink,
+            "project_id": entry.event.project_id,
+            "report_id": entry.event.report.id,
+        }
+        started = time.monotonic()
+        try:
+            sink.send(delivery)
+        except SinkError as exc:
+            return self._failed(entry, exc, extra)
+        except Exception as exc:  # a bug in a sink must not stop the others
+            log.exception("sink %s crashed on %s", entry.sink, _describe(entry), extra=extra)
+            return self._failed(
+                entry, SinkError(f"internal error: {type(exc).__name__}", permanent=True), extra
+            )
+        now = self._clock()
+        self._store.mark_delivered(entry.id, now)
+        log.info(
+            "delivered %s to %s",
+            _describe(entry),
+            entry.sink,
+            extra={**extra, "duration_ms": round((time.monotonic() - started) * 1000)},
+        )
+        return "delivered"
+
+    def _failed(self, entry: OutboxEntry, exc: SinkError, extra: dict[str, object]) -> str:
+        now = self._clock()
+        attempts = entry.attempts + 1
+        if exc.permanent:
+            self._store.mark_dead(entry.id, now, str(exc))
+            log.error(
+                "dead letter: %s to sink %s failed permanently: %s "
+                "(fix the sink, then `notifier outbox retry --sink %s`)",
+                _describe(entry),
+                entry.sink,
+                exc,
+                entry.sink,
+                extra={**extra, "error": str(exc)},
+            )
+            return "dead"
+        wait = backoff(attempts, self._settings, exc.retry_after)
+        if now + wait - entry.created_at > self._settings.give_up_after:
+            reason = f"gave up after {attempts} attempts: {exc}"
+            self._store.mark_dead(entry.id, now, reason)
+            log.error(
+                "dead letter: %s to sink %s: %s",
+                _describe(entry),
+                entry.sink,
+                reason,
+                extra={**extra, "error": reason},
+            )
+            return "dead"
+        self._store.mark_retry(entry.id, now + wait, str(exc))
+        log.warning(
+            "sink %s: %s failed (attempt %d), retrying in %.1fs: %s",
+            entry.sink,
+            _describe(entry),
+            attempts,
+            wait,
+            exc,
+            extra={**extra, "error": str(exc)},
+        )
+        return "retrying"
+
+    def next_due(self) -> float | None:
+        """The earliest time any sink has an entry due, or None when the outbox is empty."""
+        times = [t for name in self._sinks if (t := self._store.next_due(name)) is not None]
+        return min(times) if times else None

@@ -1,0 +1,267 @@
+"""Typed, frozen data that walks through the pipeline: reports, events and deliveries.
+
+Imports nothing internal. Everything here is pure: parsing an API item, computing a report's
+version, turning an event into JSON and back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Final
+
+#: Fields whose change (status unchanged) makes an ``updated`` event, compared only when the
+#: field is present in both copies: a PostHog upgrade that adds or drops a field is not a change.
+TRACKED_FIELDS: Final = (
+    "title",
+    "summary",
+    "total_weight",
+    "signal_count",
+    "relevant_user_count",
+    "artefact_count",
+    "priority",
+    "actionability",
+)
+
+_FLOAT_FIELDS: Final = frozenset({"total_weight"})
+_INT_FIELDS: Final = frozenset({"signal_count", "relevant_user_count", "artefact_count"})
+_STR_FIELDS: Final = frozenset(
+    {"title", "summary", "priority", "actionability", "created_at", "updated_at"}
+)
+
+
+class _Missing:
+    """The marker for a field the report does not have (distinct from a JSON null)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Final = _Missing()
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Turn frozen report data back into plain JSON-serialisable dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
+
+
+def _number(value: Any, kind: type[int] | type[float]) -> int | float | None:
+    """Numbers as PostHog sends them, tolerating numeric strings; anything else is None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number: float = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if not math.isfinite(number):
+        return None
+    if kind is int:
+        return int(number) if number.is_integer() else None
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One signal report as PostHog returned it; ``raw`` keeps every field, known or not."""
+
+    id: str
+    status: str
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    title: str | None = None
+    summary: str | None = None
+    total_weight: float | None = None
+    signal_count: int | None = None
+    relevant_user_count: int | None = None
+    artefact_count: int | None = None
+    priority: str | None = None
+    actionability: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @classmethod
+    def from_api(cls, item: Any) -> Report:
+        """Parse one API item. Raises ``ValueError`` when it has no usable ``id`` or ``status``."""
+        if not isinstance(item, Mapping):
+            raise ValueError(f"a report must be a JSON object, got {type(item).__name__}")
+        report_id = item.get("id")
+        if not isinstance(report_id, str) or not report_id.strip():
+            raise ValueError("a report has no 'id'")
+        status = item.get("status")
+        if not isinstance(status, str) or not status:
+            raise ValueError(f"report {report_id} has no 'status'")
+        values: dict[str, Any] = {}
+        for name in _STR_FIELDS:
+            value = item.get(name)
+            values[name] = value if isinstance(value, str) else None
+        for name in _FLOAT_FIELDS:
+            values[name] = _number(item.get(name), float)
+        for name in _INT_FIELDS:
+            values[name] = _number(item.get(name), int)
+        return cls(id=report_id, status=status, raw=_freeze(dict(item)), **values)
+
+    def get(self, name: str) -> Any:
+        """A field by name: the parsed value for known fields, the raw one otherwise.
+
+        Returns ``MISSING`` when the API did not send the field at all.
+        """
+        if name not in self.raw:
+            return MISSING
+        if name in ("id", "status") or name in TRACKED_FIELDS or name in _STR_FIELDS:
+            return getattr(self, name)
+        return self.raw[name]
+
+    def tracked(self) -> dict[str, Any]:
+        """The compared fields the API sent, status included, as plain values."""
+        out: dict[str, Any] = {"status": self.status}
+        for name in TRACKED_FIELDS:
+            value = self.get(name)
+            if value is not MISSING:
+                out[name] = value
+        return out
+
+    @property
+    def version(self) -> str:
+        """A short digest of what the diff compares plus ``updated_at``: one report version."""
+        state = {**self.tracked(), "updated_at": self.updated_at}
+        blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as the API returned it, as plain JSON."""
+        data: dict[str, Any] = thaw(self.raw)
+        return data
+
+
+class EventType(StrEnum):
+    """What happened to a report between two complete listings."""
+
+    NEW = "new"
+    STATUS_CHANGED = "status_changed"
+    UPDATED = "updated"
+    REMOVED = "removed"
+
+
+#: ``{"status": ("in_progress", "ready"), ...}``: field → (before, after).
+Changes = Mapping[str, tuple[Any, Any]]
+
+
+def event_id(project_id: int, report_id: str, event_type: EventType, version: str) -> str:
+    """Deterministic: a cycle recomputed after a crash yields the same id."""
+    blob = f"{project_id}:{report_id}:{event_type.value}:{version}"
+    return "evt_" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change to one report. ``report`` is the current copy (the last known for removed)."""
+
+    id: str
+    type: EventType
+    project_id: int
+    report: Report
+    previous: Report | None
+    changes: Changes
+
+    @classmethod
+    def create(
+        cls,
+        event_type: EventType,
+        project_id: int,
+        report: Report,
+        previous: Report | None,
+        changes: Changes,
+    ) -> Event:
+        """Build an event, deriving its deterministic id from the report versions it describes."""
+        version = report.version if previous is None else f"{previous.version}>{report.version}"
+        return cls(
+            id=event_id(project_id, report.id, event_type, version),
+            type=event_type,
+            project_id=project_id,
+            report=report,
+            previous=previous,
+            changes=MappingProxyType(dict(changes)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON, as stored in the outbox."""
+        return {
+            "id": self.id,
+            "type": self.type.value,
+            "project_id": self.project_id,
+            "report": self.report.to_json(),
+            "previous": self.previous.to_json() if self.previous is not None else None,
+            "changes": {k: [thaw(a), thaw(b)] for k, (a, b) in self.changes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Event:
+        """The inverse of ``to_json``."""
+        previous = data.get("previous")
+        return cls(
+            id=str(data["id"]),
+            type=EventType(data["type"]),
+            project_id=int(data["project_id"]),
+            report=Report.from_api(data["report"]),
+            previous=Report.from_api(previous) if previous is not None else None,
+            changes=MappingProxyType(
+                {str(k): (v[0], v[1]) for k, v in dict(data.get("changes") or {}).items()}
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox entry handed to a sink: the event, the rules that routed it, its attempt."""
+
+    outbox_id: int
+    sink: str
+    event: Event
+    rules: tuple[str, ...]
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where a human can look at a report in the PostHog app."""
+
+    host: str
+
+    def report(self, project_id: int, report_id: str) -> str:
+        """The report's page, the same path PostHog's own Slack cards use."""
+        return f"{self.host.rstrip('/')}/project/{project_id}/inbox/reports/{report_id}"
+
+    def recording(self, project_id: int, session_id: str) -> str:
+        """A session recording."""
+        return f"{self.host.rstrip('/')}/project/{project_id}/replay/{session_id}"

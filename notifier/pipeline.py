@@ -1,0 +1,157 @@
+"""One cycle for one project: list → settle what went missing → diff → route → commit.
+
+``plan_cycle`` does all the reading and computing and changes nothing, so ``dry-run`` uses it as
+is; ``commit`` writes the plan in one transaction. A cycle that fails anywhere before the commit
+(any page, any parse error) raises and leaves the state as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from notifier.diff import diff
+from notifier.errors import SourceError
+from notifier.models import Event
+from notifier.rules import Route, Rule, route
+from notifier.settings import FirstRun
+from notifier.source import PostHogClient
+from notifier.store import CycleWrite, SnapshotRow, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """An event and where it goes."""
+
+    event: Event
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePlan:
+    """Everything one cycle found and would write."""
+
+    project_id: int
+    reports: int
+    baseline: bool  # the project's first cycle, recorded silently (first_run: baseline)
+    routed: tuple[Routed, ...]
+    write: CycleWrite
+    requests: int
+    unresolved: tuple[str, ...] = field(default=())  # missing ids whose retrieve failed
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The events, in order."""
+        return tuple(r.event for r in self.routed)
+
+
+def plan_cycle(
+    project_id: int,
+    *,
+    source: PostHogClient,
+    store: Store,
+    rules: Sequence[Rule],
+    first_run: FirstRun,
+    now: float,
+    deadline: float | None = None,
+) -> CyclePlan:
+    """Read PostHog and the snapshot and compute the cycle's outcome; writes nothing."""
+    listing = source.list_reports(project_id, deadline)
+    requests = listing.requests
+    snapshot = store.snapshot(project_id)
+    baselined = store.is_baselined(project_id)
+    previous = {rid: row.report for rid, row in snapshot.items()}
+
+    current = {rid: SnapshotRow(report, True) for rid, report in listing.reports.items()}
+    gone: set[str] = set()
+    unresolved: list[str] = []
+    for rid, row in snapshot.items():
+        if rid in current:
+            continue
+        if not (row.listed and listing.complete and baselined):
+            current[rid] = row  # not listed before either, or we cannot tell: keep as is
+            continue
+        try:
+            found = source.retrieve(project_id, rid, deadline)
+        except SourceError as exc:
+            log.warning(
+                "project %s: report %s is missing from the listing and could not be fetched "
+                "(%s); deciding next cycle",
+                project_id,
+                rid,
+                exc,
+                extra={"event": "retrieve_failed", "project_id": project_id, "report_id": rid},
+            )
+            unresolved.append(rid)
+            current[rid] = row
+            continue
+        finally:
+            requests += 1
+        if found is None:
+            gone.add(rid)
+        else:
+            current[rid] = SnapshotRow(found, False)
+
+    reports = {rid: row.report for rid, row in current.items()}
+    if baselined:
+        events = diff(project_id, previous, reports, gone)
+    elif first_run == "notify":
+        events = diff(project_id, {}, reports)
+    else:
+        events = []
+    routed = tuple(Routed(e, tuple(route(e, rules))) for e in events)
+
+    upserts = [
+        row
+        for rid, row in current.items()
+        if rid not in snapshot
+        or snapshot[rid].listed != row.listed
+        or snapshot[rid].report.version != row.report.version
+    ]
+    write = CycleWrite(
+        project_id=project_id,
+        upserts=upserts,
+        deletes=sorted(gone),
+        outbox=[(r.event, rt.sink, rt.rules) for r in routed for rt in r.routes],
+        now=now,
+    )
+    return CyclePlan(
+        project_id=project_id,
+        reports=len(listing.reports),
+        baseline=not baselined and first_run == "baseline",
+        routed=routed,
+        write=write,
+        requests=requests,
+        unresolved=tuple(unresolved),
+    )
+
+
+def commit(plan: CyclePlan, store: Store) -> int:
+    """Write the plan in one transaction; returns how many outbox entries were added."""
+    return store.commit_cycle(plan.write)
+
+
+def run_cycle(
+    project_id: int,
+    *,
+    source: PostHogClient,
+    store: Store,
+    rules: Sequence[Rule],
+    first_run: FirstRun,
+    deadline: float | None = None,
+) -> tuple[CyclePlan, int]:
+    """Plan and commit one cycle."""
+    plan = plan_cycle(
+        project_id,
+        source=source,
+        store=store,
+        rules=rules,
+        first_run=first_run,
+        now=time.time(),
+        deadline=deadline,
+    )
+    return plan, commit(plan, store)

@@ -1,0 +1,129 @@
+"""The parsed configuration: frozen, typed, and free of runtime state.
+
+``notifier.config`` turns YAML into these; everything else reads only these. Secret values are
+plain strings kept out of ``repr`` so that a logged settings object never shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from notifier.rules import Rule
+
+ApiPath = Literal["auto", "signal_reports", "signals/reports"]
+FirstRun = Literal["baseline", "notify"]
+
+
+@dataclass(frozen=True, slots=True)
+class PostHogSettings:
+    """Where and how to list signal reports."""
+
+    host: str  # origin only, no trailing slash: https://us.posthog.com
+    api_key: str = field(repr=False)
+    project_ids: tuple[int, ...]
+    api_path: ApiPath = "auto"
+    page_size: int = 100
+    timeout: float = 30.0
+    statuses: tuple[str, ...] | None = None  # None: the API's default listing
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    """How often each project is listed."""
+
+    interval: float = 60.0
+    jitter: float = 5.0
+    deadline: float | None = None  # hard limit for one cycle; None: derived from the interval
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    """Where the SQLite state lives."""
+
+    path: Path = Path("./notifier-state.db")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """Retry policy for the outbox."""
+
+    give_up_after: float = 24 * 3600.0
+    backoff_initial: float = 5.0
+    backoff_max: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSinkSettings:
+    """A Slack bot token sink (chat.postMessage)."""
+
+    name: str
+    token: str = field(repr=False)
+    channel: str
+    api_url: str = "https://slack.com/api/"
+    timeout: float = 15.0
+    type: Literal["slack"] = "slack"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackWebhookSinkSettings:
+    """A Slack incoming webhook sink: the URL itself is the secret."""
+
+    name: str
+    url: str = field(repr=False)
+    timeout: float = 15.0
+    type: Literal["slack_webhook"] = "slack_webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSinkSettings:
+    """A JSON webhook, signed with Standard Webhooks when a secret is set."""
+
+    name: str
+    url: str = field(repr=False)
+    secret: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeout: float = 10.0
+    type: Literal["webhook"] = "webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSinkSettings:
+    """Readable text on standard output."""
+
+    name: str
+    type: Literal["console"] = "console"
+
+
+SinkSettings = SlackSinkSettings | SlackWebhookSinkSettings | WebhookSinkSettings | ConsoleSinkSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration."""
+
+    posthog: PostHogSettings
+    sinks: Mapping[str, SinkSettings]
+    rules: tuple[Rule, ...]
+    poll: PollSettings = PollSettings()
+    state: StateSettings = StateSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    first_run: FirstRun = "baseline"
+    source: str = "config.yaml"  # the file it came from, for messages
+    warnings: tuple[str, ...] = ()  # valid but unwise: printed by `check` and logged at start
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, so logging can redact it wherever it shows up."""
+        found: list[str] = [self.posthog.api_key]
+        for sink in self.sinks.values():
+            if isinstance(sink, SlackSinkSettings):
+                found.append(sink.token)
+            elif isinstance(sink, SlackWebhookSinkSettings):
+                found.append(sink.url)
+            elif isinstance(sink, WebhookSinkSettings):
+                if sink.secret:
+                    found.append(sink.secret)
+                found.extend(sink.headers.values())
+        return tuple(s for s in found if s and len(s) >= 6)

@@ -1,0 +1,339 @@
+"""The state database: per-project snapshots and the delivery outbox, in SQLite.
+
+One cycle's outcome (changed snapshot rows, deleted rows, outbox entries, the project's baseline
+mark) is written in ONE transaction: a crash leaves either the old state or the new, never half.
+The SQL is plain (no SQLite-only upserts beyond ``INSERT ... ON CONFLICT``, which PostgreSQL shares)
+so that a PostgreSQL backend can implement the same ``Store`` methods.
+
+Times are Unix seconds (float). Each thread gets its own connection; WAL mode lets the delivery
+threads read while a cycle writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from notifier.errors import StateError
+from notifier.models import Event, Report
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS projects (
+        project_id INTEGER PRIMARY KEY,
+        baselined_at REAL NOT NULL,
+        last_success_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS reports (
+        project_id INTEGER NOT NULL,
+        report_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        listed INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (project_id, report_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        project_id INTEGER NOT NULL,
+        report_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        event TEXT NOT NULL,
+        rules TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        finished_at REAL,
+        UNIQUE (event_id, sink)
+    )""",
+    "CREATE INDEX IF NOT EXISTS outbox_by_sink ON outbox (sink, state, id)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    """A report as last seen; ``listed`` is False for copies fetched by id (not in listings)."""
+
+    report: Report
+    listed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One (event, sink) delivery and its progress."""
+
+    id: int
+    sink: str
+    event: Event
+    rules: tuple[str, ...]
+    state: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleWrite:
+    """Everything one successful cycle changes, committed at once."""
+
+    project_id: int
+    upserts: Sequence[SnapshotRow]
+    deletes: Sequence[str]
+    outbox: Sequence[tuple[Event, str, tuple[str, ...]]]  # (event, sink, rule names)
+    now: float
+
+
+def _state_error(path: Path, exc: sqlite3.Error, doing: str) -> StateError:
+    return StateError(
+        f"state database {path}: cannot {doing}: {exc}. Check that state.path is on a writable "
+        "volume with free space; nothing of this cycle was kept"
+    )
+
+
+class Store:
+    """SQLite-backed snapshots and outbox. Safe to share between threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"state directory {self.path.parent} cannot be created: {exc.strerror}"
+            ) from exc
+        with self._write("open and migrate") as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"state database {self.path} was written by a newer notifier (schema "
+                    f"{version} > {SCHEMA_VERSION}); upgrade the notifier or use another path"
+                )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise _state_error(self.path, exc, "open it") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _state_error(self.path, exc, doing) from exc
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _state_error(self.path, exc, "read it") from exc
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def integrity_check(self) -> str:
+        """SQLite's own verdict on the file: 'ok' when sound."""
+        return str(self._read("PRAGMA integrity_check")[0][0])
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def is_baselined(self, project_id: int) -> bool:
+        """Whether the project has completed its first successful cycle."""
+        rows = self._read("SELECT 1 FROM projects WHERE project_id = ?", (project_id,))
+        return bool(rows)
+
+    def snapshot(self, project_id: int) -> dict[str, SnapshotRow]:
+        """The project's reports as of its last successful cycle."""
+        rows = self._read(
+            "SELECT data, listed FROM reports WHERE project_id = ?", (project_id,)
+        )
+        return {
+            (report := Report.from_api(json.loads(data))).id: SnapshotRow(report, bool(listed))
+            for data, listed in rows
+        }
+
+    def commit_cycle(self, write: CycleWrite) -> int:
+        """Persist one cycle atomically; returns how many outbox entries were added."""
+        added = 0
+        with self._write("save the cycle") as conn:
+            conn.execute(
+                "INSERT INTO projects (project_id, baselined_at, last_success_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (project_id) "
+                "DO UPDATE SET last_success_at = excluded.last_success_at",
+                (write.project_id, write.now, write.now),
+            )
+            conn.executemany(
+                "INSERT INTO reports (project_id, report_id, version, listed, data) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, report_id) DO UPDATE SET "
+                "version = excluded.version, listed = excluded.listed, data = excluded.data",
+                [
+                    (
+                        write.project_id,
+                        row.report.id,
+                        row.report.version,
+                        int(row.listed),
+                        json.dumps(row.report.to_json(), separators=(",", ":")),
+                    )
+                    for row in write.upserts
+                ],
+            )
+            conn.executemany(
+                "DELETE FROM reports WHERE project_id = ? AND report_id = ?",
+                [(write.project_id, report_id) for report_id in write.deletes],
+            )
+            for event, sink, rules in write.outbox:
+                cursor = conn.execute(
+                    "INSERT INTO outbox (event_id, sink, project_id, report_id, event_type, "
+                    "event, rules, created_at, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, sink) DO NOTHING",
+                    (
+                        event.id,
+                        sink,
+                        event.project_id,
+                        event.report.id,
+                        event.type.value,
+                        json.dumps(event.to_json(), separators=(",", ":")),
+                        json.dumps(list(rules)),
+                        write.now,
+                        write.now,
+                    ),
+                )
+                added += cursor.rowcount
+        return added
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    def _entries(self, where: str, params: Sequence[Any]) -> list[OutboxEntry]:
+        rows = self._read(
+            "SELECT id, sink, event, rules, state, attempts, created_at, next_attempt_at, "
+            f"last_error FROM outbox WHERE {where}",
+            params,
+        )
+        return [
+            OutboxEntry(
+                id=row[0],
+                sink=row[1],
+                event=Event.from_json(json.loads(row[2])),
+                rules=tuple(json.loads(row[3])),
+                state=row[4],
+                attempts=row[5],
+                created_at=row[6],
+                next_attempt_at=row[7],
+                last_error=row[8],
+            )
+            for row in rows
+        ]
+
+    def pending(self, sink: str, limit: int = 100) -> list[OutboxEntry]:
+        """A sink's pending entries, oldest first (delivery order)."""
+        return self._entries(
+            "sink = ? AND state = 'pending' ORDER BY id LIMIT ?", (sink, limit)
+        )
+
+    def entries(self, state: str, sink: str | None = None) -> list[OutboxEntry]:
+        """Entries in one state ('pending', 'dead', 'delivered'), optionally for one sink."""
+        if sink is None:
+            return self._entries("state = ? ORDER BY id", (state,))
+        return self._entries("state = ? AND sink = ? ORDER BY id", (state, sink))
+
+    def next_due(self, sink: str) -> float | None:
+        """When the sink's first pending entry is due, or None when it has none."""
+        rows = self._read(
+            "SELECT next_attempt_at FROM outbox WHERE sink = ? AND state = 'pending' "
+            "ORDER BY id LIMIT 1",
+            (sink,),
+        )
+        return float(rows[0][0]) if rows else None
+
+    def mark_delivered(self, entry_id: int, now: float) -> None:
+        """The sink accepted the entry."""
+        with self._write("record a delivery") as conn:
+            conn.execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, "
+                "finished_at = ?, last_error = NULL WHERE id = ?",
+                (now, entry_id),
+            )
+
+    def mark_retry(self, entry_id: int, next_attempt_at: float, error: str) -> None:
+        """A transient failure: try again at ``next_attempt_at``."""
+        with self._write("record a retry") as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
+                "last_error = ? WHERE id = ?",
+                (next_attempt_at, error, entry_id),
+            )
+
+    def mark_dead(self, entry_id: int, now: float, error: str) -> None:
+        """A permanent failure, or retries exhausted: keep it, with the reason, for a person."""
+        with self._write("record a dead letter") as conn:
+            conn.execute(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, finished_at = ?, "
+                "last_error = ? WHERE id = ?",
+                (now, error, entry_id),
+            )
+
+    def retry_dead(self, now: float, sink: str | None = None) -> int:
+        """Put dead entries back in line (``notifier outbox retry``); returns how many."""
+        where = "state = 'dead'" + (" AND sink = ?" if sink else "")
+        params: tuple[Any, ...] = (now, now, sink) if sink else (now, now)
+        with self._write("requeue dead entries") as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, created_at = ?, "
+                f"next_attempt_at = ?, finished_at = NULL WHERE {where}",
+                params,
+            )
+            return cursor.rowcount
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Outbox entries by (sink, state)."""
+        rows = self._read("SELECT sink, state, COUNT(*) FROM outbox GROUP BY sink, state")
+        return {(sink, state): count for sink, state, count in rows}
+
+    def prune(self, before: float) -> int:
+        """Forget delivered entries finished before ``before``; dead ones stay until retried."""
+        with self._write("prune the outbox") as conn:
+            cursor = conn.execute(
+                "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < ?", (before,)
+            )
+            return cursor.rowcount
