@@ -1,0 +1,92 @@
+"""Event → a few readable lines for a terminal (what ``notifier demo`` shows).
+
+Report text is stripped of control characters first, so a title cannot smuggle ANSI escapes
+into the operator's terminal; colour, when asked for, is only ever added here.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from typing import Final
+
+from notifier.models import Event, Links
+from notifier.render.text import (
+    event_emoji,
+    event_status,
+    format_number,
+    format_value,
+    headline,
+    one_line,
+    title_of,
+    truncate,
+)
+
+WIDTH: Final = 100
+INDENT: Final = "   "
+SUMMARY_LINES: Final = 4
+_TITLE_CHARS: Final = 200
+
+_RESET: Final = "\x1b[0m"
+_COLOURS: Final = {
+    "ready": "\x1b[1;32m",  # bold green
+    "resolved": "\x1b[32m",
+    "potential": "\x1b[36m",  # cyan
+    "candidate": "\x1b[36m",
+    "in_progress": "\x1b[33m",  # yellow
+    "pending_input": "\x1b[1;33m",
+    "failed": "\x1b[1;31m",  # bold red
+    "suppressed": "\x1b[2m",  # dim
+    "deleted": "\x1b[2m",
+    "removed": "\x1b[2m",
+}
+
+
+def _status_word(status: str, *, color: bool) -> str:
+    word = format_value(status, 30)
+    code = _COLOURS.get(status)
+    return f"{code}{word}{_RESET}" if color and code else word
+
+
+def _plural(count: int | None, noun: str) -> str | None:
+    if count is None:
+        return None
+    return f"{format_number(count)} {noun}{'' if count == 1 else 's'}"
+
+
+def stats_line(event: Event) -> str:
+    """``weight 2.35 · 7 signals · 12 users · 7 artefacts · P1 · immediately actionable``."""
+    report = event.report
+    parts = [
+        f"weight {format_number(report.total_weight)}" if report.total_weight is not None else None,
+        _plural(report.signal_count, "signal"),
+        _plural(report.relevant_user_count, "user"),
+        _plural(report.artefact_count, "artefact"),
+        format_value(report.priority, 20) if report.priority else None,
+        format_value(report.actionability.replace("_", " "), 40) if report.actionability else None,
+    ]
+    return " · ".join(p for p in parts if p)
+
+
+def console_text(event: Event, rules: Sequence[str], links: Links, *, color: bool) -> str:
+    """The event as a multi-line block, without a trailing newline."""
+    report = event.report
+    status = _status_word(event_status(event), color=color)
+    title = truncate(title_of(report), _TITLE_CHARS)
+    lines = [f"{event_emoji(event)} {status}  {title}"]
+    lines.append(INDENT + one_line(headline(event)))
+    summary = one_line(report.summary or "")
+    if summary:
+        wrapped = textwrap.wrap(summary, WIDTH - len(INDENT))
+        if len(wrapped) > SUMMARY_LINES:
+            room = WIDTH - len(INDENT) - 2
+            last = wrapped[SUMMARY_LINES - 1][:room].rstrip()
+            wrapped = [*wrapped[: SUMMARY_LINES - 1], last + " …"]
+        lines.extend(INDENT + line for line in wrapped)
+    stats = stats_line(event)
+    if stats:
+        lines.append(INDENT + stats)
+    lines.append(INDENT + links.report(event.project_id, one_line(report.id)))
+    if rules:
+        lines.append(INDENT + "rules: " + truncate(", ".join(one_line(r) for r in rules), 200))
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Shared text helpers for every renderer: emoji, headlines, numbers, truncation, escaping.
+
+Pure functions of the models; nothing here knows about Slack, HTTP or terminals beyond the
+three characters Slack's mrkdwn needs escaped.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Mapping
+from typing import Any, Final
+
+from notifier.models import Event, EventType, Report
+
+ELLIPSIS: Final = "…"
+UNTITLED: Final = "Untitled report"
+NEUTRAL_EMOJI: Final = "•"
+
+STATUS_EMOJI: Final[Mapping[str, str]] = {
+    "potential": "🌱",
+    "candidate": "🔎",
+    "in_progress": "⏳",
+    "ready": "✅",
+    "pending_input": "✋",
+    "resolved": "🎉",
+    "failed": "❌",
+    "suppressed": "🔕",
+    "deleted": "🗑️",
+    "removed": "🗑️",
+}
+
+#: Short human names for the tracked fields, as the headlines and field lists show them.
+FIELD_LABELS: Final[Mapping[str, str]] = {
+    "total_weight": "weight",
+    "signal_count": "signals",
+    "relevant_user_count": "users",
+    "artefact_count": "artefacts",
+    "priority": "priority",
+    "actionability": "actionability",
+    "title": "title",
+    "summary": "summary",
+    "status": "status",
+}
+
+#: Fields whose before/after values are too long for a headline: only "changed" is said.
+_PROSE_FIELDS: Final = frozenset({"title", "summary"})
+_MAX_HEADLINE_CHANGES: Final = 6
+_MAX_VALUE_CHARS: Final = 40
+
+
+def status_emoji(status: str) -> str:
+    """The emoji for a status; unknown statuses (new ones appear) get a neutral bullet."""
+    return STATUS_EMOJI.get(status, NEUTRAL_EMOJI)
+
+
+def event_status(event: Event) -> str:
+    """The status to show: the report's, or ``removed`` once PostHog no longer lists it."""
+    return "removed" if event.type is EventType.REMOVED else event.report.status
+
+
+def event_emoji(event: Event) -> str:
+    """The emoji that leads every rendering of the event."""
+    return status_emoji(event_status(event))
+
+
+def title_of(report: Report) -> str:
+    """The report's title on one line, or "Untitled report" when it has none."""
+    title = one_line(report.title or "")
+    return title or UNTITLED
+
+
+def format_number(value: Any) -> str:
+    """Numbers for humans: ``7``, ``1,204``, ``2.35``, ``0.004``; anything else as ``str``."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        if abs(value) >= 0.01:
+            return f"{value:,.2f}".rstrip("0").rstrip(".")
+        return f"{value:.2g}"
+    return str(value)
+
+
+def format_value(value: Any, limit: int = _MAX_VALUE_CHARS) -> str:
+    """Any field value on one short line: numbers formatted, strings trimmed, null as ``—``."""
+    if value is None or isinstance(value, int | float):
+        return format_number(value)
+    if isinstance(value, str):
+        return truncate(one_line(value), limit) or "(empty)"
+    return truncate(one_line(repr(value)), limit)
+
+
+def label(field_name: str) -> str:
+    """The short human name of a field (``total_weight`` → ``weight``)."""
+    return FIELD_LABELS.get(field_name, field_name)
+
+
+def status_change(event: Event) -> tuple[str, str]:
+    """``(before, after)`` statuses of a status_changed event, from its changes or its copies."""
+    change = event.changes.get("status")
+    after = event.report.status
+    if change is not None:
+        before, changed_to = change
+        return str(before), str(changed_to if changed_to is not None else after)
+    before = event.previous.status if event.previous is not None else "?"
+    return before, after
+
+
+def describe_changes(
+    changes: Mapping[str, tuple[Any, Any]], limit: int = _MAX_HEADLINE_CHANGES
+) -> str:
+    """``weight 1.2 → 2.4, signals 3 → 5, title changed`` (at most ``limit``, then "+N more")."""
+    parts: list[str] = []
+    for name, (before, after) in changes.items():
+        if len(parts) == limit:
+            parts.append(f"+{len(changes) - limit} more")
+            break
+        if name in _PROSE_FIELDS:
+            parts.append(f"{label(name)} changed")  # prose: too long to show
+        else:
+            name_text = truncate(label(one_line(name)), _MAX_VALUE_CHARS)
+            parts.append(f"{name_text} {format_value(before)} → {format_value(after)}")
+    return ", ".join(parts)
+
+
+def headline(event: Event) -> str:
+    """One line saying what happened: ``New signal report``, ``in_progress → ready``, …"""
+    if event.type is EventType.NEW:
+        return "New signal report"
+    if event.type is EventType.STATUS_CHANGED:
+        before, after = status_change(event)
+        return f"{format_value(before)} → {format_value(after)}"
+    if event.type is EventType.UPDATED:
+        described = describe_changes(event.changes)
+        return f"Updated: {described}" if described else "Updated"
+    return "Removed from PostHog"
+
+
+def truncate(s: str, n: int) -> str:
+    """``s`` cut to at most ``n`` characters, the last one ``…`` when anything was cut."""
+    if len(s) <= n:
+        return s
+    if n <= 0:
+        return ""
+    return s[: n - 1] + ELLIPSIS
+
+
+def escape_mrkdwn(s: str) -> str:
+    """Escape the three characters Slack parses: ``&`` first, then ``<`` and ``>``."""
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_truncate(s: str, n: int) -> str:
+    """Escape, then cut to ``n`` characters without leaving half an entity such as ``&am``."""
+    escaped = escape_mrkdwn(s)
+    if len(escaped) <= n:
+        return escaped
+    if n <= 0:
+        return ""
+    cut = escaped[: n - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + ELLIPSIS
+
+
+def strip_controls(s: str) -> str:
+    """Drop control and format characters (ANSI escapes, bidi overrides, NULs); keep newlines."""
+    return "".join(
+        ch for ch in s if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+    )
+
+
+def one_line(s: str) -> str:
+    """Untrusted text on a single line: controls dropped, every run of whitespace one space."""
+    return " ".join(strip_controls(s).split())

@@ -1,0 +1,69 @@
+"""Event → signed JSON webhook body, following Standard Webhooks (standardwebhooks.com).
+
+The body is serialised once, here, and those exact bytes are signed and sent: any
+re-serialisation on the way would break the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from notifier.models import Event, Links, thaw
+
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+def webhook_payload(
+    event: Event, rules: Sequence[str], links: Links, timestamp: datetime
+) -> dict[str, Any]:
+    """The body as plain JSON data (``webhook_body`` serialises it)."""
+    return {
+        "type": f"signal_report.{event.type.value}",
+        "timestamp": iso_utc(timestamp),
+        "data": {
+            "event_id": event.id,
+            "project_id": event.project_id,
+            "rules": list(rules),
+            "report": event.report.to_json(),
+            "previous": event.previous.to_json() if event.previous is not None else None,
+            "changes": {k: [thaw(a), thaw(b)] for k, (a, b) in event.changes.items()},
+            "url": links.report(event.project_id, event.report.id),
+        },
+    }
+
+
+def webhook_body(event: Event, rules: Sequence[str], links: Links, timestamp: datetime) -> bytes:
+    """The exact bytes to sign and send: compact UTF-8 JSON."""
+    payload = webhook_payload(event, rules, links, timestamp)
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate from the API (``"\ud800"``) cannot be UTF-8: keep it as a JSON escape.
+        return json.dumps(payload, separators=(",", ":")).encode("ascii")
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-01-15T16:40:11Z``; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header: ``v1,<base64 HMAC-SHA256 of "{id}.{ts}." + body>``.
+
+    ``secret`` is ``whsec_`` + base64 of the key (the prefix is optional). Raises ``ValueError``
+    when the rest is not base64.
+    """
+    encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    encoded += "=" * (-len(encoded) % 4)  # like the reference library, accept unpadded keys
+    key = base64.b64decode(encoded, validate=True)
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")

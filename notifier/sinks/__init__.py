@@ -1,0 +1,83 @@
+"""Where events go: one module per sink behind the small ``Sink`` protocol.
+
+``SINK_TYPES`` is the explicit registry (settings ``type`` → factory); ``build_sinks`` turns the
+configured sinks into ready objects. Building does no I/O: connections open on first send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from notifier.errors import ConfigError
+from notifier.models import Links
+from notifier.settings import (
+    ConsoleSinkSettings,
+    SinkSettings,
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    WebhookSinkSettings,
+)
+from notifier.sinks.base import Sink, parse_retry_after
+from notifier.sinks.console import ConsoleSink
+from notifier.sinks.slack import SlackSink
+from notifier.sinks.slack_webhook import SlackWebhookSink
+from notifier.sinks.webhook import WebhookSink
+
+SinkFactory = Callable[[SinkSettings, Links], Sink]
+
+
+def _slack(settings: SinkSettings, links: Links) -> Sink:
+    assert isinstance(settings, SlackSinkSettings)
+    return SlackSink(settings, links)
+
+
+def _slack_webhook(settings: SinkSettings, links: Links) -> Sink:
+    assert isinstance(settings, SlackWebhookSinkSettings)
+    return SlackWebhookSink(settings, links)
+
+
+def _webhook(settings: SinkSettings, links: Links) -> Sink:
+    assert isinstance(settings, WebhookSinkSettings)
+    return WebhookSink(settings, links)
+
+
+def _console(settings: SinkSettings, links: Links) -> Sink:
+    assert isinstance(settings, ConsoleSinkSettings)
+    return ConsoleSink(settings, links)
+
+
+SINK_TYPES: Final[dict[str, SinkFactory]] = {
+    "slack": _slack,
+    "slack_webhook": _slack_webhook,
+    "webhook": _webhook,
+    "console": _console,
+}
+
+
+def build_sink(settings: SinkSettings, links: Links) -> Sink:
+    """The sink for one settings object. Raises ``ConfigError`` for an unknown type."""
+    factory = SINK_TYPES.get(settings.type)
+    if factory is None:
+        known = ", ".join(sorted(SINK_TYPES))
+        raise ConfigError([f"sinks.{settings.name}.type: unknown sink type (known: {known})"])
+    return factory(settings, links)
+
+
+def build_sinks(settings: Mapping[str, SinkSettings], links: Links) -> dict[str, Sink]:
+    """Every configured sink by name."""
+    return {name: build_sink(sink, links) for name, sink in settings.items()}
+
+
+__all__ = [
+    "SINK_TYPES",
+    "ConsoleSink",
+    "Sink",
+    "SinkFactory",
+    "SlackSink",
+    "SlackWebhookSink",
+    "WebhookSink",
+    "build_sink",
+    "build_sinks",
+    "parse_retry_after",
+]

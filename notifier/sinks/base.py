@@ -1,0 +1,90 @@
+"""The sink protocol and the helpers every sink shares.
+
+A sink sends one delivery and either returns (delivered) or raises ``SinkError``, whose
+``permanent`` flag decides between a retry later and the dead-letter queue. Sinks decide nothing
+about *when* to retry: they only say whether retrying can help and, when the other side says so,
+after how long (``retry_after``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from notifier.models import Delivery
+
+USER_AGENT_PRODUCT = "posthog-signal-notifier"
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Somewhere a delivery can be sent."""
+
+    name: str
+
+    def send(self, delivery: Delivery) -> None:
+        """Deliver once. Raises ``SinkError``; returning means delivered."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the sink is not used afterwards."""
+        ...
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date, never < 0.
+
+    Returns None when the value is missing or unreadable.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    """A header value by case-insensitive name; list values (slack_sdk's) give their first."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if str(key).lower() == wanted:
+            if isinstance(value, list | tuple):
+                return str(value[0]) if value else None
+            return str(value)
+    return None
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret (longest first) replaced by ``[redacted]``."""
+    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``ClassName: message`` (or the class alone) for an I/O error, on one line."""
+    reason = getattr(exc, "reason", None)  # URLError wraps the interesting part
+    detail = str(reason if reason is not None else exc).strip()
+    detail = " ".join(detail.split())[:200]
+    kind = type(reason if isinstance(reason, BaseException) else exc).__name__
+    return f"{kind}: {detail}" if detail else kind

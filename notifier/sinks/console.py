@@ -1,0 +1,56 @@
+"""Readable text on a terminal (or any text stream): what ``notifier demo`` prints."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TextIO
+
+from notifier.errors import SinkError
+from notifier.models import Delivery, Links
+from notifier.render import console_text
+from notifier.settings import ConsoleSinkSettings
+
+
+def wants_color(stream: TextIO) -> bool:
+    """Colour for an interactive terminal, unless ``NO_COLOR`` is set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (OSError, ValueError):
+        return False
+
+
+class ConsoleSink:
+    """Prints each delivery as a block of text followed by a blank line."""
+
+    def __init__(
+        self,
+        settings: ConsoleSinkSettings,
+        links: Links,
+        stream: TextIO | None = None,
+        color: bool | None = None,
+    ) -> None:
+        self.name = settings.name
+        self._links = links
+        self._stream = stream if stream is not None else sys.stdout
+        self._color = wants_color(self._stream) if color is None else color
+
+    def send(self, delivery: Delivery) -> None:
+        """Write and flush; a closed or broken stream is a transient failure."""
+        text = console_text(delivery.event, delivery.rules, self._links, color=self._color)
+        try:
+            self._stream.write(text + "\n\n")
+            self._stream.flush()
+        except (OSError, ValueError) as exc:
+            raise SinkError(
+                f"console sink {self.name}: cannot write: {type(exc).__name__}", permanent=False
+            ) from exc
+
+    def close(self) -> None:
+        """The stream belongs to the caller: only flush it."""
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()

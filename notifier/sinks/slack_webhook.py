@@ -1,0 +1,138 @@
+"""Slack through an incoming webhook URL.
+
+``WebhookClient`` never raises on 4xx/5xx: success is HTTP 200 with the body ``ok``, anything else
+is read from the status and the plain-text body (``no_service``, ``channel_is_archived``, …).
+The URL itself is the credential, so it never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+from slack_sdk.webhook import WebhookClient, WebhookResponse
+
+from notifier import __version__
+from notifier.errors import SinkError
+from notifier.models import Delivery, Links
+from notifier.render import slack_message, text_only
+from notifier.settings import SlackWebhookSinkSettings
+from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact
+from notifier.sinks.slack import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
+
+log = logging.getLogger(__name__)
+
+SERVICE: Final = "the Slack webhook"
+
+#: What to do about each documented error body.
+HINTS: Final[Mapping[str, str]] = {
+    "invalid_payload": "Slack could not read the message",
+    "user_not_found": "the webhook's user no longer exists — create a new webhook URL",
+    "action_prohibited": "a workspace admin restricted posting to the webhook's channel",
+    "invalid_token": "the webhook URL is no longer valid — create a new one",
+    "channel_not_found": "the webhook's channel no longer exists — create a new webhook URL",
+    "no_service": "the webhook was removed or its app uninstalled — create a new webhook URL",
+    "no_active_hooks": "the webhook is disabled — re-enable it or create a new webhook URL",
+    "channel_is_archived": "the webhook's channel is archived — unarchive it or create a new "
+    "webhook URL for another channel",
+    "team_disabled": "the Slack workspace is disabled",
+    "invalid_blocks": "Slack refused the message blocks, even as text only",
+    "invalid_blocks_format": "Slack refused the message blocks, even as text only",
+    "msg_blocks_too_long": "the message blocks were too long, and the text-only retry failed",
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SlackWebhookSink:
+    """Posts each delivery as a Block Kit card to a Slack incoming webhook."""
+
+    def __init__(
+        self,
+        settings: SlackWebhookSinkSettings,
+        links: Links,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.name = settings.name
+        self._settings = settings
+        self._links = links
+        self._clock = clock
+        path = urlsplit(settings.url).path
+        self._secrets = (settings.url, path) if len(path) >= 8 else (settings.url,)
+        self._client = WebhookClient(
+            settings.url,
+            # urllib takes float seconds; slack_sdk merely annotates int.
+            timeout=cast(int, settings.timeout),
+            retry_handlers=[],
+            logger=SDK_LOGGER,
+            user_agent_prefix=f"{USER_AGENT_PRODUCT}/{__version__}",
+        )
+
+    def send(self, delivery: Delivery) -> None:
+        """Post the card; on a blocks error, once more at once as text only."""
+        message = slack_message(delivery.event, delivery.rules, self._links)
+        response = self._post(text=message.text, blocks=list(message.blocks))
+        if _ok(response):
+            return
+        code = _body(response, self._secrets)
+        if response.status_code >= 500 or response.status_code == 429 or code not in BLOCK_ERRORS:
+            raise self._error(response)
+        log.warning(
+            "slack_webhook sink %s: Slack refused the blocks (%s); posting as text only",
+            self.name,
+            code,
+        )
+        retry = self._post(text=text_only(delivery.event, self._links), blocks=None)
+        if not _ok(retry):
+            error = self._error(retry)
+            raise SinkError(
+                f"{code}: Slack refused the blocks, and the text-only retry failed: {error}",
+                permanent=error.permanent,
+                retry_after=error.retry_after,
+            )
+
+    def close(self) -> None:
+        """Nothing to release: urllib opens a connection per request."""
+
+    def _post(self, *, text: str, blocks: list[dict[str, Any]] | None) -> WebhookResponse:
+        try:
+            return self._client.send(
+                text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+            )
+        except IO_ERRORS as exc:
+            error = transient_io_error(exc, SERVICE, self._settings.timeout)
+            raise SinkError(redact(str(error), self._secrets), permanent=False) from exc
+
+    def _error(self, response: WebhookResponse) -> SinkError:
+        status = response.status_code
+        body = _body(response, self._secrets)
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(header(response.headers, "Retry-After"), self._clock())
+            what = "is rate limiting" if status == 429 else "is having trouble"
+            return SinkError(
+                f"HTTP {status} {body}: {SERVICE} {what}; will retry",
+                permanent=False,
+                retry_after=retry_after,
+            )
+        hint = HINTS.get(
+            body,
+            "see https://docs.slack.dev/messaging/sending-messages-using-"
+            "incoming-webhooks/#handling_errors",
+        )
+        return SinkError(f"HTTP {status} {body}: {hint}", permanent=True)
+
+
+def _ok(response: WebhookResponse) -> bool:
+    return response.status_code == 200 and (response.body or "").strip() == "ok"
+
+
+def _body(response: WebhookResponse, secrets: tuple[str, ...]) -> str:
+    """The plain-text error body on one short line, the URL redacted should it be echoed."""
+    text = " ".join(redact(response.body or "", secrets).split())
+    return text[:120] or "(empty body)"

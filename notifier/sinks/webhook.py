@@ -1,0 +1,149 @@
+"""A JSON webhook, signed with Standard Webhooks when the sink has a secret.
+
+The body is serialised once (``render.webhook_body``) and those exact bytes are signed and sent.
+``webhook-id`` is the same on every attempt of one (event, sink), so a receiver can de-duplicate;
+``webhook-timestamp`` is the attempt's. Redirects are never followed. Messages name the sink, the
+status and the receiver's origin, never the URL's path or query (they often hold a token).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import urlsplit
+
+import httpx
+
+from notifier import __version__
+from notifier.errors import SinkError
+from notifier.models import Delivery, Links
+from notifier.render import sign, webhook_body
+from notifier.settings import WebhookSinkSettings
+from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, parse_retry_after, redact
+
+#: Statuses worth retrying (the Standard Webhooks / Svix convention); other 5xx are too.
+RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+_SNIPPET_BYTES: Final = 2048
+_SNIPPET_CHARS: Final = 200
+_UNSAFE_ID_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def message_id(delivery: Delivery) -> str:
+    """``webhook-id``: stable across every retry of one event to one sink."""
+    return f"{delivery.event.id}.{_UNSAFE_ID_CHARS.sub('-', delivery.sink)}"
+
+
+class WebhookSink:
+    """POSTs each delivery as JSON to one URL."""
+
+    def __init__(
+        self,
+        settings: WebhookSinkSettings,
+        links: Links,
+        clock: Callable[[], datetime] = _utc_now,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = settings.name
+        self._settings = settings
+        self._links = links
+        self._clock = clock
+        self._client = httpx.Client(
+            follow_redirects=False, timeout=settings.timeout, transport=transport
+        )
+        parts = urlsplit(settings.url)
+        self._origin = f"{parts.scheme}://{parts.hostname or '?'}" + (
+            f":{parts.port}" if parts.port else ""
+        )
+        hidden = [settings.url, settings.secret, *settings.headers.values()]
+        if parts.path not in ("", "/"):
+            hidden.append(parts.path)
+        if parts.query:
+            hidden.append(parts.query)
+        self._secrets = tuple(s for s in hidden if s)
+
+    def send(self, delivery: Delivery) -> None:
+        """One POST; returns on 2xx, raises SinkError otherwise."""
+        now = self._clock()
+        body = webhook_body(delivery.event, delivery.rules, self._links, now)
+        msg_id = message_id(delivery)
+        timestamp = int(now.timestamp())
+        headers = {
+            "user-agent": f"{USER_AGENT_PRODUCT}/{__version__}",
+            **self._settings.headers,
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if self._settings.secret:
+            headers["webhook-signature"] = sign(self._settings.secret, msg_id, timestamp, body)
+        try:
+            with self._client.stream(
+                "POST", self._settings.url, content=body, headers=headers
+            ) as response:
+                snippet = self._snippet(response)
+        except httpx.TimeoutException as exc:
+            raise self._fail(f"no answer within {self._settings.timeout:g} s", False) from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise self._fail(f"the url is not usable: {describe_exception(exc)}", True) from exc
+        except httpx.LocalProtocolError as exc:
+            raise self._fail(f"invalid request: {describe_exception(exc)}", True) from exc
+        except httpx.RequestError as exc:
+            raise self._fail(f"cannot connect: {describe_exception(exc)}", False) from exc
+        except ValueError as exc:  # e.g. a header value that is not ASCII
+            raise self._fail(f"invalid request: {describe_exception(exc)}", True) from exc
+        self._check(response, snippet)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._client.close()
+
+    def _check(self, response: httpx.Response, snippet: str) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        said = f" ({snippet})" if snippet else ""
+        if 300 <= status < 400:
+            raise self._fail(
+                f"HTTP {status}: redirects are not followed; point url at the final address",
+                True,
+            )
+        if status in RETRY_STATUSES or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            raise self._fail(f"HTTP {status}{said}; will retry", False, retry_after)
+        if status == 410:
+            raise self._fail(
+                f"HTTP 410: endpoint gone; the receiver asks to stop sending{said}", True
+            )
+        if status in (401, 403):
+            raise self._fail(
+                f"HTTP {status}: the receiver refused our credentials; check the sink's "
+                f"secret and headers{said}",
+                True,
+            )
+        raise self._fail(f"HTTP {status}: the receiver rejected the delivery{said}", True)
+
+    def _snippet(self, response: httpx.Response) -> str:
+        """The first bytes of an error body on one line, secrets redacted; "" for 2xx."""
+        if 200 <= response.status_code < 300:
+            return ""
+        data = b""
+        try:
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) >= _SNIPPET_BYTES:
+                    break
+        except httpx.HTTPError:
+            pass  # the status alone decides; the body is only a hint
+        text = " ".join(data[:_SNIPPET_BYTES].decode("utf-8", "replace").split())
+        text = "".join(ch for ch in text if ch.isprintable())
+        return redact(text, self._secrets)[:_SNIPPET_CHARS]
+
+    def _fail(self, what: str, permanent: bool, retry_after: float | None = None) -> SinkError:
+        message = redact(f"webhook sink {self.name} ({self._origin}): {what}", self._secrets)
+        return SinkError(message, permanent=permanent, retry_after=retry_after)

@@ -1,0 +1,469 @@
+"""Local fakes of the notifier's destinations: Slack (Web API and incoming webhooks) and a
+generic signed-webhook receiver. Real HTTP on 127.0.0.1, so slack-sdk's urllib clients and httpx
+are exercised for real (``sinks-and-runtime.md``: no httpx mocking for slack-sdk).
+
+Both answer like the real thing by default and fail on demand (``fail_next``,
+``webhook_fail_next``, ``respond_next``); ``stall_seconds`` delays every answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from notifier.simulator import BackgroundServer, FakeRequestHandler
+
+__all__ = ["FakeSlack", "ReceivedWebhook", "SlackCall", "SlackMessage", "WebhookReceiver"]
+
+_CHANNEL_ID: Final = re.compile(r"[CGD][A-Z0-9]{8,}")
+_TEXT_LIMIT: Final = 40_000
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message Slack accepted (a ``chat.update`` is recorded as a new entry, same ``ts``).
+
+    ``channel`` is what the client sent (a name like ``#alerts`` or an ID); ``channel_id`` is
+    what Slack answered with. Webhook posts have ``ts=None``: the client never learns one.
+    """
+
+    channel: str
+    text: str | None
+    blocks: list[Any] | None
+    thread_ts: str | None
+    ts: str | None
+    via: str  # "api" | "webhook"
+    method: str  # "chat.postMessage" | "chat.update"
+    received_at: float
+    channel_id: str = ""
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """Every request the fake Slack saw, accepted or not (for counting attempts)."""
+
+    via: str
+    method: str
+    params: dict[str, Any]
+    status: int
+    error: str | None
+    received_at: float
+
+
+@dataclass
+class _SlackFault:
+    error: str
+    status: int
+    retry_after: int | None
+    times: int
+
+
+@dataclass
+class _PlainFault:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    times: int
+
+
+def _take(faults: list[Any], lock: threading.Lock) -> Any:
+    with lock:
+        if not faults:
+            return None
+        fault = faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            faults.pop(0)
+        return fault
+
+
+def _text_len(obj: Any) -> int:
+    return len(obj.get("text", "")) if isinstance(obj, dict) else 0
+
+
+def block_errors(blocks: Any) -> list[str]:
+    """The Block Kit limits Slack enforces (``docs.slack.dev/reference/block-kit/blocks``)."""
+    if not isinstance(blocks, list):
+        return ["blocks must be an array"]
+    errors = (
+        []
+        if len(blocks) <= 50
+        else [f"no more than 50 items allowed [json-pointer:/blocks] ({len(blocks)})"]
+    )
+    for i, block in enumerate(blocks):
+        where = f"[json-pointer:/blocks/{i}]"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind is None:
+            errors.append(f"missing required field: type {where}")
+            continue
+        text = block.get("text")
+        if kind == "header":
+            if not isinstance(text, dict) or text.get("type") != "plain_text":
+                errors.append(f"must be a plain_text object {where}/text")
+            elif _text_len(text) > 150:
+                errors.append(f"must be less than 151 characters {where}/text")
+        elif kind == "section":
+            if _text_len(text) > 3000:
+                errors.append(f"must be less than 3001 characters {where}/text")
+            if len(block.get("fields") or []) > 10:
+                errors.append(f"no more than 10 items allowed {where}/fields")
+        elif kind in ("context", "actions"):
+            elements = block.get("elements") or []
+            limit = 10 if kind == "context" else 25
+            if len(elements) > limit:
+                errors.append(f"no more than {limit} items allowed {where}/elements")
+            for j, element in enumerate(elements):
+                if isinstance(element, dict) and element.get("type") == "button":
+                    if _text_len(element.get("text")) > 75:
+                        errors.append(f"must be less than 76 characters {where}/elements/{j}/text")
+                    if len(str(element.get("url", ""))) > 3000:
+                        errors.append(f"must be less than 3001 characters {where}/elements/{j}/url")
+    return errors
+
+
+class FakeSlack(BackgroundServer):
+    """Slack's ``chat.postMessage``, ``chat.update``, ``auth.test`` and one incoming webhook.
+
+    ``channels``: when a set, only those channels (names with or without ``#``, or IDs) exist.
+    Names are resolved to stable IDs (``C000000001``…) in answers; ``chat.update`` wants the ID,
+    as the real API does.
+    """
+
+    token: str = "xoxb-test-token"
+    webhook_path: Final = "/services/T000/B000/XXXX"
+    webhook_channel: Final = "C0WEBHOOK1"
+
+    def __init__(self, *, token: str = "xoxb-test-token") -> None:
+        super().__init__()
+        self.token = token
+        self.channels: set[str] | None = None
+        self.messages: list[SlackMessage] = []
+        self.calls: list[SlackCall] = []
+        self._lock = threading.Lock()
+        self._faults: list[_SlackFault] = []
+        self._webhook_faults: list[_PlainFault] = []
+        self._ids: dict[str, str] = {}
+        self._ts_counter = 0
+        self._posted: set[tuple[str, str]] = set()
+
+    @property
+    def api_url(self) -> str:
+        """Base URL for ``slack_sdk.WebClient(base_url=...)``."""
+        return f"{self.origin}/api/"
+
+    @property
+    def webhook_url(self) -> str:
+        """URL for ``slack_sdk.webhook.WebhookClient``."""
+        return f"{self.origin}{self.webhook_path}"
+
+    def fail_next(
+        self, error: str, *, status: int = 200, retry_after: int | None = None, times: int = 1
+    ) -> None:
+        """Web API answers ``{"ok": false, "error": error}``; ``ratelimited`` is HTTP 429 with a
+        ``Retry-After`` (default 1 s) unless another status is given."""
+        if error == "ratelimited":
+            status = 429 if status == 200 else status
+            retry_after = 1 if retry_after is None else retry_after
+        with self._lock:
+            self._faults.append(_SlackFault(error, status, retry_after, times))
+
+    def webhook_fail_next(self, status: int, body: str, *, times: int = 1) -> None:
+        """The webhook answers ``status`` with plain text (e.g. 410 ``channel_is_archived``)."""
+        with self._lock:
+            self._webhook_faults.append(
+                _PlainFault(status, body.encode(), {"Content-Type": "text/plain"}, times)
+            )
+
+    def channel_id(self, channel: str) -> str:
+        """The ID Slack would answer for a channel name or ID."""
+        if _CHANNEL_ID.fullmatch(channel):
+            return channel
+        name = channel.removeprefix("#")
+        with self._lock:
+            return self._ids.setdefault(name, f"C{len(self._ids) + 1:09d}")
+
+    def texts(self) -> list[str | None]:
+        """The ``text`` of every accepted message, in order."""
+        return [m.text for m in self.messages]
+
+    # ------------------------------------------------------------------------ serving
+
+    def _handle(self, handler: FakeRequestHandler) -> None:
+        raw = handler.read_body()
+        if not self._stall():
+            handler.close_connection = True
+            return
+        path = handler.path.split("?", 1)[0]
+        if path.startswith("/api/"):
+            self._api(handler, path.removeprefix("/api/"), raw)
+        elif path.startswith("/services/"):
+            self._webhook(handler, path, raw)
+        else:
+            handler.reply(404, b"Not Found", {"Content-Type": "text/plain"})
+
+    def _record(
+        self, via: str, method: str, params: dict[str, Any], status: int, error: str | None
+    ) -> None:
+        with self._lock:
+            self.calls.append(SlackCall(via, method, params, status, error, time.monotonic()))
+
+    def _params(self, handler: FakeRequestHandler, raw: bytes) -> dict[str, Any] | str:
+        """The call's arguments, or an error code."""
+        content_type = handler.headers.get("Content-Type", "")
+        if "application/json" in content_type:
+            try:
+                params = json.loads(raw or b"{}")
+            except ValueError:
+                return "invalid_json"
+            return params if isinstance(params, dict) else "invalid_json"
+        params = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        query = handler.path.partition("?")[2]
+        params.update(dict(parse_qsl(query, keep_blank_values=True)))
+        for key in ("blocks", "attachments", "metadata"):
+            if isinstance(params.get(key), str):
+                try:
+                    params[key] = json.loads(params[key])
+                except ValueError:
+                    return "invalid_blocks_format" if key == "blocks" else "invalid_arguments"
+        return params
+
+    def _api(self, handler: FakeRequestHandler, method: str, raw: bytes) -> None:
+        parsed = self._params(handler, raw)
+        params = parsed if isinstance(parsed, dict) else {}
+        fault: _SlackFault | None = _take(self._faults, self._lock)
+        if fault is not None:
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            self._answer(
+                handler, method, params, {"ok": False, "error": fault.error}, fault.status, headers
+            )
+            return
+        auth = handler.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
+        token = token or str(params.get("token", ""))
+        if isinstance(parsed, str):
+            body: dict[str, Any] = {"ok": False, "error": parsed}
+        elif not token:
+            body = {"ok": False, "error": "not_authed"}
+        elif token != self.token:
+            body = {"ok": False, "error": "invalid_auth"}
+        elif method == "auth.test":
+            body = {
+                "ok": True,
+                "url": "https://fake-workspace.slack.com/",
+                "team": "Fake Workspace",
+                "user": "notifier",
+                "team_id": "T000",
+                "user_id": "U0BOT0001",
+                "bot_id": "B0BOT0001",
+            }
+        elif method in ("chat.postMessage", "chat.update"):
+            body = self._chat(method, params)
+        else:
+            body = {"ok": False, "error": "unknown_method"}
+        self._answer(handler, method, params, body, 200, {})
+
+    def _answer(
+        self,
+        handler: FakeRequestHandler,
+        method: str,
+        params: dict[str, Any],
+        body: dict[str, Any],
+        status: int,
+        headers: dict[str, str],
+    ) -> None:
+        self._record("api", method, params, status, None if body.get("ok") else body.get("error"))
+        handler.reply_json(
+            status, body, {"Content-Type": "application/json; charset=utf-8", **headers}
+        )
+
+    def _channel_exists(self, channel: str, channel_id: str) -> bool:
+        if self.channels is None:
+            return True
+        names = {channel, channel.removeprefix("#"), f"#{channel.removeprefix('#')}", channel_id}
+        return bool(names & self.channels)
+
+    def _chat(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        text = params.get("text")
+        blocks = params.get("blocks")
+        if not text and not blocks and not params.get("attachments"):
+            return {"ok": False, "error": "no_text"}
+        if blocks is not None and (errors := block_errors(blocks)):
+            return {"ok": False, "error": "invalid_blocks", "errors": errors}
+        if method == "chat.update" and not _CHANNEL_ID.fullmatch(channel):
+            return {"ok": False, "error": "channel_not_found"}
+        channel_id = self.channel_id(channel)
+        if not self._channel_exists(channel, channel_id):
+            return {"ok": False, "error": "channel_not_found"}
+        text = None if text is None else str(text)[:_TEXT_LIMIT]
+        thread_ts = params.get("thread_ts")
+        with self._lock:
+            if method == "chat.update":
+                ts = str(params.get("ts") or "")
+                if (channel_id, ts) not in self._posted:
+                    return {"ok": False, "error": "message_not_found"}
+            else:
+                self._ts_counter += 100
+                seconds, micros = divmod(self._ts_counter, 1_000_000)
+                ts = f"{1_700_000_000 + seconds}.{micros:06d}"
+                self._posted.add((channel_id, ts))
+            self.messages.append(
+                SlackMessage(
+                    channel=channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=None if thread_ts is None else str(thread_ts),
+                    ts=ts,
+                    via="api",
+                    method=method,
+                    received_at=time.monotonic(),
+                    channel_id=channel_id,
+                )
+            )
+        message: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": text or "",
+            "ts": ts,
+            "user": "U0BOT0001",
+            "bot_id": "B0BOT0001",
+        }
+        if blocks is not None:
+            message["blocks"] = blocks
+        if thread_ts is not None:
+            message["thread_ts"] = str(thread_ts)
+        body: dict[str, Any] = {"ok": True, "channel": channel_id, "ts": ts, "message": message}
+        if method == "chat.update":
+            body["text"] = text or ""
+        if not text:
+            body["warning"] = "missing_text"
+        return body
+
+    def _webhook(self, handler: FakeRequestHandler, path: str, raw: bytes) -> None:
+        def plain(status: int, text: str) -> None:
+            self._record(
+                "webhook", "incoming-webhook", payload, status, None if text == "ok" else text
+            )
+            handler.reply(status, text.encode(), {"Content-Type": "text/html"})
+
+        payload: dict[str, Any] = {}
+        fault: _PlainFault | None = _take(self._webhook_faults, self._lock)
+        if fault is not None:
+            self._record("webhook", "incoming-webhook", payload, fault.status, fault.body.decode())
+            handler.reply(fault.status, fault.body, fault.headers)
+            return
+        if path != self.webhook_path:
+            plain(404, "no_service")
+            return
+        try:
+            loaded = json.loads(raw)
+        except ValueError:
+            plain(400, "invalid_payload")
+            return
+        if not isinstance(loaded, dict):
+            plain(400, "invalid_payload")
+            return
+        payload = loaded
+        blocks = payload.get("blocks")
+        if not payload.get("text") and not blocks and not payload.get("attachments"):
+            plain(400, "no_text")
+            return
+        if blocks is not None and block_errors(blocks):
+            plain(400, "invalid_blocks")
+            return
+        text = payload.get("text")
+        thread_ts = payload.get("thread_ts")
+        with self._lock:
+            self.messages.append(
+                SlackMessage(
+                    channel=self.webhook_channel,
+                    text=None if text is None else str(text)[:_TEXT_LIMIT],
+                    blocks=blocks,
+                    thread_ts=None if thread_ts is None else str(thread_ts),
+                    ts=None,
+                    via="webhook",
+                    method="chat.postMessage",
+                    received_at=time.monotonic(),
+                    channel_id=self.webhook_channel,
+                )
+            )
+        plain(200, "ok")
+
+
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    """One request the receiver saw; ``headers`` keys are lower-case."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    received_at: float = field(compare=False)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+class WebhookReceiver(BackgroundServer):
+    """A generic webhook endpoint: records everything, answers ``default_status`` (204).
+
+    ``respond_next`` queues other answers: 503 with ``Retry-After``, 410, a 302 redirect…
+    """
+
+    def __init__(self, *, default_status: int = 204) -> None:
+        super().__init__()
+        self.default_status = default_status
+        self.received: list[ReceivedWebhook] = []
+        self._lock = threading.Lock()
+        self._answers: list[_PlainFault] = []
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/hook``."""
+        return f"{self.origin}/hook"
+
+    def respond_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        """Answer the next ``times`` requests with this instead of ``default_status``."""
+        with self._lock:
+            self._answers.append(_PlainFault(status, body, dict(headers or {}), times))
+
+    def bodies(self) -> list[Any]:
+        """Every received body parsed as JSON."""
+        return [r.json() for r in self.received]
+
+    def _handle(self, handler: FakeRequestHandler) -> None:
+        body = handler.read_body()
+        if not self._stall():
+            handler.close_connection = True
+            return
+        answer: _PlainFault | None = _take(self._answers, self._lock)
+        if answer is None:
+            answer = _PlainFault(self.default_status, b"", {}, 1)
+        record = ReceivedWebhook(
+            method=handler.command,
+            path=handler.path,
+            headers={k.lower(): v for k, v in handler.headers.items()},
+            body=body,
+            status=answer.status,
+            received_at=time.monotonic(),
+        )
+        with self._lock:
+            self.received.append(record)
+        payload = b"" if answer.status in (204, 304) else answer.body
+        handler.reply(answer.status, payload, answer.headers)

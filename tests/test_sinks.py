@@ -1,0 +1,398 @@
+"""Sinks against real local servers: Slack Web API, Slack incoming webhook, signed webhook."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from notifier.errors import SinkError
+from notifier.models import Delivery, Event, EventType, Links, Report
+from notifier.render import slack_message, webhook_body
+from notifier.settings import (
+    ConsoleSinkSettings,
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    WebhookSinkSettings,
+)
+from notifier.sinks import (
+    ConsoleSink,
+    SlackSink,
+    SlackWebhookSink,
+    WebhookSink,
+    build_sinks,
+    parse_retry_after,
+)
+from tests.fakes import FakeSlack, WebhookReceiver
+
+LINKS = Links("https://us.posthog.com")
+CHANNEL = "C0123456789"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+RAW: dict[str, Any] = {
+    "id": "0c9e7d1e-2b7a-4c1e-9a53-6f2f1d8b7a11",
+    "title": "Checkout button unresponsive on Safari",
+    "summary": "Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
+    "status": "ready",
+    "total_weight": 2.35,
+    "signal_count": 7,
+    "relevant_user_count": 12,
+    "created_at": "2026-01-14T09:12:03.512345Z",
+    "updated_at": "2026-01-15T16:40:11.004211Z",
+    "artefact_count": 7,
+}
+EVENT = Event.create(EventType.NEW, 1, Report.from_api(RAW), None, {})
+FIXED = datetime(2026, 1, 15, 16, 40, 11, tzinfo=UTC)
+
+
+def delivery(sink: str = "sink") -> Delivery:
+    return Delivery(outbox_id=1, sink=sink, event=EVENT, rules=("ready-reports",))
+
+
+def failure(send: Callable[[Delivery], None]) -> SinkError:
+    with pytest.raises(SinkError) as caught:
+        send(delivery())
+    return caught.value
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/"
+
+
+def slack_sink(slack: FakeSlack, **overrides: Any) -> SlackSink:
+    settings = SlackSinkSettings(
+        name="slack", token=slack.token, channel=CHANNEL, api_url=slack.api_url, timeout=2.0
+    )
+    return SlackSink(replace(settings, **overrides), LINKS)
+
+
+def hook_sink(slack: FakeSlack, url: str | None = None, timeout: float = 2.0) -> SlackWebhookSink:
+    settings = SlackWebhookSinkSettings(name="hook", url=url or slack.webhook_url, timeout=timeout)
+    return SlackWebhookSink(settings, LINKS)
+
+
+def webhook_sink(
+    receiver: WebhookReceiver,
+    *,
+    url: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+    timeout: float = 2.0,
+    headers: dict[str, str] | None = None,
+) -> WebhookSink:
+    settings = WebhookSinkSettings(
+        name="hook",
+        url=url or receiver.url,
+        secret=SECRET,
+        headers=headers or {"x-team": "growth"},
+        timeout=timeout,
+    )
+    if clock is None:
+        return WebhookSink(settings, LINKS)
+    return WebhookSink(settings, LINKS, clock=clock)
+
+
+# --- Slack Web API ------------------------------------------------------------------------
+
+
+def test_slack_posts_the_card(slack: FakeSlack) -> None:
+    """chat.postMessage carries the channel, the fallback text and the rendered blocks."""
+    slack_sink(slack).send(delivery())
+    [message] = slack.messages
+    expected = slack_message(EVENT, ["ready-reports"], LINKS)
+    assert (message.via, message.channel, message.text) == ("api", CHANNEL, expected.text)
+    assert message.blocks == json.loads(json.dumps(list(expected.blocks)))
+    assert slack.calls[0].params["unfurl_links"] is False
+
+
+def test_slack_ratelimited_is_transient_with_retry_after(slack: FakeSlack) -> None:
+    """HTTP 429 ratelimited: retry later, after Retry-After; the sink itself does not retry."""
+    slack.fail_next("ratelimited", retry_after=7)
+    error = failure(slack_sink(slack).send)
+    assert (error.permanent, error.retry_after) == (False, 7.0)
+    assert "ratelimited" in str(error)
+    assert len(slack.calls) == 1
+
+
+@pytest.mark.parametrize(("code", "status"), [("internal_error", 200), ("fatal_error", 500)])
+def test_slack_server_trouble_is_transient(slack: FakeSlack, code: str, status: int) -> None:
+    """Slack-side errors and HTTP 5xx are worth retrying."""
+    slack.fail_next(code, status=status)
+    error = failure(slack_sink(slack).send)
+    assert not error.permanent
+    assert code in str(error)
+
+
+def test_slack_channel_not_found_is_permanent(slack: FakeSlack) -> None:
+    """An unknown channel is dead-lettered with what to do, naming the channel."""
+    slack.channels = {"C999999999"}
+    error = failure(slack_sink(slack).send)
+    assert error.permanent
+    assert str(error).startswith(f"channel_not_found: the bot cannot see channel {CHANNEL}")
+    assert "invite the bot" in str(error)
+
+
+def test_slack_bad_token_is_permanent_and_never_shown(slack: FakeSlack) -> None:
+    """invalid_auth is permanent, and the token appears nowhere in the error."""
+    error = failure(slack_sink(slack, token="xoxb-wrong-but-secret").send)
+    assert error.permanent
+    assert str(error).startswith("invalid_auth:")
+    assert "xoxb-wrong-but-secret" not in str(error)
+
+
+def test_slack_unknown_code_is_permanent(slack: FakeSlack) -> None:
+    """A code the notifier does not know is not retried forever."""
+    slack.fail_next("some_new_error")
+    error = failure(slack_sink(slack).send)
+    assert error.permanent
+    assert "some_new_error" in str(error)
+
+
+def test_slack_invalid_blocks_retries_once_as_text(slack: FakeSlack) -> None:
+    """Refused blocks: the same message goes out at once as text only, with the link."""
+    slack.fail_next("invalid_blocks")
+    slack_sink(slack).send(delivery())
+    [message] = slack.messages
+    assert message.blocks is None
+    assert message.text is not None
+    assert "Checkout button unresponsive on Safari" in message.text
+    assert RAW["id"] in message.text
+    assert len(slack.calls) == 2
+
+
+def test_slack_blocks_refused_twice_is_permanent(slack: FakeSlack) -> None:
+    """When the text-only retry fails too, the delivery is dead-lettered."""
+    slack.fail_next("msg_blocks_too_long")
+    slack.fail_next("no_text")
+    error = failure(slack_sink(slack).send)
+    assert error.permanent
+    assert str(error).startswith("msg_blocks_too_long:")
+    assert len(slack.calls) == 2
+
+
+def test_slack_timeout_is_transient(slack: FakeSlack) -> None:
+    """A Slack that does not answer in time is retried later."""
+    slack.stall_seconds = 3
+    error = failure(slack_sink(slack, timeout=0.3).send)
+    assert not error.permanent
+    assert "did not answer within 0.3 s" in str(error)
+
+
+def test_slack_unreachable_is_transient() -> None:
+    """Connection refused is a transient failure."""
+    settings = SlackSinkSettings(
+        name="slack", token="xoxb-x", channel=CHANNEL, api_url=closed_port_url(), timeout=1
+    )
+    error = failure(SlackSink(settings, LINKS).send)
+    assert not error.permanent
+    assert "cannot reach Slack" in str(error)
+
+
+# --- Slack incoming webhook ---------------------------------------------------------------
+
+
+def test_slack_webhook_ok(slack: FakeSlack) -> None:
+    """HTTP 200 "ok" is success; the card arrives with its blocks."""
+    hook_sink(slack).send(delivery())
+    [message] = slack.messages
+    assert message.via == "webhook"
+    assert message.blocks == json.loads(
+        json.dumps(list(slack_message(EVENT, ["ready-reports"], LINKS).blocks))
+    )
+
+
+def test_slack_webhook_no_service_is_permanent_without_the_url(slack: FakeSlack) -> None:
+    """404 no_service is permanent with a hint; the secret URL is not in the message."""
+    slack.webhook_fail_next(404, "no_service")
+    error = failure(hook_sink(slack).send)
+    assert error.permanent
+    assert "no_service" in str(error)
+    assert "create a new webhook URL" in str(error)
+    assert slack.webhook_path not in str(error)
+    wrong = slack.origin + "/services/T000/B000/WRONGSECRET"
+    error = failure(hook_sink(slack, url=wrong).send)
+    assert error.permanent
+    assert "WRONGSECRET" not in str(error)
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_slack_webhook_server_errors_are_transient(slack: FakeSlack, status: int) -> None:
+    """5xx and 429 from the webhook are retried later."""
+    slack.webhook_fail_next(status, "rollup_error")
+    error = failure(hook_sink(slack).send)
+    assert not error.permanent
+    assert f"HTTP {status}" in str(error)
+
+
+def test_slack_webhook_archived_channel_is_permanent(slack: FakeSlack) -> None:
+    """410 channel_is_archived stops the sink with a hint."""
+    slack.webhook_fail_next(410, "channel_is_archived")
+    error = failure(hook_sink(slack).send)
+    assert error.permanent
+    assert "archived" in str(error)
+
+
+def test_slack_webhook_invalid_blocks_retries_as_text(slack: FakeSlack) -> None:
+    """A blocks refusal from the webhook is retried once as text only."""
+    slack.webhook_fail_next(400, "invalid_blocks")
+    hook_sink(slack).send(delivery())
+    [message] = slack.messages
+    assert message.blocks is None
+    assert "Checkout button" in (message.text or "")
+
+
+def test_slack_webhook_timeout_is_transient(slack: FakeSlack) -> None:
+    """A webhook that stalls past the timeout is retried later."""
+    slack.stall_seconds = 3
+    error = failure(hook_sink(slack, timeout=0.3).send)
+    assert not error.permanent
+    assert slack.webhook_path not in str(error)
+
+
+# --- signed webhook -----------------------------------------------------------------------
+
+
+def test_webhook_body_is_signed_and_verifies(receiver: WebhookReceiver) -> None:
+    """The exact rendered bytes arrive with Standard Webhooks headers that verify."""
+    now = datetime.now(UTC)
+    webhook_sink(receiver, clock=lambda: now).send(delivery())
+    [request] = receiver.received
+    assert request.body == webhook_body(EVENT, ["ready-reports"], LINKS, now)
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"].startswith("posthog-signal-notifier/")
+    assert request.headers["x-team"] == "growth"
+    assert request.headers["webhook-timestamp"] == str(int(now.timestamp()))
+    verified = Webhook(SECRET).verify(request.body, request.headers)
+    assert verified["data"]["report"] == RAW
+
+
+def test_webhook_id_is_stable_across_attempts(receiver: WebhookReceiver) -> None:
+    """A retry keeps webhook-id (the receiver's idempotency key) but re-signs a new timestamp."""
+    moments = iter([FIXED, FIXED, FIXED + timedelta(minutes=5)])
+    sink = webhook_sink(receiver, clock=lambda: next(moments))
+    receiver.respond_next(503, headers={"Retry-After": "5"})
+    error = failure(sink.send)
+    assert (error.permanent, error.retry_after) == (False, 5.0)
+    sink.send(delivery())
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.headers["webhook-id"].startswith(EVENT.id)
+    assert first.headers["webhook-timestamp"] != second.headers["webhook-timestamp"]
+    assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
+
+
+def test_webhook_503_with_http_date_retry_after(receiver: WebhookReceiver) -> None:
+    """Retry-After as an HTTP date becomes seconds from the sink's clock."""
+    receiver.respond_next(503, headers={"Retry-After": "Thu, 15 Jan 2026 16:41:11 GMT"})
+    error = failure(webhook_sink(receiver, clock=lambda: FIXED).send)
+    assert (error.permanent, error.retry_after) == (False, 60.0)
+    assert "HTTP 503" in str(error)
+
+
+def test_webhook_410_is_permanent(receiver: WebhookReceiver) -> None:
+    """410 Gone means stop sending."""
+    receiver.respond_next(410)
+    error = failure(webhook_sink(receiver).send)
+    assert error.permanent
+    assert "endpoint gone" in str(error)
+
+
+def test_webhook_redirect_is_not_followed(receiver: WebhookReceiver) -> None:
+    """A 302 is a permanent failure, and its Location is never requested."""
+    receiver.respond_next(302, headers={"Location": receiver.url + "/elsewhere"})
+    error = failure(webhook_sink(receiver).send)
+    assert error.permanent
+    assert "redirects are not followed" in str(error)
+    assert len(receiver.received) == 1
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(400, True), (408, False), (501, False)])
+def test_webhook_other_statuses(receiver: WebhookReceiver, status: int, permanent: bool) -> None:
+    """Other 4xx are permanent; 408 and every 5xx are transient."""
+    receiver.respond_next(status, body=b"nope")
+    error = failure(webhook_sink(receiver).send)
+    assert error.permanent is permanent
+    assert f"HTTP {status}" in str(error)
+
+
+def test_webhook_errors_hide_secrets(receiver: WebhookReceiver) -> None:
+    """Neither the URL's query nor header values show up, even when the receiver echoes them."""
+    receiver.respond_next(400, body=b"bad header Bearer header-secret-value at /hook?token=q1")
+    sink = webhook_sink(
+        receiver,
+        url=receiver.url + "?token=query-secret-1",
+        headers={"authorization": "Bearer header-secret-value"},
+    )
+    error = failure(sink.send)
+    assert "header-secret-value" not in str(error)
+    assert "query-secret-1" not in str(error)
+    assert "webhook sink hook (http://127.0.0.1:" in str(error)
+
+
+def test_webhook_timeout_and_refused_are_transient(receiver: WebhookReceiver) -> None:
+    """A stalled receiver and a closed port are both retried later."""
+    receiver.stall_seconds = 3
+    error = failure(webhook_sink(receiver, timeout=0.3).send)
+    assert not error.permanent
+    assert "no answer within 0.3 s" in str(error)
+    error = failure(webhook_sink(receiver, url=closed_port_url() + "hook").send)
+    assert not error.permanent
+    assert "cannot connect" in str(error)
+
+
+# --- console, registry, Retry-After -------------------------------------------------------
+
+
+def test_console_sink_prints_and_flushes() -> None:
+    """The console sink writes the rendered text plus a blank line, uncoloured off a TTY."""
+    stream = io.StringIO()
+    ConsoleSink(ConsoleSinkSettings(name="console"), LINKS, stream=stream).send(delivery())
+    text = stream.getvalue()
+    assert text.startswith("✅ ready  Checkout button unresponsive on Safari\n")
+    assert text.endswith("rules: ready-reports\n\n")
+    assert "\x1b" not in text
+
+
+def test_build_sinks_uses_the_registry(slack: FakeSlack, receiver: WebhookReceiver) -> None:
+    """Each settings type builds its sink, keyed and named by the sink name."""
+    built = build_sinks(
+        {
+            "a": SlackSinkSettings(name="a", token="xoxb-1", channel=CHANNEL),
+            "b": SlackWebhookSinkSettings(name="b", url=slack.webhook_url),
+            "c": WebhookSinkSettings(name="c", url=receiver.url),
+            "d": ConsoleSinkSettings(name="d"),
+        },
+        LINKS,
+    )
+    kinds = {name: type(sink) for name, sink in built.items()}
+    assert kinds == {"a": SlackSink, "b": SlackWebhookSink, "c": WebhookSink, "d": ConsoleSink}
+    assert [sink.name for sink in built.values()] == ["a", "b", "c", "d"]
+    for sink in built.values():
+        sink.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("5", 5.0),
+        (" 0.5 ", 0.5),
+        ("-3", 0.0),
+        ("Thu, 15 Jan 2026 16:42:11 GMT", 120.0),
+        ("Thu, 15 Jan 2026 16:00:00 GMT", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+    ],
+)
+def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
+    """Delta-seconds or an HTTP date, never negative; unreadable values are None."""
+    assert parse_retry_after(value, FIXED) == seconds
