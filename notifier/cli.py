@@ -28,7 +28,6 @@ from notifier.render.console import console_text
 from notifier.render.slack import slack_message
 from notifier.render.webhook import webhook_body
 from notifier.settings import (
-    ConsoleSinkSettings,
     Settings,
     SinkSettings,
     SlackSinkSettings,
@@ -110,8 +109,10 @@ def _target(sink: SinkSettings) -> str:
     if isinstance(sink, WebhookSinkSettings):
         signed = "signed" if sink.secret else "unsigned"
         host = sink.url.split("//", 1)[-1].split("/", 1)[0]
-        return f"POST https://{host}/… ({signed})" if sink.url.startswith("https") else (
-            f"POST http://{host}/… ({signed})"
+        return (
+            f"POST https://{host}/… ({signed})"
+            if sink.url.startswith("https")
+            else (f"POST http://{host}/… ({signed})")
         )
     if isinstance(sink, SlackWebhookSinkSettings):
         return "incoming webhook (URL hidden)"

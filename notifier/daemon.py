@@ -184,9 +184,7 @@ class Notifier:
 
         Returns the exit code: 0 when every poll and every delivery succeeded.
         """
-        polls_ok = all(
-            self.poll(pid) is not None for pid in self.settings.posthog.project_ids
-        )
+        polls_ok = all(self.poll(pid) is not None for pid in self.settings.posthog.project_ids)
         delivered = dead = 0
         while True:
             result = self.drain_all()
@@ -199,7 +197,8 @@ class Notifier:
                 break
             sleep(max(0.0, wait))
         pending = sum(
-            n for (sink, state), n in self.store.counts().items()
+            n
+            for (sink, state), n in self.store.counts().items()
             if state == "pending" and sink in self.sinks
         )
         log.info(

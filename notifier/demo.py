@@ -86,5 +86,7 @@ def run_demo(cycles: int = 8, interval: float = 2.0, out: TextIO | None = None) 
             stop.set()
         finally:
             notifier.close()
-        say("demo finished. Next: copy config.example.yaml to config.yaml and run `notifier check`.")
+        say(
+            "demo finished. Next: copy config.example.yaml to config.yaml and run `notifier check`."
+        )
     return 0

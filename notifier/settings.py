@@ -97,7 +97,9 @@ class ConsoleSinkSettings:
     type: Literal["console"] = "console"
 
 
-SinkSettings = SlackSinkSettings | SlackWebhookSinkSettings | WebhookSinkSettings | ConsoleSinkSettings
+SinkSettings = (
+    SlackSinkSettings | SlackWebhookSinkSettings | WebhookSinkSettings | ConsoleSinkSettings
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,8 +120,10 @@ class PostHogClient:
                     kind=SourceErrorKind.TRANSIENT,
                     project_id=project_id,
                 )
-            timeout = self._settings.timeout if remaining is None else min(
-                self._settings.timeout, remaining
+            timeout = (
+                self._settings.timeout
+                if remaining is None
+                else min(self._settings.timeout, remaining)
             )
             try:
                 self.requests_made += 1
@@ -315,7 +317,9 @@ class PostHogClient:
                 except ValueError as exc:
                     skipped += 1
                     log.warning(
-                        "project %s: skipped a report PostHog sent: %s", project_id, exc,
+                        "project %s: skipped a report PostHog sent: %s",
+                        project_id,
+                        exc,
                         extra={"event": "report_skipped", "project_id": project_id},
                     )
                     continue

@@ -185,9 +185,7 @@ class Store:
 
     def snapshot(self, project_id: int) -> dict[str, SnapshotRow]:
         """The project's reports as of its last successful cycle."""
-        rows = self._read(
-            "SELECT data, listed FROM reports WHERE project_id = ?", (project_id,)
-        )
+        rows = self._read("SELECT data, listed FROM reports WHERE project_id = ?", (project_id,))
         return {
             (report := Report.from_api(json.loads(data))).id: SnapshotRow(report, bool(listed))
             for data, listed in rows
@@ -245,11 +243,9 @@ class Store:
     # -- outbox -------------------------------------------------------------------------------
 
     def _entries(self, where: str, params: Sequence[Any]) -> list[OutboxEntry]:
-        rows = self._read(
-            "SELECT id, sink, event, rules, state, attempts, created_at, next_attempt_at, "
-            f"last_error FROM outbox WHERE {where}",
-            params,
-        )
+        columns = "id, sink, event, rules, state, attempts, created_at, next_attempt_at, last_error"
+        sql = f"SELECT {columns} FROM outbox WHERE {where}"  # noqa: S608 - fixed fragments only
+        rows = self._read(sql, params)
         return [
             OutboxEntry(
                 id=row[0],
@@ -267,9 +263,7 @@ class Store:
 
     def pending(self, sink: str, limit: int = 100) -> list[OutboxEntry]:
         """A sink's pending entries, oldest first (delivery order)."""
-        return self._entries(
-            "sink = ? AND state = 'pending' ORDER BY id LIMIT ?", (sink, limit)
-        )
+        return self._entries("sink = ? AND state = 'pending' ORDER BY id LIMIT ?", (sink, limit))
 
     def entries(self, state: str, sink: str | None = None) -> list[OutboxEntry]:
         """Entries in one state ('pending', 'dead', 'delivered'), optionally for one sink."""
@@ -315,13 +309,12 @@ class Store:
 
     def retry_dead(self, now: float, sink: str | None = None) -> int:
         """Put dead entries back in line (``notifier outbox retry``); returns how many."""
-        where = "state = 'dead'" + (" AND sink = ?" if sink else "")
-        params: tuple[Any, ...] = (now, now, sink) if sink else (now, now)
         with self._write("requeue dead entries") as conn:
             cursor = conn.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, created_at = ?, "
-                f"next_attempt_at = ?, finished_at = NULL WHERE {where}",
-                params,
+                "next_attempt_at = ?, finished_at = NULL "
+                "WHERE state = 'dead' AND (? IS NULL OR sink = ?)",
+                (now, now, sink, sink),
             )
             return cursor.rowcount
 

@@ -33,20 +33,40 @@ def rep(report_id: str = "r1", **fields: Any) -> Report:
     ("before", "after", "expected_type", "expected_changes"),
     [
         (None, rep(), EventType.NEW, {}),
-        (rep(status="in_progress"), rep(status="ready"), EventType.STATUS_CHANGED,
-         {"status": ("in_progress", "ready")}),
-        (rep(status="in_progress", total_weight=1.0), rep(total_weight=2.0),
-         EventType.STATUS_CHANGED, {"status": ("in_progress", "ready"), "total_weight": (1.0, 2.0)}),
+        (
+            rep(status="in_progress"),
+            rep(status="ready"),
+            EventType.STATUS_CHANGED,
+            {"status": ("in_progress", "ready")},
+        ),
+        (
+            rep(status="in_progress", total_weight=1.0),
+            rep(total_weight=2.0),
+            EventType.STATUS_CHANGED,
+            {"status": ("in_progress", "ready"), "total_weight": (1.0, 2.0)},
+        ),
         (rep(title="a"), rep(title="b"), EventType.UPDATED, {"title": ("a", "b")}),
         (rep(summary="a"), rep(summary=None), EventType.UPDATED, {"summary": ("a", None)}),
         (rep(signal_count=3), rep(signal_count=5), EventType.UPDATED, {"signal_count": (3, 5)}),
-        (rep(artefact_count=1), rep(artefact_count=2), EventType.UPDATED,
-         {"artefact_count": (1, 2)}),
-        (rep(relevant_user_count=1), rep(relevant_user_count=9), EventType.UPDATED,
-         {"relevant_user_count": (1, 9)}),
+        (
+            rep(artefact_count=1),
+            rep(artefact_count=2),
+            EventType.UPDATED,
+            {"artefact_count": (1, 2)},
+        ),
+        (
+            rep(relevant_user_count=1),
+            rep(relevant_user_count=9),
+            EventType.UPDATED,
+            {"relevant_user_count": (1, 9)},
+        ),
         (rep(priority="P2"), rep(priority="P0"), EventType.UPDATED, {"priority": ("P2", "P0")}),
-        (rep(actionability=None), rep(actionability="immediately_actionable"), EventType.UPDATED,
-         {"actionability": (None, "immediately_actionable")}),
+        (
+            rep(actionability=None),
+            rep(actionability="immediately_actionable"),
+            EventType.UPDATED,
+            {"actionability": (None, "immediately_actionable")},
+        ),
     ],
 )
 def test_event_type_and_changes(
@@ -70,8 +90,15 @@ def test_event_type_and_changes(
         (rep(updated_at="2026-01-01T00:00:00Z"), rep(updated_at="2026-02-01T00:00:00Z")),
         (rep(), Report.from_api({**rep().to_json(), "work_state": "working"})),
         # a PostHog upgrade drops relevant_user_count and adds priority: not a change
-        (rep(), Report.from_api({**{k: v for k, v in rep().to_json().items()
-                                    if k != "relevant_user_count"}, "priority": "P1"})),
+        (
+            rep(),
+            Report.from_api(
+                {
+                    **{k: v for k, v in rep().to_json().items() if k != "relevant_user_count"},
+                    "priority": "P1",
+                }
+            ),
+        ),
     ],
 )
 def test_untracked_or_appearing_fields_are_not_changes(before: Report, after: Report) -> None:
@@ -110,8 +137,9 @@ def test_flip_flop_gives_distinct_event_ids() -> None:
 def test_compare_ignores_fields_missing_on_either_side() -> None:
     """compare() looks at a tracked field only when both copies carry it."""
     v1 = rep()
-    v5 = Report.from_api({**{k: v for k, v in v1.to_json().items()
-                             if k != "relevant_user_count"}, "priority": "P0"})
+    v5 = Report.from_api(
+        {**{k: v for k, v in v1.to_json().items() if k != "relevant_user_count"}, "priority": "P0"}
+    )
     assert compare(v1, v5) == {}
 
 

@@ -19,8 +19,12 @@ def event(
     project_id: int = 1,
     **fields: Any,
 ) -> Event:
-    data: dict[str, Any] = {"id": "r1", "status": "ready", "title": "Checkout broken",
-                            "total_weight": 2.0}
+    data: dict[str, Any] = {
+        "id": "r1",
+        "status": "ready",
+        "title": "Checkout broken",
+        "total_weight": 2.0,
+    }
     data.update(fields)
     report = Report.from_api(data)
     prev = Report.from_api({**data, **previous}) if previous is not None else None

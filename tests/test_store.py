@@ -1,0 +1,128 @@
+"""The SQLite store on real files: atomic cycles, idempotent outbox, dead letters, reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifier.errors import StateError
+from notifier.models import Event, EventType, Report
+from notifier.store import CycleWrite, SnapshotRow, Store
+
+
+def rep(report_id: str = "r1", **fields: Any) -> Report:
+    return Report.from_api({"id": report_id, "status": "ready", "title": "T", **fields})
+
+
+def new_event(report: Report, project_id: int = 1) -> Event:
+    return Event.create(EventType.NEW, project_id, report, None, {})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "state" / "notifier.db")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_cycle_persists_snapshot_and_outbox(store: Store, tmp_path: Path) -> None:
+    """A committed cycle survives reopening the file: snapshot rows, baseline mark, outbox."""
+    report = rep(total_weight=1.5)
+    event = new_event(report)
+    added = store.commit_cycle(
+        CycleWrite(1, [SnapshotRow(report, True)], [], [(event, "slack", ("r",))], now=100.0)
+    )
+    assert added == 1
+    store.close()
+    again = Store(store.path)
+    assert again.is_baselined(1)
+    assert not again.is_baselined(2)
+    assert again.snapshot(1) == {"r1": SnapshotRow(report, True)}
+    pending = again.pending("slack")
+    assert [p.event for p in pending] == [event]
+    assert pending[0].rules == ("r",)
+    assert again.integrity_check() == "ok"
+    again.close()
+
+
+def test_same_event_and_sink_is_queued_once(store: Store) -> None:
+    """Recomputing a cycle (same event ids) adds no duplicate outbox entries."""
+    event = new_event(rep())
+    write = CycleWrite(1, [], [], [(event, "slack", ("r",)), (event, "hook", ("r",))], now=1.0)
+    assert store.commit_cycle(write) == 2
+    assert store.commit_cycle(write) == 0
+    assert store.counts() == {("slack", "pending"): 1, ("hook", "pending"): 1}
+
+
+def test_failed_transaction_changes_nothing(store: Store) -> None:
+    """A cycle whose write fails half-way leaves the previous state intact."""
+    store.commit_cycle(CycleWrite(1, [SnapshotRow(rep("a"), True)], [], [], now=1.0))
+
+    bad = SnapshotRow(rep("b"), True)
+    write = CycleWrite(
+        1,
+        [SnapshotRow(rep("a", title="changed"), True), bad],
+        ["a"],
+        [(new_event(rep("b")), "slack", ("r",))],
+        now=2.0,
+    )
+    # make the outbox insert fail after the snapshot statements ran
+    store._conn().execute(
+        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN "
+        "SELECT RAISE(ABORT, 'disk full (simulated)'); END"
+    )
+    with pytest.raises(StateError, match="disk full"):
+        store.commit_cycle(write)
+    assert store.snapshot(1) == {"a": SnapshotRow(rep("a"), True)}
+    assert store.counts() == {}
+
+
+def test_dead_letters_and_retry(store: Store) -> None:
+    """Dead entries keep their reason and go back in line with `retry_dead`."""
+    store.commit_cycle(CycleWrite(1, [], [], [(new_event(rep()), "slack", ("r",))], now=1.0))
+    entry = store.pending("slack")[0]
+    store.mark_retry(entry.id, 50.0, "HTTP 503")
+    assert store.next_due("slack") == 50.0
+    store.mark_dead(entry.id, 60.0, "channel_not_found")
+    assert store.pending("slack") == []
+    dead = store.entries("dead")
+    assert dead[0].last_error == "channel_not_found"
+    assert dead[0].attempts == 2
+    assert store.retry_dead(100.0, sink="other") == 0
+    assert store.retry_dead(100.0, sink="slack") == 1
+    assert store.pending("slack")[0].attempts == 0
+
+
+def test_delivered_entries_are_pruned(store: Store) -> None:
+    """Delivered entries older than the cut are forgotten; dead ones are kept."""
+    store.commit_cycle(
+        CycleWrite(
+            1, [], [], [(new_event(rep("a")), "s", ()), (new_event(rep("b")), "s", ())], now=1.0
+        )
+    )
+    a, b = store.pending("s")
+    store.mark_delivered(a.id, 10.0)
+    store.mark_dead(b.id, 10.0, "gone")
+    assert store.prune(before=20.0) == 1
+    assert store.counts() == {("s", "dead"): 1}
+
+
+def test_unwritable_state_directory_is_a_clear_error(tmp_path: Path) -> None:
+    """A state path under a file (not a directory) fails with a StateError naming it."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StateError, match="cannot be created"):
+        Store(blocker / "sub" / "state.db")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database written by a newer notifier is not silently downgraded."""
+    path = tmp_path / "s.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StateError, match="newer notifier"):
+        Store(path)
