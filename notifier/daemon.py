@@ -137,14 +137,14 @@ class Notifier:
                     "duration_ms": round((time.monotonic() - started) * 1000),
                 },
             )
-            if added:
-                for name in {sink for _, sink, _ in plan.write.outbox}:
-                    if name in self._wake:
-                        self._wake[name].set()
         finally:
             health.cycles += 1
             if self._after_cycle is not None:
                 self._after_cycle(project_id, plan)
+        if plan is not None:
+            for name in {sink for _, sink, _ in plan.write.outbox}:
+                if name in self._wake:
+                    self._wake[name].set()
         return plan
 
     def _poll_failed(

@@ -1,0 +1,227 @@
+"""The `notifier` command as a user runs it: a subprocess, a config file, exit codes, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from notifier import __version__
+from notifier.simulator import FakePostHog
+from tests.conftest import API_KEY, PROJECT, WEBHOOK_SECRET
+from tests.fakes import FakeSlack, WebhookReceiver
+
+
+def notifier(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_no_secrets(text: str, env: dict[str, str]) -> None:
+    for name, secret in env.items():
+        assert secret not in text, f"{name} leaked"
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.05)
+
+
+def test_version() -> None:
+    """--version prints the version and exits 0."""
+    result = notifier("--version", env={})
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_check_summarises_a_valid_config(
+    make_config: Callable[..., Path], env: dict[str, str]
+) -> None:
+    """`check` exits 0 and names projects, sinks and rules without showing a secret."""
+    path = make_config()
+    result = notifier("check", "-c", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert str(PROJECT) in result.stdout
+    for sink in ("slack", "slack-hook", "hook"):
+        assert sink in result.stdout
+    assert "everything" in result.stdout
+    assert_no_secrets(result.stdout + result.stderr, env)
+
+
+def test_check_reports_every_problem_at_once(tmp_path: Path, env: dict[str, str]) -> None:
+    """A config with several mistakes gets all of them, each with its key path; exit 2."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        f"""
+posthog:
+  host: https://us.posthog.com
+  api_key: {API_KEY}
+  project_ids: [1]
+poll: {{interval: soon}}
+sinks:
+  team:
+    typ: slack
+rules:
+  - name: r
+    match: {{title: {{regex: "(unclosed"}}}}
+    sinks: [pager]
+"""
+    )
+    result = notifier("check", "-c", str(path), env=env)
+    assert result.returncode == 2
+    err = result.stderr
+    assert "poll.interval" in err
+    assert "sinks.team" in err
+    assert "rules[0].match.title.regex" in err
+    assert "rules[0].sinks[0]" in err
+    assert "pager" in err
+    assert API_KEY not in err
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    """No config file: exit 2 with the path it looked for."""
+    result = notifier("check", "-c", str(tmp_path / "nope.yaml"), env={})
+    assert result.returncode == 2
+    assert "nope.yaml" in result.stderr
+
+
+def test_once_delivers_and_logs_no_secret(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """`once` at DEBUG level delivers a new report to every sink and never logs a secret."""
+    posthog.add_report(PROJECT, title="Checkout broken")
+    path = make_config(
+        first_run="notify",
+        rules="- {name: all, match: {}, sinks: [slack, slack-hook, hook]}",
+    )
+    result = notifier("once", "-c", str(path), "--log-level", "debug", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [m.via for m in slack.messages].count("api") == 1
+    assert [m.via for m in slack.messages].count("webhook") == 1
+    assert len(receiver.received) == 1
+    assert_no_secrets(result.stdout + result.stderr, env)
+    state = (path.parent / "state.db").read_bytes()
+    for name in ("POSTHOG_PERSONAL_API_KEY", "SLACK_BOT_TOKEN", "WEBHOOK_SECRET"):
+        assert env[name].encode() not in state
+
+
+def test_once_exits_1_when_a_delivery_is_dead(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """A permanent Slack error dead-letters the entry, logs the reason and exits 1; `outbox`
+    shows it and `outbox retry` puts it back so the next `once` delivers it."""
+    posthog.add_report(PROJECT, title="x")
+    path = make_config(first_run="notify", rules="- {name: all, match: {}, sinks: [slack]}")
+    slack.fail_next("channel_not_found")
+    result = notifier("once", "-c", str(path), env=env)
+    assert result.returncode == 1
+    assert "channel_not_found" in result.stderr
+    listing = notifier("outbox", "-c", str(path), env=env)
+    assert "dead" in listing.stdout
+    assert "channel_not_found" in listing.stdout
+    assert notifier("outbox", "retry", "--sink", "slack", "-c", str(path), env=env).returncode == 0
+    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    assert len(slack.messages) == 1
+
+
+def test_dry_run_prints_and_changes_nothing(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """`dry-run` shows each event, its sinks and payloads; it sends and stores nothing."""
+    path = make_config()
+    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    posthog.add_report(PROJECT, title="Only a rehearsal")
+    db = path.parent / "state.db"
+    before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM reports").fetchone()
+    result = notifier("dry-run", "-c", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Only a rehearsal" in result.stdout
+    assert "→ slack (slack)" in result.stdout
+    assert "→ hook (webhook)" in result.stdout
+    assert slack.messages == []
+    after = sqlite3.connect(db).execute("SELECT COUNT(*) FROM reports").fetchone()
+    assert before == after
+    assert_no_secrets(result.stdout + result.stderr, env)
+    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    assert len(slack.messages) == 1  # the real run still sees the event
+
+
+def test_test_sink_sends_a_sample(
+    slack: FakeSlack, receiver: WebhookReceiver, make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """`test-sink NAME` posts a sample to that sink only; an unknown name is exit 2."""
+    path = make_config()
+    result = notifier("test-sink", "hook", "-c", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(receiver.received) == 1
+    body = json.loads(receiver.received[0].body)
+    assert body["type"] == "signal_report.status_changed"
+    assert slack.messages == []
+    assert notifier("test-sink", "pager", "-c", str(path), env=env).returncode == 2
+
+
+@pytest.mark.timeout(60)
+def test_run_stops_cleanly_on_sigterm_mid_cycle(
+    posthog: FakePostHog, make_config: Callable[..., Path], env: dict[str, str]
+) -> None:
+    """SIGTERM while a cycle waits on PostHog: the daemon exits 0 within 10 s."""
+    posthog.add_report(PROJECT)
+    path = make_config()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "notifier", "run", "-c", str(path)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: len(posthog.requests) >= 1)
+        posthog.stall_seconds = 2.0
+        wait_for(lambda: len(posthog.requests) >= 2)  # the next cycle is now in flight
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    _, err = process.communicate()
+    assert code == 0, err
+    assert "SIGTERM" in err
+    assert_no_secrets(err, env)
+
+
+def test_demo_runs_without_config() -> None:
+    """`notifier demo` needs no config or credentials and prints messages about reports."""
+    result = notifier("demo", "--cycles", "3", "--interval", "0.3", env={})
+    assert result.returncode == 0, result.stderr
+    assert "New signal report" in result.stdout
+    assert "cycle 3/3" in result.stdout

@@ -1,0 +1,196 @@
+"""The PostHog client against the fake PostHog over TCP: paging, paths, errors, retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from notifier.errors import SourceError, SourceErrorKind
+from notifier.settings import PostHogSettings
+from notifier.simulator import FakePostHog
+from notifier.source import PostHogClient
+
+KEY = "phx_source_test_key_123456"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePostHog]:
+    with FakePostHog(api_key=KEY, projects=(1,)) as server:
+        yield server
+
+
+def client(
+    fake: FakePostHog, sleeps: list[float] | None = None, **settings: object
+) -> PostHogClient:
+    config = replace(
+        PostHogSettings(host=fake.url, api_key=KEY, project_ids=(1,), timeout=2.0), **settings
+    )
+    record = sleeps if sleeps is not None else []
+    return PostHogClient(config, sleep=record.append)
+
+
+def test_lists_every_page_with_stable_ordering(fake: FakePostHog) -> None:
+    """All pages are fetched with limit/offset and ordering=created_at,id; ids de-duplicated."""
+    ids = [fake.add_report(1, title=f"r{i}")["id"] for i in range(25)]
+    listing = client(fake, page_size=10).list_reports(1)
+    assert list(listing.reports) == ids
+    assert listing.complete
+    assert listing.requests == 3
+    queries = [r.query for r in fake.requests]
+    assert [q["offset"] for q in queries] == ["0", "10", "20"]
+    assert all(q["ordering"] == "created_at,id" and q["limit"] == "10" for q in queries)
+    assert all(r.authorization == f"Bearer {KEY}" for r in fake.requests)
+
+
+@pytest.mark.parametrize(("version", "prefix"), [(1, "signal_reports"), (5, "signals/reports")])
+def test_auto_path_finds_the_served_prefix(fake: FakePostHog, version: int, prefix: str) -> None:
+    """`auto` tries the newest prefix first and falls back to the old one on 404, then sticks."""
+    fake.api_version = version
+    fake.add_report(1, status="ready")
+    source = client(fake)
+    assert len(source.list_reports(1).reports) == 1
+    source.list_reports(1)
+    last = fake.requests[-1].path
+    assert f"/{prefix}/" in last
+
+
+def test_statuses_filter_is_sent(fake: FakePostHog) -> None:
+    """posthog.statuses becomes ?status=a,b and the server's filter applies."""
+    fake.add_report(1, status="ready")
+    fake.add_report(1, status="failed")
+    fake.add_report(1, status="candidate")
+    listing = client(fake, statuses=("ready", "failed")).list_reports(1)
+    assert sorted(r.status for r in listing.reports.values()) == ["failed", "ready"]
+    assert fake.requests[-1].query["status"] == "ready,failed"
+
+
+@pytest.mark.parametrize(
+    ("setup", "kind", "text"),
+    [
+        (lambda f: setattr(f, "api_key", "phx_other"), SourceErrorKind.AUTH, "task:read"),
+        (lambda f: setattr(f, "scopes_ok", False), SourceErrorKind.AUTH, "missing required scope"),
+        (lambda f: setattr(f, "allowed_projects", {2}), SourceErrorKind.AUTH, "project 1"),
+        (
+            lambda f: f.fail_next(
+                404,
+                {
+                    "type": "invalid_request",
+                    "code": "not_found",
+                    "detail": "Project not found.",
+                    "attr": None,
+                },
+                times=2,
+            ),
+            SourceErrorKind.NOT_FOUND,
+            "posthog.project_ids",
+        ),
+    ],
+)
+def test_errors_name_the_project_cause_and_fix(
+    fake: FakePostHog, setup: object, kind: SourceErrorKind, text: str
+) -> None:
+    """401/403/404 become one SourceError naming the project, PostHog's detail and the fix,
+    after exactly one request per path (no hammering)."""
+    setup(fake)  # type: ignore[operator]
+    with pytest.raises(SourceError) as info:
+        client(fake).list_reports(1)
+    assert info.value.kind is kind
+    assert text in str(info.value)
+    assert "project 1" in str(info.value)
+    assert KEY not in str(info.value)
+    assert len(fake.requests) <= 2
+
+
+def test_bad_status_filter_points_at_the_setting(fake: FakePostHog) -> None:
+    """V4+ answers 400 for an unknown status: the error says to check posthog.statuses."""
+    with pytest.raises(SourceError) as info:
+        client(fake, statuses=("dismissed",)).list_reports(1)
+    assert info.value.kind is SourceErrorKind.BAD_REQUEST
+    assert "posthog.statuses" in str(info.value)
+
+
+def test_throttle_wait_is_read_from_detail(fake: FakePostHog) -> None:
+    """429 without Retry-After: the wait comes from 'Expected available in N seconds.'"""
+    fake.add_report(1)
+    fake.throttle_next(7)
+    sleeps: list[float] = []
+    listing = client(fake, sleeps).list_reports(1)
+    assert len(listing.reports) == 1
+    assert sleeps == [7.0]
+
+
+def test_throttle_longer_than_the_cap_fails_the_cycle(fake: FakePostHog) -> None:
+    """A wait beyond the client's cap is not slept through: the cycle fails as throttled."""
+    fake.throttle_next(3600)
+    sleeps: list[float] = []
+    with pytest.raises(SourceError) as info:
+        client(fake, sleeps).list_reports(1)
+    assert info.value.kind is SourceErrorKind.THROTTLED
+    assert info.value.retry_after == 3600
+    assert sleeps == []
+
+
+def test_transient_errors_are_retried_a_bounded_number_of_times(fake: FakePostHog) -> None:
+    """503 with Retry-After is honoured; three failures in a row fail the cycle."""
+    fake.fail_next(503, headers={"Retry-After": "2"}, times=3)
+    sleeps: list[float] = []
+    with pytest.raises(SourceError) as info:
+        client(fake, sleeps).list_reports(1)
+    assert info.value.kind is SourceErrorKind.TRANSIENT
+    assert sleeps == [2.0, 2.0]
+    assert len(fake.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"<html><body>502 Bad Gateway</body></html>",
+        b'{"count": 1, "results": [',
+        b"[1, 2]",
+        b'{"count": 1}',
+    ],
+)
+def test_unreadable_bodies_fail_the_cycle(fake: FakePostHog, raw: bytes) -> None:
+    """An HTML page with status 200, truncated JSON or a wrong shape is an invalid response."""
+    fake.fail_next(200, raw=raw)
+    with pytest.raises(SourceError) as info:
+        client(fake).list_reports(1)
+    assert info.value.kind is SourceErrorKind.INVALID_RESPONSE
+
+
+def test_items_without_id_are_skipped_and_listing_is_incomplete(fake: FakePostHog) -> None:
+    """An item with no id is skipped and the listing is marked incomplete."""
+    body = {
+        "count": 2,
+        "next": None,
+        "previous": None,
+        "results": [{"id": "a", "status": "ready"}, {"status": "ready", "title": "no id"}],
+    }
+    fake.fail_next(200, body)
+    listing = client(fake).list_reports(1)
+    assert list(listing.reports) == ["a"]
+    assert listing.skipped == 1
+    assert not listing.complete
+
+
+def test_retrieve_returns_none_on_404(fake: FakePostHog) -> None:
+    """Retrieve gives the report, or None when PostHog answers 404."""
+    report = fake.add_report(1, title="x")
+    source = client(fake)
+    source.list_reports(1)
+    found = source.retrieve(1, report["id"])
+    assert found is not None
+    assert found.title == "x"
+    fake.delete_report(1, report["id"])
+    assert source.retrieve(1, report["id"]) is None
+
+
+def test_a_timeout_is_transient(fake: FakePostHog) -> None:
+    """A server stalling past the timeout fails the cycle as transient."""
+    fake.stall_seconds = 1.0
+    source = client(fake, timeout=0.2)
+    with pytest.raises(SourceError) as info:
+        source.list_reports(1)
+    assert info.value.kind is SourceErrorKind.TRANSIENT
