@@ -1,0 +1,148 @@
+"""PostHog's facts, as ``FakePostHog`` serves them (see ``posthog-signals-api.md``).
+
+Report statuses, the fields each API version serves, the artefact fields added in V4, the two URL
+prefixes, and error bodies in PostHog's (DRF's) shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+__all__ = [
+    "INVALID_KEY",
+    "NOT_FOUND",
+    "NO_KEY",
+    "PROJECT_NOT_FOUND",
+    "REPORT_STATUSES",
+    "SERVER_ERROR",
+    "throttled_body",
+]
+
+REPORT_STATUSES: Final = (
+    "potential",
+    "candidate",
+    "in_progress",
+    "pending_input",
+    "ready",
+    "resolved",
+    "failed",
+    "suppressed",
+    "deleted",
+)
+
+_V1_KEYS: Final = (
+    "id",
+    "title",
+    "summary",
+    "status",
+    "total_weight",
+    "signal_count",
+    "relevant_user_count",
+    "created_at",
+    "updated_at",
+    "artefact_count",
+)
+
+#: V5's extra fields and their defaults, in the order of ``v5-report.json``.
+_V5_EXTRA: Final[dict[str, Any]] = {
+    "signals_at_run": None,  # filled with signal_count by add_report
+    "charts": [],
+    "metrics": [],
+    "suggested_prompts": [],
+    "priority": None,
+    "actionability": None,
+    "already_addressed": None,
+    "dismissal_reason": None,
+    "dismissal_note": None,
+    "repo_slug": None,
+    "is_suggested_reviewer": False,
+    "source_products": [],
+    "scout_name": None,
+    "implementation_pr_url": None,
+    "pull_requests": [],
+    "implementation_pr_state": None,
+    "implementation_pr_merged": False,
+    "tracker_issue_url": None,
+    "tracker_issue_reference": None,
+    "tracker_issue_error": None,
+    "work_state": "unclaimed",
+    "assignee": None,
+    "refund": None,
+    "refund_ineligibility_reason": None,
+    "billing_exempt_reason": None,
+    "channel_id": None,
+}
+_V5_KEYS: Final = (
+    *(k for k in _V1_KEYS[:6] if k != "relevant_user_count"),
+    "signals_at_run",
+    "created_at",
+    "updated_at",
+    "artefact_count",
+    *(k for k in _V5_EXTRA if k != "signals_at_run"),
+)
+_KNOWN_KEYS: Final = frozenset(_V1_KEYS) | frozenset(_V5_EXTRA)
+
+_ARTEFACT_V4_EXTRA: Final[dict[str, Any]] = {
+    "claim_id": None,
+    "pull_request_id": None,
+    "updated_at": None,
+    "actor_kind": "task",
+    "actor_agent": None,
+    "created_by": None,
+    "task_id": None,
+}
+
+_LEGACY_PATH: Final = re.compile(
+    r"^/api/projects/(?P<pid>[^/]+)/signal_reports(?:/(?P<rid>[^/]+))?(?P<art>/artefacts)?/?$"
+)
+_NEW_PATH: Final = re.compile(
+    r"^/api/projects/(?P<pid>[^/]+)/signals/reports(?:/(?P<rid>[^/]+))?(?P<art>/artefacts)?/?$"
+)
+_PROJECTS_PATH: Final = re.compile(r"^/api/projects/?$")
+
+
+def _error(type_: str, code: str, detail: str, attr: str | None = None) -> dict[str, Any]:
+    return {"type": type_, "code": code, "detail": detail, "attr": attr}
+
+
+NOT_FOUND: Final = _error("invalid_request", "not_found", "Not found.")
+PROJECT_NOT_FOUND: Final = _error("invalid_request", "not_found", "Project not found.")
+NO_KEY: Final = _error(
+    "authentication_error", "not_authenticated", "Authentication credentials were not provided."
+)
+INVALID_KEY: Final = _error(
+    "authentication_error",
+    "authentication_failed",
+    "Personal API key found in request Authorization header is invalid.",
+)
+SERVER_ERROR: Final = _error("server_error", "error", "A server error occurred.")
+
+
+def throttled_body(seconds: int) -> dict[str, Any]:
+    """PostHog's (DRF's) 429 body; the wait is only in ``detail``."""
+    unit = "second" if seconds == 1 else "seconds"
+    return _error(
+        "throttled_error",
+        "throttled",
+        f"Request was throttled. Expected available in {seconds} {unit}.",
+    )
+
+
+def _default_error(status: int) -> tuple[dict[str, Any], dict[str, str]]:
+    if status == 400:
+        return _error("validation_error", "invalid_input", "Invalid input."), {}
+    if status in (401, 403):
+        return dict(INVALID_KEY), {}
+    if status == 404:
+        return dict(NOT_FOUND), {}
+    if status == 405:
+        return _error("invalid_request", "method_not_allowed", "Method not allowed."), {}
+    if status == 429:
+        return throttled_body(1), {}
+    if status == 503:
+        detail = "Service temporarily unavailable, try again later."
+        return _error("server_error", "service_unavailable", detail), {"Retry-After": "1"}
+    if status >= 500:
+        return dict(SERVER_ERROR), {}
+    return _error("invalid_request", "error", f"Error {status}."), {}
