@@ -38,6 +38,7 @@ _PERSISTENT = frozenset(
     {SourceErrorKind.AUTH, SourceErrorKind.NOT_FOUND, SourceErrorKind.BAD_REQUEST}
 )
 _MAX_PAUSE = 3600.0
+_KEEP_DELIVERED = 7 * 24 * 3600.0
 
 
 @dataclass
@@ -80,7 +81,8 @@ class Notifier:
         self.settings = settings
         self.links = Links(settings.posthog.host)
         self.store = Store(settings.state.path)
-        self.source = PostHogClient(settings.posthog, transport=transport)
+        self._cancel = threading.Event()  # set on stop: abandons PostHog retries and waits
+        self.source = PostHogClient(settings.posthog, transport=transport, cancel=self._cancel)
         self.sinks: Mapping[str, Sink] = (
             sinks if sinks is not None else build_sinks(settings.sinks, self.links)
         )
@@ -126,6 +128,14 @@ class Notifier:
             added = commit(plan, self.store)
         except (SourceError, StateError) as exc:
             self._poll_failed(project_id, health, exc)
+        except Exception:  # a bug must not end polling, nor go unseen
+            health.failures += 1
+            health.last_error = "internal error"
+            log.exception(
+                "project %s: the cycle crashed; nothing was changed",
+                project_id,
+                extra={"event": "poll_failed", "project_id": project_id},
+            )
         else:
             health.failures, health.last_error, health.not_before = 0, None, 0.0
             health.last_success = time.time()
@@ -220,6 +230,9 @@ class Notifier:
             except StateError as exc:
                 log.error("sink %s: %s", name, exc, extra={"event": "delivery_failed"})
                 due = time.time() + 5
+            except Exception:  # keep the sink's thread alive whatever happens
+                log.exception("sink %s: delivery loop error", name)
+                due = time.time() + 5
             timeout = 30.0 if due is None else min(30.0, max(0.0, due - time.time()))
             if timeout > 0:
                 wake.wait(timeout)
@@ -250,6 +263,10 @@ class Notifier:
                 name=f"poll project {pid}",
                 next_run_time=datetime.now(UTC),
             )
+        scheduler.add_job(
+            self.housekeeping, IntervalTrigger(hours=1), id="housekeeping", name="housekeeping"
+        )
+        self.warn_orphans()
         workers = [
             threading.Thread(
                 target=self._delivery_loop, args=(name, stop), name=f"deliver-{name}", daemon=True
@@ -273,12 +290,39 @@ class Notifier:
                     break
         finally:
             stop.set()
+            self._cancel.set()
             scheduler.shutdown(wait=True)
             for event in self._wake.values():
                 event.set()
+            # A send still in flight after this is abandoned: its entry stays pending and goes
+            # out again on the next start (at-least-once).
+            give_up = time.monotonic() + 5
             for worker in workers:
-                worker.join(timeout=15)
+                worker.join(timeout=max(0.0, give_up - time.monotonic()))
             log.info("notifier stopped", extra={"event": "stopped"})
+
+    def housekeeping(self) -> None:
+        """Forget delivered outbox entries older than a week (dead ones stay until retried)."""
+        try:
+            pruned = self.store.prune(before=time.time() - _KEEP_DELIVERED)
+        except StateError as exc:
+            log.warning("housekeeping: %s", exc)
+            return
+        if pruned:
+            log.info("housekeeping: forgot %d delivered outbox entries", pruned)
+
+    def warn_orphans(self) -> None:
+        """Say so when the outbox holds entries for sinks the config no longer has."""
+        for (sink, state), count in sorted(self.store.counts().items()):
+            if sink not in self.sinks and state in ("pending", "dead"):
+                log.warning(
+                    "outbox: %d %s entries for sink %r, which the config no longer defines; "
+                    "they wait until it is defined again (see `notifier outbox`)",
+                    count,
+                    state,
+                    sink,
+                    extra={"event": "orphaned_outbox", "sink": sink},
+                )
 
     def _finished(self, max_cycles: int) -> bool:
         if any(h.cycles < max_cycles for h in self.health.values()):

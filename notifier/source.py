@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ PREFIXES: Final = ("signals/reports", "signal_reports")  # newest first
 ORDERING: Final = "created_at,id"
 _THROTTLE_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _TRANSIENT_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
+MAX_PAGES: Final = 100_000  # a listing that has not ended by then never will
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +77,14 @@ class PostHogClient:
         settings: PostHogSettings,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
         attempts: int = 3,
         max_wait: float = 60.0,
     ) -> None:
         self._settings = settings
-        self._sleep = sleep
+        self._cancel = cancel or threading.Event()
+        self._sleep = sleep or self._cancel.wait
         self._attempts = attempts
         self._max_wait = max_wait
         self._prefix: dict[int, str] = {}
@@ -113,6 +117,12 @@ class PostHogClient:
         """One GET with bounded retries for throttling and transient failures."""
         last: SourceError | None = None
         for attempt in range(self._attempts):
+            if self._cancel.is_set():
+                raise SourceError(
+                    f"project {project_id}: stopping; the cycle was abandoned",
+                    kind=SourceErrorKind.TRANSIENT,
+                    project_id=project_id,
+                )
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise last or SourceError(
@@ -292,7 +302,7 @@ class PostHogClient:
         skipped = 0
         offset = 0
         pages = 0
-        max_pages: int | None = None
+        max_pages, widest = MAX_PAGES, 0
         while True:
             params = {**base, "offset": offset}
             if pages == 0:
@@ -327,11 +337,11 @@ class PostHogClient:
                 reports[report.id] = report
             count = body.get("count")
             if isinstance(count, int) and count >= 0:
-                bound = count // max(1, len(results) or limit) + 10
-                max_pages = bound if max_pages is None else max(max_pages, bound)
+                widest = max(widest, count // max(1, len(results) or limit) + 10)
+                max_pages = min(MAX_PAGES, widest)
             if not body.get("next") or not results:
                 break
-            if max_pages is not None and pages >= max_pages:
+            if pages >= max_pages:
                 raise SourceError(
                     f"project {project_id}: the listing did not end after {pages} pages "
                     f"(count {count}); PostHog's paging looks broken",

@@ -57,12 +57,13 @@ def make_config(
         first_run: str = "baseline",
         posthog_extra: str = "",
         extra: str = "",
+        project_ids: tuple[int, ...] = (PROJECT,),
     ) -> Path:
         text = f"""
 posthog:
   host: {posthog.url}
   api_key: ${{POSTHOG_PERSONAL_API_KEY}}
-  project_ids: [{PROJECT}]
+  project_ids: [{", ".join(map(str, project_ids))}]
   timeout: 5s
 {textwrap.indent(textwrap.dedent(posthog_extra).strip(), "  ")}
 poll:

@@ -16,7 +16,7 @@ import pytest
 
 from notifier import __version__
 from notifier.simulator import FakePostHog
-from tests.conftest import API_KEY, PROJECT, WEBHOOK_SECRET
+from tests.conftest import API_KEY, PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 
 
@@ -176,7 +176,9 @@ def test_dry_run_prints_and_changes_nothing(
 
 
 def test_test_sink_sends_a_sample(
-    slack: FakeSlack, receiver: WebhookReceiver, make_config: Callable[..., Path],
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    make_config: Callable[..., Path],
     env: dict[str, str],
 ) -> None:
     """`test-sink NAME` posts a sample to that sink only; an unknown name is exit 2."""

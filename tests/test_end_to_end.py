@@ -273,3 +273,23 @@ def test_old_posthog_paths_are_found(
     titles = [p["data"]["report"]["title"] for p in payloads(receiver)]  # type: ignore[index]
     assert titles == ["ready one"]
     assert any("/signal_reports/" in r.path for r in posthog.requests)
+
+
+def test_project_added_later_gets_its_own_baseline(
+    posthog: FakePostHog, receiver: WebhookReceiver, once: Once
+) -> None:
+    """A project added to the config after the first run is baselined silently on its own first
+    cycle, while the existing project keeps notifying."""
+    posthog.add_project(7)
+    posthog.add_report(7, title="already there in project 7")
+    assert once() == 0
+    posthog.add_report(PROJECT, title="new in the first project")
+    two_projects = (PROJECT, 7)
+    assert once(project_ids=two_projects) == 0
+    titles = [p["data"]["report"]["title"] for p in payloads(receiver)]  # type: ignore[index]
+    assert titles == ["new in the first project"]
+    posthog.add_report(7, title="new in project 7")
+    assert once(project_ids=two_projects) == 0
+    titles = [p["data"]["report"]["title"] for p in payloads(receiver)]  # type: ignore[index]
+    assert titles[-1] == "new in project 7"
+    assert len(titles) == 2
