@@ -293,3 +293,18 @@ def test_project_added_later_gets_its_own_baseline(
     titles = [p["data"]["report"]["title"] for p in payloads(receiver)]  # type: ignore[index]
     assert titles[-1] == "new in project 7"
     assert len(titles) == 2
+
+
+def test_failed_retrieve_defers_the_removal(
+    posthog: FakePostHog, receiver: WebhookReceiver, once: Once
+) -> None:
+    """A missing report whose retrieve fails is left for the next cycle: no event, no loss."""
+    gone = posthog.add_report(PROJECT, title="soon deleted")
+    rules = "- {name: all, match: {event: [removed]}, sinks: [hook]}"
+    assert once(rules=rules) == 0
+    posthog.delete_report(PROJECT, gone["id"])
+    posthog.fail_next(502, times=3, path_contains=gone["id"])
+    assert once(rules=rules) == 0
+    assert receiver.received == []
+    assert once(rules=rules) == 0
+    assert [p["type"] for p in payloads(receiver)] == ["signal_report.removed"]
