@@ -38,7 +38,6 @@ _PERSISTENT = frozenset(
     {SourceErrorKind.AUTH, SourceErrorKind.NOT_FOUND, SourceErrorKind.BAD_REQUEST}
 )
 _MAX_PAUSE = 3600.0
-_KEEP_DELIVERED = 7 * 24 * 3600.0
 
 
 @dataclass
@@ -302,9 +301,10 @@ class Notifier:
             log.info("notifier stopped", extra={"event": "stopped"})
 
     def housekeeping(self) -> None:
-        """Forget delivered outbox entries older than a week (dead ones stay until retried)."""
+        """Forget delivered outbox entries older than ``delivery.keep_delivered``; dead ones
+        stay until retried."""
         try:
-            pruned = self.store.prune(before=time.time() - _KEEP_DELIVERED)
+            pruned = self.store.prune(before=time.time() - self.settings.delivery.keep_delivered)
         except StateError as exc:
             log.warning("housekeeping: %s", exc)
             return

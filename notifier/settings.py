@@ -53,6 +53,7 @@ class DeliverySettings:
     give_up_after: float = 24 * 3600.0
     backoff_initial: float = 5.0
     backoff_max: float = 3600.0
+    keep_delivered: float = 7 * 24 * 3600.0  # delivered outbox entries are pruned after this
 
 
 @dataclass(frozen=True, slots=True)
