@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from notifier import __version__, logs
 from notifier.config import load_config
@@ -108,12 +109,10 @@ def _target(sink: SinkSettings) -> str:
         return f"channel {sink.channel}"
     if isinstance(sink, WebhookSinkSettings):
         signed = "signed" if sink.secret else "unsigned"
-        host = sink.url.split("//", 1)[-1].split("/", 1)[0]
-        return (
-            f"POST https://{host}/… ({signed})"
-            if sink.url.startswith("https")
-            else (f"POST http://{host}/… ({signed})")
-        )
+        # the origin without user:password@ (credentials); path and query are hidden too
+        parts = urlsplit(sink.url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"POST {parts.scheme}://{parts.hostname or '?'}{port}/… ({signed})"
     if isinstance(sink, SlackWebhookSinkSettings):
         return "incoming webhook (URL hidden)"
     return "standard output"
@@ -248,39 +247,152 @@ def cmd_test_sink(settings: Settings, name: str, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``5h``, ``3d``: coarse, for a table."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _cell(text: str | None, width: int) -> str:
+    """One line of printable text (report titles come from PostHog: no terminal escapes),
+    cut to ``width`` with an ellipsis."""
+    flat = "".join(ch for ch in " ".join((text or "").split()) if ch.isprintable())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+_OUTBOX_COLUMNS = (
+    ("STATE", 7),
+    ("SINK", 16),
+    ("EVENT", 14),
+    ("REPORT", 46),
+    ("AGE", 5),
+    ("TRIES", 5),
+    ("NEXT TRY", 8),
+)
+
+
 def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -> int:
-    """List pending and dead entries, or put dead ones back in line."""
+    """List pending and dead entries (a table, oldest first), or put dead ones back in line."""
     from notifier.store import Store  # noqa: PLC0415
 
+    if action == "retry" and sink is not None and sink not in settings.sinks:
+        known = ", ".join(settings.sinks) or "none"
+        raise ConfigError([f"outbox retry --sink: unknown sink {sink!r} (defined: {known})"])
     store = Store(settings.state.path)
     try:
+        now = time.time()
         if action == "retry":
-            count = store.retry_dead(time.time(), sink)
-            out.write(f"requeued {count} dead entries{f' for {sink}' if sink else ''}\n")
+            sinks = [sink] if sink is not None else list(settings.sinks)
+            count = sum(store.retry_dead(now, name) for name in sinks)
+            where = f" for sink {sink}" if sink else ""
+            out.write(
+                f"requeued {count} dead entries{where}; a running notifier sends them within "
+                "30 s (or run `notifier once`)\n"
+            )
             return EXIT_OK
         rows = [*store.entries("pending", sink), *store.entries("dead", sink)]
         if not rows:
-            out.write("the outbox is empty: nothing pending, nothing dead\n")
+            where = f" for sink {sink}" if sink else ""
+            out.write(f"the outbox is empty{where}: nothing pending, nothing dead\n")
+            return EXIT_OK
+        pending = sum(e.state == "pending" for e in rows)
+        out.write(f"{pending} pending, {len(rows) - pending} dead\n\n")
+        out.write(" ".join(f"{name:<{width}}" for name, width in _OUTBOX_COLUMNS) + " LAST ERROR\n")
+        head: dict[str, float] = {}  # a sink's entries wait behind its oldest pending one
         for e in rows:
             report = e.event.report
+            title = _cell(report.title or "untitled", 34)
+            if e.state == "pending":
+                head.setdefault(e.sink, e.next_attempt_at)
+            due = max(e.next_attempt_at, head.get(e.sink, 0.0)) - now
+            next_try = (
+                ("now" if due <= 0 else f"in {_duration(due)}") if e.state == "pending" else "-"
+            )
+            cells = (
+                e.state,
+                _cell(e.sink, 16),
+                e.event.type.value,
+                f"{title} ({report.id[:8]})",
+                _duration(now - e.created_at),
+                str(e.attempts),
+                next_try,
+            )
+            line = " ".join(f"{c:<{w}}" for c, (_, w) in zip(cells, _OUTBOX_COLUMNS, strict=True))
+            out.write(f"{line} {_cell(e.last_error or '-', 200)}\n")
+        orphans = sorted({e.sink for e in rows} - set(settings.sinks))
+        for name in orphans:
             out.write(
-                f"{e.state:<8} {e.sink:<20} {e.event.type.value:<15} {report.id} "
-                f"attempts={e.attempts} {(e.last_error or '')[:200]}\n"
+                f"\nsink {name!r} is not in the config: its entries wait until it is "
+                "defined again\n"
+            )
+        if pending < len(rows):
+            out.write(
+                "\ndead entries stay until retried: fix the sink, then "
+                "`notifier outbox retry [--sink NAME]`\n"
             )
         return EXIT_OK
     finally:
         store.close()
 
 
+#: After SIGTERM/SIGINT, how long in-flight work may take before it is abandoned: under the 10 s
+#: `docker stop` waits before its SIGKILL. ``NOTIFIER_STOP_GRACE`` (seconds) overrides it, e.g.
+#: for Kubernetes' longer ``terminationGracePeriodSeconds``.
+STOP_GRACE_SECONDS = 8.0
+
+
+def _stop_grace() -> float:
+    raw = os.environ.get("NOTIFIER_STOP_GRACE", "")
+    try:
+        grace = float(raw) if raw.strip() else STOP_GRACE_SECONDS
+    except ValueError:
+        grace = -1.0
+    if not 0 < grace < 86400:
+        log.warning(
+            "NOTIFIER_STOP_GRACE=%r is not a number of seconds; using %g", raw, STOP_GRACE_SECONDS
+        )
+        return STOP_GRACE_SECONDS
+    return grace
+
+
 def cmd_run(settings: Settings) -> int:
-    """The daemon, until SIGTERM or SIGINT."""
+    """The daemon, until SIGTERM or SIGINT.
+
+    In-flight work gets ``STOP_GRACE_SECONDS`` (or ``$NOTIFIER_STOP_GRACE``) to finish; whatever
+    still runs then (a PostHog request or a send that hangs) is abandoned by exiting at once,
+    which loses nothing: an uncommitted cycle is simply redone and an unconfirmed delivery is
+    sent again on the next start. A second signal exits at once too.
+    """
     from notifier.daemon import Notifier  # noqa: PLC0415
 
     stop = threading.Event()
+    done = threading.Event()
+    grace = _stop_grace()
+
+    def _abandon(why: str) -> None:
+        log.warning(
+            "%s: abandoning in-flight work and exiting (nothing is lost: an unfinished cycle is "
+            "redone and an unconfirmed delivery is sent again on the next start)",
+            why,
+            extra={"event": "stop_abandoned"},
+        )
+        logging.shutdown()  # flush every handler: os._exit skips it
+        os._exit(EXIT_OK)
+
+    def _watchdog(name: str) -> None:
+        if not done.wait(grace):
+            _abandon(f"in-flight work did not finish within {grace:g} s of {name}")
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            _abandon(f"received {name} again")
+        log.info("received %s: finishing in-flight work", name)
         stop.set()
+        threading.Thread(target=_watchdog, args=(name,), name="stop-watchdog", daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -289,6 +401,7 @@ def cmd_run(settings: Settings) -> int:
         notifier.run(stop)
     finally:
         notifier.close()
+        done.set()
     return EXIT_OK
 
 

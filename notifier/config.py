@@ -21,12 +21,13 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
+import regex
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from notifier import settings as st
 from notifier.errors import ConfigError
 from notifier.models import EventType
-from notifier.rules import Condition, Match, Op, Rule, compile_regex
+from notifier.rules import REGEX_MAX_SIZE, Condition, Match, Op, Rule, compile_regex, regex_size
 from notifier.yamlload import (
     Loc,
     Problem,
@@ -42,6 +43,8 @@ __all__ = ["load_config", "parse_config", "parse_duration"]
 _DURATION: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SINK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
+#: All rule regexes together, in ``rules.regex_size`` units: compiling is memory and time.
+_REGEX_TOTAL_MAX: Final = 5 * REGEX_MAX_SIZE
 _WHSEC_HELP: Final = (
     "must be 'whsec_' followed by base64 of 24-64 random bytes; generate one with: python -c "
     "\"import base64,os; print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
@@ -74,6 +77,12 @@ def _positive_duration(value: object) -> float:
 def _at_least_1s(seconds: float) -> float:
     if seconds < 1:
         raise ValueError("must be at least 1s; PostHog allows 480 requests/minute, try 60s")
+    return seconds
+
+
+def _keep_at_least_1s(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError("must be at least 1s; delivered entries are the audit trail, try 7d")
     return seconds
 
 
@@ -180,6 +189,7 @@ class DeliveryModel(_Model):
     give_up_after: Duration = 24 * 3600.0
     backoff_initial: Duration = 5.0
     backoff_max: Duration = 3600.0
+    keep_delivered: Annotated[Duration, AfterValidator(_keep_at_least_1s)] = 7 * 24 * 3600.0
 
 
 class SlackSink(_Model):
@@ -333,7 +343,7 @@ def _operand(field: str, op: Op, value: Any, loc: Loc, problems: list[Problem]) 
     if op is Op.REGEX and isinstance(value, str):
         try:
             value = compile_regex(value)
-        except re.error as exc:
+        except regex.error as exc:
             problem = f"invalid regex: {exc}"
     elif op is Op.REGEX:
         problem = "must be a regular expression in quotes"
@@ -415,14 +425,36 @@ def _compile_match(
     return match if ok else None
 
 
+def _regex_texts(block: Any) -> list[str]:
+    """Every ``regex:`` operand in a raw match block, at any depth (a field named ``regex``
+    too: counting one too many is harmless)."""
+    if not isinstance(block, dict):
+        return []
+    found = [v for k, v in block.items() if k == "regex" and isinstance(v, str)]
+    return found + [text for value in block.values() for text in _regex_texts(value)]
+
+
 def _check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
     """Sink names, rule names, sink references and match blocks, on the raw dict."""
     problems: list[Problem] = []
+    rules = raw.get("rules")
+    texts = [
+        text
+        for rule in (rules if isinstance(rules, list) else [])
+        if isinstance(rule, dict)
+        for text in _regex_texts(rule.get("match"))
+    ]
+    # Each pattern's own limit is checked by compile_regex; this is the sum, checked before any
+    # is compiled, since compiling is the cost being avoided.
+    compile_matches = sum(min(regex_size(t), REGEX_MAX_SIZE + 1) for t in texts) <= _REGEX_TOTAL_MAX
+    if not compile_matches:
+        why = "the regexes of all rules together are too large to compile; shorten them"
+        problems.append((("rules",), why))
     defined = [name for name, _, _ in _sink_blocks(raw)]
     check_sinks = isinstance(raw.get("sinks", {}), dict)  # else the type error says it all
     for sink in (s for s in defined if not _SINK_NAME.fullmatch(s)):
         problems.append((("sinks", sink), "invalid sink name; use letters, digits, '_', '.', '-'"))
-    rules, matches, names = raw.get("rules"), {}, dict[str, int]()
+    matches, names = {}, dict[str, int]()
     for index, rule in enumerate(rules if isinstance(rules, list) else []):
         if not isinstance(rule, dict):
             continue
@@ -440,6 +472,8 @@ def _check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
                 hint = _choices(sink.strip(), defined, "defined") if defined else "none defined"
                 problems.append(((*loc, "sinks", i), f"unknown sink {sink.strip()!r} ({hint})"))
         block = {} if rule.get("match") is None else rule["match"]  # none: every event
+        if not compile_matches:
+            continue
         match = _compile_match(block, (*loc, "match"), problems, fields_only=False)
         if match is not None:
             matches[index] = match
@@ -535,6 +569,7 @@ def _build(
             delivery.give_up_after,
             delivery.backoff_initial,
             max(delivery.backoff_max, delivery.backoff_initial),
+            delivery.keep_delivered,
         ),
         first_run=model.first_run,
         source=source,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from notifier.errors import SinkError
+from notifier.errors import SinkError, StateError
 from notifier.models import Delivery
 from notifier.settings import DeliverySettings
 from notifier.sinks.base import Sink
@@ -41,9 +41,13 @@ def backoff(
     rand: Callable[[float, float], float] = random.uniform,
 ) -> float:
     """Seconds to wait after the ``attempts``-th failure: Retry-After when given, else full
-    jitter over an exponentially growing window capped at ``backoff_max``."""
+    jitter over an exponentially growing window capped at ``backoff_max``.
+
+    A Retry-After of 0 (or a date already past) still waits ``min(backoff_initial, 1 s)``: a
+    receiver that keeps answering "503, retry now" must not get a request per round trip.
+    """
     if retry_after is not None:
-        return max(0.0, retry_after)
+        return max(min(settings.backoff_initial, 1.0), retry_after)
     window = min(settings.backoff_max, settings.backoff_initial * 2 ** max(0, attempts - 1))
     return max(0.05, rand(0.0, window))
 
@@ -70,6 +74,10 @@ class Deliverer:
         self._settings = settings
         self._clock = clock
         self._locks = {name: threading.Lock() for name in sinks}
+        # Entries a sink accepted whose `delivered` mark could not be written (disk full): the
+        # mark is retried instead of the send, so a full disk does not repeat the message to
+        # the channel on every pass. A restart forgets this and sends them again (at least once).
+        self._unrecorded: dict[int, float] = {}
 
     @property
     def sink_names(self) -> list[str]:
@@ -123,6 +131,17 @@ class Deliverer:
             "project_id": entry.event.project_id,
             "report_id": entry.event.report.id,
         }
+        accepted_at = self._unrecorded.get(entry.id)
+        if accepted_at is not None:
+            self._store.mark_delivered(entry.id, accepted_at)
+            del self._unrecorded[entry.id]
+            log.info(
+                "recorded the earlier delivery of %s to %s (not sent again)",
+                _describe(entry),
+                entry.sink,
+                extra=extra,
+            )
+            return "delivered"
         started = time.monotonic()
         try:
             sink.send(delivery)
@@ -134,7 +153,11 @@ class Deliverer:
                 entry, SinkError(f"internal error: {type(exc).__name__}", permanent=True), extra
             )
         now = self._clock()
-        self._store.mark_delivered(entry.id, now)
+        try:
+            self._store.mark_delivered(entry.id, now)
+        except StateError:
+            self._unrecorded[entry.id] = now
+            raise
         log.info(
             "delivered %s to %s",
             _describe(entry),
@@ -160,7 +183,12 @@ class Deliverer:
             return "dead"
         wait = backoff(attempts, self._settings, exc.retry_after)
         if now + wait - entry.created_at > self._settings.give_up_after:
-            reason = f"gave up after {attempts} attempts: {exc}"
+            asked = " (as Retry-After asks)" if exc.retry_after is not None else ""
+            reason = (
+                f"gave up after {attempts} attempts: the next one, in {wait:.0f} s{asked}, "
+                f"would fall past delivery.give_up_after; last error: "
+                f"{str(exc).removesuffix('; will retry')}"
+            )
             self._store.mark_dead(entry.id, now, reason)
             log.error(
                 "dead letter: %s to sink %s: %s",

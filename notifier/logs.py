@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from urllib.parse import urlsplit
 
 REDACTED = "[redacted]"
 
@@ -22,12 +23,30 @@ class RedactingFormatter(logging.Formatter):
         self.set_secrets(secrets)
 
     def set_secrets(self, secrets: Iterable[str]) -> None:
-        """Replace the set of values to hide (longest first, so no partial leaks)."""
-        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        """Replace the set of values to hide (longest first, so no partial leaks), with the
+        parts that leak on their own: a URL's path, query and password, a whsec_'s key."""
+        found = {part for secret in secrets if secret for part in _parts(secret)}
+        self.secrets = tuple(sorted(found, key=len, reverse=True))
 
     def format(self, record: logging.LogRecord) -> str:
         """The usual text, secrets replaced."""
         return redact(super().format(record), self.secrets)
+
+
+def _parts(secret: str) -> Iterator[str]:
+    yield secret
+    if secret.startswith("whsec_") and len(secret) > 12:
+        yield secret.removeprefix("whsec_")
+    if "://" not in secret:
+        return
+    try:
+        parts = urlsplit(secret)
+        password = parts.password
+    except ValueError:
+        return
+    for part in (parts.path, parts.path.lstrip("/"), parts.query, password):
+        if part and len(part) >= 8 and part.strip("/"):
+            yield part
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -30,6 +30,7 @@ TRACKED_FIELDS: Final = (
 
 _FLOAT_FIELDS: Final = frozenset({"total_weight"})
 _INT_FIELDS: Final = frozenset({"signal_count", "relevant_user_count", "artefact_count"})
+_MAX_EXACT: Final = 2**53  # larger counts are not real counts (and not exact as floats)
 _STR_FIELDS: Final = frozenset(
     {"title", "summary", "priority", "actionability", "created_at", "updated_at"}
 )
@@ -76,14 +77,13 @@ def _number(value: Any, kind: type[int] | type[float]) -> int | float | None:
     """Numbers as PostHog sends them, tolerating numeric strings; anything else is None."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
-        number: float = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
+    if isinstance(value, int) and kind is int:
+        return value if abs(value) <= _MAX_EXACT else None
+    if not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):  # not a number, or one too big for a float
         return None
     if not math.isfinite(number):
         return None

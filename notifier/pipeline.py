@@ -94,7 +94,9 @@ def plan_cycle(
         if found is None:
             gone.add(rid)
         else:
-            current[rid] = SnapshotRow(found, False)
+            # Skipped by paging (it is still listable): look for it again if it stays missing.
+            # Hidden by the listing (e.g. suppressed): keep it, without fetching it every cycle.
+            current[rid] = SnapshotRow(found, source.lists(found))
 
     reports = {rid: row.report for rid, row in current.items()}
     if baselined:

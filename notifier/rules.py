@@ -5,19 +5,41 @@ fields (any field the API sends; ``project_id`` is the project) and on the copy 
 (``previous``); ``not`` inverts a whole block. A condition on a field the report lacks does not
 match. Rules are evaluated in order; ``stop`` hides the event from later rules. A sink routed by
 several rules receives the event once, with every rule's name.
+
+Regex conditions use the ``regex`` package, whose searches take a timeout: a pattern that would
+backtrack catastrophically (``(a|aa)+$`` against a long title) gives up after
+``REGEX_TIMEOUT`` seconds, counts as no match, and is reported with a warning — the only side
+effect in this module. ``regex`` expands counted repeats when it compiles (``a{1000000000}``
+would take gigabytes), so ``compile_regex`` refuses patterns whose expansion is too large, and
+verbose mode ``(?x)``, where that expansion cannot be told from the text.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+import regex
+
 from notifier.models import MISSING, Event, EventType, Report
 
 DEFAULT_EVENTS: Final = frozenset({EventType.NEW, EventType.STATUS_CHANGED})
+
+#: The longest one regex search may take, in seconds; a slower search counts as no match.
+REGEX_TIMEOUT: Final = 0.1
+#: The largest pattern ``compile_regex`` accepts, in ``regex_size`` units (about 300 bytes
+#: and 2 µs of compiling each).
+REGEX_MAX_SIZE: Final = 10_000
+_QUANTIFIER: Final = regex.compile(r"\{(\d*)(?:,\d*)?\}")
+_BRACED_ESCAPES: Final = {"p": "}", "P": "}", "N": "}", "x": "}", "u": "}", "U": "}", "g": ">"}
+_CAP: Final = 10**12
+#: An inline flag group that may turn verbose mode on: ``(?x)``, ``(?ix)``, ``(?x:...)``.
+_VERBOSE: Final = regex.compile(r"\(\?[\w^-]*x")
+
+log = logging.getLogger(__name__)
 
 
 class Op(StrEnum):
@@ -100,7 +122,7 @@ def check(condition: Condition, value: Any) -> bool:
             return expected in value
         return False
     if op is Op.REGEX:
-        return isinstance(value, str) and expected.search(value) is not None
+        return isinstance(value, str) and _search(condition, value)
     if not _ordered(value, expected):
         return False
     if op is Op.GT:
@@ -110,6 +132,26 @@ def check(condition: Condition, value: Any) -> bool:
     if op is Op.LT:
         return bool(value < expected)
     return bool(value <= expected)  # Op.LTE
+
+
+def _search(condition: Condition, value: str) -> bool:
+    """A bounded regex search: a timeout is reported and counts as no match."""
+    pattern = condition.value
+    if not isinstance(pattern, regex.Pattern):  # e.g. a re.Pattern built by hand
+        return pattern.search(value) is not None
+    try:
+        return pattern.search(value, timeout=REGEX_TIMEOUT) is not None
+    except TimeoutError:
+        log.warning(
+            "regex %r on field %r gave up after %gs on a %d-character value (it backtracks "
+            "too much); counted as no match. Simplify the pattern, e.g. avoid nested "
+            "repeats like (a+)+ or overlapping alternatives like (a|aa)+",
+            pattern.pattern,
+            condition.field,
+            REGEX_TIMEOUT,
+            len(value),
+        )
+        return False
 
 
 def _field(report: Report, project_id: int, name: str) -> Any:
@@ -162,9 +204,70 @@ def route(event: Event, rules: Sequence[Rule]) -> list[Route]:
     return [Route(sink, tuple(names)) for sink, names in by_sink.items()]
 
 
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a rule's regex; raises ``re.error`` with the reason when it is invalid."""
-    return re.compile(pattern)
+def regex_size(pattern: str) -> int:
+    """An over-estimate of a pattern's compiled size: its length (a group counts 4 more), with
+    every counted repeat (``x{n}``, ``x{n,}``, ``x{n,m}``) multiplying what it repeats by ``n``,
+    nested ones too. (``x{n,m}`` costs ``n``: ``regex`` expands only the mandatory copies.)
+
+    Computed from the text alone, before ``regex`` sees it, so it must never under-estimate:
+    anything it cannot make sense of counts as plain characters, and a ``{`` that is not a
+    repeat to ``regex`` (in a set, a comment) may still be counted as one. Not valid for
+    verbose mode, where spaces and comments may sit inside and before a repeat.
+    """
+    frames: list[list[int]] = [[0, 0]]  # per open group: [finished alternatives, sequence]
+    last, i = 0, 0  # the size of the item a quantifier would repeat
+    while i < len(pattern):
+        char, frame = pattern[i], frames[-1]
+        if char == "(":
+            frames.append([0, 0])
+            last, i = 0, i + 1
+            continue
+        if char == ")" and len(frames) > 1:  # a group costs 4 more: () repeated is not free
+            frames.pop()
+            last = min(frame[0] + frame[1] + 4, _CAP)
+            frames[-1][1] = min(frames[-1][1] + last, _CAP)
+            i += 1
+            continue
+        if char == "|":
+            frame[0], frame[1], last, i = min(frame[0] + frame[1], _CAP), 0, 0, i + 1
+            continue
+        if char == "{" and (found := _QUANTIFIER.match(pattern, i)):
+            times = int(found.group(1) or 0)
+            frame[1] = min(frame[1] + last * max(times - 1, 0), _CAP)
+            last, i = min(last * max(times, 1), _CAP), found.end()
+            continue
+        end = i + 1
+        if char == "\\" and end < len(pattern):
+            closer = _BRACED_ESCAPES.get(pattern[end])
+            end += 1
+            if closer and end < len(pattern) and pattern[end] in "{<":
+                end = pattern.find(closer, end) + 1 or len(pattern)
+        elif char == "[":  # a set: up to the first "]" that is not its first character
+            start = end + (pattern[end : end + 1] == "^")
+            while end < len(pattern) and (pattern[end] != "]" or end == start):
+                end += 2 if pattern[end] == "\\" else 1
+            end += 1
+        if char not in "*+?":
+            last = 1
+            frame[1] = min(frame[1] + 1, _CAP)
+        i = end
+    while len(frames) > 1:  # unbalanced: regex will refuse it, but count it anyway
+        inner = frames.pop()
+        frames[-1][1] = min(frames[-1][1] + inner[0] + inner[1] + 4, _CAP)
+    return frames[0][0] + frames[0][1]
+
+
+def compile_regex(pattern: str) -> regex.Pattern[str]:
+    """Compile a rule's regex (Python syntax); raises ``regex.error`` when it is invalid or its
+    counted repeats would make it too large to compile safely."""
+    if _VERBOSE.search(pattern):
+        raise regex.error("verbose mode (?x) is not supported here; write the pattern without it")
+    if regex_size(pattern) > REGEX_MAX_SIZE:
+        raise regex.error(
+            f"too large once its counted repeats are expanded (over {REGEX_MAX_SIZE} "
+            "characters); use smaller counts, e.g. {1,} instead of {1000,}"
+        )
+    return regex.compile(pattern)
 
 
 def referenced_sinks(rules: Iterable[Rule]) -> set[str]:

@@ -6,18 +6,27 @@ client asks for ``ordering=created_at,id`` (stable paging where the server allow
 offsets itself, de-duplicates by id, and retries throttling and transient errors a bounded number
 of times within the cycle's deadline. Every failure becomes a ``SourceError`` whose message says
 what to do, built from status codes and PostHog's ``detail`` only.
+
+Reading a body is pure and separate from HTTP: ``decode_json`` turns bytes into a JSON value,
+``parse_page`` a JSON value into a ``Page``, ``parse_retrieved`` into the ``Report`` asked for.
+Whatever the input, each returns or raises ``SourceError``, never anything else (the tests fuzz
+them); ``parse_report``, for one item, raises only ``ValueError``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 
@@ -33,11 +42,19 @@ ORDERING: Final = "created_at,id"
 _THROTTLE_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _TRANSIENT_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
 MAX_PAGES: Final = 100_000  # a listing that has not ended by then never will
+#: Pages in a row that bring no report not already seen: the server repeats itself (it ignores
+#: ``offset``, or its ``next`` loops) and the listing would never end.
+STALE_PAGES: Final = 3
+_SKIP_REASON_CHARS: Final = 200
+#: Statuses PostHog's listing leaves out when no ``status`` filter is given (V2+).
+HIDDEN_BY_DEFAULT: Final = frozenset({"suppressed", "deleted"})
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """One project's listing. ``complete`` is False when items had to be skipped."""
+    """One project's listing. ``complete`` is False when it cannot be trusted to hold every
+    report (items had to be skipped, or the server stopped sending before the end), so no report
+    may be concluded removed from it."""
 
     reports: dict[str, Report]
     complete: bool
@@ -45,11 +62,132 @@ class Listing:
     requests: int
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One listing page as PostHog sent it, parsed.
+
+    ``reports`` in the order served (an id may repeat); ``skipped`` says why each unreadable item
+    was left out; ``items`` is how many items ``results`` held (the offset advances by it);
+    ``count`` is the server's total when it sent a usable one; ``has_next`` is ``next`` read only
+    as "there is more" (it is never followed).
+    """
+
+    reports: tuple[Report, ...]
+    skipped: tuple[str, ...]
+    items: int
+    count: int | None
+    has_next: bool
+
+
+def _invalid(project_id: int, message: str) -> SourceError:
+    return SourceError(
+        f"project {project_id}: {message}",
+        kind=SourceErrorKind.INVALID_RESPONSE,
+        project_id=project_id,
+    )
+
+
+def decode_json(
+    content: bytes, project_id: int, *, status: int = 200, content_type: str | None = None
+) -> Any:
+    """A body as a JSON value; ``SourceError`` when it is not JSON (an HTML page, a cut body)."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        kind = content_type or "no content type"
+        cut = " cut short or corrupt;" if content_type and "json" in content_type else ""
+        raise _invalid(
+            project_id,
+            f"PostHog's answer is not JSON (HTTP {status}, {kind}, {len(content)} bytes;{cut} "
+            f"{type(exc).__name__}); usually a proxy or login page answering instead of "
+            "PostHog: check that posthog.host is the PostHog app origin (not *.i.posthog.com)",
+        ) from exc
+
+
+def _count(value: Any) -> int | None:
+    """DRF's ``count``, tolerating a numeric string; None when unusable."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:  # not an integer, or too many digits to convert
+            return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if value >= 0 else None
+
+
+def parse_report(item: Any) -> Report:
+    """One API item as a ``Report``; ``ValueError`` for anything unreadable (never another
+    exception, whatever JSON value ``item`` is)."""
+    try:
+        return Report.from_api(item)
+    except ValueError:
+        raise
+    except (ArithmeticError, RecursionError) as exc:  # e.g. a number too large for a float
+        report_id = item.get("id") if isinstance(item, Mapping) else None
+        which = f"report {report_id}" if isinstance(report_id, str) else "a report"
+        raise ValueError(f"{which} could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+def parse_page(body: Any, project_id: int) -> Page:
+    """A listing page's JSON value as a ``Page``; ``SourceError`` when it is not a page at all.
+
+    Items that are not readable reports (no ``id``, no ``status``, not an object…) are skipped
+    and named in ``Page.skipped``; they never fail the page.
+    """
+    if not isinstance(body, Mapping):
+        raise _invalid(
+            project_id,
+            f"PostHog's answer is a JSON {type(body).__name__}, not an object; is posthog.host "
+            "the PostHog app origin?",
+        )
+    results = body.get("results")
+    if not isinstance(results, list):
+        raise _invalid(project_id, "a listing page has no 'results' list")
+    reports: list[Report] = []
+    skipped: list[str] = []
+    for item in results:
+        try:
+            reports.append(parse_report(item))
+        except ValueError as exc:
+            skipped.append(str(exc)[:_SKIP_REASON_CHARS])
+    return Page(
+        reports=tuple(reports),
+        skipped=tuple(skipped),
+        items=len(results),
+        count=_count(body.get("count")),
+        has_next=bool(body.get("next")),
+    )
+
+
+def parse_retrieved(body: Any, project_id: int, report_id: str) -> Report:
+    """The JSON value of a retrieve as a ``Report``; ``SourceError`` when it is not the report
+    asked for."""
+    try:
+        report = parse_report(body)
+    except ValueError as exc:
+        raise _invalid(project_id, f"report {report_id} could not be read: {exc}") from exc
+    if report.id != report_id:
+        raise _invalid(
+            project_id, f"fetching report {report_id} answered with report {report.id[:100]}"
+        )
+    return report
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The body when it is a JSON object (PostHog's ``{type, code, detail, attr}``)."""
+    try:
+        body = decode_json(response.content, 0)
+    except SourceError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def _detail(response: httpx.Response) -> str:
     """PostHog's ``detail`` (or a short note about the body), never more than 300 characters."""
     try:
-        body = response.json()
-    except ValueError:
+        body = decode_json(response.content, 0)
+    except SourceError:
         return "(the body is not JSON)"
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         detail: str = body["detail"]
@@ -58,15 +196,53 @@ def _detail(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """The wait PostHog asks for: a Retry-After header, or only the 429 body's ``detail``."""
-    header = response.headers.get("retry-after")
-    if header is not None:
+    """The wait PostHog asks for: a Retry-After header (seconds or an HTTP date), or only the
+    429 body's ``detail`` ("Expected available in N seconds.")."""
+    header = (response.headers.get("retry-after") or "").strip()
+    if header:
         try:
-            return max(0.0, float(header))
+            seconds = float(header)
         except ValueError:
-            pass
+            try:
+                seconds = parsedate_to_datetime(header).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                seconds = math.nan
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
     match = _THROTTLE_DETAIL.search(_detail(response))
     return float(match.group(1)) if match else None
+
+
+def _auth_error(project_id: int, status: int, detail: str) -> SourceError:
+    """401/403: say which of PostHog's causes it is, and the fix for that cause."""
+    scope = re.search(r"scope '([^']+)'", detail)
+    lowered = detail.lower()
+    if scope:
+        fix = (
+            f"edit the key in PostHog (Settings → Personal API keys) and add the scope "
+            f"'{scope.group(1)}'"
+        )
+    elif "access to the requested project" in lowered:
+        fix = (
+            f"the key is limited to other projects: add project {project_id} to the key in "
+            "PostHog, or remove it from posthog.project_ids"
+        )
+    elif "not provided" in lowered:
+        fix = (
+            "no key reached PostHog: set posthog.api_key (a proxy in between may strip the "
+            "Authorization header)"
+        )
+    else:
+        fix = (
+            "the key is wrong or revoked: create a personal API key (phx_…) with scope "
+            "'task:read' and access to this project, and put it in posthog.api_key"
+        )
+    return SourceError(
+        f"project {project_id}: PostHog refused the API key (HTTP {status}: {detail}); {fix}",
+        kind=SourceErrorKind.AUTH,
+        project_id=project_id,
+        status_code=status,
+    )
 
 
 class PostHogClient:
@@ -138,6 +314,11 @@ class PostHogClient:
             try:
                 self.requests_made += 1
                 response = self._client.get(path, params=params, timeout=timeout)
+            except httpx.DecodingError as exc:
+                raise _invalid(
+                    project_id,
+                    f"PostHog's answer could not be decoded ({type(exc).__name__}: {exc})",
+                ) from exc
             except httpx.TimeoutException as exc:
                 last = SourceError(
                     f"project {project_id}: PostHog did not answer within {timeout:.0f}s "
@@ -145,7 +326,7 @@ class PostHogClient:
                     kind=SourceErrorKind.TRANSIENT,
                     project_id=project_id,
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # connection refused or reset, protocol errors
                 last = SourceError(
                     f"project {project_id}: cannot reach PostHog at {self._settings.host} "
                     f"({type(exc).__name__}: {exc})",
@@ -184,18 +365,17 @@ class PostHogClient:
         detail = _detail(response)
         where = f"project {project_id}"
         if status in (401, 403):
-            fix = (
-                "use a personal API key (phx_…) with scope 'task:read' and access to this "
-                "project, in posthog.api_key"
-            )
-            return SourceError(
-                f"{where}: PostHog refused the API key (HTTP {status}: {detail}); {fix}",
-                kind=SourceErrorKind.AUTH,
-                project_id=project_id,
-                status_code=status,
-            )
+            return _auth_error(project_id, status, detail)
         if status == 400:
-            hint = " Check posthog.statuses." if "status" in detail.lower() else ""
+            body = _error_body(response)
+            about_status = "status" in detail.lower() or (body or {}).get("attr") == "status"
+            hint = (
+                " Check posthog.statuses: use only statuses this PostHog knows "
+                "(e.g. potential, candidate, in_progress, pending_input, ready, resolved, "
+                "failed, suppressed)."
+                if about_status
+                else ""
+            )
             return SourceError(
                 f"{where}: PostHog rejected the request (HTTP 400: {detail}).{hint}",
                 kind=SourceErrorKind.BAD_REQUEST,
@@ -234,25 +414,13 @@ class PostHogClient:
         )
 
     @staticmethod
-    def _json(response: httpx.Response, project_id: int) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise SourceError(
-                f"project {project_id}: PostHog's answer is not JSON (HTTP "
-                f"{response.status_code}, {response.headers.get('content-type', 'no type')}); "
-                "is posthog.host the PostHog app origin (not *.i.posthog.com)?",
-                kind=SourceErrorKind.INVALID_RESPONSE,
-                project_id=project_id,
-            ) from exc
-        if not isinstance(body, dict):
-            raise SourceError(
-                f"project {project_id}: PostHog's answer is a JSON {type(body).__name__}, "
-                "not an object",
-                kind=SourceErrorKind.INVALID_RESPONSE,
-                project_id=project_id,
-            )
-        return body
+    def _decode(response: httpx.Response, project_id: int) -> Any:
+        return decode_json(
+            response.content,
+            project_id,
+            status=response.status_code,
+            content_type=response.headers.get("content-type"),
+        )
 
     # -- listing ------------------------------------------------------------------------------
 
@@ -291,17 +459,34 @@ class PostHogClient:
             message, kind=SourceErrorKind.NOT_FOUND, project_id=project_id, status_code=404
         )
 
+    def lists(self, report: Report) -> bool:
+        """Whether the listing this client asks for includes a report like this one.
+
+        A report missing from a listing that should include it was skipped by paging (others
+        moved while it paged): it must be looked for again if it goes missing again. One the
+        listing hides (suppressed, or outside ``posthog.statuses``) is not fetched every cycle.
+        """
+        if self._settings.statuses:
+            return report.status in self._settings.statuses
+        return report.status not in HIDDEN_BY_DEFAULT
+
     def list_reports(self, project_id: int, deadline: float | None = None) -> Listing:
-        """Every report of a project, all pages; raises ``SourceError`` if any page fails."""
+        """Every report of a project, all pages; raises ``SourceError`` if any page fails.
+
+        Offsets are computed here (``next`` is only read as "there is more"); repeats are
+        de-duplicated by id, the latest copy winning. The listing ends when PostHog says there
+        is no more, or, marked incomplete, when it sends an empty page while saying there is.
+        A server that keeps repeating itself or never ends fails the cycle.
+        """
         limit = self._settings.page_size
         base: dict[str, Any] = {"limit": limit, "ordering": ORDERING}
         if self._settings.statuses:
             base["status"] = ",".join(self._settings.statuses)
         start = self.requests_made
         reports: dict[str, Report] = {}
-        skipped = 0
-        offset = 0
-        pages = 0
+        skipped: list[str] = []
+        offset = pages = stale = 0
+        cut_short = False
         max_pages, widest = MAX_PAGES, 0
         while True:
             params = {**base, "offset": offset}
@@ -312,47 +497,59 @@ class PostHogClient:
                 response = self._get(path, params, project_id, deadline)
                 if response.status_code == 404:
                     raise self._error_404_mid_listing(project_id, offset)
-            body = self._json(response, project_id)
-            results = body.get("results")
-            if not isinstance(results, list):
-                raise SourceError(
-                    f"project {project_id}: a listing page has no 'results' list",
-                    kind=SourceErrorKind.INVALID_RESPONSE,
-                    project_id=project_id,
-                )
+            page = parse_page(self._decode(response, project_id), project_id)
             pages += 1
-            for item in results:
-                try:
-                    report = Report.from_api(item)
-                except ValueError as exc:
-                    skipped += 1
-                    log.warning(
-                        "project %s: skipped a report PostHog sent: %s",
-                        project_id,
-                        exc,
-                        extra={"event": "report_skipped", "project_id": project_id},
-                    )
-                    continue
+            fresh = 0
+            for report in page.reports:
+                fresh += report.id not in reports
                 reports.pop(report.id, None)  # a repeat moves to its latest position and copy
                 reports[report.id] = report
-            count = body.get("count")
-            if isinstance(count, int) and count >= 0:
-                widest = max(widest, count // max(1, len(results) or limit) + 10)
+            skipped.extend(page.skipped)
+            if page.count is not None:
+                widest = max(widest, page.count // max(1, page.items or limit) + 10)
                 max_pages = min(MAX_PAGES, widest)
-            if not body.get("next") or not results:
+            if not page.has_next:
                 break
-            if pages >= max_pages:
-                raise SourceError(
-                    f"project {project_id}: the listing did not end after {pages} pages "
-                    f"(count {count}); PostHog's paging looks broken",
-                    kind=SourceErrorKind.INVALID_RESPONSE,
-                    project_id=project_id,
+            if page.items == 0:
+                if page.count is not None and offset >= page.count:
+                    break  # "more", says next; the count agrees this is the end
+                cut_short = True
+                log.warning(
+                    "project %s: PostHog said there were more reports (count %s) but sent an "
+                    "empty page at offset %d; this listing is treated as incomplete, so no "
+                    "report is concluded removed from it",
+                    project_id,
+                    page.count,
+                    offset,
+                    extra={"event": "listing_incomplete", "project_id": project_id},
                 )
-            offset += len(results)
+                break
+            stale = 0 if fresh or not page.reports else stale + 1
+            if stale >= STALE_PAGES or pages >= max_pages:
+                why = (
+                    f"{stale} pages in a row brought no report not already seen"
+                    if stale >= STALE_PAGES
+                    else f"the listing did not end after {pages} pages (count {page.count})"
+                )
+                raise _invalid(
+                    project_id,
+                    f"{why} (offset {offset}); PostHog's paging looks broken (does it ignore "
+                    "offset?), so this listing cannot be trusted",
+                )
+            offset += page.items
+        if skipped:
+            log.warning(
+                "project %s: skipped %d of the reports PostHog sent (%s); no report is "
+                "concluded removed from this listing",
+                project_id,
+                len(skipped),
+                "; ".join(dict.fromkeys(skipped[:3])),
+                extra={"event": "report_skipped", "project_id": project_id},
+            )
         return Listing(
             reports=reports,
-            complete=skipped == 0,
-            skipped=skipped,
+            complete=not skipped and not cut_short,
+            skipped=len(skipped),
             requests=self.requests_made - start,
         )
 
@@ -368,18 +565,37 @@ class PostHogClient:
     def retrieve(
         self, project_id: int, report_id: str, deadline: float | None = None
     ) -> Report | None:
-        """One report by id; ``None`` when PostHog answers 404 (deleted, or hidden by V1)."""
+        """One report by id; ``None`` when PostHog answers 404 for it (deleted, or hidden by V1).
+
+        A 404 that is not PostHog's "not found" for this report (a proxy's page, "Project not
+        found.") raises instead: concluding from it that the report is gone would be a guess.
+        """
         prefix = self._fixed or self._prefix.get(project_id) or PREFIXES[0]
-        path = self._path(project_id, prefix, report_id)
+        path = self._path(project_id, prefix, quote(report_id, safe=""))
         response = self._get(path, {}, project_id, deadline)
         if response.status_code == 404:
+            self._check_gone(response, project_id, report_id)
             return None
-        body = self._json(response, project_id)
+        return parse_retrieved(self._decode(response, project_id), project_id, report_id)
+
+    @staticmethod
+    def _check_gone(response: httpx.Response, project_id: int, report_id: str) -> None:
         try:
-            return Report.from_api(body)
-        except ValueError as exc:
+            body = decode_json(response.content, project_id, status=404)
+        except SourceError:
+            body = None
+        if not isinstance(body, dict):
+            raise _invalid(
+                project_id,
+                f"fetching report {report_id} answered 404 with a body that is not PostHog's "
+                "(a proxy?); not concluding that the report was deleted",
+            )
+        detail = body.get("detail")
+        if isinstance(detail, str) and "project" in detail.lower():
             raise SourceError(
-                f"project {project_id}: report {report_id} could not be read: {exc}",
-                kind=SourceErrorKind.INVALID_RESPONSE,
+                f"project {project_id}: PostHog says {detail!r} while fetching report "
+                f"{report_id}; check posthog.project_ids",
+                kind=SourceErrorKind.NOT_FOUND,
                 project_id=project_id,
-            ) from exc
+                status_code=404,
+            )

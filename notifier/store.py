@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -24,6 +24,7 @@ from notifier.errors import StateError
 from notifier.models import Event, Report
 
 SCHEMA_VERSION: Final = 1
+WAL_LIMIT: Final = 4 * 1024 * 1024
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS projects (
@@ -95,10 +96,23 @@ class CycleWrite:
 
 
 def _state_error(path: Path, exc: sqlite3.Error, doing: str) -> StateError:
+    if path.is_dir():
+        return StateError(
+            f"state database {path}: cannot {doing}: it is a directory; point state.path at a "
+            f"file (e.g. {path / 'notifier-state.db'})"
+        )
+    kept = "; nothing of this cycle was kept" if doing == "save the cycle" else ""
     return StateError(
         f"state database {path}: cannot {doing}: {exc}. Check that state.path is on a writable "
-        "volume with free space; nothing of this cycle was kept"
+        f"volume with free space{kept}"
     )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is still open, never masking the error that got us here."""
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class Store:
@@ -112,8 +126,11 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            blocker = next((p for p in self.path.parents if p.is_file()), None)
+            reason = f"{blocker} is a file, not a directory" if blocker else exc.strerror
             raise StateError(
-                f"state directory {self.path.parent} cannot be created: {exc.strerror}"
+                f"state directory {self.path.parent} cannot be created: {reason}; "
+                "point state.path at a writable directory"
             ) from exc
         with self._write("open and migrate") as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -135,6 +152,7 @@ class Store:
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # WAL shrinks back
             except sqlite3.Error as exc:
                 raise _state_error(self.path, exc, "open it") from exc
             self._local.conn = conn
@@ -150,12 +168,13 @@ class Store:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # SQLITE_FULL, IOERR, BUSY and NOMEM may already have rolled the transaction back;
+            # the original error is the one worth reporting either way.
+            _rollback(conn)
             raise _state_error(self.path, exc, doing) from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -1,8 +1,15 @@
 """Shared fixtures: the fake PostHog, fake Slack and webhook receiver on 127.0.0.1, and a
-helper that writes a YAML config pointing the real notifier at them."""
+helper that writes a YAML config pointing the real notifier at them.
+
+Every test also runs under ``secrets_sweep`` (autouse): the root logger at DEBUG, and at the end
+none of the recognisable secrets below may appear in a log record (message or exception text,
+before any redaction), in a notifier exception's text, in captured stdout/stderr, or in any file
+the test left under ``tmp_path`` other than YAML config files.
+"""
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from notifier import errors
 from notifier.config import parse_config
 from notifier.daemon import Notifier
 from notifier.settings import Settings
@@ -18,7 +26,109 @@ from tests.fakes import FakeSlack, WebhookReceiver
 
 API_KEY = "phx_e2e_secret_key_0123456789"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SLACK_TOKEN = "xoxb-e2e-SECRET-token-123"
+SLACK_WEBHOOK_PATH = "/services/T0E2E/B0E2E/SECRETwebhookPath123"  # the URL's secret part
 PROJECT = 4242
+
+#: What must never show up in output, logs, exception text or state files.
+SECRETS: dict[str, str] = {
+    "API_KEY": API_KEY,
+    "SLACK_TOKEN": SLACK_TOKEN,
+    "SLACK_WEBHOOK_PATH": SLACK_WEBHOOK_PATH,
+    "WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "WEBHOOK_SECRET (base64 part)": WEBHOOK_SECRET.removeprefix("whsec_"),
+}
+
+
+def leaked(text: str | bytes) -> list[str]:
+    """The names of the recognisable secrets that appear in ``text``."""
+    if isinstance(text, bytes):
+        return [name for name, secret in SECRETS.items() if secret.encode() in text]
+    return [name for name, secret in SECRETS.items() if secret in text]
+
+
+_CAPTURE_FIXTURES = ("capsys", "capfd", "capsysbinary", "capfdbinary")
+
+
+def _capture(request: pytest.FixtureRequest, seen: list[str]) -> Any:
+    """The test's own capture fixture (or capfd), with ``readouterr`` also feeding ``seen``."""
+    name = next((f for f in _CAPTURE_FIXTURES if f in request.fixturenames), "capfd")
+    fixture = request.getfixturevalue(name)
+    read = fixture.readouterr
+
+    def readouterr() -> Any:
+        result = read()
+        seen.extend(str(part) for part in result)  # bytes show as b'...': still searchable
+        return result
+
+    fixture.readouterr = readouterr
+    return fixture
+
+
+def _input_file(path: Path, data: bytes) -> bool:
+    """A file a test wrote on purpose with a secret in it: a hand-written config (make_config's
+    config.yaml uses ${VAR}s, so it is not exempt) or a secret file for ``*_file`` keys."""
+    own_config = path.suffix in (".yaml", ".yml") and path.name != "config.yaml"
+    return own_config or data.strip() in {s.encode() for s in SECRETS.values()}
+
+
+@pytest.fixture(autouse=True)
+def secrets_sweep(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run the test at DEBUG; afterwards assert no recognisable secret escaped anywhere."""
+    texts: list[tuple[str, str]] = []
+    captured: list[str] = []
+    capture = _capture(request, captured)
+    tmp_path: Path | None = (
+        request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    )
+
+    # Every record any logger creates, raw (never through the redacting formatter), even if a
+    # handler is swapped out by the test (logs.setup replaces the root handlers).
+    old_factory = logging.getLogRecordFactory()
+    plain = logging.Formatter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = old_factory(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception as exc:  # a bad format string is a bug too, but not this check's
+            text = f"{record.msg!r} {record.args!r} ({exc!r})"
+        if record.exc_info:
+            text += "\n" + plain.formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + record.stack_info
+        texts.append((f"log record {record.name}:{record.levelname}", text))
+        return record
+
+    # Every notifier exception constructed, raised or swallowed.
+    old_init = errors.NotifierError.__init__
+
+    def init(self: errors.NotifierError, *args: Any, **kwargs: Any) -> None:
+        old_init(self, *args, **kwargs)
+        texts.append((f"{type(self).__name__} text", str(self)))
+
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    logging.setLogRecordFactory(factory)
+    errors.NotifierError.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        errors.NotifierError.__init__ = old_init  # type: ignore[method-assign]
+        logging.setLogRecordFactory(old_factory)
+        root.setLevel(old_level)
+    capture.readouterr()
+    texts += [("captured stdout/stderr", text) for text in captured]
+    found = [
+        f"{names} in {where}: {text[:300]!r}" for where, text in texts if (names := leaked(text))
+    ]
+    for path in sorted(tmp_path.rglob("*")) if tmp_path is not None else ():
+        data = path.read_bytes() if path.is_file() else b""
+        if _input_file(path, data) or not (names := leaked(data)):
+            continue
+        found.append(f"{names} in file {path.relative_to(tmp_path)}")
+    assert not found, "secrets leaked:\n" + "\n".join(found)
 
 
 @pytest.fixture
@@ -29,7 +139,8 @@ def posthog() -> Iterator[FakePostHog]:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
+    with FakeSlack(token=SLACK_TOKEN) as fake:
+        fake.webhook_path = SLACK_WEBHOOK_PATH  # type: ignore[misc]  # a Final default
         yield fake
 
 

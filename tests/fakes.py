@@ -3,7 +3,10 @@ generic signed-webhook receiver. Real HTTP on 127.0.0.1, so slack-sdk's urllib c
 are exercised for real (``sinks-and-runtime.md``: no httpx mocking for slack-sdk).
 
 Both answer like the real thing by default and fail on demand (``fail_next``,
-``webhook_fail_next``, ``respond_next``); ``stall_seconds`` delays every answer.
+``webhook_fail_next``, ``respond_next``); ``stall_seconds`` delays every answer, ``stall_next``
+only the next few (then the request is answered as usual: the sender timed out, yet the message
+got through). ``WebhookReceiver.on_arrival`` runs when a request has arrived and before it is
+answered, so a test can act (kill the sender) while a send is in flight.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -61,6 +65,7 @@ class _SlackFault:
     status: int
     retry_after: int | None
     times: int
+    raw: bytes | None = None  # a body that is not JSON (a proxy's error page)
 
 
 @dataclass
@@ -80,6 +85,29 @@ def _take(faults: list[Any], lock: threading.Lock) -> Any:
         if fault.times <= 0:
             faults.pop(0)
         return fault
+
+
+class _OneShotStalls:
+    """``stall_next``: delay only the next few requests (mixed into the fake servers)."""
+
+    _stopping: threading.Event
+
+    def _init_stalls(self) -> None:
+        self._stalls: list[float] = []
+        self._stalls_lock = threading.Lock()
+
+    def stall_next(self, seconds: float, *, times: int = 1) -> None:
+        """Hold the next ``times`` requests ``seconds`` before answering them as usual."""
+        with self._stalls_lock:
+            self._stalls.extend([seconds] * times)
+
+    def _stall_once(self) -> bool:
+        """Apply a queued one-shot stall; False when the server was stopped meanwhile."""
+        with self._stalls_lock:
+            seconds = self._stalls.pop(0) if self._stalls else 0.0
+        if seconds > 0:
+            self._stopping.wait(seconds)
+        return not self._stopping.is_set()
 
 
 def _text_len(obj: Any) -> int:
@@ -126,7 +154,7 @@ def block_errors(blocks: Any) -> list[str]:
     return errors
 
 
-class FakeSlack(BackgroundServer):
+class FakeSlack(_OneShotStalls, BackgroundServer):
     """Slack's ``chat.postMessage``, ``chat.update``, ``auth.test`` and one incoming webhook.
 
     ``channels``: when a set, only those channels (names with or without ``#``, or IDs) exist.
@@ -150,6 +178,7 @@ class FakeSlack(BackgroundServer):
         self._ids: dict[str, str] = {}
         self._ts_counter = 0
         self._posted: set[tuple[str, str]] = set()
+        self._init_stalls()
 
     @property
     def api_url(self) -> str:
@@ -162,22 +191,32 @@ class FakeSlack(BackgroundServer):
         return f"{self.origin}{self.webhook_path}"
 
     def fail_next(
-        self, error: str, *, status: int = 200, retry_after: int | None = None, times: int = 1
+        self,
+        error: str,
+        *,
+        status: int = 200,
+        retry_after: int | None = None,
+        times: int = 1,
+        raw: str | None = None,
     ) -> None:
         """Web API answers ``{"ok": false, "error": error}``; ``ratelimited`` is HTTP 429 with a
-        ``Retry-After`` (default 1 s) unless another status is given."""
+        ``Retry-After`` (default 1 s) unless another status is given. ``raw`` answers that
+        text/html body instead of JSON (what a load balancer in front of Slack sends)."""
         if error == "ratelimited":
             status = 429 if status == 200 else status
             retry_after = 1 if retry_after is None else retry_after
+        body = None if raw is None else raw.encode()
         with self._lock:
-            self._faults.append(_SlackFault(error, status, retry_after, times))
+            self._faults.append(_SlackFault(error, status, retry_after, times, body))
 
-    def webhook_fail_next(self, status: int, body: str, *, times: int = 1) -> None:
-        """The webhook answers ``status`` with plain text (e.g. 410 ``channel_is_archived``)."""
+    def webhook_fail_next(
+        self, status: int, body: str, *, times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
+        """The webhook answers ``status`` with plain text (e.g. 410 ``channel_is_archived``),
+        plus ``headers`` (e.g. ``Retry-After`` on a 429)."""
+        sent = {"Content-Type": "text/plain", **(headers or {})}
         with self._lock:
-            self._webhook_faults.append(
-                _PlainFault(status, body.encode(), {"Content-Type": "text/plain"}, times)
-            )
+            self._webhook_faults.append(_PlainFault(status, body.encode(), sent, times))
 
     def channel_id(self, channel: str) -> str:
         """The ID Slack would answer for a channel name or ID."""
@@ -195,7 +234,7 @@ class FakeSlack(BackgroundServer):
 
     def _handle(self, handler: FakeRequestHandler) -> None:
         raw = handler.read_body()
-        if not self._stall():
+        if not (self._stall() and self._stall_once()):
             handler.close_connection = True
             return
         path = handler.path.split("?", 1)[0]
@@ -238,6 +277,10 @@ class FakeSlack(BackgroundServer):
         fault: _SlackFault | None = _take(self._faults, self._lock)
         if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            if fault.raw is not None:
+                self._record("api", method, params, fault.status, fault.error)
+                handler.reply(fault.status, fault.raw, {"Content-Type": "text/html", **headers})
+                return
             self._answer(
                 handler, method, params, {"ok": False, "error": fault.error}, fault.status, headers
             )
@@ -413,18 +456,23 @@ class ReceivedWebhook:
         return json.loads(self.body)
 
 
-class WebhookReceiver(BackgroundServer):
+class WebhookReceiver(_OneShotStalls, BackgroundServer):
     """A generic webhook endpoint: records everything, answers ``default_status`` (204).
 
     ``respond_next`` queues other answers: 503 with ``Retry-After``, 410, a 302 redirect…
+    ``on_arrival`` (when set) is called with each request (``status`` 0: not answered yet) as
+    soon as it has arrived, before any stall; a request the sender gave up on is still recorded
+    once answered.
     """
 
     def __init__(self, *, default_status: int = 204) -> None:
         super().__init__()
         self.default_status = default_status
         self.received: list[ReceivedWebhook] = []
+        self.on_arrival: Callable[[ReceivedWebhook], None] | None = None
         self._lock = threading.Lock()
         self._answers: list[_PlainFault] = []
+        self._init_stalls()
 
     @property
     def url(self) -> str:
@@ -449,7 +497,11 @@ class WebhookReceiver(BackgroundServer):
 
     def _handle(self, handler: FakeRequestHandler) -> None:
         body = handler.read_body()
-        if not self._stall():
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        hook = self.on_arrival
+        if hook is not None:
+            hook(ReceivedWebhook(handler.command, handler.path, headers, body, 0, time.monotonic()))
+        if not (self._stall() and self._stall_once()):
             handler.close_connection = True
             return
         answer: _PlainFault | None = _take(self._answers, self._lock)
@@ -458,7 +510,7 @@ class WebhookReceiver(BackgroundServer):
         record = ReceivedWebhook(
             method=handler.command,
             path=handler.path,
-            headers={k.lower(): v for k, v in handler.headers.items()},
+            headers=headers,
             body=body,
             status=answer.status,
             received_at=time.monotonic(),

@@ -16,14 +16,14 @@ import pytest
 
 from notifier import __version__
 from notifier.simulator import FakePostHog
-from tests.conftest import API_KEY, PROJECT
+from tests.conftest import API_KEY, PROJECT, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
 
 
 def notifier(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "notifier", *args],
         env={**os.environ, **env},
         capture_output=True,
@@ -31,11 +31,14 @@ def notifier(
         timeout=timeout,
         check=False,
     )
+    assert not leaked(result.stdout + result.stderr), f"{leaked(result.stdout + result.stderr)}"
+    return result
 
 
 def assert_no_secrets(text: str, env: dict[str, str]) -> None:
     for name, secret in env.items():
         assert secret not in text, f"{name} leaked"
+    assert not leaked(text), f"{leaked(text)} leaked"  # also the webhook path, whsec_'s base64
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
@@ -58,7 +61,7 @@ def test_check_summarises_a_valid_config(
 ) -> None:
     """`check` exits 0 and names projects, sinks and rules without showing a secret."""
     path = make_config()
-    result = notifier("check", "-c", str(path), env=env)
+    result = notifier("check", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 0, result.stderr
     assert str(PROJECT) in result.stdout
     for sink in ("slack", "slack-hook", "hook"):
@@ -86,7 +89,7 @@ rules:
     sinks: [pager]
 """
     )
-    result = notifier("check", "-c", str(path), env=env)
+    result = notifier("check", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 2
     err = result.stderr
     assert "poll.interval" in err
@@ -95,6 +98,7 @@ rules:
     assert "rules[0].sinks[0]" in err
     assert "pager" in err
     assert API_KEY not in err
+    assert_no_secrets(result.stdout + err, env)
 
 
 def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -162,7 +166,7 @@ def test_dry_run_prints_and_changes_nothing(
     posthog.add_report(PROJECT, title="Only a rehearsal")
     db = path.parent / "state.db"
     before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM reports").fetchone()
-    result = notifier("dry-run", "-c", str(path), env=env)
+    result = notifier("dry-run", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 0, result.stderr
     assert "Only a rehearsal" in result.stdout
     assert "→ slack (slack)" in result.stdout

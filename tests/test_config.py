@@ -163,10 +163,7 @@ def test_example_documents_every_sink_key() -> None:
         ),
         pytest.param(
             {"rules": [{"name": "r0", "match": {"title": {"regex": "("}}, "sinks": ["team-hook"]}]},
-            [
-                "rules[0].match.title.regex: invalid regex: missing ), unterminated subpattern at "
-                "position 0"
-            ],
+            ["rules[0].match.title.regex: invalid regex: missing ) at position 1"],
             id="invalid-regex",
         ),
         pytest.param(
@@ -241,6 +238,22 @@ def test_example_documents_every_sink_key() -> None:
             {"delivery": {"give_up_after": "0s"}},
             ["delivery.give_up_after: must be longer than 0s, like 30s"],
             id="zero-duration",
+        ),
+        pytest.param(
+            {"delivery": {"keep_delivered": "500ms"}},
+            [
+                "delivery.keep_delivered: must be at least 1s; delivered entries are the audit "
+                "trail, try 7d"
+            ],
+            id="keep-delivered-under-1s",
+        ),
+        pytest.param(
+            {"delivery": {"keep_delivered": "a week"}},
+            [
+                "delivery.keep_delivered: invalid duration; use a number of seconds or 500ms, "
+                "90s, 5m, 1h, 1d"
+            ],
+            id="keep-delivered-not-a-duration",
         ),
         pytest.param(
             {"poll": {"interval": "500ms"}},
@@ -502,8 +515,7 @@ def test_many_problems_at_once() -> None:
         "poll.interval: invalid duration; use a number of seconds or 500ms, 90s, 5m, 1h, 1d",
         "sinks.team-hook.url: environment variable HOOK_URL is not set "
         "(export it, or use ${HOOK_URL:-...})",
-        "rules[0].match.title.regex: invalid regex: missing ), unterminated subpattern at "
-        "position 0",
+        "rules[0].match.title.regex: invalid regex: missing ) at position 1",
         "rules[0].sinks[0]: unknown sink 'pager' (defined: product-channel, team-hook)",
         "rules[1].name: duplicate rule name 'r0' (also rules[0]); rename one",
     ]
@@ -748,10 +760,17 @@ def test_durations_in_settings() -> None:
         {
             "posthog": {"timeout": "10s"},
             "poll": {"deadline": "2m"},
-            "delivery": {"give_up_after": "1d", "backoff_initial": "500ms", "backoff_max": "5m"},
+            "delivery": {
+                "give_up_after": "1d",
+                "backoff_initial": "500ms",
+                "backoff_max": "5m",
+                "keep_delivered": "36h",
+            },
             "sinks": {"product-channel": {"timeout": 3}},
         }
     )
+    assert settings.delivery.keep_delivered == 36 * 3600
+    assert parse({"delivery": {"keep_delivered": 1}}).delivery.keep_delivered == 1
     assert settings.posthog.timeout == 10
     assert settings.poll.deadline == 120
     assert (settings.delivery.give_up_after, settings.delivery.backoff_initial) == (86400, 0.5)
@@ -1010,6 +1029,7 @@ def test_settings_defaults() -> None:
     assert settings.first_run == "baseline"
     assert settings.delivery.backoff_initial == 5
     assert settings.delivery.backoff_max == 3600
+    assert settings.delivery.keep_delivered == 7 * 86400
     assert settings.sinks["product-channel"].api_url == "https://slack.com/api/"
     assert settings.secrets() == (
         "phx_test_key",

@@ -192,3 +192,22 @@ def test_every_change_is_reported_once(before: dict[str, Report], after: dict[st
     for rid, report in after.items():
         changed = rid not in before or compare(before[rid], report) != {}
         assert (rid in ids) == changed
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "parsed"),
+    [
+        ("total_weight", 10**400, None),  # too big for a float: unknown, not a crash
+        ("total_weight", "2.50", 2.5),
+        ("total_weight", "NaN", None),
+        ("signal_count", "7", 7),
+        ("signal_count", 2.5, None),
+        ("signal_count", True, None),
+        ("artefact_count", 10**30, None),
+        ("artefact_count", 12, 12),
+    ],
+)
+def test_numbers_are_read_leniently(field: str, raw: Any, parsed: Any) -> None:
+    """Numbers as strings are read; what is not a usable number reads as unknown (None)."""
+    report = Report.from_api({"id": "r", "status": "ready", field: raw})
+    assert getattr(report, field) == parsed

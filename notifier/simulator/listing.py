@@ -39,16 +39,22 @@ def _int_param(raw: str | None, *, strict: bool) -> int | None:
 
 
 def paginate(
-    items: list[Any], *, base: str, raw_query: str, query: Mapping[str, str]
+    items: list[Any],
+    *,
+    base: str,
+    raw_query: str,
+    query: Mapping[str, str],
+    count: int | None = None,
 ) -> tuple[dict[str, Any], int]:
     """DRF's LimitOffsetPagination, links and all: the body and the offset served.
 
     ``base`` is the absolute URL of the listing without its query; ``raw_query`` is the query as
-    sent (the links keep its other parameters) and ``query`` its parsed form.
+    sent (the links keep its other parameters) and ``query`` its parsed form. ``count``, when
+    given, replaces ``len(items)`` as the count served and the one the links follow.
     """
     limit = _int_param(query.get("limit"), strict=True) or _DEFAULT_LIMIT
     offset = _int_param(query.get("offset"), strict=False) or 0
-    count = len(items)
+    count = len(items) if count is None else count
 
     def link(**changes: int | None) -> str:
         params = parse_qs(raw_query, keep_blank_values=True)

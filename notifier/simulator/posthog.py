@@ -5,8 +5,9 @@ Used by ``notifier demo`` and by the tests. ``FakePostHog`` is as unkind as the 
 ``ready`` reports, DRF limit/offset paging with absolute ``next`` links built from the ``Host``
 header (or an internal host behind a proxy), orderings without a tie-breaker in V1/V2, 403 bodies
 in PostHog's shape, 429 without ``Retry-After``. Faults are injected with
-``fail_next``/``throttle_next``; ``on_list_page`` lets a test change the data between two pages
-of one listing.
+``fail_next``/``throttle_next`` (an answer), ``stall_next`` (a late answer) and ``reset_next`` (a
+connection dropped mid-body); ``on_list_page`` lets a test change the data between two pages of
+one listing, ``rewrite_page`` change a page itself, ``count_override`` make ``count`` lie.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class _Fault:
     headers: dict[str, str]
     times: int
     path_contains: str | None
+    #: "reply": answer status/body/headers; "stall": wait ``stall`` seconds, then answer
+    #: normally; "reset": answer normally but drop the connection after ``keep`` body bytes.
+    action: str = "reply"
+    stall: float = 0.0
+    keep: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,11 @@ class FakePostHog(BackgroundServer):
     (projects the key may read; None = all), ``scopes_ok`` (False = key lacks ``task:read``),
     ``link_base`` (origin for ``next``/``previous``; None = from the Host header),
     ``unstable_ties`` (V1/V2 orderings have no tie-breaker: equal keys come back in a different
-    order on every request), ``on_list_page``, ``stall_seconds``.
+    order on every request), ``on_list_page``, ``stall_seconds``, ``count_override`` (the
+    listing's ``count``, with ``next`` links computed from it as DRF would: a count larger than
+    the data gives empty pages that still say there is more), ``rewrite_page`` (a hook
+    ``(project_id, offset, body) -> body`` that may change a listing page before it is sent:
+    repeat an id, loop ``next``, drop an ``id``…).
     """
 
     def __init__(
@@ -120,6 +130,8 @@ class FakePostHog(BackgroundServer):
         self.scopes_ok = True
         self.unstable_ties = True
         self.on_list_page: Callable[[int, int], None] | None = None
+        self.count_override: int | None = None
+        self.rewrite_page: Callable[[int, int, dict[str, Any]], dict[str, Any]] | None = None
         self.requests: list[RequestRecord] = []
         #: Exceptions raised while answering (e.g. by ``on_list_page``); answered as 500.
         self.errors: list[BaseException] = []
@@ -260,9 +272,32 @@ class FakePostHog(BackgroundServer):
         with self._lock:
             self._faults.append(_Fault(status, payload, sent, times, path_contains))
 
+    def stall_next(
+        self, seconds: float, *, times: int = 1, path_contains: str | None = None
+    ) -> None:
+        """Hold the next ``times`` matching requests for ``seconds`` before answering them
+        normally (a client with a shorter timeout gives up first)."""
+        with self._lock:
+            self._faults.append(
+                _Fault(0, b"", {}, times, path_contains, action="stall", stall=seconds)
+            )
+
+    def reset_next(
+        self, *, times: int = 1, path_contains: str | None = None, keep: int = 40
+    ) -> None:
+        """Answer the next ``times`` matching requests normally but reset the connection after
+        the headers and ``keep`` bytes of the body (at most all but its last byte)."""
+        with self._lock:
+            self._faults.append(_Fault(0, b"", {}, times, path_contains, action="reset", keep=keep))
+
     def throttle_next(self, seconds: int, times: int = 1) -> None:
         """429 ``throttled_error`` with the wait only in ``detail``: no ``Retry-After``."""
         self.fail_next(429, throttled_body(seconds), times=times, headers={})
+
+    def clear_faults(self) -> None:
+        """Forget every fault not yet served."""
+        with self._lock:
+            self._faults.clear()
 
     def _take_fault(self, target: str) -> _Fault | None:
         with self._lock:
@@ -294,7 +329,11 @@ class FakePostHog(BackgroundServer):
             handler.close_connection = True
             return
         fault = self._take_fault(handler.path)
-        if fault is not None:
+        if fault is not None and fault.action == "stall":
+            if self._stopping.wait(fault.stall):  # stopped meanwhile
+                handler.close_connection = True
+                return
+        elif fault is not None and fault.action == "reply":
             handler.reply(fault.status, fault.body, fault.headers)
             return
         req = _Req(
@@ -307,12 +346,19 @@ class FakePostHog(BackgroundServer):
         )
         try:
             answer, page_of = self._route(req)
+            if page_of is not None and self.rewrite_page is not None:
+                answer.payload = self.rewrite_page(*page_of, answer.payload)
             if page_of is not None and self.on_list_page is not None:
                 self.on_list_page(*page_of)
         except Exception as exc:  # noqa: BLE001 - a broken hook must still answer something
             with self._lock:
                 self.errors.append(exc)
             answer = _Answer(500, SERVER_ERROR)
+        if fault is not None and fault.action == "reset":
+            body = json.dumps(answer.payload).encode()
+            headers = {"Content-Type": "application/json", **answer.headers}
+            handler.reply_reset(answer.status, body, headers, keep=fault.keep)
+            return
         handler.reply_json(answer.status, answer.payload, answer.headers)
 
     def _route(self, req: _Req) -> tuple[_Answer, tuple[int, int] | None]:
@@ -366,10 +412,12 @@ class FakePostHog(BackgroundServer):
             return None
         return self._render(report)
 
-    def _page(self, items: list[Any], req: _Req) -> tuple[dict[str, Any], int]:
+    def _page(
+        self, items: list[Any], req: _Req, count: int | None = None
+    ) -> tuple[dict[str, Any], int]:
         """DRF's LimitOffsetPagination, links and all."""
         base = (self.link_base or f"http://{req.host}").rstrip("/") + req.path
-        return paginate(items, base=base, raw_query=req.raw_query, query=req.query)
+        return paginate(items, base=base, raw_query=req.raw_query, query=req.query, count=count)
 
     def _sorted(self, reports: list[dict[str, Any]], query: Mapping[str, str]) -> list[Any]:
         tie_seed = len(self.requests) if self.unstable_ties else None
@@ -395,7 +443,7 @@ class FakePostHog(BackgroundServer):
                     if r["status"] not in hidden and (not wanted or r["status"] in wanted)
                 ]
             ordered = self._sorted(visible, query)
-            body, offset = self._page(ordered, req)
+            body, offset = self._page(ordered, req, self.count_override)
             body["results"] = [self._render(r) for r in body["results"]]
         return _Answer(200, body), (pid, offset)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Mapping
@@ -25,6 +26,9 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "fake/1"
+    # Headers and body go out in two writes: with Nagle on, the body waits for the client's
+    # delayed ACK of the headers (tens of milliseconds a request on loopback).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         """Dispatch to the owner."""
@@ -82,6 +86,24 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
         self.wfile.flush()
+
+    def reply_reset(
+        self, status: int, body: bytes, headers: Mapping[str, str] | None = None, *, keep: int = 0
+    ) -> None:
+        """Send the status, the headers (announcing all of ``body``) and only the first ``keep``
+        bytes of it, then reset the connection (RST): a connection dropped mid-body."""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: max(0, min(keep, len(body) - 1))])
+        self.wfile.flush()
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            # SO_LINGER on, timeout 0: close() sends RST instead of an orderly FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     def reply_json(
         self, status: int, payload: Any, headers: Mapping[str, str] | None = None
@@ -156,7 +178,7 @@ class BackgroundServer:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},  # stop() waits for the loop to notice
             name=f"{type(self).__name__}:{self.port}",
             daemon=True,
         )

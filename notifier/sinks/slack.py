@@ -100,7 +100,8 @@ class SlackSink:
             logger=SDK_LOGGER,
             user_agent_prefix=f"{USER_AGENT_PRODUCT}/{__version__}",
         )
-        self._service = f"Slack ({urlsplit(settings.api_url).netloc or settings.api_url})"
+        parts = urlsplit(settings.api_url)  # in messages: host and port, never user:password@
+        self._service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"
 
     def send(self, delivery: Delivery) -> None:
         """Post the card; on a blocks error, once more at once as text only."""

@@ -1,0 +1,537 @@
+"""Sink faults end to end, through the outbox: a real cycle queues each change for Slack (bot
+token), a Slack incoming webhook and a signed webhook; the fakes fail as the real services do.
+
+What each sink *says* about a failure is pinned in test_sinks.py; here the promise is what the
+outbox does with it: transient failures are retried until the sink recovers (the same
+``webhook-id`` every time), permanent ones are dead-lettered with the reason at once, the other
+sinks never wait, and `notifier outbox` shows it all and puts dead entries back in line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifier.daemon import Notifier
+from notifier.delivery import backoff
+from notifier.settings import DeliverySettings, Settings
+from notifier.simulator import FakePostHog
+from notifier.sinks.slack_webhook import HINTS as WEBHOOK_HINTS
+from notifier.store import OutboxEntry, Store
+from tests.conftest import PROJECT
+from tests.fakes import FakeSlack, SlackCall, WebhookReceiver
+
+ALL_SINKS = (
+    "- {name: all, match: {event: [new, status_changed, updated, removed]}, "
+    "sinks: [slack, slack-hook, hook]}"
+)
+HTML_503 = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
+
+RunOnce = Callable[..., int]
+
+
+@pytest.fixture
+def run_once(
+    make_config: Callable[..., Path], load: Callable[[Path], Settings]
+) -> Iterator[RunOnce]:
+    """`notifier once` in-process against the fakes; every change goes to all three sinks.
+    ``sink_timeout`` and ``give_up_after`` (seconds) override the config."""
+
+    def run(
+        *,
+        max_wait: float = 5.0,
+        sink_timeout: float | None = None,
+        give_up_after: float | None = None,
+        **config: Any,
+    ) -> int:
+        settings = load(make_config(**{"rules": ALL_SINKS, "first_run": "notify", **config}))
+        if sink_timeout is not None:
+            sinks = {
+                name: replace(sink, timeout=sink_timeout) if hasattr(sink, "timeout") else sink
+                for name, sink in settings.sinks.items()
+            }
+            settings = replace(settings, sinks=sinks)
+        if give_up_after is not None:
+            delivery = replace(settings.delivery, give_up_after=give_up_after)
+            settings = replace(settings, delivery=delivery)
+        notifier = Notifier(settings)
+        try:
+            return notifier.once(max_wait=max_wait)
+        finally:
+            notifier.close()
+
+    return run
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Callable[[str], dict[str, OutboxEntry]]:
+    """The sink's outbox entries by report title (every state)."""
+
+    def entries(sink: str) -> dict[str, OutboxEntry]:
+        store = Store(tmp_path / "state.db")
+        try:
+            found = [
+                e for state in ("pending", "dead", "delivered") for e in store.entries(state, sink)
+            ]
+        finally:
+            store.close()
+        return {e.event.report.title or "": e for e in sorted(found, key=lambda e: e.id)}
+
+    return entries
+
+
+Outbox = Callable[[str], dict[str, OutboxEntry]]
+
+
+def posts(slack: FakeSlack) -> list[SlackCall]:
+    """Every chat.postMessage attempt, accepted or not."""
+    return [c for c in slack.calls if c.via == "api" and c.method == "chat.postMessage"]
+
+
+def hook_posts(slack: FakeSlack) -> list[SlackCall]:
+    """Every incoming-webhook attempt, accepted or not."""
+    return [c for c in slack.calls if c.via == "webhook"]
+
+
+def titles(slack: FakeSlack, via: str) -> list[str]:
+    """Titles of the accepted Slack messages that came ``via`` api or webhook, in order."""
+    return [next(t for t in TITLES if t in (m.text or "")) for m in slack.messages if m.via == via]
+
+
+def hooked(receiver: WebhookReceiver) -> list[str]:
+    """Titles of the webhook deliveries the receiver accepted (2xx), in order."""
+    return [r.json()["data"]["report"]["title"] for r in receiver.received if r.status < 300]
+
+
+TITLES = [f"Report {chr(ord('A') + i)}" for i in range(12)]
+
+
+def add(posthog: FakePostHog, count: int, start: int = 0) -> list[str]:
+    """``count`` new reports titled ``Report A``, ``Report B``…; returns the titles."""
+    names = TITLES[start : start + count]
+    for name in names:
+        posthog.add_report(PROJECT, title=name)
+    return names
+
+
+# --- Slack Web API ----------------------------------------------------------------------------
+
+
+def test_transient_slack_errors_retry_the_same_entry_until_delivered(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+) -> None:
+    """ok:false transient codes, HTTP 5xx (even an HTML page) and a 429 are retried on the same
+    entry until Slack recovers: one message, in order, the other sinks undisturbed."""
+    add(posthog, 2)
+    slack.fail_next("internal_error")
+    slack.fail_next("service_unavailable")
+    slack.fail_next("request_timeout")
+    slack.fail_next("fatal_error", status=500)
+    slack.fail_next("proxy", status=503, raw=HTML_503)
+    slack.fail_next("ratelimited", retry_after=0)
+    assert run_once() == 0
+    assert titles(slack, "api") == ["Report A", "Report B"]
+    assert [c.error for c in posts(slack)][:6] == [
+        "internal_error",
+        "service_unavailable",
+        "request_timeout",
+        "fatal_error",
+        "proxy",
+        "ratelimited",
+    ]
+    entries = outbox("slack")
+    assert (entries["Report A"].state, entries["Report A"].attempts) == ("delivered", 7)
+    assert (entries["Report B"].state, entries["Report B"].attempts) == ("delivered", 1)
+    assert titles(slack, "webhook") == ["Report A", "Report B"]
+    assert hooked(receiver) == ["Report A", "Report B"]
+
+
+def test_permanent_slack_errors_dead_letter_each_entry_with_its_reason(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each permanent code dead-letters its entry at once (one attempt, the code and a hint in
+    the reason and in an ERROR log) and the next entry goes; the other sinks get everything."""
+    codes = [
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "token_revoked",
+        "account_inactive",
+        "missing_scope",
+        "some_new_error",
+    ]
+    names = add(posthog, len(codes) + 1)
+    for code in codes:
+        slack.fail_next(code)
+    with caplog.at_level(logging.ERROR):
+        assert run_once() == 1  # something was dead-lettered
+    entries = outbox("slack")
+    for name, code in zip(names, codes, strict=False):
+        entry = entries[name]
+        assert (entry.state, entry.attempts) == ("dead", 1)
+        assert entry.last_error is not None
+        assert entry.last_error.startswith(f"{code}: ")
+        assert len(entry.last_error) > len(code) + 20  # says what to do, not just the code
+        [log] = [r for r in caplog.records if code in r.getMessage()]
+        assert log.levelno == logging.ERROR
+        assert "dead letter" in log.getMessage()
+        assert name in log.getMessage()
+        assert "sink slack" in log.getMessage()
+    assert entries[names[-1]].state == "delivered"
+    assert titles(slack, "api") == [names[-1]]
+    assert titles(slack, "webhook") == names
+    assert hooked(receiver) == names
+
+
+def test_refused_blocks_go_once_as_text_only(
+    posthog: FakePostHog, slack: FakeSlack, run_once: RunOnce, outbox: Outbox
+) -> None:
+    """invalid_blocks / msg_blocks_too_long: the same attempt posts the message again as text
+    only, and that counts as delivered (bot token and incoming webhook alike)."""
+    add(posthog, 1)
+    slack.fail_next("invalid_blocks")
+    slack.webhook_fail_next(400, "msg_blocks_too_long")
+    assert run_once() == 0
+    for via, sink in (("api", "slack"), ("webhook", "slack-hook")):
+        [message] = [m for m in slack.messages if m.via == via]
+        assert message.blocks is None
+        assert "Report A" in (message.text or "")
+        assert (outbox(sink)["Report A"].state, outbox(sink)["Report A"].attempts) == (
+            "delivered",
+            1,
+        )
+    assert len(posts(slack)) == 2
+    assert len(hook_posts(slack)) == 2
+
+
+def test_blocks_and_text_both_refused_is_dead_after_one_text_retry(
+    posthog: FakePostHog, slack: FakeSlack, run_once: RunOnce, outbox: Outbox
+) -> None:
+    """When the text-only retry is refused too the entry is dead, after exactly two posts,
+    with both reasons."""
+    add(posthog, 1)
+    slack.fail_next("msg_blocks_too_long")
+    slack.fail_next("no_text")
+    slack.webhook_fail_next(400, "invalid_blocks")
+    slack.webhook_fail_next(400, "invalid_payload")
+    assert run_once() == 1
+    api, hook = outbox("slack")["Report A"], outbox("slack-hook")["Report A"]
+    assert (api.state, api.attempts, hook.state, hook.attempts) == ("dead", 1, "dead", 1)
+    assert api.last_error is not None
+    assert api.last_error.startswith("msg_blocks_too_long: ")
+    assert "no_text" in api.last_error
+    assert hook.last_error is not None
+    assert hook.last_error.startswith("invalid_blocks: ")
+    assert "invalid_payload" in hook.last_error
+    assert len(posts(slack)) == 2
+    assert len(hook_posts(slack)) == 2
+    assert slack.messages == []
+
+
+def test_refused_blocks_then_ratelimited_text_is_retried_later(
+    posthog: FakePostHog, slack: FakeSlack, run_once: RunOnce, outbox: Outbox
+) -> None:
+    """A text-only retry that is rate limited is a transient failure, not a dead letter: the
+    next attempt goes through."""
+    add(posthog, 1)
+    slack.fail_next("invalid_blocks")
+    slack.fail_next("ratelimited", retry_after=0)
+    assert run_once() == 0
+    entry = outbox("slack")["Report A"]
+    assert (entry.state, entry.attempts) == ("delivered", 2)
+    assert titles(slack, "api") == ["Report A"]
+
+
+# --- Slack incoming webhook -------------------------------------------------------------------
+
+
+def test_slack_webhook_error_bodies(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+) -> None:
+    """Server trouble (500 rollup_error, a 502 page, 503, 429 + Retry-After) is retried on the
+    same entry; each documented refusal body dead-letters its entry with the body and a hint."""
+    refusals = [
+        (404, "no_service"),
+        (410, "channel_is_archived"),
+        (403, "invalid_token"),
+        (403, "action_prohibited"),
+        (400, "user_not_found"),
+        (404, "channel_not_found"),
+        (400, "invalid_payload"),
+    ]
+    names = add(posthog, 1)
+    slack.webhook_fail_next(500, "rollup_error")
+    slack.webhook_fail_next(502, "<html><body>Bad Gateway</body></html>")
+    slack.webhook_fail_next(503, "")
+    slack.webhook_fail_next(429, "rate limited", headers={"Retry-After": "0"})
+    assert run_once() == 0
+    assert (outbox("slack-hook")["Report A"].state, outbox("slack-hook")["Report A"].attempts) == (
+        "delivered",
+        5,
+    )
+    names += add(posthog, len(refusals) + 1, start=1)
+    for status, body in refusals:
+        slack.webhook_fail_next(status, body)
+    assert run_once() == 1
+    entries = outbox("slack-hook")
+    for name, (status, body) in zip(names[1:], refusals, strict=False):
+        entry = entries[name]
+        assert (entry.state, entry.attempts) == ("dead", 1)
+        assert entry.last_error == f"HTTP {status} {body}: {WEBHOOK_HINTS[body]}"
+    assert entries[names[-1]].state == "delivered"
+    assert titles(slack, "webhook") == [names[0], names[-1]]
+    assert titles(slack, "api") == names
+    assert hooked(receiver) == names
+
+
+# --- signed webhook ---------------------------------------------------------------------------
+
+
+def test_webhook_transient_statuses_retry_with_the_same_webhook_id(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+) -> None:
+    """408, 429, 500, 502, 503 and 504 are retried on the same entry until the receiver
+    accepts it; every attempt carries the same webhook-id and event id, and order holds."""
+    add(posthog, 2)
+    statuses = [408, 429, 500, 502, 503, 504]
+    for status in statuses:
+        receiver.respond_next(status, body=b"try later")
+    assert run_once() == 0
+    attempts = [r for r in receiver.received if r.json()["data"]["report"]["title"] == "Report A"]
+    assert [r.status for r in attempts] == [*statuses, 204]
+    assert len({r.headers["webhook-id"] for r in attempts}) == 1
+    assert len({r.json()["data"]["event_id"] for r in attempts}) == 1
+    assert hooked(receiver) == ["Report A", "Report B"]
+    assert outbox("hook")["Report A"].attempts == len(statuses) + 1
+    assert titles(slack, "api") == ["Report A", "Report B"]
+
+
+def test_webhook_permanent_statuses_are_dead_lettered_and_redirects_not_followed(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+) -> None:
+    """410 Gone, redirects (301/302/307/308: never followed) and other 4xx dead-letter their
+    entry at once with the reason; the entry after them is delivered."""
+    refusals = [
+        (410, "endpoint gone"),
+        (301, "redirects are not followed"),
+        (302, "redirects are not followed"),
+        (307, "redirects are not followed"),
+        (308, "redirects are not followed"),
+        (400, "rejected the delivery"),
+        (401, "refused our credentials"),
+        (404, "rejected the delivery"),
+    ]
+    names = add(posthog, len(refusals) + 1)
+    for status, _ in refusals:
+        receiver.respond_next(status, headers={"Location": receiver.url + "/moved"})
+    assert run_once() == 1
+    entries = outbox("hook")
+    for name, (status, reason) in zip(names, refusals, strict=False):
+        entry = entries[name]
+        assert (entry.state, entry.attempts) == ("dead", 1)
+        assert entry.last_error is not None
+        assert f"HTTP {status}" in entry.last_error
+        assert reason in entry.last_error
+    assert entries[names[-1]].state == "delivered"
+    assert {r.path for r in receiver.received} == {"/hook"}  # no Location was requested
+    assert len(receiver.received) == len(names)
+    assert titles(slack, "api") == names
+
+
+def test_retry_after_is_waited_for_while_other_sinks_go_on(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+) -> None:
+    """Slack's 429 and the receiver's 503 ask for 1 s: neither is retried sooner, entries behind
+    them wait (order per sink), and the incoming webhook delivers meanwhile."""
+    add(posthog, 2)
+    slack.fail_next("ratelimited", retry_after=1)
+    receiver.respond_next(503, headers={"Retry-After": "1"})
+    assert run_once() == 0
+    first, second = posts(slack)[0], posts(slack)[1]
+    assert first.error == "ratelimited"
+    assert second.received_at - first.received_at >= 1.0
+    refused, accepted = receiver.received[0], receiver.received[1]
+    assert (refused.status, accepted.status) == (503, 204)
+    assert accepted.received_at - refused.received_at >= 1.0
+    assert accepted.headers["webhook-id"] == refused.headers["webhook-id"]
+    assert titles(slack, "api") == ["Report A", "Report B"]
+    assert hooked(receiver) == ["Report A", "Report B"]
+    webhook_done = max(m.received_at for m in slack.messages if m.via == "webhook")
+    assert webhook_done < second.received_at  # did not wait for the Slack API
+    assert outbox("slack")["Report A"].attempts == 2
+
+
+def test_slow_sinks_time_out_and_deliver_later(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+) -> None:
+    """Each sink answers its first request after its timeout: a transient failure, retried;
+    the slow request landed after all, so the receiver sees the event twice, with one
+    webhook-id to de-duplicate by (at least once)."""
+    add(posthog, 1)
+    slack.stall_next(1.0, times=2)  # the Web API post, then the incoming webhook post
+    receiver.stall_next(1.0)
+    assert run_once(sink_timeout=0.3) == 0
+    for sink in ("slack", "slack-hook", "hook"):
+        entry = outbox(sink)["Report A"]
+        assert (entry.state, entry.attempts) == ("delivered", 2)
+    deadline = time.monotonic() + 5
+    while len(receiver.received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the stalled request is answered 1 s after it arrived
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.json()["data"]["event_id"] == second.json()["data"]["event_id"]
+
+
+def test_a_sink_failing_past_give_up_after_is_dead_lettered(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    outbox: Outbox,
+) -> None:
+    """A receiver that keeps answering 503 is retried until give_up_after, then dead-lettered
+    with the number of attempts and the last error."""
+    add(posthog, 1)
+    receiver.respond_next(503, times=1000)
+    assert run_once(give_up_after=0.5, max_wait=2) == 1
+    entry = outbox("hook")["Report A"]
+    assert entry.state == "dead"
+    assert entry.attempts >= 3
+    assert entry.last_error is not None
+    assert entry.last_error.startswith(f"gave up after {entry.attempts} attempts: ")
+    assert "would fall past delivery.give_up_after; last error: " in entry.last_error
+    assert entry.last_error.endswith("HTTP 503")  # no "will retry" in a dead letter
+    assert titles(slack, "api") == ["Report A"]
+
+
+def test_retry_after_zero_is_not_a_request_per_round_trip(
+    posthog: FakePostHog, receiver: WebhookReceiver, run_once: RunOnce, outbox: Outbox
+) -> None:
+    """A receiver answering 503 with Retry-After: 0 forever is retried no faster than
+    min(backoff_initial, 1 s) apart (0.05 s here), not in a tight loop, until give_up_after."""
+    assert backoff(1, DeliverySettings(), retry_after=0.0) == 1.0
+    assert backoff(1, DeliverySettings(), retry_after=30.0) == 30.0
+    add(posthog, 1)
+    receiver.respond_next(503, headers={"Retry-After": "0"}, times=1000)
+    assert run_once(give_up_after=0.5, max_wait=2) == 1
+    entry = outbox("hook")["Report A"]
+    assert entry.state == "dead"
+    assert 2 <= entry.attempts <= 0.5 / 0.05 + 2  # was ~90 with no floor
+    assert len(receiver.received) == entry.attempts
+
+
+# --- `notifier outbox` ------------------------------------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    run_once: RunOnce,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+    outbox: Outbox,
+) -> None:
+    """`outbox` shows a table (header, sink, report title, age, attempts, next attempt, last
+    error) of pending and dead entries; `outbox retry --sink` re-queues only that sink's dead
+    entries, which then go out with their original webhook-id."""
+    posthog.add_report(PROJECT, title="Checkout \x1b[2Jbroken\nfor everyone")
+    slack.fail_next("channel_not_found")
+    slack.webhook_fail_next(404, "no_service")
+    receiver.respond_next(410)
+    assert run_once() == 1
+    posthog.add_report(PROJECT, title="Report B")
+    receiver.respond_next(503, headers={"Retry-After": "600"})
+    slack.fail_next("channel_not_found")
+    assert run_once(max_wait=0) == 1
+    config = str(make_config(rules=ALL_SINKS, first_run="notify"))
+
+    listing = cli("outbox", "-c", config, env=env)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0] == "1 pending, 4 dead"
+    header = lines[2].split()
+    assert header[:4] == ["STATE", "SINK", "EVENT", "REPORT"]
+    assert header[4:] == ["AGE", "TRIES", "NEXT", "TRY", "LAST", "ERROR"]
+    rows = lines[3:8]
+    assert all("\x1b" not in row for row in rows)  # a title cannot drive the terminal
+    [pending] = [row for row in rows if row.startswith("pending")]
+    assert pending.split()[:4] == ["pending", "hook", "new", "Report"]
+    assert " in 9m " in pending
+    assert "HTTP 503" in pending
+    dead = [row for row in rows if row.startswith("dead")]
+    assert len(dead) == 4
+    assert all("for everyone (" in row for row in dead[:3])  # one row, newline or not
+    assert any(row.split()[1] == "slack-hook" and "no_service" in row for row in dead)
+    assert any(row.split()[1] == "hook" and "HTTP 410" in row for row in dead)
+    assert sum(row.split()[1] == "slack" and "channel_not_found" in row for row in dead) == 2
+    assert "`notifier outbox retry [--sink NAME]`" in listing.stdout
+
+    unknown = cli("outbox", "retry", "--sink", "pager", "-c", config, env=env)
+    assert unknown.returncode == 2
+    assert "unknown sink 'pager'" in unknown.stderr
+    requeued = cli("outbox", "retry", "--sink", "hook", "-c", config, env=env)
+    assert requeued.returncode == 0, requeued.stderr
+    assert requeued.stdout.startswith("requeued 1 dead entries for sink hook")
+    only_hook = cli("outbox", "--sink", "hook", "-c", config, env=env)
+    assert only_hook.stdout.splitlines()[0] == "2 pending, 0 dead"
+    assert " now " in only_hook.stdout  # the re-queued entry is due at once
+
+    first_id = receiver.received[0].headers["webhook-id"]
+    assert run_once(max_wait=0) == 1  # Report B still waits for its Retry-After
+    retried = receiver.received[-1]
+    assert (retried.status, retried.headers["webhook-id"]) == (204, first_id)
+    assert outbox("slack")["Report B"].state == "dead"  # other sinks' dead entries stay
+    assert cli("outbox", "retry", "-c", config, env=env).stdout.startswith(
+        "requeued 3 dead entries;"
+    )
