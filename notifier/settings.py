@@ -126,6 +126,7 @@ class Settings:
             elif isinstance(sink, SlackWebhookSinkSettings):
                 found.append(sink.url)
             elif isinstance(sink, WebhookSinkSettings):
+                found.append(sink.url)  # may carry a token in its path or query
                 if sink.secret:
                     found.append(sink.secret)
                 found.extend(sink.headers.values())
