@@ -21,13 +21,12 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-import regex
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from notifier import settings as st
+from notifier.config_match import choices, compile_match, regex_texts
 from notifier.errors import ConfigError
-from notifier.models import EventType
-from notifier.rules import REGEX_MAX_SIZE, Condition, Match, Op, Rule, compile_regex, regex_size
+from notifier.rules import REGEX_MAX_SIZE, Match, Rule, regex_size
 from notifier.yamlload import (
     Loc,
     Problem,
@@ -261,8 +260,6 @@ _SECRETS: Final = {
     "webhook": ("url", "secret"),
 }
 _TOP: Final = list(ConfigModel.model_fields)
-_OPS: Final = {op.value: op for op in Op}
-_EVENTS: Final = [event.value for event in EventType]
 #: Our words for pydantic's error types; the others keep pydantic's message (never the input).
 _MESSAGES: Final = {
     "missing": "required key is missing; add it",
@@ -278,12 +275,6 @@ _MESSAGES: Final = {
     "string_type": "must be text; quote it",
     "string_too_short": "must not be empty",
 }
-
-
-def _choices(word: str, choices: list[str], label: str = "valid") -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    listed = f"{label}: {', '.join(choices)}"
-    return f"did you mean {close[0]!r}? {listed}" if close else listed
 
 
 def _sink_blocks(raw: dict[Any, Any]) -> list[tuple[str, Any, str | None]]:
@@ -334,106 +325,6 @@ def _secret_values(raw: dict[Any, Any]) -> list[str]:
     return sorted(texts, key=len, reverse=True)
 
 
-def _scalar(value: object) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
-def _operand(field: str, op: Op, value: Any, loc: Loc, problems: list[Problem]) -> Condition | None:
-    problem = None
-    if op is Op.REGEX and isinstance(value, str):
-        try:
-            value = compile_regex(value)
-        except regex.error as exc:
-            problem = f"invalid regex: {exc}"
-    elif op is Op.REGEX:
-        problem = "must be a regular expression in quotes"
-    elif op is Op.IN:
-        if not isinstance(value, list) or not value or not all(map(_scalar, value)):
-            problem = "must be a non-empty list of values, like [P0, P1]"
-        value = tuple(value) if isinstance(value, list) else value
-    elif op in (Op.GT, Op.GTE, Op.LT, Op.LTE):
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            problem = "must be a number (or text) to compare with, like 1.0"
-    elif not _scalar(value):
-        problem = "must be a single value; quote it if it is text"
-    if problem is not None:
-        problems.append((loc, problem))
-        return None
-    return Condition(field, op, value)
-
-
-def _conditions(
-    field: str, value: Any, loc: Loc, problems: list[Problem]
-) -> list[Condition] | None:
-    """A field's conditions: value → eq, list → in, ``{op: value, ...}`` → one per op."""
-    if _scalar(value):
-        return [Condition(field, Op.EQ, value)]
-    if isinstance(value, list):
-        condition = _operand(field, Op.IN, value, loc, problems)
-        return [condition] if condition else None
-    if not isinstance(value, dict) or not value:
-        problems.append(
-            (loc, "must be a value, a list of values or {operator: value}, like {gte: 1}")
-        )
-        return None
-    found: list[Condition | None] = []
-    for name, operand in value.items():
-        op = _OPS.get(name) if isinstance(name, str) else None
-        if op is None:
-            hint = _choices(str(name), list(_OPS))
-            problems.append(((*loc, str(name)), f"unknown operator ({hint})"))
-        found.append(_operand(field, op, operand, (*loc, name), problems) if op else None)
-    return [c for c in found if c] if all(found) else None
-
-
-def _events(value: Any, loc: Loc, problems: list[Problem]) -> frozenset[EventType] | None:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        problems.append((loc, f"must be an event or a list of them ({', '.join(_EVENTS)})"))
-        return None
-    bad = [(i, v) for i, v in enumerate(items) if v not in _EVENTS]
-    for i, v in bad:
-        where = (*loc, i) if isinstance(value, list) else loc
-        problems.append((where, f"unknown event {v!r} ({_choices(str(v), _EVENTS)})"))
-    return None if bad else frozenset(EventType(v) for v in items)
-
-
-def _compile_match(
-    block: Any, loc: Loc, problems: list[Problem], *, fields_only: bool
-) -> Match | None:
-    """A ``match`` block (or ``previous``/``not``) → ``Match``; ``None`` after problems."""
-    if not isinstance(block, dict):
-        problems.append((loc, "must be a mapping of conditions, like {status: ready}"))
-        return None
-    ok, events, conditions, inner = True, None, [], dict[str, Match | None]()
-    for key, value in block.items():
-        here = (*loc, str(key))
-        if fields_only and key in ("event", "previous", "not"):
-            problems.append((here, f"is not allowed here: {loc[-1]} holds field conditions only"))
-            ok = False
-        elif key == "event":
-            events = _events(value, here, problems)
-            ok = ok and events is not None
-        elif key in ("previous", "not"):
-            inner[key] = _compile_match(value, here, problems, fields_only=key == "previous")
-            ok = ok and inner[key] is not None
-        else:
-            found = _conditions(key, value, here, problems)
-            conditions += found or []
-            ok = ok and found is not None
-    match = Match(events, tuple(conditions), inner.get("previous"), inner.get("not"))
-    return match if ok else None
-
-
-def _regex_texts(block: Any) -> list[str]:
-    """Every ``regex:`` operand in a raw match block, at any depth (a field named ``regex``
-    too: counting one too many is harmless)."""
-    if not isinstance(block, dict):
-        return []
-    found = [v for k, v in block.items() if k == "regex" and isinstance(v, str)]
-    return found + [text for value in block.values() for text in _regex_texts(value)]
-
-
 def _check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
     """Sink names, rule names, sink references and match blocks, on the raw dict."""
     problems: list[Problem] = []
@@ -442,7 +333,7 @@ def _check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
         text
         for rule in (rules if isinstance(rules, list) else [])
         if isinstance(rule, dict)
-        for text in _regex_texts(rule.get("match"))
+        for text in regex_texts(rule.get("match"))
     ]
     # Each pattern's own limit is checked by compile_regex; this is the sum, checked before any
     # is compiled, since compiling is the cost being avoided.
@@ -469,12 +360,12 @@ def _check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
         sinks = [sinks] if isinstance(sinks, str) else sinks if isinstance(sinks, list) else []
         for i, sink in enumerate(sinks):
             if check_sinks and isinstance(sink, str) and sink.strip() not in [*defined, ""]:
-                hint = _choices(sink.strip(), defined, "defined") if defined else "none defined"
+                hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
                 problems.append(((*loc, "sinks", i), f"unknown sink {sink.strip()!r} ({hint})"))
         block = {} if rule.get("match") is None else rule["match"]  # none: every event
         if not compile_matches:
             continue
-        match = _compile_match(block, (*loc, "match"), problems, fields_only=False)
+        match = compile_match(block, (*loc, "match"), problems, fields_only=False)
         if match is not None:
             matches[index] = match
     return matches, problems
@@ -493,7 +384,7 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
         if kind == "union_tag_invalid":
             loc, msg = (
                 (*loc, "type"),
-                f"unknown sink type {ctx['tag']!r} ({_choices(ctx['tag'], list(_SINKS))})",
+                f"unknown sink type {ctx['tag']!r} ({choices(ctx['tag'], list(_SINKS))})",
             )
         elif kind == "union_tag_not_found":
             loc, msg = (*loc, "type"), f"required key is missing; one of {', '.join(_SINKS)}"

@@ -7,22 +7,18 @@ offsets itself, de-duplicates by id, and retries throttling and transient errors
 of times within the cycle's deadline. Every failure becomes a ``SourceError`` whose message says
 what to do, built from status codes and PostHog's ``detail`` only.
 
-Reading a body is pure and separate from HTTP: ``decode_json`` turns bytes into a JSON value,
-``parse_page`` a JSON value into a ``Page``, ``parse_retrieved`` into the ``Report`` asked for.
-Whatever the input, each returns or raises ``SourceError``, never anything else (the tests fuzz
-them); ``parse_report``, for one item, raises only ``ValueError``.
+Reading a body is pure and lives in ``notifier.api``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
@@ -31,6 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from notifier import __version__
+from notifier.api import decode_json, invalid, parse_page, parse_retrieved
 from notifier.errors import SourceError, SourceErrorKind
 from notifier.models import Report
 from notifier.settings import PostHogSettings
@@ -45,7 +42,6 @@ MAX_PAGES: Final = 100_000  # a listing that has not ended by then never will
 #: Pages in a row that bring no report not already seen: the server repeats itself (it ignores
 #: ``offset``, or its ``next`` loops) and the listing would never end.
 STALE_PAGES: Final = 3
-_SKIP_REASON_CHARS: Final = 200
 #: Statuses PostHog's listing leaves out when no ``status`` filter is given (V2+).
 HIDDEN_BY_DEFAULT: Final = frozenset({"suppressed", "deleted"})
 
@@ -60,118 +56,6 @@ class Listing:
     complete: bool
     skipped: int
     requests: int
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One listing page as PostHog sent it, parsed.
-
-    ``reports`` in the order served (an id may repeat); ``skipped`` says why each unreadable item
-    was left out; ``items`` is how many items ``results`` held (the offset advances by it);
-    ``count`` is the server's total when it sent a usable one; ``has_next`` is ``next`` read only
-    as "there is more" (it is never followed).
-    """
-
-    reports: tuple[Report, ...]
-    skipped: tuple[str, ...]
-    items: int
-    count: int | None
-    has_next: bool
-
-
-def _invalid(project_id: int, message: str) -> SourceError:
-    return SourceError(
-        f"project {project_id}: {message}",
-        kind=SourceErrorKind.INVALID_RESPONSE,
-        project_id=project_id,
-    )
-
-
-def decode_json(
-    content: bytes, project_id: int, *, status: int = 200, content_type: str | None = None
-) -> Any:
-    """A body as a JSON value; ``SourceError`` when it is not JSON (an HTML page, a cut body)."""
-    try:
-        return json.loads(content)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        kind = content_type or "no content type"
-        cut = " cut short or corrupt;" if content_type and "json" in content_type else ""
-        raise _invalid(
-            project_id,
-            f"PostHog's answer is not JSON (HTTP {status}, {kind}, {len(content)} bytes;{cut} "
-            f"{type(exc).__name__}); usually a proxy or login page answering instead of "
-            "PostHog: check that posthog.host is the PostHog app origin (not *.i.posthog.com)",
-        ) from exc
-
-
-def _count(value: Any) -> int | None:
-    """DRF's ``count``, tolerating a numeric string; None when unusable."""
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:  # not an integer, or too many digits to convert
-            return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if value >= 0 else None
-
-
-def parse_report(item: Any) -> Report:
-    """One API item as a ``Report``; ``ValueError`` for anything unreadable (never another
-    exception, whatever JSON value ``item`` is)."""
-    try:
-        return Report.from_api(item)
-    except ValueError:
-        raise
-    except (ArithmeticError, RecursionError) as exc:  # e.g. a number too large for a float
-        report_id = item.get("id") if isinstance(item, Mapping) else None
-        which = f"report {report_id}" if isinstance(report_id, str) else "a report"
-        raise ValueError(f"{which} could not be read ({type(exc).__name__}: {exc})") from exc
-
-
-def parse_page(body: Any, project_id: int) -> Page:
-    """A listing page's JSON value as a ``Page``; ``SourceError`` when it is not a page at all.
-
-    Items that are not readable reports (no ``id``, no ``status``, not an object…) are skipped
-    and named in ``Page.skipped``; they never fail the page.
-    """
-    if not isinstance(body, Mapping):
-        raise _invalid(
-            project_id,
-            f"PostHog's answer is a JSON {type(body).__name__}, not an object; is posthog.host "
-            "the PostHog app origin?",
-        )
-    results = body.get("results")
-    if not isinstance(results, list):
-        raise _invalid(project_id, "a listing page has no 'results' list")
-    reports: list[Report] = []
-    skipped: list[str] = []
-    for item in results:
-        try:
-            reports.append(parse_report(item))
-        except ValueError as exc:
-            skipped.append(str(exc)[:_SKIP_REASON_CHARS])
-    return Page(
-        reports=tuple(reports),
-        skipped=tuple(skipped),
-        items=len(results),
-        count=_count(body.get("count")),
-        has_next=bool(body.get("next")),
-    )
-
-
-def parse_retrieved(body: Any, project_id: int, report_id: str) -> Report:
-    """The JSON value of a retrieve as a ``Report``; ``SourceError`` when it is not the report
-    asked for."""
-    try:
-        report = parse_report(body)
-    except ValueError as exc:
-        raise _invalid(project_id, f"report {report_id} could not be read: {exc}") from exc
-    if report.id != report_id:
-        raise _invalid(
-            project_id, f"fetching report {report_id} answered with report {report.id[:100]}"
-        )
-    return report
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any] | None:
@@ -315,7 +199,7 @@ class PostHogClient:
                 self.requests_made += 1
                 response = self._client.get(path, params=params, timeout=timeout)
             except httpx.DecodingError as exc:
-                raise _invalid(
+                raise invalid(
                     project_id,
                     f"PostHog's answer could not be decoded ({type(exc).__name__}: {exc})",
                 ) from exc
@@ -531,7 +415,7 @@ class PostHogClient:
                     if stale >= STALE_PAGES
                     else f"the listing did not end after {pages} pages (count {page.count})"
                 )
-                raise _invalid(
+                raise invalid(
                     project_id,
                     f"{why} (offset {offset}); PostHog's paging looks broken (does it ignore "
                     "offset?), so this listing cannot be trusted",
@@ -585,7 +469,7 @@ class PostHogClient:
         except SourceError:
             body = None
         if not isinstance(body, dict):
-            raise _invalid(
+            raise invalid(
                 project_id,
                 f"fetching report {report_id} answered 404 with a body that is not PostHog's "
                 "(a proxy?); not concluding that the report was deleted",

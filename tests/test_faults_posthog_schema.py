@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from notifier.api import decode_json, parse_page, parse_retrieved
 from notifier.errors import SourceError, SourceErrorKind
 from notifier.models import Report
 from notifier.settings import Settings
 from notifier.simulator import PROJECT_NOT_FOUND, FakePostHog
-from notifier.source import decode_json, parse_page, parse_retrieved
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
 from tests.test_faults_posthog import Run, errors, events, runs
