@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         type=str.upper,
         help="default INFO",
     )
+    common.add_argument(
+        "--log-format",
+        default=argparse.SUPPRESS,
+        choices=["json", "text"],
+        help="default: text on a terminal, JSON lines otherwise",
+    )
     parser = argparse.ArgumentParser(
         prog="notifier",
         description="Tells a product team in Slack and signed webhooks when PostHog Signals "
@@ -75,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for retries still due (default 30)",
     )
     sub.add_parser("check", parents=[common], help="validate the configuration and summarise it")
+    sub.add_parser(
+        "schema", parents=[common], help="print the configuration's JSON Schema (for editors)"
+    )
     sub.add_parser(
         "dry-run", parents=[common], help="poll and diff; print what would be sent; change nothing"
     )
@@ -420,12 +429,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `notifier` console script."""
     args = _parser().parse_args(argv)
     level = getattr(args, "log_level", None)
+    log_format = getattr(args, "log_format", None)
+    if args.command == "schema":
+        from notifier.schema import json_schema  # noqa: PLC0415
+
+        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+        return EXIT_OK
     if args.command == "demo":
-        formatter = logs.setup(level or "WARNING")
+        formatter = logs.setup(level or "WARNING", fmt=log_format or "text")
         from notifier.demo import run_demo  # noqa: PLC0415
 
         return run_demo(cycles=args.cycles, interval=args.interval)
-    formatter = logs.setup(level or "INFO")
+    formatter = logs.setup(level or "INFO", fmt=log_format)
     out = sys.stdout
     try:
         settings = _load(args, formatter)

@@ -1,4 +1,9 @@
-"""Logging set-up: readable lines on stderr, with every known secret redacted.
+"""Logging set-up: one line per event on stderr, text or JSON, every known secret redacted.
+
+``--log-format json`` (the default when stderr is not a terminal, e.g. in a container) writes one
+JSON object per line with stable keys: ``ts``, ``level``, ``logger``, ``event``, ``message`` and,
+when the event has them, ``project_id``, ``report_id``, ``sink``, ``rule``, ``duration_ms``,
+``error`` (and a few more counters). Text is for people at a terminal.
 
 Adapters never put secrets in messages on purpose; the redacting formatter is the second line of
 defence for what a third-party library or an exception might echo (a URL, a header).
@@ -6,12 +11,19 @@ defence for what a third-party library or an exception might echo (a URL, a head
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 REDACTED = "[redacted]"
+LogFormat = Literal["json", "text"]
+
+#: Everything a LogRecord carries by itself; any other attribute came from ``extra=``.
+_STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class RedactingFormatter(logging.Formatter):
@@ -31,6 +43,29 @@ class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The usual text, secrets replaced."""
         return redact(super().format(record), self.secrets)
+
+
+class JsonFormatter(RedactingFormatter):
+    """One JSON object per line: stable keys first, then whatever ``extra=`` added."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__("%(message)s", secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line, secrets replaced."""
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": getattr(record, "event", "log"),
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in line:
+                line[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(line, ensure_ascii=False), self.secrets)
 
 
 def _parts(secret: str) -> Iterator[str]:
@@ -57,10 +92,21 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> RedactingFormatter:
-    """Configure the root logger once; returns the formatter so secrets can be added later."""
+def setup(
+    level: str = "INFO", secrets: Iterable[str] = (), fmt: LogFormat | None = None
+) -> RedactingFormatter:
+    """Configure the root logger once; returns the formatter so secrets can be added later.
+
+    ``fmt`` None picks text on a terminal and JSON otherwise.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    formatter = RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", secrets)
+    if fmt is None:
+        fmt = "text" if sys.stderr.isatty() else "json"
+    formatter = (
+        JsonFormatter(secrets)
+        if fmt == "json"
+        else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", secrets)
+    )
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

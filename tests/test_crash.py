@@ -457,7 +457,7 @@ def test_disk_full_keeps_nothing_and_the_next_cycle_delivers_exactly(
         assert query(db, "SELECT COUNT(*) FROM outbox") == [(0,)]
         assert receiver.received == []
         error = next(line for line in running.text().splitlines() if "disk is full" in line)
-        assert "ERROR" in error
+        assert json.loads(error)["level"] == "error"  # JSON logs when not on a terminal
         assert f"state database {db}: cannot save the cycle" in error
         assert "nothing of this cycle was kept" in error
         execute(db, "DROP TRIGGER disk_full")
