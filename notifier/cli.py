@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from notifier import __version__, logs
 from notifier.config import load_config
 from notifier.errors import ConfigError, NotifierError, SinkError, SourceError, StateError
-from notifier.models import Delivery, Event, EventType, Links, Report
+from notifier.models import Delivery, Event, EventType, Links, Notice, Report
 from notifier.pipeline import plan_cycle
 from notifier.render.console import console_text
 from notifier.render.slack import slack_message
@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for retries still due (default 30)",
     )
     sub.add_parser("check", parents=[common], help="validate the configuration and summarise it")
+    sub.add_parser(
+        "healthcheck",
+        parents=[common],
+        help="exit 0 while the daemon's heartbeat is fresh (Docker HEALTHCHECK, exec probes)",
+    )
     sub.add_parser(
         "schema", parents=[common], help="print the configuration's JSON Schema (for editors)"
     )
@@ -275,7 +280,7 @@ def _cell(text: str | None, width: int) -> str:
 _OUTBOX_COLUMNS = (
     ("STATE", 7),
     ("SINK", 16),
-    ("EVENT", 14),
+    ("EVENT", 16),
     ("REPORT", 46),
     ("AGE", 5),
     ("TRIES", 5),
@@ -312,8 +317,12 @@ def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -
         out.write(" ".join(f"{name:<{width}}" for name, width in _OUTBOX_COLUMNS) + " LAST ERROR\n")
         head: dict[str, float] = {}  # a sink's entries wait behind its oldest pending one
         for e in rows:
-            report = e.event.report
-            title = _cell(report.title or "untitled", 34)
+            if isinstance(e.event, Notice):  # the notifier's own notice (self_alerts)
+                kind, about = e.event.kind.value, _cell(f"notifier: {e.event.subject}", 46)
+            else:
+                report = e.event.report
+                title = _cell(report.title or "untitled", 34)
+                kind, about = e.event.type.value, f"{title} ({report.id[:8]})"
             if e.state == "pending":
                 head.setdefault(e.sink, e.next_attempt_at)
             due = max(e.next_attempt_at, head.get(e.sink, 0.0)) - now
@@ -323,8 +332,8 @@ def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -
             cells = (
                 e.state,
                 _cell(e.sink, 16),
-                e.event.type.value,
-                f"{title} ({report.id[:8]})",
+                kind,
+                about,
                 _duration(now - e.created_at),
                 str(e.attempts),
                 next_try,
@@ -425,6 +434,16 @@ def cmd_once(settings: Settings, max_wait: float) -> int:
         notifier.close()
 
 
+def cmd_healthcheck(settings: Settings, out: TextIO) -> int:
+    """Whether the daemon using this config's state is alive: its heartbeat file says a cycle
+    was attempted within 3 poll intervals. One line on stdout says why."""
+    from notifier.health import check_heartbeat, heartbeat_path  # noqa: PLC0415
+
+    verdict = check_heartbeat(heartbeat_path(settings.state.path), time.time())
+    out.write(f"{'healthy' if verdict.ok else 'unhealthy'}: {verdict.reason}\n")
+    return EXIT_OK if verdict.ok else EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `notifier` console script."""
     args = _parser().parse_args(argv)
@@ -446,6 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _load(args, formatter)
         if args.command == "check":
             return cmd_check(settings, out)
+        if args.command == "healthcheck":
+            return cmd_healthcheck(settings, out)
         if args.command == "dry-run":
             return cmd_dry_run(settings, out)
         if args.command == "test-sink":

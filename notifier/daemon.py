@@ -9,12 +9,14 @@ SIGTERM/SIGINT in the CLI) lets in-flight work finish and returns.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor as _Reader
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import httpx
@@ -24,6 +26,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier.delivery import Deliverer, DrainResult
 from notifier.errors import SourceError, SourceErrorKind, StateError
+from notifier.health import (
+    HealthServer,
+    Heartbeat,
+    Verdict,
+    heartbeat_path,
+    liveness,
+    project_ready,
+    readiness,
+    write_heartbeat,
+)
+from notifier.metrics import Live, Metrics
 from notifier.models import Links
 from notifier.pipeline import CyclePlan, commit, plan_cycle
 from notifier.settings import Settings
@@ -100,23 +113,49 @@ class Notifier:
         sinks: Mapping[str, Sink] | None = None,
         transport: httpx.BaseTransport | None = None,
         after_cycle: Callable[[int, CyclePlan | None], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.links = Links(settings.posthog.host)
+        self.metrics = metrics or Metrics()
         self.store = Store(settings.state.path)
         self._cancel = threading.Event()  # set on stop: abandons PostHog retries and waits
-        self.source = PostHogClient(settings.posthog, transport=transport, cancel=self._cancel)
+        self.source = PostHogClient(
+            settings.posthog,
+            transport=transport,
+            cancel=self._cancel,
+            on_response=self.metrics.posthog_request,
+        )
         self.sinks: Mapping[str, Sink] = (
             sinks if sinks is not None else build_sinks(settings.sinks, self.links)
         )
-        self.deliverer = Deliverer(self.store, self.sinks, settings.delivery)
+        self.deliverer = Deliverer(
+            self.store, self.sinks, settings.delivery, on_attempt=self.metrics.delivery
+        )
         self.health = {pid: ProjectHealth() for pid in settings.posthog.project_ids}
         self._after_cycle = after_cycle
         self._wake = {name: threading.Event() for name in self.sinks}
         self._lock = threading.Lock()
+        # -- health: set by run(); the heartbeat file is read by `notifier healthcheck`
+        self.heartbeat_path = heartbeat_path(settings.state.path)
+        self.started_at: float | None = None
+        self.http: HealthServer | None = None
+        self._beat: Heartbeat | None = None
+        self._beat_lock = threading.Lock()
+        self._running: dict[int, float] = {}  # project → its running cycle's deadline (Unix)
+        self._beat_failing = False
+        # Scrapes and probes read the state from this one thread: each thread that touches the
+        # store keeps a connection open, and the HTTP server makes a thread per request.
+        self._reader = _Reader(max_workers=1, thread_name_prefix="state-reader")
+        self.metrics.start(settings.posthog.project_ids, self.sinks)
+        self.metrics.watch(self._live_metrics)
 
     def close(self) -> None:
         """Release connections and files."""
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+        self._reader.shutdown(wait=True, cancel_futures=True)
         for sink in self.sinks.values():
             sink.close()
         self.source.close()
@@ -136,8 +175,12 @@ class Notifier:
         started = time.monotonic()
         if time.time() < health.not_before:
             log.debug("project %s: paused after errors until %s", project_id, health.not_before)
+            self._cycle_attempted(project_id, None)
+            self.metrics.poll(project_id, "paused", None)
             return None
+        self._cycle_attempted(project_id, time.time() + self.deadline_seconds)
         plan: CyclePlan | None = None
+        outcome = "internal_error"
         try:
             plan = plan_cycle(
                 project_id,
@@ -150,6 +193,7 @@ class Notifier:
             )
             added = commit(plan, self.store)
         except (SourceError, StateError) as exc:
+            outcome = exc.kind.value if isinstance(exc, SourceError) else "state_error"
             self._poll_failed(project_id, health, exc)
         except Exception:  # a bug must not end polling, nor go unseen
             health.failures += 1
@@ -160,6 +204,7 @@ class Notifier:
                 extra={"event": "poll_failed", "project_id": project_id},
             )
         else:
+            outcome = "success"
             health.succeeded(project_id)
             log.info(
                 _summary(plan, added, time.monotonic() - started),
@@ -169,8 +214,11 @@ class Notifier:
                     "duration_ms": round((time.monotonic() - started) * 1000),
                 },
             )
+            self._count_success(project_id, plan)
         finally:
             health.cycles += 1
+            self.metrics.poll(project_id, outcome, time.monotonic() - started)
+            self._cycle_finished(project_id)
             if self._after_cycle is not None:
                 self._after_cycle(project_id, plan)
         if plan is not None:
@@ -178,6 +226,122 @@ class Notifier:
                 if name in self._wake:
                     self._wake[name].set()
         return plan
+
+    def _count_success(self, project_id: int, plan: CyclePlan) -> None:
+        """Metrics of a committed cycle: its events and the project's reports by status."""
+        statuses: Counter[str] = Counter()
+        try:
+            snapshot = self.store.snapshot(project_id)
+        except StateError as exc:  # the cycle is saved; only the gauge misses this once
+            log.debug("project %s: reports by status not counted: %s", project_id, exc)
+            snapshot = None
+        for row in (snapshot or {}).values():
+            if row.listed:
+                statuses[row.report.status] += 1
+        events = [e.type.value for e in plan.events]
+        last_success = self.health[project_id].last_success or time.time()
+        if snapshot is None:
+            self.metrics.poll_succeeded(project_id, last_success, events, None)
+        else:
+            self.metrics.poll_succeeded(project_id, last_success, events, statuses)
+
+    # -- health -------------------------------------------------------------------------------
+
+    def _cycle_attempted(self, project_id: int, deadline: float | None) -> None:
+        """A cycle starts (``deadline``: when it must end) or is skipped (None, paused)."""
+        now = time.time()
+        self.metrics.cycle_attempted(now)
+        with self._beat_lock:
+            if deadline is not None:
+                self._running[project_id] = deadline
+            self._beat_now(last_attempt=now)
+
+    def _cycle_finished(self, project_id: int) -> None:
+        with self._beat_lock:
+            self._running.pop(project_id, None)
+            self._beat_now(last_finished=time.time())
+
+    def _beat_now(
+        self, *, last_attempt: float | None = None, last_finished: float | None = None
+    ) -> None:
+        """Update the heartbeat (under ``_beat_lock``) and write it, when running."""
+        beat = self._beat
+        if beat is None:
+            return  # `once` and tests calling poll(): no daemon, no heartbeat
+        self._beat = beat = replace(
+            beat,
+            last_attempt=last_attempt or beat.last_attempt,
+            last_finished=last_finished or beat.last_finished,
+            busy_until=max(self._running.values(), default=None),
+        )
+        try:
+            write_heartbeat(self.heartbeat_path, beat)
+        except OSError as exc:
+            if not self._beat_failing:
+                log.warning(
+                    "cannot write the heartbeat %s (%s): `notifier healthcheck` will report "
+                    "this process unhealthy; check that state.path's directory is writable",
+                    self.heartbeat_path,
+                    exc.strerror or exc,
+                    extra={"event": "heartbeat_failed"},
+                )
+            self._beat_failing = True
+        else:
+            if self._beat_failing:
+                log.info("the heartbeat %s is written again", self.heartbeat_path)
+            self._beat_failing = False
+
+    def _read_state(self) -> tuple[dict[tuple[str, str], int] | None, str | None]:
+        """Outbox counts read on the reader thread, or None and why the state is unreadable."""
+        try:
+            return self._reader.submit(self.store.counts).result(timeout=10), None
+        except StateError as exc:
+            return None, str(exc)
+        except TimeoutError:
+            return None, "state database: no answer within 10 s (locked or a slow disk)"
+        except RuntimeError:  # the reader was shut down: the notifier is closing
+            return None, "the notifier is shutting down"
+
+    def _ready_by_project(self, now: float) -> dict[int, bool]:
+        interval, started = self.settings.poll.interval, self.started_at or now
+        return {
+            pid: project_ready(h, now, started, interval) is None for pid, h in self.health.items()
+        }
+
+    def _live_metrics(self) -> Live:
+        """What /metrics reads at scrape time."""
+        counts, _ = self._read_state()
+        return Live(
+            outbox=counts,
+            sinks=list(self.sinks),
+            ready=self._ready_by_project(time.time()),
+            failures={pid: h.failures for pid, h in self.health.items()},
+        )
+
+    def live(self) -> Verdict:
+        """``/healthz``: the rule `notifier healthcheck` applies to the heartbeat file."""
+        beat = self._beat
+        if beat is None:
+            return Verdict(False, "the daemon is not running")
+        return liveness(beat, time.time())
+
+    def ready(self) -> Verdict:
+        """``/readyz``: state readable, every project polled successfully (or in its first
+        interval)."""
+        now = time.time()
+        _, state_error = self._read_state()
+        return readiness(
+            self.health,
+            now=now,
+            started_at=self.started_at or now,
+            interval=self.settings.poll.interval,
+            state_error=state_error,
+            config=self.settings.source,
+        )
+
+    def scrape(self, accept: str) -> tuple[bytes, str]:
+        """``/metrics``: the exposition and its content type."""
+        return self.metrics.render(accept)
 
     def _poll_failed(
         self, project_id: int, health: ProjectHealth, exc: SourceError | StateError
@@ -289,7 +453,28 @@ class Notifier:
 
     def run(self, stop: threading.Event, max_cycles: int | None = None) -> None:
         """The daemon. Returns when ``stop`` is set (or after ``max_cycles`` per project, with
-        the outbox drained of everything due)."""
+        the outbox drained of everything due).
+
+        Raises ``NotifierError`` before starting anything when ``http.listen`` cannot be bound.
+        """
+        if self.settings.http.listen is not None:
+            self.http = HealthServer(self.settings.http.listen, self)  # may raise: bind
+        self.started_at = time.time()
+        with self._beat_lock:
+            self._beat = Heartbeat(
+                started_at=self.started_at, interval=self.settings.poll.interval, pid=os.getpid()
+            )
+            self._beat_now()
+        try:
+            self._run(stop, max_cycles)
+        finally:
+            with self._beat_lock:
+                self._beat = None
+            if self.http is not None:
+                self.http.close()
+                self.http = None
+
+    def _run(self, stop: threading.Event, max_cycles: int | None) -> None:
         poll = self.settings.poll
         for warning in self.settings.warnings:
             log.warning("config: %s", warning, extra={"event": "config_warning"})
@@ -326,12 +511,16 @@ class Notifier:
         for worker in workers:
             worker.start()
         scheduler.start()
+        served = (
+            f"; /healthz, /readyz and /metrics on {self.http.url}" if self.http is not None else ""
+        )
         log.info(
-            "notifier running: %d projects every %.0fs, %d sinks, %d rules",
+            "notifier running: %d projects every %.0fs, %d sinks, %d rules%s",
             len(projects),
             poll.interval,
             len(self.sinks),
             len(self.settings.rules),
+            served,
             extra={"event": "started"},
         )
         try:

@@ -68,8 +68,11 @@ class Deliverer:
         settings: DeliverySettings,
         *,
         clock: Callable[[], float] = time.time,
+        on_attempt: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._store = store
+        # told of every attempt's (sink, outcome: delivered | retrying | dead, seconds taken)
+        self._on_attempt = on_attempt or (lambda _sink, _outcome, _seconds: None)
         self._sinks = sinks
         self._settings = settings
         self._clock = clock
@@ -105,7 +108,9 @@ class Deliverer:
                 now = self._clock()
                 if entry.next_attempt_at > now:
                     return DrainResult(delivered, retrying, dead)
+                started = time.monotonic()
                 outcome = self._attempt(sink, entry)
+                self._on_attempt(sink_name, outcome, time.monotonic() - started)
                 if outcome == "delivered":
                     delivered += 1
                 elif outcome == "dead":

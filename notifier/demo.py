@@ -20,6 +20,7 @@ from notifier.rules import Match, Rule
 from notifier.settings import (
     ConsoleSinkSettings,
     DeliverySettings,
+    HttpSettings,
     PollSettings,
     PostHogSettings,
     Settings,
@@ -46,6 +47,7 @@ def demo_settings(host: str, api_key: str, state_dir: Path, interval: float) -> 
         poll=PollSettings(interval=interval, jitter=0.0),
         state=StateSettings(path=state_dir / "demo-state.db"),
         delivery=DeliverySettings(backoff_initial=0.5, backoff_max=5.0),
+        http=HttpSettings(listen=None),  # no probes to serve; never clash with a real daemon
         first_run="notify",
         source="(built-in demo)",
     )

@@ -141,8 +141,12 @@ class PostHogClient:
         cancel: threading.Event | None = None,
         attempts: int = 3,
         max_wait: float = 60.0,
+        on_response: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
+        # told of every request's outcome: the status code, or timeout / connection_error /
+        # decoding_error (the daemon counts them for /metrics)
+        self._on_response = on_response or (lambda _outcome: None)
         self._cancel = cancel or threading.Event()
         self._sleep = sleep or self._cancel.wait
         self._attempts = attempts
@@ -199,11 +203,13 @@ class PostHogClient:
                 self.requests_made += 1
                 response = self._client.get(path, params=params, timeout=timeout)
             except httpx.DecodingError as exc:
+                self._on_response("decoding_error")
                 raise invalid(
                     project_id,
                     f"PostHog's answer could not be decoded ({type(exc).__name__}: {exc})",
                 ) from exc
             except httpx.TimeoutException as exc:
+                self._on_response("timeout")
                 last = SourceError(
                     f"project {project_id}: PostHog did not answer within {timeout:.0f}s "
                     f"({type(exc).__name__})",
@@ -211,6 +217,7 @@ class PostHogClient:
                     project_id=project_id,
                 )
             except httpx.RequestError as exc:  # connection refused or reset, protocol errors
+                self._on_response("connection_error")
                 last = SourceError(
                     f"project {project_id}: cannot reach PostHog at {self._settings.host} "
                     f"({type(exc).__name__}: {exc})",
@@ -218,6 +225,7 @@ class PostHogClient:
                     project_id=project_id,
                 )
             else:
+                self._on_response(str(response.status_code))
                 if response.status_code < 300 or response.status_code == 404:
                     return response
                 last = self._error(response, project_id)

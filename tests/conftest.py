@@ -192,6 +192,7 @@ delivery:
   give_up_after: 1h
   backoff_initial: 0.05s
   backoff_max: 0.2s
+http: {{listen: "127.0.0.1:0"}}
 sinks:
   slack:
     type: slack

@@ -998,7 +998,7 @@ def test_normalised_values(tmp_path: Path) -> None:
             "posthog": {"host": "https://eu.posthog.com/", "project_ids": 7, "statuses": "ready"},
             "sinks": {"product-channel": {"api_url": "http://localhost:9000/api"}},
             "state": {"path": "/var/lib/notifier/state.db"},
-            "http": {"anything": ["goes", "for", "now"]},
+            "http": {"listen": " 127.0.0.1:9000 "},
         },
         base_dir=tmp_path,
     )
@@ -1009,6 +1009,7 @@ def test_normalised_values(tmp_path: Path) -> None:
     assert isinstance(sink, SlackSinkSettings)
     assert sink.api_url == "http://localhost:9000/api/"
     assert settings.state.path == Path("/var/lib/notifier/state.db")
+    assert settings.http.listen == "127.0.0.1:9000"
 
 
 def test_relative_state_path(tmp_path: Path) -> None:

@@ -1,0 +1,260 @@
+"""Prometheus metrics: what ``/metrics`` serves.
+
+Each ``Notifier`` gets its own ``Metrics`` and so its own ``CollectorRegistry`` (never the
+library's global one: tests build many notifiers in one process). The daemon updates the counters
+and gauges as things happen; what lives in the state database or in the daemon's memory (the
+outbox, readiness) is read at scrape time through ``watch``. docs/operations.md lists every
+metric with its meaning and example alerts.
+
+Names follow Prometheus' conventions: the ``notifier_`` prefix, base units in the name
+(``_seconds``), ``_total`` on counters (added by the client library).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from notifier import __version__
+
+# ``*_created`` series (one per counter and histogram child) only double the series count.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+#: Poll cycles take from a fraction of a second to the cycle deadline (≥ 60 s).
+POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+#: A send is one HTTP request with a 10-15 s timeout.
+SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Outcomes a poll cycle counts under besides the ``SourceErrorKind`` values.
+POLL_OUTCOMES = ("success", "paused", "state_error", "internal_error")
+DELIVERY_OUTCOMES = ("delivered", "retrying", "dead")
+OUTBOX_STATES = ("pending", "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """What the daemon knows at scrape time."""
+
+    outbox: Mapping[tuple[str, str], int] | None  # (sink, state) → entries; None: unreadable
+    sinks: Iterable[str] = ()  # configured sinks: reported even with an empty outbox
+    ready: Mapping[int, bool] = field(default_factory=dict)  # project → ready
+    failures: Mapping[int, int] = field(default_factory=dict)  # project → failed cycles in a row
+
+
+class _LiveCollector(Collector):
+    """Reads ``Live`` at scrape time and turns it into gauge families."""
+
+    def __init__(self, read: Callable[[], Live]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        live = self._read()
+        state = GaugeMetricFamily(
+            "notifier_state_ok",
+            "1 when the state database could be read at scrape time, else 0",
+        )
+        state.add_metric([], 0.0 if live.outbox is None else 1.0)
+        yield state
+        if live.outbox is not None:
+            outbox = GaugeMetricFamily(
+                "notifier_outbox_entries",
+                "Outbox entries per sink: state=pending (waiting to be sent or retried) and "
+                "state=dead (dead letters, waiting for `notifier outbox retry`)",
+                labels=["sink", "state"],
+            )
+            sinks = dict.fromkeys([*live.sinks, *(s for s, _ in live.outbox)])
+            for sink in sinks:
+                for name in OUTBOX_STATES:
+                    outbox.add_metric([sink, name], float(live.outbox.get((sink, name), 0)))
+            yield outbox
+        ready = GaugeMetricFamily(
+            "notifier_project_ready",
+            "1 when the project has had a successful poll (or is within its first interval)",
+            labels=["project_id"],
+        )
+        failing = GaugeMetricFamily(
+            "notifier_poll_consecutive_failures",
+            "Failed poll cycles in a row per project (0 after a success)",
+            labels=["project_id"],
+        )
+        for project, is_ready in live.ready.items():
+            ready.add_metric([str(project)], 1.0 if is_ready else 0.0)
+            failing.add_metric([str(project)], float(live.failures.get(project, 0)))
+        yield ready
+        yield failing
+
+
+class Metrics:
+    """The registry and every metric the notifier exports."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.polls = Counter(
+            "notifier_polls",
+            "Poll cycles per project by outcome: success, paused (waiting after errors), "
+            "auth, not_found, bad_request, throttled, transient, invalid_response, state_error, "
+            "internal_error",
+            ["project_id", "outcome"],
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "notifier_poll_duration_seconds",
+            "Duration of attempted poll cycles (listing, diff, commit), successful or not",
+            ["project_id"],
+            buckets=POLL_BUCKETS,
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "notifier_last_successful_poll_timestamp_seconds",
+            "Unix time of the project's last successful poll cycle",
+            ["project_id"],
+            registry=registry,
+        )
+        self.last_attempt = Gauge(
+            "notifier_last_cycle_attempt_timestamp_seconds",
+            "Unix time a poll cycle (any project) was last attempted: the scheduler's heartbeat",
+            registry=registry,
+        )
+        self.reports = Gauge(
+            "notifier_reports",
+            "Signal reports in the project's latest successful listing, by status",
+            ["project_id", "status"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "notifier_events",
+            "Changes found and committed (new, status_changed, updated, removed) per project",
+            ["project_id", "type"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "notifier_deliveries",
+            "Delivery attempts per sink by outcome: delivered, retrying (a transient failure, "
+            "retried later), dead (dead-lettered)",
+            ["sink", "outcome"],
+            registry=registry,
+        )
+        self.delivery_duration = Histogram(
+            "notifier_delivery_duration_seconds",
+            "Duration of one delivery attempt (one send to the sink), whatever its outcome",
+            ["sink"],
+            buckets=SEND_BUCKETS,
+            registry=registry,
+        )
+        self.posthog_requests = Counter(
+            "notifier_posthog_requests",
+            "Requests to PostHog by HTTP status code, or timeout / connection_error / "
+            "decoding_error when no status came back",
+            ["status_code"],
+            registry=registry,
+        )
+        self.config_reloads = Counter(
+            "notifier_config_reloads",
+            "Configuration reloads by outcome (success, failure)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.config_last_reload_success = Gauge(
+            "notifier_config_last_reload_success",
+            "1 when the configuration in use was loaded successfully (at start, or the last "
+            "reload), else 0",
+            registry=registry,
+        )
+        self.config_last_reload_success_time = Gauge(
+            "notifier_config_last_reload_success_timestamp_seconds",
+            "Unix time the configuration in use was loaded",
+            registry=registry,
+        )
+        Info("notifier_build", "The notifier's version", registry=registry).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        ProcessCollector(registry=registry)  # process_* (CPU, RSS, fds, start time)
+        PlatformCollector(registry=registry)  # python_info
+        for outcome in ("success", "failure"):
+            self.config_reloads.labels(outcome)
+        self._statuses: dict[int, set[str]] = {}  # per project, every status ever exported
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def start(self, projects: Iterable[int], sinks: Iterable[str]) -> None:
+        """Create the usual series at 0 (so ``rate()`` and ``increase()`` see them from the
+        start) and record that the configuration was loaded."""
+        for project in projects:
+            self.polls.labels(str(project), "success")
+        for sink in sinks:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(sink, outcome)
+        self.config_last_reload_success.set(1)
+        self.config_last_reload_success_time.set(time.time())
+
+    def watch(self, read: Callable[[], Live]) -> None:
+        """Serve what ``read`` returns at every scrape."""
+        self.registry.register(_LiveCollector(read))
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    def posthog_request(self, status: str) -> None:
+        """One request to PostHog answered ``status`` (a code, or why there is none)."""
+        self.posthog_requests.labels(status).inc()
+
+    def delivery(self, sink: str, outcome: str, seconds: float) -> None:
+        """One delivery attempt ended."""
+        self.deliveries.labels(sink, outcome).inc()
+        self.delivery_duration.labels(sink).observe(seconds)
+
+    def cycle_attempted(self, now: float) -> None:
+        """A poll cycle was started (or skipped while the project is paused)."""
+        self.last_attempt.set(now)
+
+    def poll(self, project: int, outcome: str, seconds: float | None) -> None:
+        """A poll cycle ended; ``seconds`` is None when it was not attempted (paused)."""
+        self.polls.labels(str(project), outcome).inc()
+        if seconds is not None:
+            self.poll_duration.labels(str(project)).observe(seconds)
+
+    def poll_succeeded(
+        self,
+        project: int,
+        now: float,
+        events: Iterable[str],
+        statuses: Mapping[str, int] | None,
+    ) -> None:
+        """A successful cycle: its time, the event types it committed, the reports by status
+        (None: unknown this time, the gauge keeps its values).
+
+        A status the project no longer has drops to 0 (the series stays, so alerts on it do
+        not see it vanish)."""
+        label = str(project)
+        self.last_success.labels(label).set(now)
+        for event_type in events:
+            self.events.labels(label, event_type).inc()
+        if statuses is None:
+            return
+        seen = self._statuses.setdefault(project, set())
+        for status in seen - set(statuses):
+            self.reports.labels(label, status).set(0)
+        for status, count in statuses.items():
+            self.reports.labels(label, status).set(count)
+        seen |= set(statuses)
+
+    # -- exposition ---------------------------------------------------------------------------
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition (Prometheus text, or OpenMetrics when asked) and its content type."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
