@@ -4,7 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit soak clean
+# The Kubernetes resources (kustomization.yaml and the config copy are not resources).
+K8S_RESOURCES := $(filter-out %/kustomization.yaml %/config.yaml,$(wildcard deploy/kubernetes/*.yaml))
+# The oldest Kubernetes version the manifests must work on; they are checked against the newest
+# schema kubernetes-validate ships as well.
+K8S_MIN_VERSION := 1.30.0
+# `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed version.
+LOCK_FLAGS ?=
+
+.PHONY: venv demo test lint lint-deploy typecheck unit soak lock clean
 
 venv: $(STAMP)
 
@@ -21,17 +29,32 @@ lint: $(STAMP)
 	$(BIN)/ruff check notifier tests
 	$(BIN)/ruff format --check notifier tests
 
+# The deployment files: the Dockerfile (no warning of any level) and every Kubernetes resource,
+# strictly (unknown fields are errors). Compose and systemd are checked by tests/test_deploy.py.
+lint-deploy: $(STAMP)
+	$(BIN)/hadolint --failure-threshold style deploy/Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_MIN_VERSION) $(K8S_RESOURCES)
+	$(BIN)/kubernetes-validate --strict --quiet $(K8S_RESOURCES)
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck lint-deploy unit
 
 # 2,000 accelerated cycles with churn; prints memory, file descriptor and state size figures.
 soak: $(STAMP)
 	$(BIN)/pytest -m soak -s -p no:cacheprovider -p no:logging
+
+# deploy/requirements.lock: pyproject's runtime dependencies pinned with sha256 hashes, for the
+# image (pip install --require-hashes). Run it with Python 3.11, the image's.
+lock: $(STAMP)
+	@$(BIN)/python -c 'import sys; sys.exit(None if sys.version_info[:2] == (3, 11) else "make lock: the image runs Python 3.11; recreate .venv with PYTHON=python3.11")'
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	    --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	    --no-emit-trusted-host $(LOCK_FLAGS) --output-file deploy/requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

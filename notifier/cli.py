@@ -478,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(settings)
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return EXIT_USAGE
+        # Docker reserves health-check exit code 2: an unreadable config is simply unhealthy.
+        return EXIT_FAILURE if args.command == "healthcheck" else EXIT_USAGE
     except StateError as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
