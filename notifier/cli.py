@@ -9,25 +9,24 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 from urllib.parse import urlsplit
 
 from notifier import __version__, logs
 from notifier.config import load_config
+from notifier.daemon import Notifier
 from notifier.errors import ConfigError, NotifierError, SinkError, SourceError, StateError
 from notifier.models import Delivery, Event, EventType, Links, Notice, Report
 from notifier.pipeline import plan_cycle
 from notifier.render.console import console_text
 from notifier.render.slack import slack_message
 from notifier.render.webhook import webhook_body
+from notifier.service import cmd_run
 from notifier.settings import (
     Settings,
     SinkSettings,
@@ -70,7 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"notifier {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", parents=[common], help="the daemon: poll on schedule and deliver")
+    run = sub.add_parser(
+        "run", parents=[common], help="the daemon: poll on schedule and deliver (SIGHUP reloads)"
+    )
+    run.add_argument(
+        "--watch-config",
+        action="store_true",
+        help="also reload the configuration when its file changes",
+    )
     once = sub.add_parser(
         "once", parents=[common], help="one cycle per project, then deliver what is due"
     )
@@ -356,77 +362,8 @@ def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -
         store.close()
 
 
-#: After SIGTERM/SIGINT, how long in-flight work may take before it is abandoned: under the 10 s
-#: `docker stop` waits before its SIGKILL. ``NOTIFIER_STOP_GRACE`` (seconds) overrides it, e.g.
-#: for Kubernetes' longer ``terminationGracePeriodSeconds``.
-STOP_GRACE_SECONDS = 8.0
-
-
-def _stop_grace() -> float:
-    raw = os.environ.get("NOTIFIER_STOP_GRACE", "")
-    try:
-        grace = float(raw) if raw.strip() else STOP_GRACE_SECONDS
-    except ValueError:
-        grace = -1.0
-    if not 0 < grace < 86400:
-        log.warning(
-            "NOTIFIER_STOP_GRACE=%r is not a number of seconds; using %g", raw, STOP_GRACE_SECONDS
-        )
-        return STOP_GRACE_SECONDS
-    return grace
-
-
-def cmd_run(settings: Settings) -> int:
-    """The daemon, until SIGTERM or SIGINT.
-
-    In-flight work gets ``STOP_GRACE_SECONDS`` (or ``$NOTIFIER_STOP_GRACE``) to finish; whatever
-    still runs then (a PostHog request or a send that hangs) is abandoned by exiting at once,
-    which loses nothing: an uncommitted cycle is simply redone and an unconfirmed delivery is
-    sent again on the next start. A second signal exits at once too.
-    """
-    from notifier.daemon import Notifier  # noqa: PLC0415
-
-    stop = threading.Event()
-    done = threading.Event()
-    grace = _stop_grace()
-
-    def _abandon(why: str) -> None:
-        log.warning(
-            "%s: abandoning in-flight work and exiting (nothing is lost: an unfinished cycle is "
-            "redone and an unconfirmed delivery is sent again on the next start)",
-            why,
-            extra={"event": "stop_abandoned"},
-        )
-        logging.shutdown()  # flush every handler: os._exit skips it
-        os._exit(EXIT_OK)
-
-    def _watchdog(name: str) -> None:
-        if not done.wait(grace):
-            _abandon(f"in-flight work did not finish within {grace:g} s of {name}")
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            _abandon(f"received {name} again")
-        log.info("received %s: finishing in-flight work", name)
-        stop.set()
-        threading.Thread(target=_watchdog, args=(name,), name="stop-watchdog", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    notifier = Notifier(settings)
-    try:
-        notifier.run(stop)
-    finally:
-        notifier.close()
-        done.set()
-    return EXIT_OK
-
-
 def cmd_once(settings: Settings, max_wait: float) -> int:
     """One pass; the exit code says whether everything went through."""
-    from notifier.daemon import Notifier  # noqa: PLC0415
-
     notifier = Notifier(settings)
     try:
         return notifier.once(max_wait=max_wait)
@@ -475,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_outbox(settings, args.action, args.sink, out)
         if args.command == "once":
             return cmd_once(settings, args.max_wait)
-        return cmd_run(settings)
+        return cmd_run(settings, _config_path(args), watch=args.watch_config, formatter=formatter)
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc}\n")
         # Docker reserves health-check exit code 2: an unreadable config is simply unhealthy.

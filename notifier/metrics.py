@@ -60,10 +60,10 @@ class _LiveCollector(Collector):
     """Reads ``Live`` at scrape time and turns it into gauge families."""
 
     def __init__(self, read: Callable[[], Live]) -> None:
-        self._read = read
+        self.read = read
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        live = self._read()
+        live = self.read()
         state = GaugeMetricFamily(
             "notifier_state_ok",
             "1 when the state database could be read at scrape time, else 0",
@@ -188,6 +188,7 @@ class Metrics:
         for outcome in ("success", "failure"):
             self.config_reloads.labels(outcome)
         self._statuses: dict[int, set[str]] = {}  # per project, every status ever exported
+        self._live: _LiveCollector | None = None
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -203,8 +204,20 @@ class Metrics:
         self.config_last_reload_success_time.set(time.time())
 
     def watch(self, read: Callable[[], Live]) -> None:
-        """Serve what ``read`` returns at every scrape."""
-        self.registry.register(_LiveCollector(read))
+        """Serve what ``read`` returns at every scrape (a later call replaces the reader: after
+        a configuration reload the new notifier reports through the same registry)."""
+        if self._live is None:
+            self._live = _LiveCollector(read)
+            self.registry.register(self._live)
+        else:
+            self._live.read = read
+
+    def config_reloaded(self, ok: bool) -> None:
+        """Count a reload attempt; a failed one leaves the running configuration in use."""
+        self.config_reloads.labels("success" if ok else "failure").inc()
+        self.config_last_reload_success.set(1 if ok else 0)
+        if ok:
+            self.config_last_reload_success_time.set(time.time())
 
     # -- hooks --------------------------------------------------------------------------------
 

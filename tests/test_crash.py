@@ -23,9 +23,9 @@ from typing import Any, TextIO
 
 import pytest
 
-from notifier.cli import STOP_GRACE_SECONDS
 from notifier.errors import StateError
 from notifier.models import Event, EventType, Report
+from notifier.service import STOP_GRACE_SECONDS
 from notifier.simulator import FakePostHog
 from notifier.store import CycleWrite, SnapshotRow, Store
 from tests.conftest import PROJECT

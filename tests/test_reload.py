@@ -1,0 +1,158 @@
+"""Live configuration: SIGHUP and --watch-config reload the YAML between cycles; an invalid file
+is rejected and the running configuration stays; state and pending deliveries survive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from notifier.metrics import Metrics
+from notifier.service import reloaded
+from notifier.settings import Settings
+from notifier.simulator import FakePostHog
+from tests.conftest import PROJECT
+from tests.fakes import FakeSlack, WebhookReceiver
+
+TO_HOOK = "- {name: to hook, match: {}, sinks: [hook]}"
+TO_BOTH = "- {name: to both, match: {}, sinks: [hook, slack]}"
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Daemon:
+    """`notifier run` as a subprocess, its stderr collected in a file."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def daemon(path: Path, env: dict[str, str], *args: str) -> Iterator[Daemon]:
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "stderr"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "notifier",
+                    "run",
+                    "-c",
+                    str(path),
+                    "--log-format",
+                    "text",
+                    *args,
+                ],
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+            )
+        running = Daemon(process, log)
+        try:
+            yield running
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        assert process.returncode == 0, running.text()
+
+
+def test_sighup_applies_a_valid_config_from_the_next_cycle(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """After SIGHUP the new rules route the next events; nothing is re-sent or lost."""
+    path = make_config(rules=TO_HOOK)
+    with daemon(path, env) as running:
+        wait_for(lambda: "first cycle" in running.text(), "the baseline cycle")
+        posthog.add_report(PROJECT, title="before the reload")
+        wait_for(lambda: len(receiver.received) == 1, "the first delivery")
+        make_config(rules=TO_BOTH)
+        running.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config reloaded" in running.text(), "the reload")
+        posthog.add_report(PROJECT, title="after the reload")
+        wait_for(lambda: len(slack.messages) == 1, "a Slack message under the new rules")
+        wait_for(lambda: len(receiver.received) == 2, "the second webhook")
+    assert "after the reload" in str(slack.messages[0].blocks)
+    assert len(receiver.received) == 2  # the first report was not notified again
+
+
+def test_invalid_config_is_rejected_and_the_old_one_kept(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """A broken file on SIGHUP logs its problems; the daemon keeps running the old rules."""
+    path = make_config(rules=TO_HOOK)
+    with daemon(path, env) as running:
+        wait_for(lambda: "first cycle" in running.text(), "the baseline cycle")
+        good = path.read_text()
+        path.write_text(good.replace("sinks: [hook]", "sinks: [pager]"))
+        running.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config reload rejected" in running.text(), "the rejection")
+        assert "rules[0].sinks[0]: unknown sink 'pager'" in running.text()
+        posthog.add_report(PROJECT, title="still routed by the old rules")
+        wait_for(lambda: len(receiver.received) == 1, "delivery under the old rules")
+    assert slack.messages == []
+
+
+def test_watch_config_reloads_on_change_and_pending_deliveries_survive(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """With --watch-config an edit is enough; an entry waiting for a failing receiver before
+    the reload is delivered after it, once."""
+    path = make_config(rules=TO_HOOK)
+    with daemon(path, env, "--watch-config") as running:
+        wait_for(lambda: "first cycle" in running.text(), "the baseline cycle")
+        receiver.respond_next(503, times=3, headers={"Retry-After": "1"})
+        posthog.add_report(PROJECT, title="waiting in the outbox")
+        wait_for(lambda: len(receiver.received) >= 1, "a failed attempt")
+        make_config(rules=TO_BOTH)
+        wait_for(lambda: "config reloaded" in running.text(), "the reload on change")
+        wait_for(lambda: any(r.status < 300 for r in receiver.received), "the retried delivery")
+    ok = [r for r in receiver.received if r.status < 300]
+    assert len(ok) == 1
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
+
+
+def test_reload_outcomes_are_counted(
+    make_config: Callable[..., Path], load: Callable[[Path], Settings]
+) -> None:
+    """A rejected reload counts a failure and sets last-reload-success to 0; a good one 1."""
+    path = make_config(rules=TO_HOOK)
+    current = load(path)
+    metrics = Metrics()
+    path.write_text("posthog: {}\n")
+    assert reloaded(path, current, metrics) is None
+    text = metrics.render()[0].decode()
+    assert 'notifier_config_reloads_total{outcome="failure"} 1.0' in text
+    assert "notifier_config_last_reload_success 0.0" in text
