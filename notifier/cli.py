@@ -24,6 +24,7 @@ from notifier.errors import ConfigError, NotifierError, SinkError, SourceError, 
 from notifier.models import Delivery, Event, EventType, Links, Notice, Report
 from notifier.pipeline import plan_cycle
 from notifier.render.console import console_text
+from notifier.render.notice import format_span
 from notifier.render.slack import slack_message
 from notifier.render.webhook import webhook_body
 from notifier.service import cmd_run
@@ -154,6 +155,14 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     for rule in settings.rules:
         stop = ", stop" if rule.stop else ""
         out.write(f"  {rule.name:<30} → {', '.join(rule.sinks)}{stop}\n")
+    alerts = settings.self_alerts.targets(list(settings.sinks))
+    after = settings.self_alerts.after
+    out.write(
+        f"Self-alerts  a project failing {format_span(after)}, a sink dead-lettering → "
+        f"{', '.join(alerts)}\n"
+        if alerts
+        else "Self-alerts  off (self_alerts.sinks is empty)\n"
+    )
     for warning in settings.warnings:
         out.write(f"warning: {warning}\n")
     return EXIT_OK

@@ -191,6 +191,38 @@ class DeliveryModel(_Model):
     keep_delivered: Annotated[Duration, AfterValidator(_keep_at_least_1s)] = 7 * 24 * 3600.0
 
 
+_LISTEN_HELP: Final = (
+    "must be host:port, like 0.0.0.0:9464 (every interface), 127.0.0.1:9464 (this machine "
+    "only) or [::]:9464; port 0 picks a free one; null turns the listener off"
+)
+
+
+def _listen(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(_LISTEN_HELP)  # a bare port (9464) too: say which interface
+    try:
+        st.split_listen(value)
+    except ValueError:
+        raise ValueError(_LISTEN_HELP) from None
+    return value.strip()
+
+
+class HttpModel(_Model):
+    listen: Annotated[str | None, BeforeValidator(_listen)] = st.DEFAULT_LISTEN
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+class SelfAlertsModel(_Model):
+    after: Durationish = 15 * 60.0
+    # None (omitted or null): every sink; []: self-alerts off. Names are checked on the raw dict.
+    sinks: Annotated[list[Text], BeforeValidator(_listify), AfterValidator(_unique)] | None = None
+
+
 class SlackSink(_Model):
     type: Literal["slack"]
     token: Text
@@ -237,7 +269,8 @@ class ConfigModel(_Model):
     delivery: DeliveryModel = Field(default_factory=DeliveryModel)
     sinks: dict[str, AnySink] = Field(default_factory=dict)
     rules: list[RuleModel] = Field(default_factory=list)
-    http: Any = None  # reserved for later: accepted, not validated yet
+    http: HttpModel = Field(default_factory=HttpModel)
+    self_alerts: SelfAlertsModel = Field(default_factory=SelfAlertsModel)
 
 
 _SECTIONS: Final[dict[str, type[BaseModel]]] = {
@@ -245,6 +278,8 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "poll": PollModel,
     "state": StateModel,
     "delivery": DeliveryModel,
+    "http": HttpModel,
+    "self_alerts": SelfAlertsModel,
 }
 _SINKS: Final[dict[str, type[BaseModel]]] = {
     "slack": SlackSink,
@@ -371,6 +406,24 @@ def _check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
     return matches, problems
 
 
+def _check_self_alerts(raw: dict[Any, Any]) -> list[Problem]:
+    """``self_alerts.sinks`` must name defined sinks (like a rule's sinks)."""
+    section = raw.get("self_alerts")
+    sinks = section.get("sinks") if isinstance(section, dict) else None
+    sinks = [sinks] if isinstance(sinks, str) else sinks if isinstance(sinks, list) else []
+    if not isinstance(raw.get("sinks", {}), dict):
+        return []  # the type error says it all
+    defined = [name for name, _, _ in _sink_blocks(raw)]
+    problems: list[Problem] = []
+    for i, sink in enumerate(sinks):
+        if isinstance(sink, str) and sink.strip() not in [*defined, ""]:
+            hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
+            problems.append(
+                (("self_alerts", "sinks", i), f"unknown sink {sink.strip()!r} ({hint})")
+            )
+    return problems
+
+
 def _pydantic_problems(error: ValidationError) -> list[Problem]:
     """pydantic errors → problems, from ``loc``, ``type`` and our own words: never the input."""
     problems: list[Problem] = []
@@ -410,6 +463,8 @@ def _sink(name: str, model: BaseModel) -> st.SinkSettings:
 def _warnings(model: ConfigModel, rules: tuple[Rule, ...]) -> list[str]:
     """Valid but unwise: printed by ``check`` and logged at start."""
     poll, delivery, used = model.poll, model.delivery, {s for r in rules for s in r.sinks}
+    alerting = model.self_alerts.sinks
+    used |= set(alerting or ())  # a sink only for the notifier's own notices is in use
     found = [
         f"sinks.{name}: no rule sends to it; add it to a rule's sinks or remove it"
         for name in model.sinks
@@ -426,6 +481,11 @@ def _warnings(model: ConfigModel, rules: tuple[Rule, ...]) -> list[str]:
         found.append(f"poll.jitter: longer than poll.interval; using {_shown(poll.interval)}")
     if delivery.backoff_max < delivery.backoff_initial:
         found.append("delivery.backoff_max: shorter than backoff_initial; using backoff_initial")
+    if alerting is not None and len(alerting) == 1 and len(model.sinks) > 1:
+        found.append(
+            f"self_alerts.sinks: only {alerting[0]!r}, so its own failures cannot be reported; "
+            "add a second sink"
+        )
     if model.posthog.host.startswith("http://"):
         found.append("posthog.host: http:// sends the API key unencrypted; use https://")
     return found
@@ -461,6 +521,11 @@ def _build(
             delivery.backoff_initial,
             max(delivery.backoff_max, delivery.backoff_initial),
             delivery.keep_delivered,
+        ),
+        http=st.HttpSettings(model.http.listen),
+        self_alerts=st.SelfAlertSettings(
+            model.self_alerts.after,
+            None if model.self_alerts.sinks is None else tuple(model.self_alerts.sinks),
         ),
         first_run=model.first_run,
         source=source,
@@ -505,6 +570,7 @@ def parse_config(
     except ValidationError as exc:
         later += _pydantic_problems(exc)
     matches, rule_problems = _check_rules(raw)
+    rule_problems += _check_self_alerts(raw)
     later = [
         p
         for p in later + rule_problems

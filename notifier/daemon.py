@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor as _Reader
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,6 +39,7 @@ from notifier.health import (
 from notifier.metrics import Live, Metrics
 from notifier.models import Links
 from notifier.pipeline import CyclePlan, commit, plan_cycle
+from notifier.selfalerts import SelfAlerts, source_hint
 from notifier.settings import Settings
 from notifier.sinks import build_sinks
 from notifier.sinks.base import Sink
@@ -114,7 +115,9 @@ class Notifier:
         transport: httpx.BaseTransport | None = None,
         after_cycle: Callable[[int, CyclePlan | None], None] | None = None,
         metrics: Metrics | None = None,
+        alert_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``alert_clock`` is the clock self-alerts measure outages with (tests advance it)."""
         self.settings = settings
         self.links = Links(settings.posthog.host)
         self.metrics = metrics or Metrics()
@@ -129,12 +132,23 @@ class Notifier:
         self.sinks: Mapping[str, Sink] = (
             sinks if sinks is not None else build_sinks(settings.sinks, self.links)
         )
+        self._wake = {name: threading.Event() for name in self.sinks}
+        self.self_alerts = SelfAlerts(
+            settings.self_alerts,
+            list(self.sinks),
+            self.store,
+            wake=self._wake_sinks,
+            clock=alert_clock,
+        )
         self.deliverer = Deliverer(
-            self.store, self.sinks, settings.delivery, on_attempt=self.metrics.delivery
+            self.store,
+            self.sinks,
+            settings.delivery,
+            on_attempt=self.metrics.delivery,
+            on_settled=self.self_alerts.delivery_settled,
         )
         self.health = {pid: ProjectHealth() for pid in settings.posthog.project_ids}
         self._after_cycle = after_cycle
-        self._wake = {name: threading.Event() for name in self.sinks}
         self._lock = threading.Lock()
         # -- health: set by run(); the heartbeat file is read by `notifier healthcheck`
         self.heartbeat_path = heartbeat_path(settings.state.path)
@@ -177,6 +191,7 @@ class Notifier:
             log.debug("project %s: paused after errors until %s", project_id, health.not_before)
             self._cycle_attempted(project_id, None)
             self.metrics.poll(project_id, "paused", None)
+            self.self_alerts.poll_paused(project_id)
             return None
         self._cycle_attempted(project_id, time.time() + self.deadline_seconds)
         plan: CyclePlan | None = None
@@ -195,7 +210,10 @@ class Notifier:
         except (SourceError, StateError) as exc:
             outcome = exc.kind.value if isinstance(exc, SourceError) else "state_error"
             self._poll_failed(project_id, health, exc)
-        except Exception:  # a bug must not end polling, nor go unseen
+            self.self_alerts.poll_failed(
+                project_id, health.last_error or str(exc), source_hint(exc, project_id)
+            )
+        except Exception as exc:  # a bug must not end polling, nor go unseen
             health.failures += 1
             health.last_error = "internal error"
             log.exception(
@@ -203,9 +221,15 @@ class Notifier:
                 project_id,
                 extra={"event": "poll_failed", "project_id": project_id},
             )
+            self.self_alerts.poll_failed(
+                project_id,
+                f"internal error ({type(exc).__name__})",
+                source_hint(exc, project_id),
+            )
         else:
             outcome = "success"
             health.succeeded(project_id)
+            self.self_alerts.poll_succeeded(project_id)
             log.info(
                 _summary(plan, added, time.monotonic() - started),
                 extra={
@@ -226,6 +250,12 @@ class Notifier:
                 if name in self._wake:
                     self._wake[name].set()
         return plan
+
+    def _wake_sinks(self, names: Sequence[str]) -> None:
+        """Have these sinks' delivery threads look at the outbox now."""
+        for name in names:
+            if name in self._wake:
+                self._wake[name].set()
 
     def _count_success(self, project_id: int, plan: CyclePlan) -> None:
         """Metrics of a committed cycle: its events and the project's reports by status."""

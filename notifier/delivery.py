@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from notifier.errors import SinkError, StateError
-from notifier.models import Delivery
+from notifier.models import Delivery, Notice
 from notifier.settings import DeliverySettings
 from notifier.sinks.base import Sink
 from notifier.store import OutboxEntry, Store
@@ -53,9 +53,30 @@ def backoff(
 
 
 def _describe(entry: OutboxEntry) -> str:
+    if isinstance(entry.event, Notice):
+        return f"the notifier's {entry.event.kind.value} notice about {entry.event.subject}"
     report = entry.event.report
     title = (report.title or "untitled")[:80]
     return f"{entry.event.type.value} of report {report.id} ({title!r})"
+
+
+def _log_keys(entry: OutboxEntry) -> dict[str, object]:
+    event = entry.event
+    if isinstance(event, Notice):
+        keys: dict[str, object] = {
+            "event": "delivery",
+            "sink": entry.sink,
+            "notice": event.kind.value,
+        }
+        if event.project_id is not None:
+            keys["project_id"] = event.project_id
+        return keys
+    return {
+        "event": "delivery",
+        "sink": entry.sink,
+        "project_id": event.project_id,
+        "report_id": event.report.id,
+    }
 
 
 class Deliverer:
@@ -69,10 +90,14 @@ class Deliverer:
         *,
         clock: Callable[[], float] = time.time,
         on_attempt: Callable[[str, str, float], None] | None = None,
+        on_settled: Callable[[OutboxEntry, str, str | None], None] | None = None,
     ) -> None:
         self._store = store
         # told of every attempt's (sink, outcome: delivered | retrying | dead, seconds taken)
         self._on_attempt = on_attempt or (lambda _sink, _outcome, _seconds: None)
+        # told of each entry recorded delivered or dead: (entry, outcome, the dead letter's
+        # reason or None); self-alerts watch the sinks through it
+        self._on_settled = on_settled or (lambda _entry, _outcome, _error: None)
         self._sinks = sinks
         self._settings = settings
         self._clock = clock
@@ -130,12 +155,7 @@ class Deliverer:
             rules=entry.rules,
             attempts=entry.attempts,
         )
-        extra = {
-            "event": "delivery",
-            "sink": entry.sink,
-            "project_id": entry.event.project_id,
-            "report_id": entry.event.report.id,
-        }
+        extra = _log_keys(entry)
         accepted_at = self._unrecorded.get(entry.id)
         if accepted_at is not None:
             self._store.mark_delivered(entry.id, accepted_at)
@@ -146,6 +166,7 @@ class Deliverer:
                 entry.sink,
                 extra=extra,
             )
+            self._settled(entry, "delivered", None)
             return "delivered"
         started = time.monotonic()
         try:
@@ -169,7 +190,14 @@ class Deliverer:
             entry.sink,
             extra={**extra, "duration_ms": round((time.monotonic() - started) * 1000)},
         )
+        self._settled(entry, "delivered", None)
         return "delivered"
+
+    def _settled(self, entry: OutboxEntry, outcome: str, error: str | None) -> None:
+        try:
+            self._on_settled(entry, outcome, error)
+        except Exception:  # a watcher's bug must not stop deliveries
+            log.exception("sink %s: error after recording an outcome", entry.sink)
 
     def _failed(self, entry: OutboxEntry, exc: SinkError, extra: dict[str, object]) -> str:
         now = self._clock()
@@ -185,6 +213,7 @@ class Deliverer:
                 entry.sink,
                 extra={**extra, "error": str(exc)},
             )
+            self._settled(entry, "dead", str(exc))
             return "dead"
         wait = backoff(attempts, self._settings, exc.retry_after)
         if now + wait - entry.created_at > self._settings.give_up_after:
@@ -202,6 +231,7 @@ class Deliverer:
                 reason,
                 extra={**extra, "error": reason},
             )
+            self._settled(entry, "dead", reason)
             return "dead"
         self._store.mark_retry(entry.id, now + wait, str(exc))
         log.warning(

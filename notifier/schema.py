@@ -26,6 +26,7 @@ DURATIONS: Final = frozenset(
         "backoff_initial",
         "backoff_max",
         "keep_delivered",
+        "after",
     }
 )
 #: Keys that accept one value where a list is documented.

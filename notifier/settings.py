@@ -6,7 +6,7 @@ plain strings kept out of ``repr`` so that a logged settings object never shows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,6 +54,52 @@ class DeliverySettings:
     backoff_initial: float = 5.0
     backoff_max: float = 3600.0
     keep_delivered: float = 7 * 24 * 3600.0  # delivered outbox entries are pruned after this
+
+
+@dataclass(frozen=True, slots=True)
+class SelfAlertSettings:
+    """When and where the notifier reports its own trouble (a project it cannot poll, a sink
+    whose deliveries are dead-lettered). ``sinks`` None: every configured sink; (): none."""
+
+    after: float = 15 * 60.0  # a project failing this long gets a source_failing notice
+    sinks: tuple[str, ...] | None = None
+
+    def targets(self, configured: Sequence[str]) -> tuple[str, ...]:
+        """The sinks that receive notices, in config order."""
+        if self.sinks is None:
+            return tuple(configured)
+        return tuple(name for name in self.sinks if name in configured)
+
+
+#: Where ``/healthz``, ``/readyz`` and ``/metrics`` are served when ``http.listen`` is not set.
+DEFAULT_LISTEN = "0.0.0.0:9464"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` → ``(host, port)``; IPv6 hosts in brackets (``[::]:9464``). Raises
+    ``ValueError`` when it is not that shape or the port is not 0-65535 (0: any free port)."""
+    host, sep, port = listen.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or (":" in host and not listen.strip().startswith("[")):
+        raise ValueError("must be host:port")
+    if not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be host:port")
+    if any(ch.isspace() or ch in "/[]@" for ch in host):
+        raise ValueError("must be host:port")
+    return host, int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The listener for ``/healthz``, ``/readyz`` and ``/metrics``; ``listen`` None: none."""
+
+    listen: str | None = DEFAULT_LISTEN
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """``(host, port)`` to bind, or None when the listener is off."""
+        return None if self.listen is None else split_listen(self.listen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +159,8 @@ class Settings:
     poll: PollSettings = PollSettings()
     state: StateSettings = StateSettings()
     delivery: DeliverySettings = DeliverySettings()
+    http: HttpSettings = HttpSettings()
+    self_alerts: SelfAlertSettings = SelfAlertSettings()
     first_run: FirstRun = "baseline"
     source: str = "config.yaml"  # the file it came from, for messages
     warnings: tuple[str, ...] = ()  # valid but unwise: printed by `check` and logged at start

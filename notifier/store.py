@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from notifier.errors import StateError
-from notifier.models import Event, Report
+from notifier.models import Event, Notice, Report, outbox_item_from_json
 
 SCHEMA_VERSION: Final = 1
 WAL_LIMIT: Final = 4 * 1024 * 1024
@@ -58,6 +58,15 @@ _SCHEMA: Final = (
         UNIQUE (event_id, sink)
     )""",
     "CREATE INDEX IF NOT EXISTS outbox_by_sink ON outbox (sink, state, id)",
+    # self-alerts: outages under way ('project:4242', 'sink:slack'), so that a restart neither
+    # restarts the self_alerts.after clock nor repeats the alert, and still says "recovered"
+    """CREATE TABLE IF NOT EXISTS outages (
+        subject TEXT PRIMARY KEY,
+        since REAL NOT NULL,
+        error TEXT NOT NULL,
+        hint TEXT NOT NULL,
+        alerted INTEGER NOT NULL DEFAULT 0
+    )""",
 )
 
 
@@ -71,17 +80,28 @@ class SnapshotRow:
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
-    """One (event, sink) delivery and its progress."""
+    """One (event, sink) delivery and its progress; ``event`` may be the notifier's own notice."""
 
     id: int
     sink: str
-    event: Event
+    event: Event | Notice
     rules: tuple[str, ...]
     state: str
     attempts: int
     created_at: float
     next_attempt_at: float
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutageRow:
+    """A project or sink failing since ``since``; ``alerted``: its failing notice is queued."""
+
+    subject: str  # 'project:4242' or 'sink:slack'
+    since: float
+    error: str
+    hint: str
+    alerted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +281,32 @@ class Store:
 
     # -- outbox -------------------------------------------------------------------------------
 
+    def enqueue_notice(self, notice: Notice, sinks: Sequence[str], now: float) -> int:
+        """Queue the notifier's own notice for each sink, once per (notice, sink); returns how
+        many entries were added. ``project_id`` is 0 and ``report_id`` the sink's name for a
+        notice about a sink."""
+        added = 0
+        with self._write("queue a self-alert") as conn:
+            for sink in sinks:
+                cursor = conn.execute(
+                    "INSERT INTO outbox (event_id, sink, project_id, report_id, event_type, "
+                    "event, rules, created_at, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, sink) DO NOTHING",
+                    (
+                        notice.id,
+                        sink,
+                        notice.project_id or 0,
+                        notice.sink or "",
+                        notice.kind.value,
+                        json.dumps(notice.to_json(), separators=(",", ":")),
+                        "[]",
+                        now,
+                        now,
+                    ),
+                )
+                added += cursor.rowcount
+        return added
+
     def _entries(self, where: str, params: Sequence[Any]) -> list[OutboxEntry]:
         columns = "id, sink, event, rules, state, attempts, created_at, next_attempt_at, last_error"
         sql = f"SELECT {columns} FROM outbox WHERE {where}"  # noqa: S608 - fixed fragments only
@@ -269,7 +315,7 @@ class Store:
             OutboxEntry(
                 id=row[0],
                 sink=row[1],
-                event=Event.from_json(json.loads(row[2])),
+                event=outbox_item_from_json(json.loads(row[2])),
                 rules=tuple(json.loads(row[3])),
                 state=row[4],
                 attempts=row[5],
@@ -341,6 +387,29 @@ class Store:
         """Outbox entries by (sink, state)."""
         rows = self._read("SELECT sink, state, COUNT(*) FROM outbox GROUP BY sink, state")
         return {(sink, state): count for sink, state, count in rows}
+
+    # -- outages (self-alerts) -----------------------------------------------------------------
+
+    def outages(self) -> list[OutageRow]:
+        """Every outage under way."""
+        rows = self._read("SELECT subject, since, error, hint, alerted FROM outages ORDER BY since")
+        return [OutageRow(row[0], row[1], row[2], row[3], bool(row[4])) for row in rows]
+
+    def save_outage(self, outage: OutageRow) -> None:
+        """Record an outage, or update it."""
+        with self._write("record an outage") as conn:
+            conn.execute(
+                "INSERT INTO outages (subject, since, error, hint, alerted) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject) DO UPDATE SET "
+                "since = excluded.since, error = excluded.error, hint = excluded.hint, "
+                "alerted = excluded.alerted",
+                (outage.subject, outage.since, outage.error, outage.hint, int(outage.alerted)),
+            )
+
+    def end_outage(self, subject: str) -> None:
+        """Forget an outage: it is over."""
+        with self._write("end an outage") as conn:
+            conn.execute("DELETE FROM outages WHERE subject = ?", (subject,))
 
     def prune(self, before: float) -> int:
         """Forget delivered entries finished before ``before``; dead ones stay until retried."""

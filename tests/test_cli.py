@@ -139,7 +139,8 @@ def test_once_exits_1_when_a_delivery_is_dead(
     env: dict[str, str],
 ) -> None:
     """A permanent Slack error dead-letters the entry, logs the reason and exits 1; `outbox`
-    shows it and `outbox retry` puts it back so the next `once` delivers it."""
+    shows it and `outbox retry` puts it back so the next `once` delivers it. The other sinks
+    hear that Slack failed, and (from the next run: outages are kept) that it recovered."""
     posthog.add_report(PROJECT, title="x")
     path = make_config(first_run="notify", rules="- {name: all, match: {}, sinks: [slack]}")
     slack.fail_next("channel_not_found")
@@ -151,7 +152,12 @@ def test_once_exits_1_when_a_delivery_is_dead(
     assert "channel_not_found" in listing.stdout
     assert notifier("outbox", "retry", "--sink", "slack", "-c", str(path), env=env).returncode == 0
     assert notifier("once", "-c", str(path), env=env).returncode == 0
-    assert len(slack.messages) == 1
+    assert len([m for m in slack.messages if m.via == "api"]) == 1
+    notices = [(m.text or "").split(":")[0] for m in slack.messages if m.via == "webhook"]
+    assert notices == [
+        "⚠️ Notifier cannot deliver to sink slack",
+        "✅ Delivery to sink slack recovered",
+    ]
 
 
 def test_dry_run_prints_and_changes_nothing(

@@ -17,6 +17,7 @@ from notifier.config import (
     PollModel,
     PostHogModel,
     RuleModel,
+    SelfAlertsModel,
     StateModel,
     load_config,
     parse_config,
@@ -123,7 +124,8 @@ def test_example_needs_its_environment() -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [ConfigModel, PostHogModel, PollModel, StateModel, DeliveryModel, RuleModel]
+    "model",
+    [ConfigModel, PostHogModel, PollModel, StateModel, DeliveryModel, RuleModel, SelfAlertsModel],
 )
 def test_example_documents_every_key(model: type[Any]) -> None:
     """Every key a section accepts appears in config.example.yaml, set or commented out."""

@@ -35,6 +35,9 @@ ALL_SINKS = (
     "sinks: [slack, slack-hook, hook]}"
 )
 HTML_503 = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
+#: These tests count what each sink receives; the notices a dead letter causes through the other
+#: sinks (self_alerts) are pinned in test_self_alerts.py.
+NO_SELF_ALERTS = "self_alerts: {sinks: []}"
 
 RunOnce = Callable[..., int]
 
@@ -53,7 +56,8 @@ def run_once(
         give_up_after: float | None = None,
         **config: Any,
     ) -> int:
-        settings = load(make_config(**{"rules": ALL_SINKS, "first_run": "notify", **config}))
+        defaults = {"rules": ALL_SINKS, "first_run": "notify", "extra": NO_SELF_ALERTS}
+        settings = load(make_config(**{**defaults, **config}))
         if sink_timeout is not None:
             sinks = {
                 name: replace(sink, timeout=sink_timeout) if hasattr(sink, "timeout") else sink

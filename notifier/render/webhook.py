@@ -1,4 +1,5 @@
 """Event → signed JSON webhook body, following Standard Webhooks (standardwebhooks.com).
+(Notices about the notifier itself: ``render.notice``, through ``encode_json``.)
 
 The body is serialised once, here, and those exact bytes are signed and sent: any
 re-serialisation on the way would break the signature.
@@ -10,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -40,7 +41,11 @@ def webhook_payload(
 
 def webhook_body(event: Event, rules: Sequence[str], links: Links, timestamp: datetime) -> bytes:
     """The exact bytes to sign and send: compact UTF-8 JSON."""
-    payload = webhook_payload(event, rules, links, timestamp)
+    return encode_json(webhook_payload(event, rules, links, timestamp))
+
+
+def encode_json(payload: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, the one serialisation every webhook body goes through."""
     try:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

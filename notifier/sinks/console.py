@@ -8,8 +8,8 @@ import sys
 from typing import TextIO
 
 from notifier.errors import SinkError
-from notifier.models import Delivery, Links
-from notifier.render import console_text
+from notifier.models import Delivery, Links, Notice
+from notifier.render import console_text, notice_console_text
 from notifier.settings import ConsoleSinkSettings
 
 
@@ -41,7 +41,11 @@ class ConsoleSink:
 
     def send(self, delivery: Delivery) -> None:
         """Write and flush; a closed or broken stream is a transient failure."""
-        text = console_text(delivery.event, delivery.rules, self._links, color=self._color)
+        event = delivery.event
+        if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
+            text = notice_console_text(event, color=self._color)
+        else:
+            text = console_text(event, delivery.rules, self._links, color=self._color)
         try:
             self._stream.write(text + "\n\n")
             self._stream.flush()

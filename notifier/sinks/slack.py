@@ -19,8 +19,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifier import __version__
 from notifier.errors import SinkError
-from notifier.models import Delivery, Links
-from notifier.render import slack_message, text_only
+from notifier.models import Delivery, Links, Notice
+from notifier.render import notice_slack_message, notice_text_only, slack_message, text_only
 from notifier.settings import SlackSinkSettings
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, header, parse_retry_after
 
@@ -105,7 +105,11 @@ class SlackSink:
 
     def send(self, delivery: Delivery) -> None:
         """Post the card; on a blocks error, once more at once as text only."""
-        message = slack_message(delivery.event, delivery.rules, self._links)
+        event = delivery.event
+        if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
+            message = notice_slack_message(event)
+        else:
+            message = slack_message(event, delivery.rules, self._links)
         try:
             self._post(text=message.text, blocks=list(message.blocks))
         except SlackApiError as exc:
@@ -118,7 +122,12 @@ class SlackSink:
             "slack sink %s: Slack refused the blocks (%s); posting as text only", self.name, code
         )
         try:
-            self._post(text=text_only(delivery.event, self._links), blocks=None)
+            plain = (
+                notice_text_only(event)
+                if isinstance(event, Notice)
+                else text_only(event, self._links)
+            )
+            self._post(text=plain, blocks=None)
         except SlackApiError as exc:
             error = self._api_error(exc.response)
             raise SinkError(

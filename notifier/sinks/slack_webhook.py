@@ -17,8 +17,8 @@ from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from notifier import __version__
 from notifier.errors import SinkError
-from notifier.models import Delivery, Links
-from notifier.render import slack_message, text_only
+from notifier.models import Delivery, Links, Notice
+from notifier.render import notice_slack_message, notice_text_only, slack_message, text_only
 from notifier.settings import SlackWebhookSinkSettings
 from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact
 from notifier.sinks.slack import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
@@ -76,7 +76,11 @@ class SlackWebhookSink:
 
     def send(self, delivery: Delivery) -> None:
         """Post the card; on a blocks error, once more at once as text only."""
-        message = slack_message(delivery.event, delivery.rules, self._links)
+        event = delivery.event
+        if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
+            message = notice_slack_message(event)
+        else:
+            message = slack_message(event, delivery.rules, self._links)
         response = self._post(text=message.text, blocks=list(message.blocks))
         if _ok(response):
             return
@@ -88,7 +92,10 @@ class SlackWebhookSink:
             self.name,
             code,
         )
-        retry = self._post(text=text_only(delivery.event, self._links), blocks=None)
+        plain = (
+            notice_text_only(event) if isinstance(event, Notice) else text_only(event, self._links)
+        )
+        retry = self._post(text=plain, blocks=None)
         if not _ok(retry):
             error = self._error(retry)
             raise SinkError(

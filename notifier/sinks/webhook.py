@@ -18,8 +18,8 @@ import httpx
 
 from notifier import __version__
 from notifier.errors import SinkError
-from notifier.models import Delivery, Links
-from notifier.render import sign, webhook_body
+from notifier.models import Delivery, Links, Notice
+from notifier.render import notice_webhook_body, sign, webhook_body
 from notifier.settings import WebhookSinkSettings
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, parse_retry_after, redact
 
@@ -70,7 +70,11 @@ class WebhookSink:
     def send(self, delivery: Delivery) -> None:
         """One POST; returns on 2xx, raises SinkError otherwise."""
         now = self._clock()
-        body = webhook_body(delivery.event, delivery.rules, self._links, now)
+        event = delivery.event
+        if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
+            body = notice_webhook_body(event, now)
+        else:
+            body = webhook_body(event, delivery.rules, self._links, now)
         msg_id = message_id(delivery)
         timestamp = int(now.timestamp())
         headers = {
