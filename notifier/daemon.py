@@ -89,21 +89,6 @@ class ProjectHealth:
         self.last_success = time.time()
 
 
-def _summary(plan: CyclePlan, added: int, seconds: float) -> str:
-    if plan.baseline:
-        return (
-            f"project {plan.project_id}: first cycle, recorded {plan.reports} existing reports "
-            f"silently (first_run: baseline); {plan.requests} requests, {seconds:.2f}s"
-        )
-    kinds = Counter(e.type.value for e in plan.events)
-    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    return (
-        f"project {plan.project_id}: {plan.reports} reports, {len(plan.events)} events"
-        f"{f' ({detail})' if detail else ''}, {added} deliveries queued, "
-        f"{plan.requests} requests, {seconds:.2f}s"
-    )
-
-
 class Notifier:
     """The assembled notifier: one store, one PostHog client, the configured sinks."""
 
@@ -231,7 +216,7 @@ class Notifier:
             health.succeeded(project_id)
             self.self_alerts.poll_succeeded(project_id)
             log.info(
-                _summary(plan, added, time.monotonic() - started),
+                plan.summary(added, time.monotonic() - started),
                 extra={
                     "event": "cycle",
                     "project_id": project_id,

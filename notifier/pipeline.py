@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -47,6 +48,21 @@ class CyclePlan:
     def events(self) -> tuple[Event, ...]:
         """The events, in order."""
         return tuple(r.event for r in self.routed)
+
+    def summary(self, added: int, seconds: float) -> str:
+        """The one log line a cycle ends with."""
+        if self.baseline:
+            return (
+                f"project {self.project_id}: first cycle, recorded {self.reports} existing "
+                f"reports silently (first_run: baseline); {self.requests} requests, {seconds:.2f}s"
+            )
+        kinds = Counter(e.type.value for e in self.events)
+        detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        return (
+            f"project {self.project_id}: {self.reports} reports, {len(self.events)} events"
+            f"{f' ({detail})' if detail else ''}, {added} deliveries queued, "
+            f"{self.requests} requests, {seconds:.2f}s"
+        )
 
 
 def plan_cycle(
