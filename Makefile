@@ -12,7 +12,7 @@ K8S_MIN_VERSION := 1.30.0
 # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed version.
 LOCK_FLAGS ?=
 
-.PHONY: venv demo test lint lint-deploy typecheck unit soak lock clean
+.PHONY: venv demo test lint lint-deploy typecheck unit soak bench lock clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,12 @@ test: lint typecheck lint-deploy unit
 # 2,000 accelerated cycles with churn; prints memory, file descriptor and state size figures.
 soak: $(STAMP)
 	$(BIN)/pytest -m soak -s -p no:cacheprovider -p no:logging
+
+# The benchmark of issue 6 (bench/README.md): the notifier's cycle against a bare download floor.
+# `make bench BENCH_FLAGS="--sizes 100000 --page-sizes 1000 --repeat 1"` for the large case.
+BENCH_FLAGS ?=
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_FLAGS)
 
 # deploy/requirements.lock: pyproject's runtime dependencies pinned with sha256 hashes, for the
 # image (pip install --require-hashes). Run it with Python 3.11, the image's.
