@@ -244,21 +244,9 @@ class Notifier:
 
     def _count_success(self, project_id: int, plan: CyclePlan) -> None:
         """Metrics of a committed cycle: its events and the project's reports by status."""
-        statuses: Counter[str] = Counter()
-        try:
-            snapshot = self.store.snapshot(project_id)
-        except StateError as exc:  # the cycle is saved; only the gauge misses this once
-            log.debug("project %s: reports by status not counted: %s", project_id, exc)
-            snapshot = None
-        for row in (snapshot or {}).values():
-            if row.listed:
-                statuses[row.report.status] += 1
         events = [e.type.value for e in plan.events]
         last_success = self.health[project_id].last_success or time.time()
-        if snapshot is None:
-            self.metrics.poll_succeeded(project_id, last_success, events, None)
-        else:
-            self.metrics.poll_succeeded(project_id, last_success, events, statuses)
+        self.metrics.poll_succeeded(project_id, last_success, events, Counter(plan.statuses))
 
     # -- health -------------------------------------------------------------------------------
 

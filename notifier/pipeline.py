@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from notifier.diff import diff
 from notifier.errors import SourceError
@@ -43,6 +44,7 @@ class CyclePlan:
     write: CycleWrite
     requests: int
     unresolved: tuple[str, ...] = field(default=())  # missing ids whose retrieve failed
+    statuses: Mapping[str, int] = field(default_factory=dict)  # listed reports by status
 
     @property
     def events(self) -> tuple[Event, ...]:
@@ -78,18 +80,33 @@ def plan_cycle(
     """Read PostHog and the snapshot and compute the cycle's outcome; writes nothing."""
     listing = source.list_reports(project_id, deadline)
     requests = listing.requests
-    snapshot = store.snapshot(project_id)
+    index = store.snapshot_index(project_id)  # id → (version, listed): no report parsed
     baselined = store.is_baselined(project_id)
+    # A listed report whose version equals its snapshot's cannot make an event and needs no
+    # write: only the others are loaded and compared, so a cycle costs what changed.
+    unchanged = {
+        rid for rid, report in listing.reports.items() if index.get(rid) == (report.version, True)
+    }
+    wanted = [
+        rid
+        for rid, (_, was_listed) in index.items()
+        if rid not in unchanged and (rid in listing.reports or was_listed)
+    ]
+    snapshot = store.snapshot_rows(project_id, wanted)
     previous = {rid: row.report for rid, row in snapshot.items()}
 
-    current = {rid: SnapshotRow(report, True) for rid, report in listing.reports.items()}
+    current = {
+        rid: SnapshotRow(report, True)
+        for rid, report in listing.reports.items()
+        if rid not in unchanged
+    }
     gone: set[str] = set()
     unresolved: list[str] = []
     for rid, row in snapshot.items():
         if rid in current:
             continue
         if not (row.listed and listing.complete and baselined):
-            current[rid] = row  # not listed before either, or we cannot tell: keep as is
+            current[rid] = row  # we cannot tell: keep as is
             continue
         try:
             found = source.retrieve(project_id, rid, deadline)
@@ -137,9 +154,16 @@ def plan_cycle(
         outbox=[(r.event, rt.sink, rt.rules) for r in routed for rt in r.routes],
         now=now,
     )
+    statuses = Counter(report.status for report in listing.reports.values())
+    statuses.update(
+        row.report.status
+        for rid, row in current.items()
+        if row.listed and rid not in listing.reports and rid not in gone
+    )
     return CyclePlan(
         project_id=project_id,
         reports=len(listing.reports),
+        statuses=MappingProxyType(dict(statuses)),
         baseline=not baselined and first_run == "baseline",
         routed=routed,
         write=write,

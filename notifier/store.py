@@ -230,6 +230,28 @@ class Store:
             for data, listed in rows
         }
 
+    def snapshot_index(self, project_id: int) -> dict[str, tuple[str, bool]]:
+        """Every report id of the project's snapshot → (version, listed), without parsing."""
+        rows = self._read(
+            "SELECT report_id, version, listed FROM reports WHERE project_id = ?", (project_id,)
+        )
+        return {rid: (version, bool(listed)) for rid, version, listed in rows}
+
+    def snapshot_rows(self, project_id: int, report_ids: Sequence[str]) -> dict[str, SnapshotRow]:
+        """The snapshot rows of these reports (those that exist)."""
+        found: dict[str, SnapshotRow] = {}
+        for start in range(0, len(report_ids), 500):
+            chunk = list(report_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            sql = (
+                "SELECT data, listed FROM reports "  # noqa: S608 - only placeholders are added
+                f"WHERE project_id = ? AND report_id IN ({marks})"
+            )
+            for data, listed in self._read(sql, (project_id, *chunk)):
+                report = Report.from_api(json.loads(data))
+                found[report.id] = SnapshotRow(report, bool(listed))
+        return found
+
     def commit_cycle(self, write: CycleWrite) -> int:
         """Persist one cycle atomically; returns how many outbox entries were added."""
         added = 0

@@ -1,0 +1,54 @@
+"""A cycle costs what changed: unchanged reports are neither parsed from the snapshot nor
+written back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from notifier.daemon import Notifier
+from notifier.settings import Settings
+from notifier.simulator import FakePostHog
+from notifier.store import SnapshotRow, Store
+from tests.conftest import PROJECT
+
+
+class CountingStore(Store):
+    """A real SQLite store that records which snapshot rows each cycle loads."""
+
+    loaded: list[list[str]]
+
+    def snapshot_rows(self, project_id: int, report_ids: Sequence[str]) -> dict[str, SnapshotRow]:
+        self.loaded.append(list(report_ids))
+        return super().snapshot_rows(project_id, report_ids)
+
+
+def test_unchanged_reports_are_not_loaded_or_written(
+    posthog: FakePostHog, make_config: Callable[..., Path], load: Callable[[Path], Settings]
+) -> None:
+    """After the baseline, a quiet cycle loads no snapshot row and writes none; a change loads
+    and writes exactly the changed report; the status gauge still counts every report."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}", status="ready") for i in range(30)]
+    notifier = Notifier(load(make_config()))
+    store = CountingStore(notifier.settings.state.path)
+    store.loaded = []
+    notifier.store.close()
+    notifier.store = store
+    try:
+        baseline = notifier.poll(PROJECT)
+        assert baseline is not None
+        assert len(baseline.write.upserts) == 30
+        quiet = notifier.poll(PROJECT)
+        assert quiet is not None
+        assert store.loaded[-1] == []
+        assert quiet.write.upserts == []
+        assert dict(quiet.statuses) == {"ready": 30}
+        posthog.update_report(PROJECT, reports[7]["id"], status="resolved")
+        changed = notifier.poll(PROJECT)
+        assert changed is not None
+        assert store.loaded[-1] == [reports[7]["id"]]
+        assert [row.report.id for row in changed.write.upserts] == [reports[7]["id"]]
+        assert [e.type.value for e in changed.events] == ["status_changed"]
+        assert dict(changed.statuses) == {"ready": 29, "resolved": 1}
+    finally:
+        notifier.close()
