@@ -88,3 +88,8 @@ def describe_exception(exc: BaseException) -> str:
     detail = " ".join(detail.split())[:200]
     kind = type(reason if isinstance(reason, BaseException) else exc).__name__
     return f"{kind}: {detail}" if detail else kind
+
+
+def utc_now() -> datetime:
+    """The sinks' default clock."""
+    return datetime.now(UTC)

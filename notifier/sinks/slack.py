@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
@@ -22,7 +22,13 @@ from notifier.errors import SinkError
 from notifier.models import Delivery, Links, Notice
 from notifier.render import notice_slack_message, notice_text_only, slack_message, text_only
 from notifier.settings import SlackSinkSettings
-from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, header, parse_retry_after
+from notifier.sinks.base import (
+    USER_AGENT_PRODUCT,
+    describe_exception,
+    header,
+    parse_retry_after,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +79,6 @@ def transient_io_error(exc: BaseException, service: str, timeout: float) -> Sink
 IO_ERRORS: Final = (OSError, http.client.HTTPException)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SlackSink:
     """Posts each delivery as a Block Kit card to one channel with a bot token."""
 
@@ -85,7 +87,7 @@ class SlackSink:
         settings: SlackSinkSettings,
         links: Links,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.name = settings.name
         self._settings = settings

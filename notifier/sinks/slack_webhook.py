@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
@@ -20,7 +20,7 @@ from notifier.errors import SinkError
 from notifier.models import Delivery, Links, Notice
 from notifier.render import notice_slack_message, notice_text_only, slack_message, text_only
 from notifier.settings import SlackWebhookSinkSettings
-from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact
+from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact, utc_now
 from notifier.sinks.slack import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,6 @@ HINTS: Final[Mapping[str, str]] = {
 }
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SlackWebhookSink:
     """Posts each delivery as a Block Kit card to a Slack incoming webhook."""
 
@@ -57,7 +53,7 @@ class SlackWebhookSink:
         settings: SlackWebhookSinkSettings,
         links: Links,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.name = settings.name
         self._settings = settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -21,17 +21,19 @@ from notifier.errors import SinkError
 from notifier.models import Delivery, Links, Notice
 from notifier.render import notice_webhook_body, sign, webhook_body
 from notifier.settings import WebhookSinkSettings
-from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, parse_retry_after, redact
+from notifier.sinks.base import (
+    USER_AGENT_PRODUCT,
+    describe_exception,
+    parse_retry_after,
+    redact,
+    utc_now,
+)
 
 #: Statuses worth retrying (the Standard Webhooks / Svix convention); other 5xx are too.
 RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 _SNIPPET_BYTES: Final = 2048
 _SNIPPET_CHARS: Final = 200
 _UNSAFE_ID_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def message_id(delivery: Delivery) -> str:
@@ -46,7 +48,7 @@ class WebhookSink:
         self,
         settings: WebhookSinkSettings,
         links: Links,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.name = settings.name
