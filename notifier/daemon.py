@@ -13,8 +13,7 @@ import os
 import re
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor as _Reader
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -134,7 +133,6 @@ class Notifier:
         )
         self.health = {pid: ProjectHealth() for pid in settings.posthog.project_ids}
         self._after_cycle = after_cycle
-        self._lock = threading.Lock()
         # -- health: set by run(); the heartbeat file is read by `notifier healthcheck`
         self.heartbeat_path = heartbeat_path(settings.state.path)
         self.started_at: float | None = None
@@ -231,12 +229,10 @@ class Notifier:
             if self._after_cycle is not None:
                 self._after_cycle(project_id, plan)
         if plan is not None:
-            for name in {sink for _, sink, _ in plan.write.outbox}:
-                if name in self._wake:
-                    self._wake[name].set()
+            self._wake_sinks({sink for _, sink, _ in plan.write.outbox})
         return plan
 
-    def _wake_sinks(self, names: Sequence[str]) -> None:
+    def _wake_sinks(self, names: Iterable[str]) -> None:
         """Have these sinks' delivery threads look at the outbox now."""
         for name in names:
             if name in self._wake:
@@ -246,7 +242,7 @@ class Notifier:
         """Metrics of a committed cycle: its events and the project's reports by status."""
         events = [e.type.value for e in plan.events]
         last_success = self.health[project_id].last_success or time.time()
-        self.metrics.poll_succeeded(project_id, last_success, events, Counter(plan.statuses))
+        self.metrics.poll_succeeded(project_id, last_success, events, plan.statuses)
 
     # -- health -------------------------------------------------------------------------------
 

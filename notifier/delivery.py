@@ -123,11 +123,10 @@ class Deliverer:
     def _drain(self, sink: Sink, sink_name: str, stop: threading.Event | None) -> DrainResult:
         delivered = retrying = dead = 0
         while stop is None or not stop.is_set():
-            batch = self._store.pending(sink_name, limit=50)
-            if not batch:
+            due = self._store.next_due(sink_name)  # one indexed read before parsing a batch
+            if due is None or due > self._clock():
                 break
-            progressed = False
-            for entry in batch:
+            for entry in self._store.pending(sink_name, limit=50):
                 if stop is not None and stop.is_set():
                     break
                 now = self._clock()
@@ -142,9 +141,6 @@ class Deliverer:
                     dead += 1
                 else:
                     return DrainResult(delivered, retrying + 1, dead)
-                progressed = True
-            if not progressed:
-                break
         return DrainResult(delivered, retrying, dead)
 
     def _attempt(self, sink: Sink, entry: OutboxEntry) -> str:

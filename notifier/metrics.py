@@ -245,10 +245,9 @@ class Metrics:
         project: int,
         now: float,
         events: Iterable[str],
-        statuses: Mapping[str, int] | None,
+        statuses: Mapping[str, int],
     ) -> None:
-        """A successful cycle: its time, the event types it committed, the reports by status
-        (None: unknown this time, the gauge keeps its values).
+        """A successful cycle: its time, the event types it committed, the reports by status.
 
         A status the project no longer has drops to 0 (the series stays, so alerts on it do
         not see it vanish)."""
@@ -256,8 +255,6 @@ class Metrics:
         self.last_success.labels(label).set(now)
         for event_type in events:
             self.events.labels(label, event_type).inc()
-        if statuses is None:
-            return
         seen = self._statuses.setdefault(project, set())
         for status in seen - set(statuses):
             self.reports.labels(label, status).set(0)

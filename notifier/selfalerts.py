@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from notifier.errors import SourceError, SourceErrorKind, StateError
 from notifier.models import Notice, NoticeKind
@@ -153,36 +154,65 @@ class SelfAlerts:
     def poll_succeeded(self, project_id: int) -> None:
         """A cycle succeeded: the outage, if any, is over; say so if it was reported."""
         with self._lock:
-            subject = _project(project_id)
-            outage = self._outages.pop(subject, None)
-            if outage is None:
-                return
-            if outage.alerted:
-                notice = Notice.create(
-                    NoticeKind.SOURCE_RECOVERED,
-                    project_id=project_id,
-                    error=outage.error,
-                    since=outage.since,
-                    at=self.clock(),
-                    hint=_RECOVERED_SOURCE_HINT,
-                )
-                self._send(notice, self.targets)
-            self._forget(subject)
+            self._recover(
+                _project(project_id),
+                NoticeKind.SOURCE_RECOVERED,
+                self.targets,
+                _RECOVERED_SOURCE_HINT,
+                project_id=project_id,
+            )
 
     def _check_project(self, project_id: int, outage: _Outage, now: float) -> None:
-        if outage.alerted or now - outage.since < self.after or not self.targets:
+        if outage.alerted or now - outage.since < self.after:
             return
-        notice = Notice.create(
+        self._alert(
+            _project(project_id),
+            outage,
             NoticeKind.SOURCE_FAILING,
+            self.targets,
+            now,
             project_id=project_id,
-            error=outage.error,
-            since=outage.since,
-            at=now,
-            hint=outage.hint,
         )
-        if self._send(notice, self.targets):
+
+    def _alert(
+        self,
+        subject: str,
+        outage: _Outage,
+        kind: NoticeKind,
+        targets: Sequence[str],
+        now: float,
+        **who: Any,
+    ) -> None:
+        """Queue the failing notice of an outage; remember it was sent (else the next failure
+        tries again)."""
+        notice = Notice.create(
+            kind, error=outage.error, since=outage.since, at=now, hint=outage.hint, **who
+        )
+        if self._send(notice, targets):
             outage.alerted = True
-            self._save(_project(project_id), outage)
+            self._save(subject, outage)
+
+    def _recover(
+        self, subject: str, kind: NoticeKind, targets: Sequence[str], hint: str, **who: Any
+    ) -> None:
+        """End an outage; if it was reported, queue the recovery notice first. When that cannot
+        be queued (the state database failing) the outage is kept, so the next success tries
+        again instead of losing the recovery."""
+        outage = self._outages.get(subject)
+        if outage is None:
+            return
+        if outage.alerted:
+            notice = Notice.create(
+                kind, error=outage.error, since=outage.since, at=self.clock(), hint=hint, **who
+            )
+            if targets and not self._send(notice, targets):
+                return
+        del self._outages[subject]
+        self._forget(subject)
+
+    def _others(self, sink: str) -> tuple[str, ...]:
+        """The self-alert sinks that can report about ``sink`` (not itself)."""
+        return tuple(name for name in self.targets if name != sink)
 
     # -- sinks ----------------------------------------------------------------------------
 
@@ -203,37 +233,19 @@ class SelfAlerts:
             self._save(subject, outage)
         else:
             outage.error = error
-        targets = tuple(name for name in self.targets if name != sink)
-        if outage.alerted or not targets:
-            return
-        notice = Notice.create(
-            NoticeKind.SINK_FAILING,
-            sink=sink,
-            error=error,
-            since=outage.since,
-            at=now,
-            hint=outage.hint,
-        )
-        if self._send(notice, targets):
-            outage.alerted = True
-            self._save(subject, outage)
+        if not outage.alerted:
+            self._alert(
+                subject, outage, NoticeKind.SINK_FAILING, self._others(sink), now, sink=sink
+            )
 
     def _sink_delivered(self, sink: str) -> None:
-        subject = _sink(sink)
-        outage = self._outages.pop(subject, None)
-        if outage is None:
-            return
-        if outage.alerted:
-            notice = Notice.create(
-                NoticeKind.SINK_RECOVERED,
-                sink=sink,
-                error=outage.error,
-                since=outage.since,
-                at=self.clock(),
-                hint=_sink_hint(NoticeKind.SINK_RECOVERED, sink),
-            )
-            self._send(notice, tuple(name for name in self.targets if name != sink))
-        self._forget(subject)
+        self._recover(
+            _sink(sink),
+            NoticeKind.SINK_RECOVERED,
+            self._others(sink),
+            _sink_hint(NoticeKind.SINK_RECOVERED, sink),
+            sink=sink,
+        )
 
     # -- state ----------------------------------------------------------------------------
 

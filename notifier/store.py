@@ -70,6 +70,14 @@ _SCHEMA: Final = (
 )
 
 
+#: One (event or notice, sink) entry; a recomputed cycle inserts nothing twice.
+_INSERT_OUTBOX: Final = (
+    "INSERT INTO outbox (event_id, sink, project_id, report_id, event_type, event, rules, "
+    "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (event_id, sink) DO NOTHING"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotRow:
     """A report as last seen; ``listed`` is False for copies fetched by id (not in listings)."""
@@ -283,9 +291,7 @@ class Store:
             )
             for event, sink, rules in write.outbox:
                 cursor = conn.execute(
-                    "INSERT INTO outbox (event_id, sink, project_id, report_id, event_type, "
-                    "event, rules, created_at, next_attempt_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, sink) DO NOTHING",
+                    _INSERT_OUTBOX,
                     (
                         event.id,
                         sink,
@@ -311,9 +317,7 @@ class Store:
         with self._write("queue a self-alert") as conn:
             for sink in sinks:
                 cursor = conn.execute(
-                    "INSERT INTO outbox (event_id, sink, project_id, report_id, event_type, "
-                    "event, rules, created_at, next_attempt_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, sink) DO NOTHING",
+                    _INSERT_OUTBOX,
                     (
                         notice.id,
                         sink,

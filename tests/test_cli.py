@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from notifier import __version__
 from notifier.simulator import FakePostHog
 from tests.conftest import API_KEY, PROJECT, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
+from tests.helpers import wait_for
 
 
 def notifier(
@@ -39,14 +39,6 @@ def assert_no_secrets(text: str, env: dict[str, str]) -> None:
     for name, secret in env.items():
         assert secret not in text, f"{name} leaked"
     assert not leaked(text), f"{leaked(text)} leaked"  # also the webhook path, whsec_'s base64
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.05)
 
 
 def test_version() -> None:

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import yaml
 from notifier.simulator import FakePostHog
 from tests.conftest import PROJECT, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -190,14 +191,6 @@ def image() -> Iterator[Image]:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:g} s: {what}")
-        time.sleep(0.1)
 
 
 Tree = dict[str, tuple[int, int, int, int]]

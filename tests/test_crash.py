@@ -30,6 +30,7 @@ from notifier.simulator import FakePostHog
 from notifier.store import CycleWrite, SnapshotRow, Store
 from tests.conftest import PROJECT
 from tests.fakes import ReceivedWebhook, WebhookReceiver
+from tests.helpers import wait_for as shared_wait_for
 
 SEED = 20260115
 KILLS = 24  # plus the one right after the baseline; a multiple of the 6 modes
@@ -49,11 +50,8 @@ Key = tuple[str, str, str]  # (event type, report id, the report's updated_at; "
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:g} s: {what}")
-        time.sleep(0.01)
+    """The shared wait, polling finely: kills must land close to the moment waited for."""
+    shared_wait_for(condition, seconds, what, poll=0.01)
 
 
 def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:

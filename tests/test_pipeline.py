@@ -52,3 +52,35 @@ def test_unchanged_reports_are_not_loaded_or_written(
         assert dict(changed.statuses) == {"ready": 29, "resolved": 1}
     finally:
         notifier.close()
+
+
+def test_housekeeping_prunes_delivered_entries_after_keep_delivered(
+    posthog: FakePostHog,
+    receiver: object,
+    make_config: Callable[..., Path],
+    load: Callable[[Path], Settings],
+) -> None:
+    """`delivery.keep_delivered` reaches the hourly prune: delivered entries older than it go,
+    younger ones stay."""
+    path = make_config(
+        first_run="notify",
+        rules="- {name: all, match: {}, sinks: [hook]}",
+        extra="self_alerts: {sinks: []}",
+    )
+    path.write_text(
+        path.read_text().replace("backoff_max: 0.2s", "backoff_max: 0.2s\n  keep_delivered: 1h")
+    )
+    posthog.add_report(PROJECT, title="old")
+    notifier = Notifier(load(path))
+    try:
+        assert notifier.settings.delivery.keep_delivered == 3600
+        notifier.poll(PROJECT)
+        notifier.drain_all()
+        assert notifier.store.counts() == {("hook", "delivered"): 1}
+        notifier.housekeeping()
+        assert notifier.store.counts() == {("hook", "delivered"): 1}  # younger than an hour
+        notifier.store._conn().execute("UPDATE outbox SET finished_at = finished_at - 3601")
+        notifier.housekeeping()
+        assert notifier.store.counts() == {}
+    finally:
+        notifier.close()

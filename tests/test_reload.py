@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,17 +18,10 @@ from notifier.settings import Settings
 from notifier.simulator import FakePostHog
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
+from tests.helpers import wait_for
 
 TO_HOOK = "- {name: to hook, match: {}, sinks: [hook]}"
 TO_BOTH = "- {name: to both, match: {}, sinks: [hook, slack]}"
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Daemon:
@@ -87,15 +79,15 @@ def test_sighup_applies_a_valid_config_from_the_next_cycle(
     """After SIGHUP the new rules route the next events; nothing is re-sent or lost."""
     path = make_config(rules=TO_HOOK)
     with daemon(path, env) as running:
-        wait_for(lambda: "first cycle" in running.text(), "the baseline cycle")
+        wait_for(lambda: "first cycle" in running.text(), what="the baseline cycle")
         posthog.add_report(PROJECT, title="before the reload")
-        wait_for(lambda: len(receiver.received) == 1, "the first delivery")
+        wait_for(lambda: len(receiver.received) == 1, what="the first delivery")
         make_config(rules=TO_BOTH)
         running.process.send_signal(signal.SIGHUP)
-        wait_for(lambda: "config reloaded" in running.text(), "the reload")
+        wait_for(lambda: "config reloaded" in running.text(), what="the reload")
         posthog.add_report(PROJECT, title="after the reload")
-        wait_for(lambda: len(slack.messages) == 1, "a Slack message under the new rules")
-        wait_for(lambda: len(receiver.received) == 2, "the second webhook")
+        wait_for(lambda: len(slack.messages) == 1, what="a Slack message under the new rules")
+        wait_for(lambda: len(receiver.received) == 2, what="the second webhook")
     assert "after the reload" in str(slack.messages[0].blocks)
     assert len(receiver.received) == 2  # the first report was not notified again
 
@@ -110,14 +102,14 @@ def test_invalid_config_is_rejected_and_the_old_one_kept(
     """A broken file on SIGHUP logs its problems; the daemon keeps running the old rules."""
     path = make_config(rules=TO_HOOK)
     with daemon(path, env) as running:
-        wait_for(lambda: "first cycle" in running.text(), "the baseline cycle")
+        wait_for(lambda: "first cycle" in running.text(), what="the baseline cycle")
         good = path.read_text()
         path.write_text(good.replace("sinks: [hook]", "sinks: [pager]"))
         running.process.send_signal(signal.SIGHUP)
-        wait_for(lambda: "config reload rejected" in running.text(), "the rejection")
+        wait_for(lambda: "config reload rejected" in running.text(), what="the rejection")
         assert "rules[0].sinks[0]: unknown sink 'pager'" in running.text()
         posthog.add_report(PROJECT, title="still routed by the old rules")
-        wait_for(lambda: len(receiver.received) == 1, "delivery under the old rules")
+        wait_for(lambda: len(receiver.received) == 1, what="delivery under the old rules")
     assert slack.messages == []
 
 
@@ -132,13 +124,15 @@ def test_watch_config_reloads_on_change_and_pending_deliveries_survive(
     the reload is delivered after it, once."""
     path = make_config(rules=TO_HOOK)
     with daemon(path, env, "--watch-config") as running:
-        wait_for(lambda: "first cycle" in running.text(), "the baseline cycle")
+        wait_for(lambda: "first cycle" in running.text(), what="the baseline cycle")
         receiver.respond_next(503, times=3, headers={"Retry-After": "1"})
         posthog.add_report(PROJECT, title="waiting in the outbox")
-        wait_for(lambda: len(receiver.received) >= 1, "a failed attempt")
+        wait_for(lambda: len(receiver.received) >= 1, what="a failed attempt")
         make_config(rules=TO_BOTH)
-        wait_for(lambda: "config reloaded" in running.text(), "the reload on change")
-        wait_for(lambda: any(r.status < 300 for r in receiver.received), "the retried delivery")
+        wait_for(lambda: "config reloaded" in running.text(), what="the reload on change")
+        wait_for(
+            lambda: any(r.status < 300 for r in receiver.received), what="the retried delivery"
+        )
     ok = [r for r in receiver.received if r.status < 300]
     assert len(ok) == 1
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1

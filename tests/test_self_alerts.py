@@ -540,3 +540,33 @@ def test_the_daemon_wakes_the_sinks_for_a_notice(
     assert not thread.is_alive()
     assert hook_types(receiver) == ["notifier.source_failing"]
     assert slack.messages == []
+
+
+def test_recovery_is_not_lost_when_it_cannot_be_queued(tmp_path: Path) -> None:
+    """If the recovered notice cannot be queued (the state database failing), the outage is
+    kept and the next success queues it: the recovery is reported late, never lost."""
+    from notifier.selfalerts import SelfAlerts  # noqa: PLC0415
+    from notifier.settings import SelfAlertSettings  # noqa: PLC0415
+
+    store = Store(tmp_path / "s.db")
+    now = [1000.0]
+    alerts = SelfAlerts(SelfAlertSettings(after=10), ["hook"], store, clock=lambda: now[0])
+    try:
+        alerts.poll_failed(PROJECT, "HTTP 500", "wait")
+        now[0] += 20
+        alerts.poll_failed(PROJECT, "HTTP 500", "wait")
+        kinds = lambda: [e.event.kind.value for e in store.entries("pending")]  # noqa: E731
+        assert kinds() == ["source_failing"]
+        store._conn().execute(
+            "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN "
+            "SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        alerts.poll_succeeded(PROJECT)
+        assert kinds() == ["source_failing"]
+        store._conn().execute("DROP TRIGGER full")
+        alerts.poll_succeeded(PROJECT)
+        assert kinds() == ["source_failing", "source_recovered"]
+        alerts.poll_succeeded(PROJECT)
+        assert kinds() == ["source_failing", "source_recovered"]
+    finally:
+        store.close()
