@@ -98,6 +98,14 @@ class _Answer:
 class _Project:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Bumped by every change to ``reports``; listings sorted under a stable ordering are
+    #: cached per generation, so paging through N reports does not sort N reports per page.
+    generation: int = 0
+    sorted_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def changed(self) -> None:
+        self.generation += 1
+        self.sorted_cache.clear()
 
 
 class FakePostHog(BackgroundServer):
@@ -204,6 +212,7 @@ class FakePostHog(BackgroundServer):
                 report["signals_at_run"] = report["signal_count"]
             report["id"] = str(report["id"])
             project.reports[report["id"]] = report
+            project.changed()
             project.artefacts.setdefault(report["id"], [])
             return self._render(report)
 
@@ -212,6 +221,7 @@ class FakePostHog(BackgroundServer):
         with self._lock:
             report = self._report(project_id, report_id)
             report.update(copy.deepcopy(fields))
+            self._projects[project_id].changed()
             if "updated_at" not in fields:
                 report["updated_at"] = self._tick()
             return self._render(report)
@@ -426,26 +436,36 @@ class FakePostHog(BackgroundServer):
     def _list(self, pid: int, req: _Req) -> tuple[_Answer, tuple[int, int] | None]:
         query = req.query
         with self._lock:
-            stored = list(self._projects[pid].reports.values())
-            if self.api_version == 1:
-                visible = [r for r in stored if r["status"] == "ready"]
-            else:
-                wanted = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
+            project = self._projects[pid]
+            wanted = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
+            if self.api_version >= 4:
                 unknown = [s for s in wanted if s not in REPORT_STATUSES]
-                if unknown and self.api_version >= 4:
+                if unknown:
                     detail = f"Invalid status value(s): {', '.join(unknown)}"
                     body = _error("validation_error", "invalid_input", detail, "status")
                     return _Answer(400, body), None
-                hidden = {"deleted"} if wanted else {"deleted", "suppressed"}
-                visible = [
-                    r
-                    for r in stored
-                    if r["status"] not in hidden and (not wanted or r["status"] in wanted)
-                ]
-            ordered = self._sorted(visible, query)
+            # V3+ orderings end with a unique tie-breaker: the order is a function of the data,
+            # so it is computed once per change. V1/V2 ties may shuffle on every request.
+            stable = self.api_version >= 3 or not self.unstable_ties
+            key = (self.api_version, query.get("status", ""), query.get("ordering", ""))
+            ordered = project.sorted_cache.get(key) if stable else None
+            if ordered is None:
+                ordered = self._sorted(self._visible(project, wanted), query)
+                if stable:
+                    project.sorted_cache[key] = ordered
             body, offset = self._page(ordered, req, self.count_override)
             body["results"] = [self._render(r) for r in body["results"]]
         return _Answer(200, body), (pid, offset)
+
+    def _visible(self, project: _Project, wanted: list[str]) -> list[dict[str, Any]]:
+        """The reports a listing shows: V1 only ``ready``; V2+ the filter, or all but hidden."""
+        stored = list(project.reports.values())
+        if self.api_version == 1:
+            return [r for r in stored if r["status"] == "ready"]
+        hidden = {"deleted"} if wanted else {"deleted", "suppressed"}
+        return [
+            r for r in stored if r["status"] not in hidden and (not wanted or r["status"] in wanted)
+        ]
 
     def _artefacts(self, pid: int, rid: str, req: _Req) -> _Answer:
         with self._lock:
