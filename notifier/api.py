@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from notifier.errors import SourceError, SourceErrorKind
-from notifier.models import Report
+from notifier.models import Report, item_version
 
 _SKIP_REASON_CHARS: Final = 200
 
@@ -34,6 +34,9 @@ class Page:
     items: int
     count: int | None
     has_next: bool
+    #: Every usable item in the order served, as ``(id, updated_at, report)``; ``report`` is
+    #: None for an item ``known`` says is unchanged (it was not parsed).
+    served: tuple[tuple[str, str | None, Report | None], ...] = ()
 
 
 def invalid(project_id: int, message: str) -> SourceError:
@@ -87,11 +90,37 @@ def parse_report(item: Any) -> Report:
         raise ValueError(f"{which} could not be read ({type(exc).__name__}: {exc})") from exc
 
 
-def parse_page(body: Any, project_id: int) -> Page:
+def _unchanged(item: Any, known: Mapping[str, tuple[str, bool]]) -> tuple[str, str | None] | None:
+    """``(id, updated_at)`` when the item is a usable report whose version equals its listed
+    snapshot's (so it need not be parsed); None when it must be parsed."""
+    if not isinstance(item, Mapping):
+        return None
+    report_id, status = item.get("id"), item.get("status")
+    if not (isinstance(report_id, str) and report_id.strip()):
+        return None
+    if not (isinstance(status, str) and status):
+        return None
+    seen = known.get(report_id)
+    if seen is None or not seen[1]:
+        return None
+    try:
+        if item_version(item) != seen[0]:
+            return None
+    except (ArithmeticError, RecursionError, ValueError):
+        return None  # parse_report says what is wrong with it
+    updated = item.get("updated_at")
+    return report_id, updated if isinstance(updated, str) else None
+
+
+def parse_page(
+    body: Any, project_id: int, known: Mapping[str, tuple[str, bool]] | None = None
+) -> Page:
     """A listing page's JSON value as a ``Page``; ``SourceError`` when it is not a page at all.
 
     Items that are not readable reports (no ``id``, no ``status``, not an object…) are skipped
-    and named in ``Page.skipped``; they never fail the page.
+    and named in ``Page.skipped``; they never fail the page. With ``known`` (the snapshot's
+    ``id → (version, listed)``), items whose version is unchanged are only listed in ``served``:
+    a quiet cycle builds no ``Report`` at all.
     """
     if not isinstance(body, Mapping):
         raise invalid(
@@ -104,17 +133,26 @@ def parse_page(body: Any, project_id: int) -> Page:
         raise invalid(project_id, "a listing page has no 'results' list")
     reports: list[Report] = []
     skipped: list[str] = []
+    served: list[tuple[str, str | None, Report | None]] = []
     for item in results:
+        same = _unchanged(item, known) if known else None
+        if same is not None:
+            served.append((*same, None))
+            continue
         try:
-            reports.append(parse_report(item))
+            report = parse_report(item)
         except ValueError as exc:
             skipped.append(str(exc)[:_SKIP_REASON_CHARS])
+            continue
+        reports.append(report)
+        served.append((report.id, report.updated_at, report))
     return Page(
         reports=tuple(reports),
         skipped=tuple(skipped),
         items=len(results),
         count=_count(body.get("count")),
         has_next=bool(body.get("next")),
+        served=tuple(served),
     )
 
 

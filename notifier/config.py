@@ -169,15 +169,20 @@ class PostHogModel(_Model):
     api_key: Text
     project_ids: ProjectIds
     api_path: st.ApiPath = "auto"
-    page_size: Annotated[Int, Field(ge=1, le=10000)] = 100
+    page_size: Annotated[Int, Field(ge=1, le=10000)] = 1000
     timeout: Duration = 30.0
     statuses: Statuses | None = None
+    requests_per_minute: Annotated[Int, Field(ge=1)] = 360
+    requests_per_hour: Annotated[Int, Field(ge=1)] = 3600
 
 
 class PollModel(_Model):
     interval: Annotated[Durationish, AfterValidator(_at_least_1s)] = 60.0
     jitter: Durationish = 5.0
     deadline: Duration | None = None
+    full_sync_every: Durationish = 3600.0
+    overlap: Durationish = 60.0
+    concurrency: Annotated[Int, Field(ge=1, le=32)] = 4
 
 
 class StateModel(_Model):
@@ -511,10 +516,19 @@ def _build(
             ph.page_size,
             ph.timeout,
             statuses,
+            ph.requests_per_minute,
+            ph.requests_per_hour,
         ),
         sinks=MappingProxyType({name: _sink(name, s) for name, s in model.sinks.items()}),
         rules=rules,
-        poll=st.PollSettings(poll.interval, min(poll.jitter, poll.interval), poll.deadline),
+        poll=st.PollSettings(
+            poll.interval,
+            min(poll.jitter, poll.interval),
+            poll.deadline,
+            poll.full_sync_every,
+            poll.overlap,
+            poll.concurrency,
+        ),
         state=st.StateSettings(state_path),
         delivery=st.DeliverySettings(
             delivery.give_up_after,

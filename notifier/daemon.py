@@ -23,6 +23,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from notifier.budget import RequestBudget
 from notifier.delivery import Deliverer, DrainResult
 from notifier.errors import SourceError, SourceErrorKind, StateError
 from notifier.health import (
@@ -107,11 +108,18 @@ class Notifier:
         self.metrics = metrics or Metrics()
         self.store = Store(settings.state.path)
         self._cancel = threading.Event()  # set on stop: abandons PostHog retries and waits
+        self.budget = RequestBudget(
+            settings.posthog.requests_per_minute,
+            settings.posthog.requests_per_hour,
+            cancel=self._cancel,
+            on_wait=self.metrics.budget_waited,
+        )
         self.source = PostHogClient(
             settings.posthog,
             transport=transport,
             cancel=self._cancel,
             on_response=self.metrics.posthog_request,
+            budget=self.budget,
         )
         self.sinks: Mapping[str, Sink] = (
             sinks if sinks is not None else build_sinks(settings.sinks, self.links)
@@ -132,6 +140,7 @@ class Notifier:
             on_settled=self.self_alerts.delivery_settled,
         )
         self.health = {pid: ProjectHealth() for pid in settings.posthog.project_ids}
+        self._synced: set[int] = set()  # projects fully listed since this notifier started
         self._after_cycle = after_cycle
         # -- health: set by run(); the heartbeat file is read by `notifier healthcheck`
         self.heartbeat_path = heartbeat_path(settings.state.path)
@@ -188,6 +197,11 @@ class Notifier:
                 first_run=self.settings.first_run,
                 now=time.time(),
                 deadline=started + self.deadline_seconds,
+                # the first cycle of each project in a process lists everything
+                full_sync_every=(
+                    self.settings.poll.full_sync_every if project_id in self._synced else 0.0
+                ),
+                overlap=self.settings.poll.overlap,
             )
             added = commit(plan, self.store)
         except (SourceError, StateError) as exc:
@@ -211,6 +225,8 @@ class Notifier:
             )
         else:
             outcome = "success"
+            if not plan.incremental:
+                self._synced.add(project_id)
             health.succeeded(project_id)
             self.self_alerts.poll_succeeded(project_id)
             log.info(
@@ -242,7 +258,26 @@ class Notifier:
         """Metrics of a committed cycle: its events and the project's reports by status."""
         events = [e.type.value for e in plan.events]
         last_success = self.health[project_id].last_success or time.time()
-        self.metrics.poll_succeeded(project_id, last_success, events, plan.statuses)
+        if plan.missed:
+            log.warning(
+                "project %s: the full listing found %d changes the incremental listings missed "
+                "(they are delivered now); if this repeats, raise poll.overlap",
+                project_id,
+                plan.missed,
+                extra={"event": "missed_events", "project_id": project_id},
+            )
+        try:
+            statuses = self.store.status_counts(project_id)
+        except StateError:
+            statuses = None  # the cycle is committed; the gauge waits for the next one
+        self.metrics.poll_succeeded(
+            project_id,
+            last_success,
+            events,
+            statuses,
+            incremental=plan.incremental,
+            missed=plan.missed,
+        )
 
     # -- health -------------------------------------------------------------------------------
 
@@ -480,7 +515,9 @@ class Notifier:
         projects = self.settings.posthog.project_ids
         scheduler = BackgroundScheduler(
             timezone="UTC",
-            executors={"default": ThreadPoolExecutor(max_workers=min(8, len(projects)))},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=min(poll.concurrency, len(projects)))
+            },
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,

@@ -163,6 +163,27 @@ class Metrics:
             ["status_code"],
             registry=registry,
         )
+        self.listings = Counter(
+            "notifier_listings",
+            "Successful cycles by listing kind: incremental (only what changed since the "
+            "high-water mark) or full (every report; the only kind that sees removals)",
+            ["project_id", "kind"],
+            registry=registry,
+        )
+        self.missed_events = Counter(
+            "notifier_missed_events",
+            "Events a full listing found about reports that changed before the previous "
+            "high-water mark minus poll.overlap: changes the incremental listings missed. "
+            "Delivered all the same; should stay 0 (if not, raise poll.overlap)",
+            ["project_id"],
+            registry=registry,
+        )
+        self.budget_wait = Counter(
+            "notifier_budget_wait_seconds",
+            "Time PostHog requests waited for the request budget (posthog.requests_per_minute, "
+            "requests_per_hour); growing means projects are polled less often than configured",
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "notifier_config_reloads",
             "Configuration reloads by outcome (success, failure)",
@@ -197,6 +218,9 @@ class Metrics:
         start) and record that the configuration was loaded."""
         for project in projects:
             self.polls.labels(str(project), "success")
+            self.missed_events.labels(str(project))
+            for kind in ("full", "incremental"):
+                self.listings.labels(str(project), kind)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.deliveries.labels(sink, outcome)
@@ -225,6 +249,10 @@ class Metrics:
         """One request to PostHog answered ``status`` (a code, or why there is none)."""
         self.posthog_requests.labels(status).inc()
 
+    def budget_waited(self, seconds: float) -> None:
+        """A PostHog request waited ``seconds`` for the request budget."""
+        self.budget_wait.inc(seconds)
+
     def delivery(self, sink: str, outcome: str, seconds: float) -> None:
         """One delivery attempt ended."""
         self.deliveries.labels(sink, outcome).inc()
@@ -245,16 +273,25 @@ class Metrics:
         project: int,
         now: float,
         events: Iterable[str],
-        statuses: Mapping[str, int],
+        statuses: Mapping[str, int] | None,
+        *,
+        incremental: bool = False,
+        missed: int = 0,
     ) -> None:
-        """A successful cycle: its time, the event types it committed, the reports by status.
+        """A successful cycle: its time, the event types it committed, the reports by status,
+        its listing kind and the events earlier listings missed.
 
         A status the project no longer has drops to 0 (the series stays, so alerts on it do
         not see it vanish)."""
         label = str(project)
         self.last_success.labels(label).set(now)
+        self.listings.labels(label, "incremental" if incremental else "full").inc()
+        if missed:
+            self.missed_events.labels(label).inc(missed)
         for event_type in events:
             self.events.labels(label, event_type).inc()
+        if statuses is None:
+            return  # unknown this time (the state could not be read): keep the last figures
         seen = self._statuses.setdefault(project, set())
         for status in seen - set(statuses):
             self.reports.labels(label, status).set(0)

@@ -93,6 +93,32 @@ def _number(value: Any, kind: type[int] | type[float]) -> int | float | None:
     return number
 
 
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+#: How each compared field is read from an API item (the same reading ``Report.from_api`` does).
+_READERS: Final[Mapping[str, Any]] = {
+    **dict.fromkeys(_STR_FIELDS, _as_str),
+    **dict.fromkeys(_FLOAT_FIELDS, lambda v: _number(v, float)),
+    **dict.fromkeys(_INT_FIELDS, lambda v: _number(v, int)),
+}
+
+
+def item_version(item: Mapping[str, Any]) -> str:
+    """``Report.from_api(item).version`` without building the report: the digest of the status,
+    the compared fields the item has and ``updated_at``. A listing compares every item's version
+    with its snapshot and parses only those that differ, so this is the per-item cost of a cycle.
+    """
+    state: dict[str, Any] = {"status": item["status"]}
+    for name in TRACKED_FIELDS:
+        if name in item:
+            state[name] = _READERS[name](item[name])
+    state["updated_at"] = _as_str(item.get("updated_at"))
+    blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """One signal report as PostHog returned it; ``raw`` keeps every field, known or not."""
@@ -155,9 +181,7 @@ class Report:
     @property
     def version(self) -> str:
         """A short digest of what the diff compares plus ``updated_at``: one report version."""
-        state = {**self.tracked(), "updated_at": self.updated_at}
-        blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return item_version(self.raw)
 
     def to_json(self) -> dict[str, Any]:
         """The report as the API returned it, as plain JSON."""
@@ -386,3 +410,29 @@ class Links:
     def recording(self, project_id: int, session_id: str) -> str:
         """A session recording."""
         return f"{self.host.rstrip('/')}/project/{project_id}/replay/{session_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A session recording an artefact (``video_segment``) points at, with what it shows."""
+
+    session_id: str
+    text: str | None = None  # the segment's description, untrusted text
+    start_time: str | None = None
+    end_time: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    """What a report's artefacts add to its message (opt-in per sink: ``enrich: [artefacts]``).
+
+    Empty when the sink does not ask for it or fetching the artefacts failed: a message never
+    waits for, nor fails because of, its enrichment.
+    """
+
+    recordings: tuple[Recording, ...] = ()  # at most three, newest first
+    priority_explanation: str | None = None  # of the latest priority_judgment
+    actionability_explanation: str | None = None  # of the latest actionability_judgment
+
+
+NO_ENRICHMENT: Final = Enrichment()

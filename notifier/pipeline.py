@@ -12,15 +12,15 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from datetime import datetime, timedelta
 
 from notifier.diff import diff
 from notifier.errors import SourceError
-from notifier.models import Event
+from notifier.models import Event, EventType
 from notifier.rules import Route, Rule, route
 from notifier.settings import FirstRun
-from notifier.source import PostHogClient
-from notifier.store import CycleWrite, SnapshotRow, Store
+from notifier.source import Listing, PostHogClient, instant
+from notifier.store import CycleWrite, ProjectState, SnapshotRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ class CyclePlan:
     write: CycleWrite
     requests: int
     unresolved: tuple[str, ...] = field(default=())  # missing ids whose retrieve failed
-    statuses: Mapping[str, int] = field(default_factory=dict)  # listed reports by status
+    incremental: bool = False  # listed most recently updated first, from the high-water mark
+    #: Events of a full listing about reports that changed before the previous high-water mark
+    #: (minus the overlap): earlier listings missed them. Should stay 0.
+    missed: int = 0
 
     @property
     def events(self) -> tuple[Event, ...]:
@@ -60,11 +63,43 @@ class CyclePlan:
             )
         kinds = Counter(e.type.value for e in self.events)
         detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        listing = "incremental listing" if self.incremental else "full listing"
         return (
             f"project {self.project_id}: {self.reports} reports, {len(self.events)} events"
-            f"{f' ({detail})' if detail else ''}, {added} deliveries queued, "
+            f"{f' ({detail})' if detail else ''}, {added} deliveries queued, {listing}, "
             f"{self.requests} requests, {seconds:.2f}s"
         )
+
+
+def _cut_off(high_water: str | None, overlap: float) -> datetime | None:
+    moment = instant(high_water)
+    return None if moment is None else moment - timedelta(seconds=overlap)
+
+
+def _list(
+    project_id: int,
+    source: PostHogClient,
+    state: ProjectState,
+    index: Mapping[str, tuple[str, bool]],
+    *,
+    now: float,
+    deadline: float | None,
+    full_sync_every: float,
+    overlap: float,
+) -> Listing:
+    """An incremental listing when one is due and possible, else a full one."""
+    cut_off = _cut_off(state.high_water, overlap)
+    full_due = (
+        not state.baselined
+        or state.full_sync_at is None
+        or full_sync_every <= 0
+        or now - state.full_sync_at >= full_sync_every
+    )
+    if not full_due and cut_off is not None and source.incremental(project_id):
+        listing = source.list_changed(project_id, cut_off, deadline, known=index)
+        if listing is not None:
+            return listing
+    return source.list_reports(project_id, deadline, known=index)
 
 
 def plan_cycle(
@@ -76,30 +111,39 @@ def plan_cycle(
     first_run: FirstRun,
     now: float,
     deadline: float | None = None,
+    full_sync_every: float = 0.0,
+    overlap: float = 60.0,
 ) -> CyclePlan:
-    """Read PostHog and the snapshot and compute the cycle's outcome; writes nothing."""
-    listing = source.list_reports(project_id, deadline)
-    requests = listing.requests
-    index = store.snapshot_index(project_id)  # id → (version, listed): no report parsed
-    baselined = store.is_baselined(project_id)
-    # A listed report whose version equals its snapshot's cannot make an event and needs no
-    # write: only the others are loaded and compared, so a cycle costs what changed.
-    unchanged = {
-        rid for rid, report in listing.reports.items() if index.get(rid) == (report.version, True)
-    }
-    wanted = [
-        rid
-        for rid, (_, was_listed) in index.items()
-        if rid not in unchanged and (rid in listing.reports or was_listed)
-    ]
-    snapshot = store.snapshot_rows(project_id, wanted)
-    previous = {rid: row.report for rid, row in snapshot.items()}
+    """Read PostHog and the snapshot and compute the cycle's outcome; writes nothing.
 
-    current = {
-        rid: SnapshotRow(report, True)
-        for rid, report in listing.reports.items()
-        if rid not in unchanged
-    }
+    With ``full_sync_every`` > 0, a cycle lists only what changed since the project's
+    high-water mark (minus ``overlap``) unless a full listing is due; 0 lists everything always.
+    """
+    started = source.requests_here()
+    state = store.project_state(project_id)
+    index = store.snapshot_index(project_id)  # id → (version, listed): no report parsed
+    listing = _list(
+        project_id,
+        source,
+        state,
+        index,
+        now=now,
+        deadline=deadline,
+        full_sync_every=full_sync_every,
+        overlap=overlap,
+    )
+    baselined = state.baselined
+    # The listing parsed only reports whose version differs from the snapshot's: only those,
+    # and the listed reports a full listing did not bring, are loaded and compared.
+    changed = listing.reports
+    missing = (
+        []
+        if listing.partial
+        else [rid for rid, (_, listed) in index.items() if listed and rid not in listing.ids]
+    )
+    snapshot = store.snapshot_rows(project_id, [rid for rid in changed if rid in index] + missing)
+    previous = {rid: row.report for rid, row in snapshot.items()}
+    current = {rid: SnapshotRow(report, True) for rid, report in changed.items()}
     gone: set[str] = set()
     unresolved: list[str] = []
     for rid, row in snapshot.items():
@@ -122,8 +166,6 @@ def plan_cycle(
             unresolved.append(rid)
             current[rid] = row
             continue
-        finally:
-            requests += 1
         if found is None:
             gone.add(rid)
         else:
@@ -147,29 +189,43 @@ def plan_cycle(
         or snapshot[rid].listed != row.listed
         or snapshot[rid].report.version != row.report.version
     ]
+    high_water = listing.high_water
+    stored = instant(state.high_water)
+    if stored is not None and (high_water is None or stored > high_water):
+        high_water = stored
     write = CycleWrite(
         project_id=project_id,
         upserts=upserts,
         deletes=sorted(gone),
         outbox=[(r.event, rt.sink, rt.rules) for r in routed for rt in r.routes],
         now=now,
+        high_water=None if high_water is None else high_water.isoformat(),
+        full_sync=not listing.partial,
     )
-    statuses = Counter(report.status for report in listing.reports.values())
-    statuses.update(
-        row.report.status
-        for rid, row in current.items()
-        if row.listed and rid not in listing.reports and rid not in gone
-    )
+    missed = 0
+    cut_off = _cut_off(state.high_water, overlap)
+    if baselined and not listing.partial and cut_off is not None:
+        missed = sum(1 for e in events if e.type is not EventType.REMOVED and _before(e, cut_off))
     return CyclePlan(
         project_id=project_id,
-        reports=len(listing.reports),
-        statuses=MappingProxyType(dict(statuses)),
+        reports=listing.count
+        if listing.partial and listing.count is not None
+        else len(listing.ids),
         baseline=not baselined and first_run == "baseline",
         routed=routed,
         write=write,
-        requests=requests,
+        requests=source.requests_here() - started,
         unresolved=tuple(unresolved),
+        incremental=listing.changed_first,
+        missed=missed,
     )
+
+
+def _before(event: Event, cut_off: datetime) -> bool:
+    """Whether the event's report last changed before ``cut_off``: an earlier listing that
+    reached that far should have seen it."""
+    moment = instant(event.report.updated_at)
+    return moment is not None and moment < cut_off
 
 
 def commit(plan: CyclePlan, store: Store) -> int:

@@ -25,9 +25,12 @@ class PostHogSettings:
     api_key: str = field(repr=False)
     project_ids: tuple[int, ...]
     api_path: ApiPath = "auto"
-    page_size: int = 100
+    page_size: int = 1000
     timeout: float = 30.0
     statuses: tuple[str, ...] | None = None  # None: the API's default listing
+    # One budget for the key, shared by every project: PostHog allows 480/minute, 4,800/hour.
+    requests_per_minute: int = 360
+    requests_per_hour: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,9 @@ class PollSettings:
     interval: float = 60.0
     jitter: float = 5.0
     deadline: float | None = None  # hard limit for one cycle; None: derived from the interval
+    full_sync_every: float = 3600.0  # a full listing this often (and on start); 0: always
+    overlap: float = 60.0  # incremental listings reach this far before the high-water mark
+    concurrency: int = 4  # projects polled at the same time
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
@@ -27,7 +28,8 @@ from urllib.parse import quote
 import httpx
 
 from notifier import __version__
-from notifier.api import decode_json, invalid, parse_page, parse_retrieved
+from notifier.api import Page, decode_json, invalid, parse_page, parse_retrieved
+from notifier.budget import RequestBudget
 from notifier.errors import SourceError, SourceErrorKind
 from notifier.models import Report
 from notifier.settings import PostHogSettings
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PREFIXES: Final = ("signals/reports", "signal_reports")  # newest first
 ORDERING: Final = "created_at,id"
+#: Incremental listings: the most recently updated first, so a cycle stops where nothing changed.
+CHANGED_FIRST: Final = "-updated_at,id"
 _THROTTLE_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _TRANSIENT_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
 MAX_PAGES: Final = 100_000  # a listing that has not ended by then never will
@@ -50,12 +54,67 @@ HIDDEN_BY_DEFAULT: Final = frozenset({"suppressed", "deleted"})
 class Listing:
     """One project's listing. ``complete`` is False when it cannot be trusted to hold every
     report (items had to be skipped, or the server stopped sending before the end), so no report
-    may be concluded removed from it."""
+    may be concluded removed from it.
+
+    ``reports`` holds the parsed reports: all of them, or, when the snapshot's versions were
+    given (``known``), only those whose version differs. ``ids`` holds every id listed.
+    ``partial`` marks an incremental listing that stopped at its cut-off: it holds only the
+    reports updated since, and says nothing about the others. ``high_water`` is the latest
+    ``updated_at`` listed.
+    """
 
     reports: dict[str, Report]
     complete: bool
     skipped: int
     requests: int
+    ids: frozenset[str] = frozenset()
+    partial: bool = False
+    changed_first: bool = False  # an incremental listing (it may have read to the end)
+    high_water: datetime | None = None
+    count: int | None = None  # the server's total, as the first page said
+
+
+def instant(text: str | None) -> datetime | None:
+    """An API timestamp (ISO 8601, ``Z`` or an offset; naive read as UTC), None if unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class _Gathered:
+    """What a listing's pages brought so far: ids, parsed reports, the newest and oldest
+    ``updated_at`` (in serving order)."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, Report] = {}
+        self.ids: set[str] = set()
+        self.high: datetime | None = None  # the latest updated_at listed
+        self.oldest: datetime | None = None  # ordered listings: the last (oldest) so far
+        self.undated = False
+
+    def take(self, page: Page, *, ordered: bool) -> int | None:
+        """Add a page; returns how many ids it brought that were not seen before, or None when
+        ``ordered`` (most recently updated first) and the page breaks that order."""
+        fresh = 0
+        for rid, updated, report in page.served:
+            fresh += rid not in self.ids
+            self.ids.add(rid)
+            self.reports.pop(rid, None)  # a repeat moves to its latest position and copy
+            if report is not None:
+                self.reports[rid] = report
+            moment = instant(updated)
+            if moment is not None and (self.high is None or moment > self.high):
+                self.high = moment
+            if ordered:
+                if moment is None or (self.oldest is not None and moment > self.oldest):
+                    self.undated = moment is None
+                    return None
+                self.oldest = moment
+        return fresh
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any] | None:
@@ -142,8 +201,12 @@ class PostHogClient:
         attempts: int = 3,
         max_wait: float = 60.0,
         on_response: Callable[[str], None] | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
+        """``budget``: the key's request budget, shared with every other user of the key (None:
+        requests are not paced)."""
         self._settings = settings
+        self._budget = budget
         # told of every request's outcome: the status code, or timeout / connection_error /
         # decoding_error (the daemon counts them for /metrics)
         self._on_response = on_response or (lambda _outcome: None)
@@ -152,6 +215,8 @@ class PostHogClient:
         self._attempts = attempts
         self._max_wait = max_wait
         self._prefix: dict[int, str] = {}
+        self._unordered: set[int] = set()  # projects whose listing ignores our ordering
+        self._said_unordered = False
         if settings.api_path != "auto":
             self._fixed: str | None = settings.api_path
         else:
@@ -168,10 +233,17 @@ class PostHogClient:
             transport=transport,
         )
         self.requests_made = 0
+        self._here = threading.local()  # requests made by this thread (one cycle at a time)
 
     def close(self) -> None:
         """Release the connection pool."""
         self._client.close()
+
+    def requests_here(self) -> int:
+        """Requests made so far by the calling thread: projects are polled concurrently, and
+        each cycle counts its own."""
+        count: int = getattr(self._here, "count", 0)
+        return count
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -199,8 +271,13 @@ class PostHogClient:
                 if remaining is None
                 else min(self._settings.timeout, remaining)
             )
+            if self._budget is not None:
+                self._budget.acquire(project_id, deadline)
+                if deadline is not None:  # waiting for the budget used some of the time left
+                    timeout = max(0.001, min(timeout, deadline - time.monotonic()))
             try:
                 self.requests_made += 1
+                self._here.count = self.requests_here() + 1
                 response = self._client.get(path, params=params, timeout=timeout)
             except httpx.DecodingError as exc:
                 self._on_response("decoding_error")
@@ -229,6 +306,9 @@ class PostHogClient:
                 if response.status_code < 300 or response.status_code == 404:
                     return response
                 last = self._error(response, project_id)
+                if last.kind is SourceErrorKind.THROTTLED and self._budget is not None:
+                    # the limit is the key's: every project waits, not only this one
+                    self._budget.pause(last.retry_after if last.retry_after is not None else 10.0)
                 if not last.transient:
                     raise last
             if attempt + 1 < self._attempts:
@@ -362,24 +442,66 @@ class PostHogClient:
             return report.status in self._settings.statuses
         return report.status not in HIDDEN_BY_DEFAULT
 
-    def list_reports(self, project_id: int, deadline: float | None = None) -> Listing:
+    def list_reports(
+        self,
+        project_id: int,
+        deadline: float | None = None,
+        *,
+        known: Mapping[str, tuple[str, bool]] | None = None,
+    ) -> Listing:
         """Every report of a project, all pages; raises ``SourceError`` if any page fails.
 
         Offsets are computed here (``next`` is only read as "there is more"); repeats are
         de-duplicated by id, the latest copy winning. The listing ends when PostHog says there
         is no more, or, marked incomplete, when it sends an empty page while saying there is.
-        A server that keeps repeating itself or never ends fails the cycle.
+        A server that keeps repeating itself or never ends fails the cycle. With ``known`` (the
+        snapshot's ``id → (version, listed)``), only reports that differ are parsed.
         """
+        listing = self._list(project_id, ORDERING, deadline, known, since=None)
+        assert listing is not None  # only incremental listings give up
+        return listing
+
+    def incremental(self, project_id: int) -> bool:
+        """Whether incremental listings are worth trying for this project (the server has not
+        shown that it ignores ``ordering=-updated_at``)."""
+        return project_id not in self._unordered
+
+    def list_changed(
+        self,
+        project_id: int,
+        since: datetime,
+        deadline: float | None = None,
+        *,
+        known: Mapping[str, tuple[str, bool]] | None = None,
+    ) -> Listing | None:
+        """The reports updated at or after ``since``, most recent first: pages are fetched until
+        one ends before ``since``, so a quiet project costs one request.
+
+        Returns None, having spent a request, when the server does not honour the ordering
+        (PostHog V1, or an item without ``updated_at``): the caller lists everything instead,
+        and ``incremental`` says False from then on.
+        """
+        return self._list(project_id, CHANGED_FIRST, deadline, known, since=since)
+
+    def _list(
+        self,
+        project_id: int,
+        ordering: str,
+        deadline: float | None,
+        known: Mapping[str, tuple[str, bool]] | None,
+        since: datetime | None,
+    ) -> Listing | None:
         limit = self._settings.page_size
-        base: dict[str, Any] = {"limit": limit, "ordering": ORDERING}
+        base: dict[str, Any] = {"limit": limit, "ordering": ordering}
         if self._settings.statuses:
             base["status"] = ",".join(self._settings.statuses)
-        start = self.requests_made
-        reports: dict[str, Report] = {}
+        start = self.requests_here()
+        gathered = _Gathered()
         skipped: list[str] = []
         offset = pages = stale = 0
-        cut_short = False
+        cut_short = partial = False
         max_pages, widest = MAX_PAGES, 0
+        count: int | None = None
         while True:
             params = {**base, "offset": offset}
             if pages == 0:
@@ -389,18 +511,21 @@ class PostHogClient:
                 response = self._get(path, params, project_id, deadline)
                 if response.status_code == 404:
                     raise self._error_404_mid_listing(project_id, offset)
-            page = parse_page(self._decode(response, project_id), project_id)
+            page = parse_page(self._decode(response, project_id), project_id, known)
             pages += 1
-            fresh = 0
-            for report in page.reports:
-                fresh += report.id not in reports
-                reports.pop(report.id, None)  # a repeat moves to its latest position and copy
-                reports[report.id] = report
+            count = page.count if pages == 1 else count
+            fresh = gathered.take(page, ordered=since is not None)
+            if fresh is None:
+                self._not_ordered(project_id, gathered.undated)
+                return None
             skipped.extend(page.skipped)
             if page.count is not None:
                 widest = max(widest, page.count // max(1, page.items or limit) + 10)
                 max_pages = min(MAX_PAGES, widest)
             if not page.has_next:
+                break
+            if since is not None and gathered.oldest is not None and gathered.oldest < since:
+                partial = True  # everything further was updated before the cut-off
                 break
             if page.items == 0:
                 if page.count is not None and offset >= page.count:
@@ -416,7 +541,7 @@ class PostHogClient:
                     extra={"event": "listing_incomplete", "project_id": project_id},
                 )
                 break
-            stale = 0 if fresh or not page.reports else stale + 1
+            stale = 0 if fresh or not page.served else stale + 1
             if stale >= STALE_PAGES or pages >= max_pages:
                 why = (
                     f"{stale} pages in a row brought no report not already seen"
@@ -439,10 +564,37 @@ class PostHogClient:
                 extra={"event": "report_skipped", "project_id": project_id},
             )
         return Listing(
-            reports=reports,
-            complete=not skipped and not cut_short,
+            reports=gathered.reports,
+            complete=not skipped and not cut_short and not partial,
             skipped=len(skipped),
-            requests=self.requests_made - start,
+            requests=self.requests_here() - start,
+            ids=frozenset(gathered.ids),
+            partial=partial,
+            changed_first=since is not None,
+            high_water=gathered.high,
+            count=count,
+        )
+
+    def _not_ordered(self, project_id: int, undated: bool) -> None:
+        """The server ignores ``ordering=-updated_at`` (or sends no ``updated_at``): every
+        later cycle of this project lists everything. Said once, at INFO: it is not a fault."""
+        self._unordered.add(project_id)
+        if self._said_unordered:
+            return
+        self._said_unordered = True
+        why = (
+            "sends reports without updated_at"
+            if undated
+            else "does not honour ordering=-updated_at (PostHog before V2 orders its listing "
+            "by weight)"
+        )
+        log.info(
+            "posthog: %s %s; every cycle lists every report (full listings), which costs one "
+            "request per %d reports per cycle",
+            self._settings.host,
+            why,
+            self._settings.page_size,
+            extra={"event": "incremental_unsupported", "project_id": project_id},
         )
 
     @staticmethod

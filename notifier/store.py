@@ -23,7 +23,7 @@ from typing import Any, Final
 from notifier.errors import StateError
 from notifier.models import Event, Notice, Report, outbox_item_from_json
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 WAL_LIMIT: Final = 4 * 1024 * 1024
 
 _SCHEMA: Final = (
@@ -69,6 +69,19 @@ _SCHEMA: Final = (
     )""",
 )
 
+
+#: What each schema version adds to the one before (the tables above are version 1). A fresh
+#: database goes through the same steps as an upgraded one.
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    2: (
+        # incremental polling: the latest updated_at listed, when the last full listing ran;
+        # a report's status, so that reports by status are counted without reading snapshots
+        "ALTER TABLE projects ADD COLUMN high_water TEXT",
+        "ALTER TABLE projects ADD COLUMN full_sync_at REAL",
+        "ALTER TABLE reports ADD COLUMN status TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX IF NOT EXISTS reports_by_status ON reports (project_id, listed, status)",
+    ),
+}
 
 #: One (event or notice, sink) entry; a recomputed cycle inserts nothing twice.
 _INSERT_OUTBOX: Final = (
@@ -121,6 +134,17 @@ class CycleWrite:
     deletes: Sequence[str]
     outbox: Sequence[tuple[Event, str, tuple[str, ...]]]  # (event, sink, rule names)
     now: float
+    high_water: str | None = None  # the latest updated_at known (None: keep the stored one)
+    full_sync: bool = False  # a full listing: the next one is due full_sync_every from now
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectState:
+    """What the store remembers about a project between cycles."""
+
+    baselined: bool  # its first successful cycle is done
+    high_water: str | None  # the latest updated_at listed (ISO 8601)
+    full_sync_at: float | None  # when its last full listing was committed
 
 
 def _state_error(path: Path, exc: sqlite3.Error, doing: str) -> StateError:
@@ -141,6 +165,17 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _fill_statuses(conn: sqlite3.Connection) -> None:
+    """Schema 2: the status column of snapshot rows written before it existed."""
+    rows = conn.execute(
+        "SELECT project_id, report_id, data FROM reports WHERE status = ''"
+    ).fetchall()
+    conn.executemany(
+        "UPDATE reports SET status = ? WHERE project_id = ? AND report_id = ?",
+        [(str(json.loads(data).get("status", "")), pid, rid) for pid, rid, data in rows],
+    )
 
 
 class Store:
@@ -169,6 +204,11 @@ class Store:
                 )
             for statement in _SCHEMA:
                 conn.execute(statement)
+            for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+                if step == 2:
+                    _fill_statuses(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
@@ -230,6 +270,25 @@ class Store:
         rows = self._read("SELECT 1 FROM projects WHERE project_id = ?", (project_id,))
         return bool(rows)
 
+    def project_state(self, project_id: int) -> ProjectState:
+        """The project's baseline mark, high-water mark and last full listing."""
+        rows = self._read(
+            "SELECT high_water, full_sync_at FROM projects WHERE project_id = ?", (project_id,)
+        )
+        if not rows:
+            return ProjectState(baselined=False, high_water=None, full_sync_at=None)
+        high_water, full_sync_at = rows[0]
+        return ProjectState(baselined=True, high_water=high_water, full_sync_at=full_sync_at)
+
+    def status_counts(self, project_id: int) -> dict[str, int]:
+        """The project's listed reports by status (from an index: no snapshot is read)."""
+        rows = self._read(
+            "SELECT status, COUNT(*) FROM reports WHERE project_id = ? AND listed = 1 "
+            "GROUP BY status",
+            (project_id,),
+        )
+        return {str(status): int(count) for status, count in rows}
+
     def snapshot(self, project_id: int) -> dict[str, SnapshotRow]:
         """The project's reports as of its last successful cycle."""
         rows = self._read("SELECT data, listed FROM reports WHERE project_id = ?", (project_id,))
@@ -265,21 +324,31 @@ class Store:
         added = 0
         with self._write("save the cycle") as conn:
             conn.execute(
-                "INSERT INTO projects (project_id, baselined_at, last_success_at) "
-                "VALUES (?, ?, ?) ON CONFLICT (project_id) "
-                "DO UPDATE SET last_success_at = excluded.last_success_at",
-                (write.project_id, write.now, write.now),
+                "INSERT INTO projects (project_id, baselined_at, last_success_at, high_water, "
+                "full_sync_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
+                "last_success_at = excluded.last_success_at, "
+                "high_water = COALESCE(excluded.high_water, projects.high_water), "
+                "full_sync_at = COALESCE(excluded.full_sync_at, projects.full_sync_at)",
+                (
+                    write.project_id,
+                    write.now,
+                    write.now,
+                    write.high_water,
+                    write.now if write.full_sync else None,
+                ),
             )
             conn.executemany(
-                "INSERT INTO reports (project_id, report_id, version, listed, data) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, report_id) DO UPDATE SET "
-                "version = excluded.version, listed = excluded.listed, data = excluded.data",
+                "INSERT INTO reports (project_id, report_id, version, listed, status, data) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, report_id) DO UPDATE SET "
+                "version = excluded.version, listed = excluded.listed, "
+                "status = excluded.status, data = excluded.data",
                 [
                     (
                         write.project_id,
                         row.report.id,
                         row.report.version,
                         int(row.listed),
+                        row.report.status,
                         json.dumps(row.report.to_json(), separators=(",", ":")),
                     )
                     for row in write.upserts

@@ -174,7 +174,10 @@ def make_config(
         posthog_extra: str = "",
         extra: str = "",
         project_ids: tuple[int, ...] = (PROJECT,),
+        poll_extra: str = "",
     ) -> Path:
+        poll_lines = textwrap.indent(textwrap.dedent(poll_extra).strip(), "  ")
+        poll_lines = f"\n{poll_lines}" if poll_lines else ""
         text = f"""
 posthog:
   host: {posthog.url}
@@ -184,7 +187,7 @@ posthog:
 {textwrap.indent(textwrap.dedent(posthog_extra).strip(), "  ")}
 poll:
   interval: 1s
-  jitter: 0s
+  jitter: 0s{poll_lines}
 state:
   path: {tmp_path / "state.db"}
 first_run: {first_run}

@@ -199,7 +199,8 @@ def test_example_documents_every_sink_key() -> None:
             {"posthog": {"zzz": 1}},
             [
                 "posthog.zzz: unknown key (valid: host, api_key, project_ids, api_path, "
-                "page_size, timeout, statuses, api_key_file)"
+                "page_size, timeout, statuses, requests_per_minute, "
+                "requests_per_hour, api_key_file)"
             ],
             id="unknown-key-no-suggestion",
         ),
@@ -1025,10 +1026,16 @@ def test_settings_defaults() -> None:
     """Omitted sections take the documented defaults."""
     settings = parse()
     assert settings.posthog.api_path == "auto"
-    assert settings.posthog.page_size == 100
+    assert settings.posthog.page_size == 1000
     assert settings.posthog.timeout == 30
     assert settings.posthog.statuses is None
+    assert (settings.posthog.requests_per_minute, settings.posthog.requests_per_hour) == (
+        360,
+        3600,
+    )
     assert settings.poll.deadline is None
+    assert (settings.poll.full_sync_every, settings.poll.overlap) == (3600, 60)
+    assert settings.poll.concurrency == 4
     assert settings.first_run == "baseline"
     assert settings.delivery.backoff_initial == 5
     assert settings.delivery.backoff_max == 3600

@@ -136,19 +136,14 @@ def test_1050_reports_over_11_pages(
 ) -> None:
     """All 11 pages are read: a change on the last page and a new report are both found."""
     ids = [posthog.add_report(PROJECT, title=f"r{i}")["id"] for i in range(1050)]
-    assert (
-        once(rules="- {name: all, match: {event: [new, status_changed, updated]}, sinks: [hook]}")
-        == 0
-    )
+    rules = "- {name: all, match: {event: [new, status_changed, updated]}, sinks: [hook]}"
+    assert once(rules=rules, posthog_extra="page_size: 100") == 0
     lists = [r for r in posthog.requests if r.path.endswith("/reports/") and r.method == "GET"]
     assert len(lists) == 11
     assert all(r.query.get("ordering") == "created_at,id" for r in lists)
     posthog.update_report(PROJECT, ids[-1], title="renamed on the last page")
     posthog.add_report(PROJECT, title="brand new")
-    assert (
-        once(rules="- {name: all, match: {event: [new, status_changed, updated]}, sinks: [hook]}")
-        == 0
-    )
+    assert once(rules=rules, posthog_extra="page_size: 100") == 0
     kinds = sorted(p["type"] for p in payloads(receiver))  # type: ignore[misc]
     assert kinds == ["signal_report.new", "signal_report.updated"]
 

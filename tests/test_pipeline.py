@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from notifier.daemon import Notifier
 from notifier.settings import Settings
 from notifier.simulator import FakePostHog
@@ -23,13 +25,18 @@ class CountingStore(Store):
         return super().snapshot_rows(project_id, report_ids)
 
 
+@pytest.mark.parametrize("poll_extra", ["full_sync_every: 0s", ""], ids=["full", "incremental"])
 def test_unchanged_reports_are_not_loaded_or_written(
-    posthog: FakePostHog, make_config: Callable[..., Path], load: Callable[[Path], Settings]
+    posthog: FakePostHog,
+    make_config: Callable[..., Path],
+    load: Callable[[Path], Settings],
+    poll_extra: str,
 ) -> None:
     """After the baseline, a quiet cycle loads no snapshot row and writes none; a change loads
-    and writes exactly the changed report; the status gauge still counts every report."""
+    and writes exactly the changed report; reports by status still count every report. The
+    same with full and with incremental listings."""
     reports = [posthog.add_report(PROJECT, title=f"r{i}", status="ready") for i in range(30)]
-    notifier = Notifier(load(make_config()))
+    notifier = Notifier(load(make_config(poll_extra=poll_extra)))
     store = CountingStore(notifier.settings.state.path)
     store.loaded = []
     notifier.store.close()
@@ -42,14 +49,15 @@ def test_unchanged_reports_are_not_loaded_or_written(
         assert quiet is not None
         assert store.loaded[-1] == []
         assert quiet.write.upserts == []
-        assert dict(quiet.statuses) == {"ready": 30}
+        assert quiet.incremental is (poll_extra == "")
+        assert store.status_counts(PROJECT) == {"ready": 30}
         posthog.update_report(PROJECT, reports[7]["id"], status="resolved")
         changed = notifier.poll(PROJECT)
         assert changed is not None
         assert store.loaded[-1] == [reports[7]["id"]]
         assert [row.report.id for row in changed.write.upserts] == [reports[7]["id"]]
         assert [e.type.value for e in changed.events] == ["status_changed"]
-        assert dict(changed.statuses) == {"ready": 29, "resolved": 1}
+        assert store.status_counts(PROJECT) == {"ready": 29, "resolved": 1}
     finally:
         notifier.close()
 
