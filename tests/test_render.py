@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +22,7 @@ from notifier.render import (
     headline,
     sign,
     slack_message,
+    status_colour,
     status_emoji,
     text_only,
     truncate,
@@ -94,7 +96,24 @@ def block(message: SlackMessage, kind: str, index: int = 0) -> dict[str, Any]:
 
 
 def field_texts(message: SlackMessage) -> list[str]:
-    return [f["text"] for f in block(message, "section", 1)["fields"]]
+    [fields] = [b["fields"] for b in message.blocks if "fields" in b]
+    return [f["text"] for f in fields]
+
+
+def section_texts(message: SlackMessage) -> list[str]:
+    return [b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b]
+
+
+#: The only ``<…>`` a message may hold: a link this notifier built to the PostHog host.
+OWN_LINK = re.compile(r"<https://us\.posthog\.com/[^<>|\s]*\|[^<>]+>")
+
+
+def assert_no_raw_markup(message: SlackMessage) -> None:
+    """No mention, channel link or disguised link survives: every ``<`` opens one of our links."""
+    for text in texts(message):
+        rest = OWN_LINK.sub("", text)
+        assert "<" not in rest, text
+        assert ">" not in rest, text
 
 
 def assert_block_kit_limits(message: SlackMessage) -> None:
@@ -151,6 +170,27 @@ def test_status_emoji(status: str, emoji: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("status", "colour"),
+    [
+        ("potential", "⚪"),
+        ("candidate", "🔵"),
+        ("in_progress", "🟡"),
+        ("pending_input", "🟣"),
+        ("ready", "🟢"),
+        ("resolved", "✅"),
+        ("failed", "🔴"),
+        ("suppressed", "⚫"),
+        ("deleted", "🗑️"),
+        ("removed", "🗑️"),
+        ("brand_new_status", "🔘"),
+    ],
+)
+def test_status_colour(status: str, colour: str) -> None:
+    """Slack shows each known status with its colour; an unknown one gets a grey button."""
+    assert status_colour(status) == colour
+
+
+@pytest.mark.parametrize(
     ("event", "expected"),
     [
         (new(), "New signal report"),
@@ -186,10 +226,11 @@ def test_format_number(value: Any, text: str) -> None:
 
 
 def test_new_event_card() -> None:
-    """A new report: header, headline with summary, the numbers, context and a button."""
+    """A new report: title header, status line, summary, the numbers, context and a button."""
     message = slack_message(new(), ["ready-reports", "all"], LINKS)
     assert [b["type"] for b in message.blocks] == [
         "header",
+        "section",
         "section",
         "section",
         "context",
@@ -197,14 +238,15 @@ def test_new_event_card() -> None:
     ]
     assert block(message, "header")["text"] == {
         "type": "plain_text",
-        "text": "✅ Checkout button unresponsive on Safari",
+        "text": "🟢 Checkout button unresponsive on Safari",
         "emoji": True,
     }
-    body = block(message, "section")["text"]
-    assert body["type"] == "mrkdwn"
-    assert body["text"].startswith("*New signal report*\nUsers on Safari 17")
+    assert block(message, "section")["text"]["type"] == "mrkdwn"
+    assert section_texts(message) == [
+        "🟢 *ready* · New signal report",
+        "Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
+    ]
     assert field_texts(message) == [
-        "*Status*\n✅ ready",
         "*Weight*\n2.35",
         "*Signals*\n7",
         "*Users*\n12",
@@ -214,35 +256,38 @@ def test_new_event_card() -> None:
     assert "Project 1" in context
     assert "ready-reports, all" in context
     assert RAW["id"] in context
-    button = block(message, "actions")["elements"][0]
+    [button] = block(message, "actions")["elements"]
     assert button["text"]["text"] == "Open report"
     assert button["url"] == URL
-    assert message.text == "✅ New signal report: Checkout button unresponsive on Safari"
+    assert message.text == "🟢 New signal report: Checkout button unresponsive on Safari"
     assert_block_kit_limits(message)
 
 
 def test_status_changed_card() -> None:
-    """A status change shows from → to in the headline and in the status field."""
+    """A status change shows the new status in bold and the one it came from."""
     message = slack_message(status_changed(), ["r"], LINKS)
-    assert block(message, "section")["text"]["text"].startswith("*in_progress → ready*")
-    assert field_texts(message)[0] == "*Status*\n⏳ in_progress → ✅ ready"
+    assert section_texts(message)[0] == "🟢 *ready* · was 🟡 in_progress"
+    assert not any(f.startswith("*Status*") for f in field_texts(message))
     assert "in_progress → ready" in message.text
 
 
 def test_updated_card() -> None:
     """An update lists what changed and shows before → after in the fields."""
     message = slack_message(updated(), ["r"], LINKS)
-    assert "*Updated: weight 1.2 → 2.4, signals 3 → 5*" in block(message, "section")["text"]["text"]
+    assert section_texts(message)[0] == "🟢 *ready* · Updated: weight 1.2 → 2.4, signals 3 → 5"
     assert "*Weight*\n1.2 → 2.4" in field_texts(message)
     assert "*Signals*\n3 → 5" in field_texts(message)
+    assert "*Users*\n12" in field_texts(message)
 
 
 def test_removed_card() -> None:
-    """A removed report leads with the bin and says it is gone, with its last status."""
+    """A removed report gets a badge in the header and says it is gone, title struck out."""
     message = slack_message(removed(), ["r"], LINKS)
-    assert block(message, "header")["text"]["text"].startswith("🗑️ ")
-    assert "Removed from PostHog" in block(message, "section")["text"]["text"]
-    assert field_texts(message)[0] == "*Status*\n🗑️ removed (last seen ✅ ready)"
+    header = block(message, "header")["text"]["text"]
+    assert header == "🗑️ Removed: Checkout button unresponsive on Safari"
+    assert section_texts(message)[0] == (
+        "🗑️ *Removed from PostHog* · last status 🟢 ready\n~Checkout button unresponsive on Safari~"
+    )
 
 
 def test_untitled_v5_report() -> None:
@@ -253,8 +298,8 @@ def test_untitled_v5_report() -> None:
     message = slack_message(
         Event.create(EventType.NEW, 1, Report.from_api(raw), None, {}), [], LINKS
     )
-    assert block(message, "header")["text"]["text"] == "✅ Untitled report"
-    assert block(message, "section")["text"]["text"] == "*New signal report*"
+    assert block(message, "header")["text"]["text"] == "🟢 Untitled report"
+    assert section_texts(message) == ["🟢 *ready* · New signal report"]
     fields = field_texts(message)
     assert "*Priority*\nP1" in fields
     assert "*Actionability*\nimmediately actionable" in fields
@@ -298,9 +343,10 @@ def test_block_kit_limits_with_huge_data() -> None:
     message = slack_message(event, ["rule-" + "r" * 1000] * 50, LINKS)
     assert_block_kit_limits(message)
     assert block(message, "header")["text"]["text"].endswith("…")
-    body = block(message, "section")["text"]["text"]
-    assert body.endswith("…")
-    assert "+55 more" in body
+    status, summary = section_texts(message)
+    assert status.endswith("+55 more")
+    assert summary.endswith(f"… <{URL}|Read more>")
+    assert_no_raw_markup(message)
     assert len(text_only(event, LINKS)) < 40_000
 
 
@@ -331,9 +377,7 @@ def test_block_kit_limits_hold_for_any_text(
     changes = {"status": ("ready", status), "title": ("old", title)}
     message = slack_message(Event.create(event_type, 1, current, report(), changes), rules, LINKS)
     assert_block_kit_limits(message)
-    dumped = json.dumps(list(message.blocks), ensure_ascii=False)
-    assert "<" not in dumped
-    assert "<" not in message.text
+    assert_no_raw_markup(message)
 
 
 # --- webhook ------------------------------------------------------------------------------

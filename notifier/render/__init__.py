@@ -5,6 +5,7 @@ Imports only ``notifier.models``; no I/O.
 """
 
 from notifier.render.console import console_text
+from notifier.render.digest import digest_message, webhook_batch_body, webhook_batch_payload
 from notifier.render.notice import (
     notice_console_text,
     notice_fallback_text,
@@ -14,11 +15,19 @@ from notifier.render.notice import (
     notice_webhook_body,
     notice_webhook_payload,
 )
-from notifier.render.slack import SlackMessage, fallback_text, slack_message, text_only
+from notifier.render.slack import (
+    SlackMessage,
+    block_kit_builder_url,
+    fallback_text,
+    slack_message,
+    text_only,
+    thread_reply,
+)
 from notifier.render.text import (
     escape_mrkdwn,
     format_number,
     headline,
+    status_colour,
     status_emoji,
     truncate,
 )
@@ -26,7 +35,9 @@ from notifier.render.webhook import sign, webhook_body, webhook_payload
 
 __all__ = [
     "SlackMessage",
+    "block_kit_builder_url",
     "console_text",
+    "digest_message",
     "escape_mrkdwn",
     "fallback_text",
     "format_number",
@@ -40,9 +51,13 @@ __all__ = [
     "notice_webhook_payload",
     "sign",
     "slack_message",
+    "status_colour",
     "status_emoji",
     "text_only",
+    "thread_reply",
     "truncate",
+    "webhook_batch_body",
+    "webhook_batch_payload",
     "webhook_body",
     "webhook_payload",
 ]

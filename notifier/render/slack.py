@@ -1,10 +1,14 @@
-"""Event → Slack Block Kit message: a header, what happened, the numbers, a button.
+"""Event → Slack Block Kit: the report card (the "living message") and its thread replies.
 
-Every string that came from PostHog (title, summary, statuses, ids, field values) is escaped with
-``escape_mrkdwn`` wherever it goes, ``plain_text`` included, so ``<!channel>``, ``<@U1>`` or
-``<https://evil|innocent>`` can neither ping anyone nor disguise a link. Every Block Kit limit
-holds whatever the data: texts are cut with ``…`` and, should the whole still be too big, the
-message falls back to a minimal card.
+The card shows the report's current state, so it can be posted once and ``chat.update``'d:
+status colour and title (with a "Resolved:"/"Removed:" badge), status word and what happened,
+summary, the numbers PostHog sent (``before → after`` where changed), what the artefacts add,
+buttons. ``thread_reply`` is the short "what changed" posted under it.
+
+Everything from PostHog is escaped with ``escape_mrkdwn`` wherever it goes, ``plain_text``
+included: the only ``<…>`` left are links built here from ``Links``, percent-encoded. Every Block
+Kit limit holds whatever the data: texts are cut with ``…``, links are never cut, and when the
+whole is still too big the least important blocks are dropped (down to a minimal card).
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-from notifier.models import Event, EventType, Links
+from notifier.models import NO_ENRICHMENT, Enrichment, Event, EventType, Links, Recording
 from notifier.render.text import (
+    describe_changes,
     escape_mrkdwn,
     escape_truncate,
-    event_emoji,
+    event_colour,
     format_value,
     headline,
     one_line,
     status_change,
-    status_emoji,
+    status_colour,
     strip_controls,
     title_of,
     truncate,
@@ -43,11 +48,29 @@ MAX_URL: Final = 3000
 MAX_BLOCKS_JSON: Final = 11_000
 
 SUMMARY_CHARS: Final = 600
+MAX_RECORDINGS: Final = 3
+BLOCK_KIT_BUILDER: Final = "https://app.slack.com/block-kit-builder#"
+
 _HEADLINE_CHARS: Final = 800
 _FIELD_CHARS: Final = 200
 _CONTEXT_CHARS: Final = 300
 _TEXT_CHARS: Final = 300
+_STATUS_CHARS: Final = 30
+_EXPLANATION_CHARS: Final = 500
+_RECORDING_CHARS: Final = 150
+_LINK_URL_CHARS: Final = 1000  # a link inside mrkdwn (Read more, recordings, digest lines)
 _URL_SAFE: Final = ":/?#[]@!$&'()*+,;=%-._~"
+_REMOVED_EMOJI: Final = "🗑️"
+
+#: The numbers and labels of the fields section, in order, shown only when PostHog sent them.
+_FIELDS: Final = (
+    ("total_weight", "Weight"),
+    ("signal_count", "Signals"),
+    ("relevant_user_count", "Users"),
+    ("artefact_count", "Artefacts"),
+    ("priority", "Priority"),
+    ("actionability", "Actionability"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +85,18 @@ class SlackMessage:
         return json.dumps(list(self.blocks), ensure_ascii=False, separators=(",", ":"))
 
 
+def block_kit_builder_url(message: SlackMessage) -> str:
+    """A link that opens the message's blocks in Slack's Block Kit Builder (for previews):
+    the builder reads percent-encoded ``{"blocks": [...]}`` JSON from the URL fragment."""
+    payload = json.dumps(
+        {"blocks": list(message.blocks)}, ensure_ascii=False, separators=(",", ":")
+    )
+    return BLOCK_KIT_BUILDER + quote(payload, safe=",:")
+
+
 def fallback_text(event: Event) -> str:
-    """The short, escaped top-level ``text``: emoji, headline and title."""
-    report = event.report
-    raw = f"{event_emoji(event)} {headline(event)}: {title_of(report)}"
+    """The short, escaped top-level ``text``: status colour, headline and title."""
+    raw = f"{event_colour(event)} {headline(event)}: {title_of(event.report)}"
     return escape_truncate(one_line(raw), _TEXT_CHARS)
 
 
@@ -75,124 +106,298 @@ def text_only(event: Event, links: Links) -> str:
     summary = one_line(event.report.summary or "")
     if summary:
         lines.append(escape_truncate(summary, SUMMARY_CHARS))
-    url = _report_url(event, links)
+    url = report_url(event, links)
     if url is not None:
         lines.append(escape_mrkdwn(url))
     return "\n".join(lines)
 
 
-def slack_message(event: Event, rules: Sequence[str], links: Links) -> SlackMessage:
-    """The Block Kit card for one event, within every Block Kit limit."""
-    blocks: list[dict[str, Any]] = [
-        _header(event),
-        _section(_body(event)),
-        {"type": "section", "fields": _fields(event)},
-        {"type": "context", "elements": _context(event, rules)},
+def slack_message(
+    event: Event, rules: Sequence[str], links: Links, *, enrichment: Enrichment = NO_ENRICHMENT
+) -> SlackMessage:
+    """The card for the report's current state, within every Block Kit limit."""
+    url = report_url(event, links)
+    recordings = _recording_links(event, links, enrichment)
+    header = _header(event)
+    status = section(_status_text(event))
+    ranked: list[tuple[int, dict[str, Any] | None]] = [
+        (0, header),
+        (0, status),
+        (2, _summary(event, url)),
+        (3, _fields(event)),
+        (5, _explanations(event, enrichment)),
+        (6, _recordings(recordings)),
+        (4, context_block(_context(event, rules))),
+        (1, _buttons(url, recordings)),
     ]
-    url = _report_url(event, links)
-    if url is not None:
-        blocks.append(_button(url))
-    message = SlackMessage(text=fallback_text(event), blocks=tuple(blocks))
-    if len(message.blocks_json()) > MAX_BLOCKS_JSON:
-        # Cannot happen with the caps above; kept so that no data can ever break the card.
-        minimal = [_header(event), _section(escape_truncate(headline(event), 200))]
-        message = SlackMessage(text=message.text, blocks=tuple(minimal))
-    return message
+    return fit(fallback_text(event), ranked, minimal=[header, status])
 
 
-def _report_url(event: Event, links: Links) -> str | None:
-    """The report link, percent-encoded where an odd id would make it invalid; None if too long."""
-    url = quote(links.report(event.project_id, event.report.id), safe=_URL_SAFE)
-    return url if len(url) <= MAX_URL else None
+def thread_reply(event: Event, rules: Sequence[str], links: Links) -> SlackMessage:
+    """The short reply under the living message: what this event changed, in a line or two,
+    and a context line with the report link and the rules."""
+    lines = _change_lines(event)
+    changed = section("\n".join(lines))
+    context = [link(report_url(event, links), "Open report"), *_rules_context(rules)]
+    title = escape_truncate(title_of(event.report), _TEXT_CHARS // 2)
+    text = truncate(f"{title}: {' · '.join(lines)}".replace("*", ""), _TEXT_CHARS)
+    return fit(text, [(0, changed), (1, context_block(context))], minimal=[changed])
 
 
-def _plain(text: str) -> dict[str, Any]:
+# -- building blocks (shared with render.digest) ---------------------------------------------
+
+
+def fit(
+    text: str, ranked: Sequence[tuple[int, dict[str, Any] | None]], *, minimal: list[dict[str, Any]]
+) -> SlackMessage:
+    """The message from the blocks in order, dropping the highest ranks first (rank 0 never)
+    until the blocks' JSON fits ``MAX_BLOCKS_JSON``; ``minimal`` if even that is too big."""
+    kept = [(rank, b) for rank, b in ranked if b is not None]
+    droppable = sorted({rank for rank, _ in kept if rank > 0}, reverse=True)
+    while True:
+        message = SlackMessage(text=text, blocks=tuple(b for _, b in kept)[:MAX_BLOCKS])
+        if len(message.blocks_json()) <= MAX_BLOCKS_JSON:
+            return message
+        if not droppable:
+            return SlackMessage(text=text, blocks=tuple(minimal))
+        rank = droppable.pop(0)
+        kept = [(r, b) for r, b in kept if r != rank]
+
+
+def safe_url(url: str, limit: int = MAX_URL) -> str | None:
+    """``url`` percent-encoded where odd characters would break it (``|``, ``>``, spaces …);
+    None when longer than ``limit``. Safe inside ``<url|label>``."""
+    encoded = quote(url, safe=_URL_SAFE)
+    return encoded if len(encoded) <= limit else None
+
+
+def report_url(event: Event, links: Links) -> str | None:
+    """The report's link, or None when it would be too long for a button."""
+    return safe_url(links.report(event.project_id, event.report.id))
+
+
+def link(url: str | None, label: str) -> str:
+    """``<url|label>`` (``label`` already escaped), or just the label when there is no URL."""
+    escaped = escape_mrkdwn(url) if url is not None else ""
+    return f"<{escaped}|{label}>" if 0 < len(escaped) <= _LINK_URL_CHARS else label
+
+
+def status_word(status: str) -> str:
+    """A status as escaped text, one short line (``in_progress``)."""
+    return escape_mrkdwn(format_value(status, _STATUS_CHARS))
+
+
+def coloured(status: str) -> str:
+    """``🟡 in_progress``: the colour and the escaped status word."""
+    return f"{status_colour(status)} {status_word(status)}"
+
+
+def plain(text: str) -> dict[str, Any]:
+    """A ``plain_text`` object (emoji rendered)."""
     return {"type": "plain_text", "text": text, "emoji": True}
 
 
-def _mrkdwn(text: str) -> dict[str, Any]:
+def mrkdwn(text: str) -> dict[str, Any]:
+    """A ``mrkdwn`` text object."""
     return {"type": "mrkdwn", "text": text}
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": _mrkdwn(truncate(text, MAX_SECTION_TEXT))}
+def section(text: str) -> dict[str, Any]:
+    """A section of mrkdwn ``text`` (already escaped), cut to Slack's limit."""
+    return {"type": "section", "text": mrkdwn(truncate(text, MAX_SECTION_TEXT))}
+
+
+def lines_section(lines: Sequence[str]) -> dict[str, Any] | None:
+    """A section of whole lines, leaving out those past Slack's limit (never half a link)."""
+    kept: list[str] = []
+    size = -1
+    for line in lines:
+        size += 1 + len(line)
+        if size > MAX_SECTION_TEXT:
+            break
+        kept.append(line)
+    return section("\n".join(kept)) if kept else None
+
+
+def header_block(text: str) -> dict[str, Any]:
+    """A header of raw text: escaped and cut to 150 characters."""
+    return {"type": "header", "text": plain(escape_truncate(one_line(text), MAX_HEADER))}
+
+
+def context_block(elements: Sequence[str]) -> dict[str, Any] | None:
+    """A context of mrkdwn texts (already escaped), or None when there are none."""
+    items = [mrkdwn(truncate(e, MAX_FIELD_TEXT)) for e in elements if e][:MAX_CONTEXT_ELEMENTS]
+    return {"type": "context", "elements": items} if items else None
+
+
+# -- the card --------------------------------------------------------------------------------
+
+
+def _badge(event: Event) -> str | None:
+    """``Removed`` / ``Resolved`` / ``Deleted`` for a report that is done, else None."""
+    if event.type is EventType.REMOVED:
+        return "Removed"
+    return {"resolved": "Resolved", "deleted": "Deleted"}.get(event.report.status)
 
 
 def _header(event: Event) -> dict[str, Any]:
-    text = f"{event_emoji(event)} {title_of(event.report)}"
-    return {"type": "header", "text": _plain(escape_truncate(text, MAX_HEADER))}
+    badge = _badge(event)
+    prefix = f"{event_colour(event)} " + (f"{badge}: " if badge else "")
+    return header_block(prefix + title_of(event.report))
 
 
-def _body(event: Event) -> str:
-    text = f"*{escape_truncate(headline(event), _HEADLINE_CHARS)}*"
+def _what(event: Event) -> str:
+    """After the status word: what this event did (escaped)."""
+    if event.type is EventType.STATUS_CHANGED:
+        before, _ = status_change(event)
+        return f"was {coloured(before)}"
+    return escape_truncate(one_line(headline(event)), _HEADLINE_CHARS)
+
+
+def _status_text(event: Event) -> str:
+    report = event.report
+    if event.type is EventType.REMOVED:
+        title = escape_truncate(title_of(report), MAX_HEADER)
+        last = coloured(report.status)
+        return f"{_REMOVED_EMOJI} *Removed from PostHog* · last status {last}\n~{title}~"
+    status = report.status
+    word = "Resolved" if status == "resolved" else status_word(status)
+    return f"{status_colour(status)} *{word}* · {_what(event)}"
+
+
+def _summary(event: Event, url: str | None) -> dict[str, Any] | None:
     summary = strip_controls(event.report.summary or "").strip()
-    if summary:
-        text += "\n" + escape_truncate(summary, SUMMARY_CHARS)
-    return text
+    if not summary:
+        return None
+    text = escape_truncate(summary, SUMMARY_CHARS)
+    if len(escape_mrkdwn(summary)) > SUMMARY_CHARS and url is not None:
+        text += " " + link(url, "Read more")
+    return section(text)
+
+
+def _pretty(name: str, value: Any) -> str:
+    """A field value on one line; actionability's underscores read as spaces."""
+    if name == "actionability" and isinstance(value, str):
+        value = value.replace("_", " ")
+    return format_value(value)
 
 
 def _field(name: str, value: str) -> dict[str, Any]:
     """A ``*Name*`` over the escaped ``value`` (raw text in, escaped and cut out)."""
     limit = min(_FIELD_CHARS, MAX_FIELD_TEXT) - len(name) - 3
-    return _mrkdwn(f"*{name}*\n{escape_truncate(value, limit)}")
+    return mrkdwn(f"*{name}*\n{escape_truncate(value, limit)}")
 
 
-def _numeric(event: Event, name: str, value: Any) -> str:
-    """The value, or ``before → after`` when this event changed it (raw text)."""
-    change = event.changes.get(name)
-    if event.type is EventType.UPDATED and change is not None:
-        before, after = change
-        return f"{format_value(before)} → {format_value(after)}"
-    return format_value(value)
+def _fields(event: Event) -> dict[str, Any] | None:
+    """The numbers PostHog sent, ``before → after`` where this event changed them."""
+    fields = []
+    for name, title in _FIELDS:
+        change = event.changes.get(name)
+        if change is not None:
+            before, after = change
+            fields.append(_field(title, f"{_pretty(name, before)} → {_pretty(name, after)}"))
+            continue
+        value = getattr(event.report, name)
+        if value is not None and value != "":
+            fields.append(_field(title, _pretty(name, value)))
+    return {"type": "section", "fields": fields[:MAX_FIELDS]} if fields else None
 
 
-def _fields(event: Event) -> list[dict[str, Any]]:
+def _explanations(event: Event, enrichment: Enrichment) -> dict[str, Any] | None:
+    """Why PostHog judged this priority and actionability (from the artefacts)."""
     report = event.report
-    if event.type is EventType.STATUS_CHANGED:
-        before, after = status_change(event)
-        status = (
-            f"{status_emoji(before)} {format_value(before)} → "
-            f"{status_emoji(after)} {format_value(after)}"
-        )
-    elif event.type is EventType.REMOVED:
-        last = f"{status_emoji(report.status)} {format_value(report.status)}"
-        status = f"{event_emoji(event)} removed (last seen {last})"
-    else:
-        status = f"{status_emoji(report.status)} {format_value(report.status)}"
-    fields = [
-        _field("Status", status),
-        _field("Weight", _numeric(event, "total_weight", report.total_weight)),
-        _field("Signals", _numeric(event, "signal_count", report.signal_count)),
+    lines = []
+    judged = (
+        ("Priority", report.priority, enrichment.priority_explanation),
+        ("Actionability", report.actionability, enrichment.actionability_explanation),
+    )
+    for name, value, explanation in judged:
+        text = one_line(explanation or "")
+        if not text:
+            continue
+        shown = one_line(value or "")
+        if name == "Priority" and shown:
+            label = f"Priority {escape_truncate(shown, 20)}"
+        elif shown:
+            label = escape_truncate(shown.replace("_", " ").capitalize(), 40)
+        else:
+            label = name
+        lines.append(f"*{label}* · {escape_truncate(text, _EXPLANATION_CHARS)}")
+    return section("\n".join(lines)) if lines else None
+
+
+def _recording_links(
+    event: Event, links: Links, enrichment: Enrichment
+) -> list[tuple[Recording, str | None]]:
+    """Up to three recordings with their URLs (None when too long to link)."""
+    found = []
+    for recording in enrichment.recordings[:MAX_RECORDINGS]:
+        raw = links.recording(event.project_id, recording.session_id)
+        found.append((recording, safe_url(raw, _LINK_URL_CHARS)))
+    return found
+
+
+def _recordings(recordings: Sequence[tuple[Recording, str | None]]) -> dict[str, Any] | None:
+    if not recordings:
+        return None
+    lines = ["*Session recordings*"]
+    for number, (recording, url) in enumerate(recordings, 1):
+        text = one_line(recording.text or "")
+        label = escape_truncate(text, _RECORDING_CHARS) if text else f"Recording {number}"
+        lines.append(f"• {link(url, label)}")
+    return lines_section(lines)
+
+
+def _context(event: Event, rules: Sequence[str]) -> list[str]:
+    elements = [f"Project {event.project_id}", *_rules_context(rules)]
+    elements.append(f"Report {escape_truncate(one_line(event.report.id), 80)}")
+    return elements
+
+
+def _rules_context(rules: Sequence[str]) -> list[str]:
+    if not rules:
+        return []
+    names = ", ".join(one_line(r) for r in rules)
+    noun = "Rule" if len(rules) == 1 else "Rules"
+    return [f"{noun}: {escape_truncate(names, _CONTEXT_CHARS)}"]
+
+
+def _buttons(
+    url: str | None, recordings: Sequence[tuple[Recording, str | None]]
+) -> dict[str, Any] | None:
+    """ "Open report" (primary) and "Watch recording" (the first linkable recording)."""
+    first = next((u for _, u in recordings if u is not None), None)
+    wanted = (("Open report", url, "open_report"), ("Watch recording", first, "watch_recording"))
+    buttons = [
+        {"type": "button", "text": plain(truncate(text, MAX_BUTTON_TEXT)), "url": u, "action_id": a}
+        for text, u, a in wanted
+        if u is not None
     ]
-    if report.relevant_user_count is not None:
-        fields.append(
-            _field("Users", _numeric(event, "relevant_user_count", report.relevant_user_count))
+    if url is not None:
+        buttons[0]["style"] = "primary"
+    return {"type": "actions", "elements": buttons} if buttons else None
+
+
+# -- the thread reply ------------------------------------------------------------------------
+
+
+def _change_lines(event: Event) -> list[str]:
+    """``🟡 in_progress → 🟢 *ready*`` and ``weight 1.2 → 2.4, signals 3 → 5`` (escaped)."""
+    report = event.report
+    if event.type is EventType.REMOVED:
+        return [f"{_REMOVED_EMOJI} *Removed from PostHog* (last status {coloured(report.status)})"]
+    lines = []
+    if event.type is EventType.NEW:
+        lines.append(
+            f"*New signal report* · {status_colour(report.status)} *{status_word(report.status)}*"
         )
-    if report.artefact_count is not None:
-        fields.append(_field("Artefacts", _numeric(event, "artefact_count", report.artefact_count)))
-    if report.priority:
-        fields.append(_field("Priority", _numeric(event, "priority", report.priority)))
-    if report.actionability:
-        pretty = report.actionability.replace("_", " ")
-        fields.append(_field("Actionability", _numeric(event, "actionability", pretty)))
-    return fields[:MAX_FIELDS]
-
-
-def _context(event: Event, rules: Sequence[str]) -> list[dict[str, Any]]:
-    elements = [_mrkdwn(f"Project {event.project_id}")]
-    if rules:
-        names = ", ".join(one_line(r) for r in rules)
-        noun = "Rule" if len(rules) == 1 else "Rules"
-        elements.append(_mrkdwn(f"{noun}: {escape_truncate(names, _CONTEXT_CHARS)}"))
-    elements.append(_mrkdwn(f"Report {escape_truncate(one_line(event.report.id), 80)}"))
-    return elements[:MAX_CONTEXT_ELEMENTS]
-
-
-def _button(url: str) -> dict[str, Any]:
-    button = {
-        "type": "button",
-        "text": _plain(truncate("Open report", MAX_BUTTON_TEXT)),
-        "url": url,
-        "action_id": "open_report",
-    }
-    return {"type": "actions", "elements": [button]}
+    elif event.type is EventType.STATUS_CHANGED:
+        before, after = status_change(event)
+        if after == "resolved":
+            lines.append(f"*Resolved* ✅ (was {coloured(before)})")
+        else:
+            lines.append(f"{coloured(before)} → {status_colour(after)} *{status_word(after)}*")
+    others = describe_changes({k: v for k, v in event.changes.items() if k != "status"})
+    if others:
+        lines.append(escape_truncate(others, _HEADLINE_CHARS))
+    return lines or ["Updated"]

@@ -30,6 +30,22 @@ STATUS_EMOJI: Final[Mapping[str, str]] = {
     "removed": "🗑️",
 }
 
+#: The colour emoji a Slack message shows next to a status word (one vocabulary for Slack:
+#: the card, its thread replies and digests). Unknown statuses get ``UNKNOWN_COLOUR``.
+STATUS_COLOUR: Final[Mapping[str, str]] = {
+    "potential": "⚪",
+    "candidate": "🔵",
+    "in_progress": "🟡",
+    "pending_input": "🟣",
+    "ready": "🟢",
+    "resolved": "✅",
+    "failed": "🔴",
+    "suppressed": "⚫",
+    "deleted": "🗑️",
+    "removed": "🗑️",
+}
+UNKNOWN_COLOUR: Final = "🔘"
+
 #: Short human names for the tracked fields, as the headlines and field lists show them.
 FIELD_LABELS: Final[Mapping[str, str]] = {
     "total_weight": "weight",
@@ -54,6 +70,11 @@ def status_emoji(status: str) -> str:
     return STATUS_EMOJI.get(status, NEUTRAL_EMOJI)
 
 
+def status_colour(status: str) -> str:
+    """The colour emoji for a status in Slack; unknown statuses get ``UNKNOWN_COLOUR``."""
+    return STATUS_COLOUR.get(status, UNKNOWN_COLOUR)
+
+
 def event_status(event: Event) -> str:
     """The status to show: the report's, or ``removed`` once PostHog no longer lists it."""
     return "removed" if event.type is EventType.REMOVED else event.report.status
@@ -62,6 +83,11 @@ def event_status(event: Event) -> str:
 def event_emoji(event: Event) -> str:
     """The emoji that leads every rendering of the event."""
     return status_emoji(event_status(event))
+
+
+def event_colour(event: Event) -> str:
+    """The colour emoji of the status the event leaves the report in (Slack)."""
+    return status_colour(event_status(event))
 
 
 def title_of(report: Report) -> str:
