@@ -45,7 +45,9 @@ class _Bucket:
         """Seconds until a token is available (0 if one is)."""
         self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
         self.at = now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        if self.tokens >= 1 - 1e-9:  # refills are float sums: 30 × (1/30) may be 0.999…
+            return 0.0
+        return (1 - self.tokens) / self.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +69,16 @@ class RequestBudget:
         cancel: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_wait: Callable[[float], None] | None = None,
+        wait: Callable[[threading.Condition, float], object] | None = None,
     ) -> None:
+        """``clock`` and ``wait`` (how a waiting request waits on the lock's condition, at most
+        the seconds given) are replaceable so that tests can run on a simulated clock."""
         self.per_minute = per_minute
         self.per_hour = per_hour
         self._clock = clock
         self._cancel = cancel or threading.Event()
         self._on_wait = on_wait or (lambda _seconds: None)
+        self._wait = wait or (lambda cond, seconds: cond.wait(seconds))
         now = clock()
         self._buckets = (_Bucket(per_minute, 60.0, now), _Bucket(per_hour, 3600.0, now))
         self._cond = threading.Condition()
@@ -111,7 +117,7 @@ class RequestBudget:
                         break
                     if deadline is not None and now + (wait if head else 0.0) > deadline:
                         raise self._over_budget(project_id, now - started)
-                    self._cond.wait(timeout=min(wait, 1.0))
+                    self._wait(self._cond, min(wait, 1.0))
             finally:
                 if ticket in self._queue:
                     self._queue.remove(ticket)

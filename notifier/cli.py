@@ -18,6 +18,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from notifier import __version__, logs
+from notifier.budget import expected_requests_per_hour
 from notifier.config import load_config
 from notifier.daemon import Notifier
 from notifier.errors import ConfigError, NotifierError, SinkError, SourceError, StateError
@@ -147,6 +148,7 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
         f"PostHog  {ph.host}, projects {', '.join(map(str, ph.project_ids))}, "
         f"api_path {ph.api_path}, page_size {ph.page_size}, every {settings.poll.interval:g}s\n"
     )
+    out.write(_requests_line(settings))
     out.write(f"State    {settings.state.path} (first_run: {settings.first_run})\n")
     out.write(f"Sinks    {len(settings.sinks)}\n")
     for name, sink in settings.sinks.items():
@@ -166,6 +168,30 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     for warning in settings.warnings:
         out.write(f"warning: {warning}\n")
     return EXIT_OK
+
+
+def _requests_line(settings: Settings) -> str:
+    """What the configuration costs in PostHog requests, against the key's budget."""
+    ph, poll = settings.posthog, settings.poll
+    expected = expected_requests_per_hour(settings)
+    if expected.quiet_cycles:
+        how = (
+            f"{expected.quiet_cycles:,} incremental cycles × 1 request + {expected.full_listings:,}"
+            f" for full listings every {format_span(poll.full_sync_every)}"
+        )
+    else:
+        how = "every cycle is a full listing (poll.full_sync_every ≤ poll.interval)"
+    verdict = (
+        "fits"
+        if expected.fits(settings)
+        else "does NOT fit: projects will be polled less often than poll.interval"
+    )
+    return (
+        f"Requests ~{expected.per_hour:,}/hour when nothing changes, assuming "
+        f"{expected.reports_assumed:,} reports per project: {how}\n"
+        f"         (+1 per {ph.page_size:,} changed reports); budget {ph.requests_per_hour:,}/hour"
+        f", {ph.requests_per_minute:,}/minute: {verdict}\n"
+    )
 
 
 def preview(sink: SinkSettings, event: Event, rules: tuple[str, ...], links: Links) -> str:

@@ -1,0 +1,336 @@
+"""Incremental polling and its reconciliation, request counts per cycle, the schema upgrade,
+concurrency between projects, and what `check` says about requests. Real notifier, real fake
+PostHog over TCP, real SQLite."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifier.cli import cmd_check
+from notifier.daemon import Notifier
+from notifier.models import EventType
+from notifier.pipeline import CyclePlan
+from notifier.settings import Settings
+from notifier.simulator import FakePostHog
+from notifier.store import Store
+from tests.conftest import PROJECT
+from tests.helpers import wait_for
+
+OTHER = 7
+RULES = "- {name: all, match: {}, sinks: [out]}"
+CONSOLE = "out: {type: console}"
+
+
+@pytest.fixture
+def notifier(
+    make_config: Callable[..., Path], load: Callable[[Path], Settings]
+) -> Iterator[Callable[..., Notifier]]:
+    """A Notifier built from make_config(**config), closed afterwards."""
+    opened: list[Notifier] = []
+
+    def make(**config: Any) -> Notifier:
+        config.setdefault("posthog_extra", "page_size: 100")
+        built = Notifier(load(make_config(**config)))
+        opened.append(built)
+        return built
+
+    yield make
+    for built in opened:
+        built.close()
+
+
+def poll(notifier: Notifier, project_id: int = PROJECT) -> CyclePlan:
+    plan = notifier.poll(project_id)
+    assert plan is not None, notifier.health[project_id].last_error
+    return plan
+
+
+def listings(posthog: FakePostHog, since: int) -> list[dict[str, str]]:
+    """The queries of the listing requests PostHog received from request number ``since``."""
+    return [r.query for r in posthog.requests[since:] if r.path.endswith("reports/")]
+
+
+def full_sync_due(notifier: Notifier, project_id: int = PROJECT) -> None:
+    """Pretend the last full listing ran two hours ago (the clock is the database's)."""
+    with sqlite3.connect(notifier.settings.state.path) as conn:
+        conn.execute(
+            "UPDATE projects SET full_sync_at = full_sync_at - 7200 WHERE project_id = ?",
+            (project_id,),
+        )
+
+
+def kinds(plan: CyclePlan) -> set[tuple[str, str]]:
+    return {(e.type.value, e.report.id) for e in plan.events}
+
+
+def test_steady_state_requests_per_cycle(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """1,000 reports at page size 100: the first cycle lists all 10 pages; a quiet cycle costs
+    ONE request; 150 changed reports cost two pages; a due full listing all 10 again. Counted
+    by the server, not only by the client."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(1000)]
+    run = notifier(poll_extra="overlap: 10s")
+    start = len(posthog.requests)
+    first = poll(run)
+    assert (first.requests, first.incremental) == (10, False)
+    assert len(listings(posthog, start)) == 10
+    for _ in range(3):
+        start = len(posthog.requests)
+        quiet = poll(run)
+        assert (quiet.requests, quiet.incremental, quiet.events) == (1, True, ())
+        assert listings(posthog, start) == [
+            {"limit": "100", "ordering": "-updated_at,id", "offset": "0"}
+        ]
+    for report in reports[:150]:
+        posthog.update_report(PROJECT, report["id"], total_weight=9.5)
+    start = len(posthog.requests)
+    changed = poll(run)
+    assert (changed.requests, changed.incremental) == (2, True)
+    assert len(changed.events) == 150
+    assert len(posthog.requests) - start == 2
+    full_sync_due(run)
+    reconciled = poll(run)
+    assert (reconciled.requests, reconciled.incremental, reconciled.events) == (10, False, ())
+
+
+def test_incremental_cycles_find_changes_and_full_listings_find_removals(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """New, status_changed and updated are seen by the next (incremental) cycle; a deleted or
+    suppressed report leaves the default listing silently, so only the next full listing can
+    tell: removed (PostHog answers 404) and status_changed (it is still there)."""
+    # 150 reports ~1 s apart at page size 100: one page reaches past the overlap (60 s)
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(150)]
+    run = notifier()
+    poll(run)
+    new = posthog.add_report(PROJECT, title="new")
+    posthog.update_report(PROJECT, reports[0]["id"], status="resolved")
+    posthog.update_report(PROJECT, reports[1]["id"], title="renamed")
+    posthog.delete_report(PROJECT, reports[2]["id"])
+    posthog.update_report(PROJECT, reports[3]["id"], status="suppressed")
+    plan = poll(run)
+    assert plan.incremental
+    assert kinds(plan) == {
+        ("new", new["id"]),
+        ("status_changed", reports[0]["id"]),
+        ("updated", reports[1]["id"]),
+    }
+    assert poll(run).events == ()
+    full_sync_due(run)
+    plan = poll(run)
+    assert not plan.incremental
+    assert kinds(plan) == {("removed", reports[2]["id"]), ("status_changed", reports[3]["id"])}
+    assert plan.missed == 0  # both changes left the listing: no listing could have shown them
+
+
+def test_a_change_older_than_the_overlap_is_caught_by_the_full_listing_and_counted(
+    posthog: FakePostHog, notifier: Callable[..., Notifier], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A change PostHog made without moving updated_at is invisible to incremental listings;
+    the full listing delivers it, counts it in notifier_missed_events_total and says so."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(150)]
+    run = notifier()
+    poll(run)
+    old = reports[0]["updated_at"]
+    posthog.update_report(PROJECT, reports[0]["id"], title="silently renamed", updated_at=old)
+    assert poll(run).events == ()
+    full_sync_due(run)
+    with caplog.at_level(logging.WARNING, logger="notifier.daemon"):
+        plan = poll(run)
+    assert [(e.type, e.report.title) for e in plan.events] == [
+        (EventType.UPDATED, "silently renamed")
+    ]
+    assert plan.missed == 1
+    metrics = run.metrics.render()[0].decode()
+    assert f'notifier_missed_events_total{{project_id="{PROJECT}"}} 1.0' in metrics
+    assert f'notifier_listings_total{{kind="incremental",project_id="{PROJECT}"}} 1.0' in metrics
+    assert any("incremental listings missed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_late_commit_within_the_overlap_is_seen_incrementally(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """An update whose updated_at is a little older than the high-water mark (PostHog committed
+    it late) is still within the overlap: the next incremental cycle reports it."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(150)]
+    run = notifier()
+    poll(run)
+    newest = reports[-1]["updated_at"]  # the high-water mark: 150 reports ~1 s apart
+    late = reports[-30]["updated_at"]  # ~30 s before it
+    assert late < newest
+    posthog.update_report(PROJECT, reports[5]["id"], status="in_progress", updated_at=late)
+    plan = poll(run)
+    assert plan.incremental
+    assert kinds(plan) == {("status_changed", reports[5]["id"])}
+    full_sync_due(run)
+    assert poll(run).missed == 0
+
+
+def test_changes_while_paging_are_all_reported_within_two_cycles(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """Reports updated between two pages of an incremental listing jump to its front, unseen
+    by this cycle: the next one reports them, nothing is reported twice, nothing removed."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(400)]
+    run = notifier(poll_extra="overlap: 10s")
+    poll(run)
+    for report in reports[:150]:  # two pages of changes
+        posthog.update_report(PROJECT, report["id"], total_weight=3.0)
+    during = [r["id"] for r in reports[300:305]]
+
+    def churn(project_id: int, offset: int) -> None:
+        if offset == 100:
+            posthog.on_list_page = None
+            for rid in during:
+                posthog.update_report(project_id, rid, status="in_progress")
+
+    posthog.on_list_page = churn
+    first = poll(run)
+    second = poll(run)
+    assert first.incremental
+    assert second.incremental
+    seen = [(e.type.value, e.report.id) for e in first.events + second.events]
+    assert len(seen) == len(set(seen)) == 155
+    assert {rid for kind, rid in seen if kind == "status_changed"} == set(during)
+    assert {kind for kind, _ in seen} == {"updated", "status_changed"}
+
+
+def test_a_server_that_ignores_the_ordering_gets_full_listings_and_one_info(
+    posthog: FakePostHog, notifier: Callable[..., Notifier], caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostHog V1 orders by weight whatever is asked: the first incremental attempt sees it
+    (one request), lists in full in the same cycle, says so once at INFO, and never tries
+    again; changes are still found."""
+    posthog.api_version = 1
+    reports = [posthog.add_report(PROJECT, total_weight=float(i % 7)) for i in range(30)]
+    run = notifier()
+    poll(run)
+    posthog.update_report(PROJECT, reports[3]["id"], title="renamed")
+    with caplog.at_level(logging.INFO, logger="notifier.source"):
+        start = len(posthog.requests)
+        plan = poll(run)
+        assert kinds(plan) == {("updated", reports[3]["id"])}
+        assert not plan.incremental
+        assert [q["ordering"] for q in listings(posthog, start)] == [
+            "-updated_at,id",
+            "created_at,id",
+        ]
+        for _ in range(2):
+            start = len(posthog.requests)
+            poll(run)
+            assert [q["ordering"] for q in listings(posthog, start)] == ["created_at,id"]
+    infos = [r.getMessage() for r in caplog.records if "does not honour" in r.getMessage()]
+    assert len(infos) == 1
+    assert "full listings" in infos[0]
+
+
+def test_every_start_begins_with_a_full_listing(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """A restart within full_sync_every still lists everything first: a report deleted while
+    the notifier was down is `removed` by the first cycle after the restart."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(5)]
+    first = notifier()
+    poll(first)
+    assert poll(first).incremental
+    first.close()
+    posthog.delete_report(PROJECT, reports[1]["id"])
+    again = notifier()
+    plan = poll(again)
+    assert not plan.incremental
+    assert kinds(plan) == {("removed", reports[1]["id"])}
+    assert poll(again).incremental
+
+
+def test_a_schema_1_state_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A state file written before incremental polling keeps its snapshot: the status column
+    is filled from the stored reports, the high-water mark starts empty (a full listing)."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE projects (project_id INTEGER PRIMARY KEY, baselined_at REAL NOT NULL,
+                last_success_at REAL);
+            CREATE TABLE reports (project_id INTEGER NOT NULL, report_id TEXT NOT NULL,
+                version TEXT NOT NULL, listed INTEGER NOT NULL, data TEXT NOT NULL,
+                PRIMARY KEY (project_id, report_id));
+            INSERT INTO projects VALUES (4242, 1.0, 2.0);
+            INSERT INTO reports VALUES (4242, 'a', 'v', 1, '{"id": "a", "status": "ready"}');
+            INSERT INTO reports VALUES (4242, 'b', 'v', 1, '{"id": "b", "status": "ready"}');
+            INSERT INTO reports VALUES (4242, 'c', 'v', 0, '{"id": "c", "status": "suppressed"}');
+            PRAGMA user_version = 1;
+            """
+        )
+    store = Store(path)
+    try:
+        assert store.status_counts(4242) == {"ready": 2}
+        state = store.project_state(4242)
+        assert (state.baselined, state.high_water, state.full_sync_at) == (True, None, None)
+        assert set(store.snapshot(4242)) == {"a", "b", "c"}
+        assert store.integrity_check() == "ok"
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_a_slow_project_does_not_delay_the_others(
+    posthog: FakePostHog,
+    make_config: Callable[..., Path],
+    load: Callable[[Path], Settings],
+) -> None:
+    """Projects are polled concurrently: while one project's listing hangs (PostHog holds the
+    request), the other keeps completing cycles."""
+    posthog.add_project(OTHER)
+    posthog.add_report(PROJECT)
+    posthog.add_report(OTHER)
+    posthog.stall_next(8, path_contains=f"/projects/{PROJECT}/")
+    settings = load(make_config(project_ids=(PROJECT, OTHER)))
+    settings = replace(settings, posthog=replace(settings.posthog, timeout=60))
+    cycles: dict[int, int] = {PROJECT: 0, OTHER: 0}
+    lock = threading.Lock()
+
+    def counted(project_id: int, plan: CyclePlan | None) -> None:
+        with lock:
+            cycles[project_id] += 1
+
+    run = Notifier(settings, after_cycle=counted)
+    stop = threading.Event()
+    thread = threading.Thread(target=run.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: cycles[OTHER] >= 3, 20, "three cycles of the other project")
+        assert cycles[PROJECT] == 0  # still inside its first, held, request
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+        run.close()
+
+
+def test_check_prints_the_expected_requests_per_hour(
+    make_config: Callable[..., Path], load: Callable[[Path], Settings]
+) -> None:
+    """`check` says what the configuration costs in requests and whether the budget holds it."""
+    path = make_config(
+        project_ids=(PROJECT, OTHER),
+        posthog_extra="requests_per_hour: 100",
+        poll_extra="full_sync_every: 30m",
+    )
+    out = io.StringIO()
+    assert cmd_check(load(path), out) == 0
+    text = out.getvalue()
+    # 2 projects × 3,600 cycles an hour (1 s interval): 4 of them full listings of 1 page
+    assert "Requests ~7,200/hour when nothing changes" in text
+    assert "7,196 incremental cycles × 1 request + 4 for full listings every 30 min" in text
+    assert "budget 100/hour" in text
+    assert "does NOT fit" in text
