@@ -189,6 +189,32 @@ class Report:
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A session recording an artefact (``video_segment``) points at, with what it shows."""
+
+    session_id: str
+    text: str | None = None  # the segment's description, untrusted text
+    start_time: str | None = None
+    end_time: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    """What a report's artefacts add to its message (opt-in per sink: ``enrich: [artefacts]``).
+
+    Empty when the sink does not ask for it or fetching the artefacts failed: a message never
+    waits for, nor fails because of, its enrichment.
+    """
+
+    recordings: tuple[Recording, ...] = ()  # at most three, newest first
+    priority_explanation: str | None = None  # of the latest priority_judgment
+    actionability_explanation: str | None = None  # of the latest actionability_judgment
+
+
+NO_ENRICHMENT: Final = Enrichment()
+
+
 class EventType(StrEnum):
     """What happened to a report between two complete listings."""
 
@@ -218,6 +244,9 @@ class Event:
     report: Report
     previous: Report | None
     changes: Changes
+    #: What the report's artefacts add (only for sinks with ``enrich: [artefacts]``); not part
+    #: of the event's identity.
+    enrichment: Enrichment = field(default_factory=lambda: NO_ENRICHMENT, compare=False)
 
     @classmethod
     def create(
@@ -410,29 +439,3 @@ class Links:
     def recording(self, project_id: int, session_id: str) -> str:
         """A session recording."""
         return f"{self.host.rstrip('/')}/project/{project_id}/replay/{session_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Recording:
-    """A session recording an artefact (``video_segment``) points at, with what it shows."""
-
-    session_id: str
-    text: str | None = None  # the segment's description, untrusted text
-    start_time: str | None = None
-    end_time: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Enrichment:
-    """What a report's artefacts add to its message (opt-in per sink: ``enrich: [artefacts]``).
-
-    Empty when the sink does not ask for it or fetching the artefacts failed: a message never
-    waits for, nor fails because of, its enrichment.
-    """
-
-    recordings: tuple[Recording, ...] = ()  # at most three, newest first
-    priority_explanation: str | None = None  # of the latest priority_judgment
-    actionability_explanation: str | None = None  # of the latest actionability_judgment
-
-
-NO_ENRICHMENT: Final = Enrichment()

@@ -25,6 +25,7 @@ from typing import Any, Final
 import regex
 
 from notifier.models import MISSING, Event, EventType, Report
+from notifier.templates import CompiledTemplates
 
 DEFAULT_EVENTS: Final = frozenset({EventType.NEW, EventType.STATUS_CHANGED})
 
@@ -84,6 +85,8 @@ class Rule:
     match: Match
     sinks: tuple[str, ...]
     stop: bool = False
+    reply_broadcast: bool = False  # Slack threads: replies for this rule also go to the channel
+    templates: CompiledTemplates | None = None  # overrides the sink's (and the default) text
 
 
 @dataclass(frozen=True, slots=True)

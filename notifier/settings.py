@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from notifier.rules import Rule
+from notifier.templates import CompiledTemplates
 
 ApiPath = Literal["auto", "signal_reports", "signals/reports"]
 FirstRun = Literal["baseline", "notify"]
@@ -118,6 +119,9 @@ class SlackSinkSettings:
     api_url: str = "https://slack.com/api/"
     timeout: float = 15.0
     type: Literal["slack"] = "slack"
+    digest_after: int = 5  # more events than this in one drain: one digest message (0: never)
+    enrich: tuple[str, ...] = ()  # ("artefacts",): recordings and judgments in the message
+    templates: CompiledTemplates | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,9 @@ class SlackWebhookSinkSettings:
     url: str = field(repr=False)
     timeout: float = 15.0
     type: Literal["slack_webhook"] = "slack_webhook"
+    digest_after: int = 5
+    enrich: tuple[str, ...] = ()
+    templates: CompiledTemplates | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +147,9 @@ class WebhookSinkSettings:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     timeout: float = 10.0
     type: Literal["webhook"] = "webhook"
+    batch: bool = False  # more than digest_after events: one signal_report.batch payload
+    digest_after: int = 5
+    enrich: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
