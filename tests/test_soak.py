@@ -70,13 +70,24 @@ def test_soak(
     """2,000 cycles with churn: memory, fds and state size flat; every change notified."""
     rng = random.Random(2026)
     rules = "- {name: all, match: {event: [new, status_changed, updated, removed]}, sinks: [hook]}"
-    settings = load(make_config(rules=rules, posthog_extra="page_size: 100"))
+    # Incremental cycles with a full listing every 2 s (every few dozen cycles); the budget is
+    # lifted: the soak makes thousands of requests a minute on purpose.
+    settings = load(
+        make_config(
+            rules=rules,
+            posthog_extra="page_size: 100\nrequests_per_minute: 1000000\n"
+            "requests_per_hour: 100000000",
+            poll_extra="full_sync_every: 2s",
+        )
+    )
     settings = replace(settings, delivery=replace(settings.delivery, keep_delivered=0.0))
     live = [posthog.add_report(PROJECT, status=rng.choice(STATUSES))["id"] for _ in range(150)]
     notifier = Notifier(settings, sinks=None)
     expected: Counter[tuple[str, str]] = Counter()
     delivered: Counter[tuple[str, str]] = Counter()
     samples: list[tuple[int, int, int, int, int]] = []
+    kinds: Counter[bool] = Counter()  # cycles by incremental (True) or full (False) listing
+    missed = 0
     db = tmp_path / "state.db"
     started = time.monotonic()
     try:
@@ -108,7 +119,13 @@ def test_soak(
                         )
                         expected["updated", rid] += 1
                     touched.add(rid)
-            assert notifier.poll(PROJECT) is not None, f"cycle {cycle} failed"
+            if cycle == CYCLES:  # the last cycle is a full listing: it sees every removal
+                with closing(sqlite3.connect(db)) as conn, conn:
+                    conn.execute("UPDATE projects SET full_sync_at = 0")
+            plan = notifier.poll(PROJECT)
+            assert plan is not None, f"cycle {cycle} failed"
+            kinds[plan.incremental] += 1
+            missed += plan.missed
             notifier.drain_all()
             for hook in receiver.received:
                 body = hook.json()
@@ -132,7 +149,10 @@ def test_soak(
     for cycle, rss, fd, size, wal in samples:
         print(f"{cycle:>6} {rss:>9} {fd:>5} {size:>12} {wal:>10}")
 
+    print(f"listings: {kinds[True]} incremental, {kinds[False]} full; {missed} missed events")
     assert delivered == expected, "every change notified exactly once"
+    assert kinds[True] > kinds[False] > 2, "both kinds of listing ran"
+    assert missed == 0, "no change was left to the full listings"
     warm = next(s for s in samples if s[0] == WARM_UP)
     peak_rss = max(s[1] for s in samples if s[0] >= WARM_UP)
     peak_fds = max(s[2] for s in samples if s[0] >= WARM_UP)
