@@ -132,7 +132,7 @@ class Metrics:
         )
         self.reports = Gauge(
             "notifier_reports",
-            "Signal reports in the project's latest successful listing, by status",
+            "Listed signal reports of the project by status, as of its latest successful cycle",
             ["project_id", "status"],
             registry=registry,
         )
