@@ -1,22 +1,40 @@
-"""PostHog's response bodies, read purely: bytes → JSON value → ``Page`` or ``Report``.
+"""PostHog's response bodies, read purely: bytes → JSON value → ``Page``, ``Report`` or
+``Enrichment``.
 
 ``decode_json`` turns bytes into a JSON value, ``parse_page`` a JSON value into a ``Page``,
-``parse_retrieved`` into the ``Report`` asked for. Whatever the input, each returns or raises
-``SourceError``, never anything else (the tests fuzz them); ``parse_report``, for one item,
-raises only ``ValueError``. No I/O here: ``notifier.source`` does the HTTP.
+``parse_retrieved`` into the ``Report`` asked for, ``parse_artefact_page`` into an
+``ArtefactPage``. Whatever the input, each returns or raises ``SourceError``, never anything else
+(the tests fuzz them); ``parse_report``, for one item, raises only ``ValueError``;
+``parse_enrichment`` reads any artefacts into an ``Enrichment`` and never raises. No I/O here:
+``notifier.source`` does the HTTP.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from notifier.errors import SourceError, SourceErrorKind
-from notifier.models import Report, item_version
+from notifier.models import NO_ENRICHMENT, Enrichment, Recording, Report, item_version
 
 _SKIP_REASON_CHARS: Final = 200
+
+#: Recordings a message shows at most (newest first).
+MAX_RECORDINGS: Final = 3
+#: Untrusted text kept from an artefact (a segment's description, a judgment's explanation):
+#: renderers cut it shorter; this bounds what the outbox stores.
+ARTEFACT_TEXT_CHARS: Final = 1000
+_TIME_CHARS: Final = 64
+#: A session id goes into a URL path (``/replay/{session_id}``): PostHog's are UUIDs; anything
+#: that is not a short run of unreserved URL characters is not used.
+_SESSION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}", re.ASCII)
+VIDEO_SEGMENT: Final = "video_segment"
+PRIORITY_JUDGMENT: Final = "priority_judgment"
+ACTIONABILITY_JUDGMENT: Final = "actionability_judgment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +186,128 @@ def parse_retrieved(body: Any, project_id: int, report_id: str) -> Report:
             project_id, f"fetching report {report_id} answered with report {report.id[:100]}"
         )
     return report
+
+
+# ------------------------------------------------------------------------------ artefacts
+
+
+@dataclass(frozen=True, slots=True)
+class ArtefactPage:
+    """One answer of a report's artefacts endpoint: its items as served (any JSON values,
+    newest first) and whether there is more (V4+ pages; V1–V3 answer everything at once)."""
+
+    items: tuple[Any, ...]
+    has_next: bool
+
+
+def parse_artefact_page(body: Any, project_id: int, report_id: str) -> ArtefactPage:
+    """An artefacts answer (``{"results": [...], "count": n}``, plus ``next`` from V4) as an
+    ``ArtefactPage``; ``SourceError`` when it is not one. Items are not read here."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("results"), list):
+        raise invalid(
+            project_id,
+            f"the artefacts of report {report_id[:100]} are not a JSON object with a "
+            "'results' list",
+        )
+    return ArtefactPage(items=tuple(body["results"]), has_next=bool(body.get("next")))
+
+
+def _text(value: Any, limit: int = ARTEFACT_TEXT_CHARS) -> str | None:
+    """A non-empty string, trimmed and bounded (an ellipsis marks the cut); else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text or None
+
+
+def _time(value: Any) -> str | None:
+    """A segment's start or end as PostHog sent it: a timestamp, or a finite number of
+    seconds; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return str(value) if abs(value) < 1e15 else None  # also rules out inf and nan
+    return _text(value, _TIME_CHARS)
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _typed(items: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(type, content)`` of the items an enrichment reads, newest first: in the order served
+    (PostHog serves artefacts newest first), or by ``created_at`` when every one has a readable
+    one. A content that is not an object reads as ``{}`` (what PostHog sends for unparseable
+    content)."""
+    wanted = (VIDEO_SEGMENT, PRIORITY_JUDGMENT, ACTIONABILITY_JUDGMENT)
+    found: list[tuple[datetime | None, str, Mapping[str, Any]]] = []
+    for item in items:
+        if not isinstance(item, Mapping) or item.get("type") not in wanted:
+            continue
+        content = item.get("content")
+        found.append(
+            (
+                _moment(item.get("created_at")),
+                item["type"],
+                content if isinstance(content, Mapping) else {},
+            )
+        )
+    if found and all(moment is not None for moment, _, _ in found):
+        found.sort(key=lambda f: f[0] or datetime.min.replace(tzinfo=UTC), reverse=True)
+    return [(kind, content) for _, kind, content in found]
+
+
+def parse_enrichment(items: Iterable[Any]) -> Enrichment:
+    """What a report's artefacts add to its message: up to ``MAX_RECORDINGS`` recordings of
+    distinct sessions, newest first (``video_segment`` items whose ``session_id`` is a usable
+    id; ``text`` is the segment's own ``content`` description, trimmed), and the explanation of
+    the latest ``priority_judgment`` and the latest ``actionability_judgment`` (None when that
+    latest one has none: an older one may explain another verdict).
+
+    Any JSON values at all: unknown types, missing fields, ``content`` ``{}`` are skipped or
+    read as absent; never raises.
+    """
+    recordings: list[Recording] = []
+    sessions: set[str] = set()
+    explanations: dict[str, str | None] = {}
+    for kind, content in _typed(items):
+        if kind != VIDEO_SEGMENT:
+            explanations.setdefault(kind, _text(content.get("explanation")))
+            continue
+        session = content.get("session_id")
+        if len(recordings) >= MAX_RECORDINGS or not isinstance(session, str):
+            continue
+        if session in sessions or not _SESSION_ID.fullmatch(session):
+            continue
+        sessions.add(session)
+        recordings.append(
+            Recording(
+                session_id=session,
+                text=_text(content.get("content")),
+                start_time=_time(content.get("start_time")),
+                end_time=_time(content.get("end_time")),
+            )
+        )
+    enrichment = Enrichment(
+        recordings=tuple(recordings),
+        priority_explanation=explanations.get(PRIORITY_JUDGMENT),
+        actionability_explanation=explanations.get(ACTIONABILITY_JUDGMENT),
+    )
+    return NO_ENRICHMENT if enrichment == NO_ENRICHMENT else enrichment
+
+
+def artefacts_suffice(items: Sequence[Any]) -> bool:
+    """Whether older artefacts could add nothing: ``MAX_RECORDINGS`` recordings and a latest
+    judgment of each kind are already among ``items``."""
+    kinds = {kind for kind, _ in _typed(items)}
+    if not {PRIORITY_JUDGMENT, ACTIONABILITY_JUDGMENT} <= kinds:
+        return False
+    return len(parse_enrichment(items).recordings) >= MAX_RECORDINGS

@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier.budget import RequestBudget
 from notifier.delivery import Deliverer, DrainResult
+from notifier.enrich import WINDOW, enrich_plan
 from notifier.errors import SourceError, SourceErrorKind, StateError
 from notifier.health import (
     HealthServer,
@@ -141,6 +142,7 @@ class Notifier:
         )
         self.health = {pid: ProjectHealth() for pid in settings.posthog.project_ids}
         self._synced: set[int] = set()  # projects fully listed since this notifier started
+        self.enrich_window = WINDOW  # seconds a cycle may spend fetching artefacts
         self._after_cycle = after_cycle
         # -- health: set by run(); the heartbeat file is read by `notifier healthcheck`
         self.heartbeat_path = heartbeat_path(settings.state.path)
@@ -202,6 +204,13 @@ class Notifier:
                     self.settings.poll.full_sync_every if project_id in self._synced else 0.0
                 ),
                 overlap=self.settings.poll.overlap,
+            )
+            plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
+                plan,
+                self.source,
+                self.settings.sinks,
+                deadline=started + self.deadline_seconds,
+                window=self.enrich_window,
             )
             added = commit(plan, self.store)
         except (SourceError, StateError) as exc:

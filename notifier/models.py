@@ -198,6 +198,28 @@ class Recording:
     start_time: str | None = None
     end_time: str | None = None
 
+    def to_json(self) -> dict[str, str]:
+        """Plain JSON; fields that are None are left out."""
+        fields = (
+            ("session_id", self.session_id),
+            ("text", self.text),
+            ("start_time", self.start_time),
+            ("end_time", self.end_time),
+        )
+        return {name: value for name, value in fields if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Recording | None:
+        """The inverse of ``to_json``; None when ``data`` has no string ``session_id``."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("session_id"), str):
+            return None
+        return cls(
+            session_id=data["session_id"],
+            text=_as_str(data.get("text")),
+            start_time=_as_str(data.get("start_time")),
+            end_time=_as_str(data.get("end_time")),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Enrichment:
@@ -210,6 +232,33 @@ class Enrichment:
     recordings: tuple[Recording, ...] = ()  # at most three, newest first
     priority_explanation: str | None = None  # of the latest priority_judgment
     actionability_explanation: str | None = None  # of the latest actionability_judgment
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON, as the outbox keeps it inside the event; empty parts are left out (an
+        empty enrichment is ``{}``)."""
+        data: dict[str, Any] = {}
+        if self.recordings:
+            data["recordings"] = [r.to_json() for r in self.recordings]
+        if self.priority_explanation is not None:
+            data["priority_explanation"] = self.priority_explanation
+        if self.actionability_explanation is not None:
+            data["actionability_explanation"] = self.actionability_explanation
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Enrichment:
+        """The inverse of ``to_json``. Never raises: anything unreadable (an older row without
+        it, a hand-edited one) reads as no enrichment, part by part."""
+        if not isinstance(data, Mapping):
+            return NO_ENRICHMENT
+        raw = data.get("recordings")
+        read = (Recording.from_json(r) for r in raw) if isinstance(raw, list) else ()
+        enrichment = cls(
+            recordings=tuple(r for r in read if r is not None),
+            priority_explanation=_as_str(data.get("priority_explanation")),
+            actionability_explanation=_as_str(data.get("actionability_explanation")),
+        )
+        return NO_ENRICHMENT if enrichment == NO_ENRICHMENT else enrichment
 
 
 NO_ENRICHMENT: Final = Enrichment()
@@ -269,8 +318,8 @@ class Event:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON, as stored in the outbox."""
-        return {
+        """Plain JSON, as stored in the outbox (``enrichment`` only when there is one)."""
+        data: dict[str, Any] = {
             "id": self.id,
             "type": self.type.value,
             "project_id": self.project_id,
@@ -278,10 +327,14 @@ class Event:
             "previous": self.previous.to_json() if self.previous is not None else None,
             "changes": {k: [thaw(a), thaw(b)] for k, (a, b) in self.changes.items()},
         }
+        enrichment = self.enrichment.to_json()
+        if enrichment:  # left out when empty: rows stay as they were before enrichment
+            data["enrichment"] = enrichment
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Event:
-        """The inverse of ``to_json``."""
+        """The inverse of ``to_json``; rows written before enrichment existed have none."""
         previous = data.get("previous")
         return cls(
             id=str(data["id"]),
@@ -292,6 +345,7 @@ class Event:
             changes=MappingProxyType(
                 {str(k): (v[0], v[1]) for k, v in dict(data.get("changes") or {}).items()}
             ),
+            enrichment=Enrichment.from_json(data.get("enrichment")),
         )
 
 

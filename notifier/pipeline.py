@@ -48,6 +48,9 @@ class CyclePlan:
     #: Events of a full listing about reports that changed before the previous high-water mark
     #: (minus the overlap): earlier listings missed them. Should stay 0.
     missed: int = 0
+    #: Events given recordings or judgments from their artefacts (``notifier.enrich``, after
+    #: planning; ``plan_cycle`` itself never fetches them, so dry-run stays read-only).
+    enriched: int = 0
 
     @property
     def events(self) -> tuple[Event, ...]:
@@ -64,10 +67,11 @@ class CyclePlan:
         kinds = Counter(e.type.value for e in self.events)
         detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         listing = "incremental listing" if self.incremental else "full listing"
+        enriched = f", {self.enriched} enriched from artefacts" if self.enriched else ""
         return (
             f"project {self.project_id}: {self.reports} reports, {len(self.events)} events"
-            f"{f' ({detail})' if detail else ''}, {added} deliveries queued, {listing}, "
-            f"{self.requests} requests, {seconds:.2f}s"
+            f"{f' ({detail})' if detail else ''}, {added} deliveries queued{enriched}, "
+            f"{listing}, {self.requests} requests, {seconds:.2f}s"
         )
 
 

@@ -1,4 +1,5 @@
-"""The PostHog adapter: list every signal report of a project, retrieve one by id.
+"""The PostHog adapter: list every signal report of a project, retrieve one by id, read the
+first artefacts of one.
 
 Talks to the configured host only. ``next`` links are read as "there is more", never followed:
 behind proxies they name internal hosts, and following them would send the key elsewhere. The
@@ -18,7 +19,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -28,7 +29,15 @@ from urllib.parse import quote
 import httpx
 
 from notifier import __version__
-from notifier.api import Page, decode_json, invalid, parse_page, parse_retrieved
+from notifier.api import (
+    Page,
+    artefacts_suffice,
+    decode_json,
+    invalid,
+    parse_artefact_page,
+    parse_page,
+    parse_retrieved,
+)
 from notifier.budget import RequestBudget
 from notifier.errors import SourceError, SourceErrorKind
 from notifier.models import Report
@@ -48,6 +57,10 @@ MAX_PAGES: Final = 100_000  # a listing that has not ended by then never will
 STALE_PAGES: Final = 3
 #: Statuses PostHog's listing leaves out when no ``status`` filter is given (V2+).
 HIDDEN_BY_DEFAULT: Final = frozenset({"suppressed", "deleted"})
+#: A report's artefacts: items per page (V4+ pages them; V1–V3 ignore it and send all) and
+#: pages read at most. They come newest first, and only the newest few are ever shown.
+ARTEFACT_PAGE_SIZE: Final = 100
+ARTEFACT_PAGES: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,11 @@ class _Gathered:
                     return None
                 self.oldest = moment
         return fresh
+
+
+def _seconds(seconds: float) -> str:
+    """``30s``, ``0.5s``: a timeout as people write it."""
+    return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any] | None:
@@ -288,7 +306,7 @@ class PostHogClient:
             except httpx.TimeoutException as exc:
                 self._on_response("timeout")
                 last = SourceError(
-                    f"project {project_id}: PostHog did not answer within {timeout:.0f}s "
+                    f"project {project_id}: PostHog did not answer within {_seconds(timeout)} "
                     f"({type(exc).__name__})",
                     kind=SourceErrorKind.TRANSIENT,
                     project_id=project_id,
@@ -643,3 +661,39 @@ class PostHogClient:
                 project_id=project_id,
                 status_code=404,
             )
+
+    def artefacts(
+        self,
+        project_id: int,
+        report_id: str,
+        deadline: float | None = None,
+        *,
+        pages: int = ARTEFACT_PAGES,
+        enough: Callable[[Sequence[Any]], bool] = artefacts_suffice,
+    ) -> list[Any]:
+        """A report's newest artefacts, as served (items not read: ``api.parse_enrichment``
+        does that), newest first; ``[]`` when PostHog answers its own 404 for the report.
+
+        V1–V3 answer every artefact at once; V4+ page them like the listing: pages are read
+        until ``enough(items so far)`` says older ones can add nothing, the last page, or
+        ``pages`` pages. Each request takes its turn in the request budget and ends by
+        ``deadline``; any failure raises ``SourceError``.
+        """
+        prefix = self._fixed or self._prefix.get(project_id) or PREFIXES[0]
+        path = self._path(project_id, prefix, quote(report_id, safe="")) + "artefacts/"
+        items: list[Any] = []
+        for number in range(max(1, pages)):
+            params: dict[str, Any] = {"limit": ARTEFACT_PAGE_SIZE}
+            if number:
+                params["offset"] = len(items)
+            response = self._get(path, params, project_id, deadline)
+            if response.status_code == 404:
+                if number:  # the report went away between two pages: keep what was read
+                    break
+                self._check_gone(response, project_id, report_id)
+                return []
+            page = parse_artefact_page(self._decode(response, project_id), project_id, report_id)
+            items.extend(page.items)
+            if not page.has_next or not page.items or enough(items):
+                break
+        return items

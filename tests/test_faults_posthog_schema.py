@@ -1,7 +1,7 @@
 """PostHog sending what the client did not expect: unknown statuses and fields, missing ones,
 nulls, numbers as strings, huge text, unreadable items, doubtful answers to a fetch by id; and a
-Hypothesis fuzz of the body parser (any bytes, any JSON value: parsed, or the project's
-SourceError, never anything else)."""
+Hypothesis fuzz of the body parsers (any bytes, any JSON value: parsed, or the project's
+SourceError, never anything else), artefacts included."""
 
 from __future__ import annotations
 
@@ -16,9 +16,17 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from notifier.api import decode_json, parse_page, parse_retrieved
+from notifier.api import (
+    ARTEFACT_TEXT_CHARS,
+    MAX_RECORDINGS,
+    decode_json,
+    parse_artefact_page,
+    parse_enrichment,
+    parse_page,
+    parse_retrieved,
+)
 from notifier.errors import SourceError, SourceErrorKind
-from notifier.models import Report
+from notifier.models import NO_ENRICHMENT, Enrichment, Event, EventType, Recording, Report
 from notifier.settings import Settings
 from notifier.simulator import PROJECT_NOT_FOUND, FakePostHog
 from tests.conftest import PROJECT
@@ -310,3 +318,267 @@ def test_decode_json_reads_any_bytes_or_raises_the_source_error(content: bytes) 
     if isinstance(value, SourceError):
         _is_project_error(value)
         assert "not JSON" in str(value)
+
+
+_texts = json_values | st.text(max_size=40) | st.just("x" * (ARTEFACT_TEXT_CHARS + 5))
+artefact_content = st.fixed_dictionaries(
+    {},
+    optional={
+        "session_id": st.sampled_from(["s1", "s2", "s3", "s4", "../x", "a b", "", "é"])
+        | st.uuids().map(str)
+        | json_values,
+        "content": _texts,
+        "explanation": _texts,
+        "start_time": json_values,
+        "end_time": json_values,
+    },
+)
+artefact_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": json_values,
+        "type": st.sampled_from(
+            ["video_segment", "priority_judgment", "actionability_judgment", "note", "task_run"]
+        )
+        | json_values,
+        "content": artefact_content | json_values,
+        "created_at": st.sampled_from(
+            ["2026-01-14T09:12:04.100000Z", "2026-01-15T09:00:00Z", "2026-01-15", "", "later"]
+        )
+        | json_values,
+    },
+)
+
+
+def _sound(enrichment: Enrichment) -> None:
+    """What the outbox and the Slack card rely on."""
+    assert len(enrichment.recordings) <= MAX_RECORDINGS
+    sessions = [r.session_id for r in enrichment.recordings]
+    assert len(set(sessions)) == len(sessions)
+    for recording in enrichment.recordings:
+        assert recording.session_id.isascii()
+        assert recording.session_id[0].isalnum()
+        assert not set(recording.session_id) & set("/?#% \n")
+    texts = [r.text for r in enrichment.recordings]
+    texts += [enrichment.priority_explanation, enrichment.actionability_explanation]
+    for text in texts:
+        assert text is None or (text.strip() == text and 0 < len(text) <= ARTEFACT_TEXT_CHARS)
+    assert Enrichment.from_json(json.loads(json.dumps(enrichment.to_json()))) == enrichment
+
+
+@FUZZ
+@given(st.lists(artefact_like | json_values, max_size=8))
+@example([{"type": "video_segment", "content": {}}, {"type": "priority_judgment", "content": []}])
+@example([{"type": "video_segment", "content": {"session_id": "s", "start_time": 1e400}}])
+@example([{"type": "video_segment", "content": {"session_id": "s\n"}}])
+@example([{"type": ["video_segment"]}, {"type": {"a": 1}}])
+def test_parse_enrichment_reads_any_artefacts(items: list[Any]) -> None:
+    """Any JSON values as artefacts: an Enrichment that is sound and survives the outbox,
+    never an exception; nothing at all when no usable segment or judgment is among them."""
+    enrichment = parse_enrichment(items)
+    _sound(enrichment)
+    usable = [
+        i
+        for i in items
+        if isinstance(i, dict)
+        and i.get("type") in ("video_segment", "priority_judgment", "actionability_judgment")
+    ]
+    if not usable:
+        assert enrichment is NO_ENRICHMENT
+
+
+@FUZZ
+@given(page_like | json_values, st.text(max_size=300))
+def test_parse_artefact_page_reads_any_json_value_or_raises_the_source_error(
+    body: Any, report_id: str
+) -> None:
+    """An artefacts answer: its items and whether there is more, or the project's SourceError
+    (short, whatever the report id)."""
+    page = _outcome(lambda: parse_artefact_page(body, PROJECT, report_id))
+    if isinstance(page, SourceError):
+        _is_project_error(page)
+        assert len(str(page)) < 300
+        assert not isinstance(body, dict) or not isinstance(body.get("results"), list)
+        return
+    assert list(page.items) == body["results"]
+    assert page.has_next is bool(body.get("next"))
+
+
+def _segment(session: Any, text: Any = None, at: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "video_segment", "content": {"session_id": session}}
+    if text is not None:
+        item["content"]["content"] = text
+    if at is not None:
+        item["created_at"] = at
+    return item
+
+
+def _judgment(kind: str, explanation: Any, at: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": f"{kind}_judgment", "content": {"explanation": explanation}}
+    if at is not None:
+        item["created_at"] = at
+    return item
+
+
+def test_parse_enrichment_picks_the_newest_three_and_the_latest_judgments() -> None:
+    """Served newest first: the first three usable, distinct sessions with their descriptions
+    trimmed, and the explanation of the first judgment of each kind (even when that one has
+    none, it is the latest verdict)."""
+    items = [
+        {"type": "note", "content": {"session_id": "n"}},
+        _segment("s1", "  Taps Pay four times.\n"),
+        _segment("../etc", "not a session id"),
+        _judgment("priority", "  latest  "),
+        _segment("s1", "same session again"),
+        _segment("s2", "   "),
+        _judgment("actionability", None),
+        _segment("s3"),
+        _segment("s4", "a fourth"),
+        _judgment("priority", "older"),
+        _judgment("actionability", "older"),
+    ]
+    enrichment = parse_enrichment(items)
+    assert enrichment.recordings == (
+        Recording("s1", "Taps Pay four times."),
+        Recording("s2", None),
+        Recording("s3", None),
+    )
+    assert enrichment.priority_explanation == "latest"
+    assert enrichment.actionability_explanation is None
+
+
+def test_parse_enrichment_orders_by_created_at_when_every_item_has_one() -> None:
+    """A server serving oldest first is read newest first when every item is dated; one
+    undated item keeps the order served."""
+    items = [
+        _segment("old", at="2026-01-14T09:00:00Z"),
+        _judgment("priority", "old", at="2026-01-14T09:00:01Z"),
+        _segment("new", at="2026-01-15T09:00:00+00:00"),
+        _judgment("priority", "new", at="2026-01-15T09:00:01.5Z"),
+    ]
+    dated = parse_enrichment(items)
+    assert [r.session_id for r in dated.recordings] == ["new", "old"]
+    assert dated.priority_explanation == "new"
+    served = parse_enrichment([*items, _segment("undated")])
+    assert [r.session_id for r in served.recordings] == ["old", "new", "undated"]
+    assert served.priority_explanation == "old"
+
+
+#: PostHog's example answers (posthog-examples/v1-artefacts.json and v5-artefacts.json).
+V1_ARTEFACTS = {
+    "results": [
+        {
+            "id": "5b1d7a40-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+            "type": "video_segment",
+            "content": {
+                "session_id": "0194f3a2-7c1e-7d2a-9b3c-4d5e6f708192",
+                "start_time": "2026-01-14T08:55:10Z",
+                "end_time": "2026-01-14T08:55:42Z",
+                "distinct_id": "user_81",
+                "content": "Taps Pay four times; nothing happens; leaves the page.",
+                "distance_to_centroid": 0.12,
+            },
+            "created_at": "2026-01-14T09:12:04.100000Z",
+        }
+    ],
+    "count": 1,
+}
+V5_ARTEFACTS = {
+    "count": 2,
+    "next": None,
+    "previous": None,
+    "results": [
+        {
+            "claim_id": None,
+            "pull_request_id": None,
+            "id": "9a0e6c1d-2b3f-4a5e-8d7c-6b5a4f3e2d1c",
+            "type": "priority_judgment",
+            "content": {
+                "explanation": "About 3% of checkouts are affected.",
+                "priority": "P1",
+                "dollar_value": 4000.0,
+            },
+            "created_at": "2026-01-15T16:39:58.120000Z",
+            "updated_at": "2026-01-15T16:39:58.120000Z",
+            "actor_kind": "task",
+            "actor_agent": None,
+            "created_by": None,
+            "task_id": "1f3c2b4a-5d6e-4f70-8a9b-c0d1e2f3a4b5",
+        },
+        {
+            "claim_id": None,
+            "pull_request_id": None,
+            "id": "7b6a5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
+            "type": "actionability_judgment",
+            "content": {
+                "explanation": "Reproducible; the click handler throws on Safari.",
+                "actionability": "immediately_actionable",
+                "already_addressed": False,
+            },
+            "created_at": "2026-01-15T16:39:57.000000Z",
+            "updated_at": None,
+            "actor_kind": "task",
+            "actor_agent": None,
+            "created_by": None,
+            "task_id": "1f3c2b4a-5d6e-4f70-8a9b-c0d1e2f3a4b5",
+        },
+    ],
+}
+
+
+def test_real_payloads_read_as_expected() -> None:
+    """PostHog's own example answers."""
+    v1 = parse_artefact_page(V1_ARTEFACTS, PROJECT, "r")
+    assert parse_enrichment(v1.items) == Enrichment(
+        recordings=(
+            Recording(
+                "0194f3a2-7c1e-7d2a-9b3c-4d5e6f708192",
+                "Taps Pay four times; nothing happens; leaves the page.",
+                "2026-01-14T08:55:10Z",
+                "2026-01-14T08:55:42Z",
+            ),
+        )
+    )
+    assert not v1.has_next
+    assert parse_enrichment(parse_artefact_page(V5_ARTEFACTS, PROJECT, "r").items) == Enrichment(
+        priority_explanation="About 3% of checkouts are affected.",
+        actionability_explanation="Reproducible; the click handler throws on Safari.",
+    )
+
+
+def test_event_json_carries_enrichment_only_when_there_is_one() -> None:
+    """The outbox JSON: no 'enrichment' key without one (rows as before), the enrichment
+    round-trips, and rows written before it existed, or with a mangled one, still load."""
+    report = Report.from_api({"id": "r1", "status": "ready", "title": "t"})
+    plain = Event.create(EventType.NEW, PROJECT, report, None, {})
+    assert "enrichment" not in plain.to_json()
+    enrichment = Enrichment(
+        (Recording("s1", "text", "2026-01-14T08:55:10Z", "12.5"), Recording("s2")),
+        "why",
+        None,
+    )
+    rich = Event(**{**{f: getattr(plain, f) for f in Event.__slots__}, "enrichment": enrichment})
+    data = json.loads(json.dumps(rich.to_json()))
+    assert data["enrichment"] == {
+        "recordings": [
+            {
+                "session_id": "s1",
+                "text": "text",
+                "start_time": "2026-01-14T08:55:10Z",
+                "end_time": "12.5",
+            },
+            {"session_id": "s2"},
+        ],
+        "priority_explanation": "why",
+    }
+    again = Event.from_json(data)
+    assert again == rich
+    assert again.enrichment == enrichment
+    assert Event.from_json(plain.to_json()).enrichment is NO_ENRICHMENT
+    for mangled in (
+        None,
+        [],
+        "x",
+        {"recordings": [{"text": "no id"}, 3], "priority_explanation": 1},
+    ):
+        assert Event.from_json({**data, "enrichment": mangled}).enrichment == NO_ENRICHMENT

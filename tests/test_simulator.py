@@ -208,6 +208,94 @@ def test_artefacts_shapes_by_version(sim: FakePostHog, api: httpx.Client) -> Non
     assert set(v1["results"][0]) == {"id", "type", "content", "created_at"}
 
 
+def _artefacts_of(sim: FakePostHog, report_id: str) -> list[dict[str, Any]]:
+    """A video segment, a priority judgment, a note and a second segment, oldest first."""
+    return [
+        sim.add_artefact(1, report_id, "video_segment", {"session_id": "a"}),
+        sim.add_artefact(
+            1, report_id, "priority_judgment", {"explanation": "why", "priority": "P1"}
+        ),
+        sim.add_artefact(1, report_id, "note", {}),
+        sim.add_artefact(1, report_id, "video_segment", {"session_id": "b"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("version", "types"),
+    [
+        (2, ["video_segment", "video_segment"]),
+        (3, ["video_segment", "note", "priority_judgment", "video_segment"]),
+    ],
+)
+def test_artefacts_before_v4_are_one_unpaginated_answer(
+    sim: FakePostHog, api: httpx.Client, version: int, types: list[str]
+) -> None:
+    """V2 and V3 answer {results, count} at once, newest first, whatever limit says; V2 only
+    video segments, V3 every type; items carry only id, type, content and created_at."""
+    report = sim.add_report(1)
+    added = _artefacts_of(sim, report["id"])
+    sim.api_version = version
+    body = api.get(f"{LEGACY}{report['id']}/artefacts/", params={"limit": 1}).json()
+    assert set(body) == {"results", "count"}
+    assert [a["type"] for a in body["results"]] == types
+    assert body["count"] == len(types)
+    assert body["results"][0]["id"] == added[-1]["id"]
+    assert all(set(a) == {"id", "type", "content", "created_at"} for a in body["results"])
+
+
+def test_artefacts_from_v4_are_paginated_newest_first(sim: FakePostHog, api: httpx.Client) -> None:
+    """V4+ page artefacts like the listing: limit/offset, count, absolute next/previous; every
+    type, with the V4 fields; the report's artefact_count follows."""
+    report = sim.add_report(1)
+    added = _artefacts_of(sim, report["id"])
+    sim.api_version = 4
+    url = f"{NEW}{report['id']}/artefacts/"
+    first = api.get(url, params={"limit": 3}).json()
+    assert first["count"] == 4
+    assert first["next"] == f"{sim.url}{url}?limit=3&offset=3"
+    assert first["previous"] is None
+    assert [a["id"] for a in first["results"]] == [a["id"] for a in reversed(added)][:3]
+    assert {"actor_kind", "task_id", "updated_at", "created_by"} <= set(first["results"][0])
+    second = api.get(url, params={"limit": 3, "offset": 3}).json()
+    assert [a["id"] for a in second["results"]] == [added[0]["id"]]
+    assert second["next"] is None
+    assert api.get(f"{NEW}{report['id']}/").json()["artefact_count"] == 4
+
+
+def test_artefacts_of_unknown_deleted_or_hidden_reports_are_404(
+    sim: FakePostHog, api: httpx.Client
+) -> None:
+    """PostHog's not_found for an unknown or deleted report, and for V1's non-ready ones;
+    'Project not found.' for an unknown project."""
+    deleted, candidate = sim.add_report(1), sim.add_report(1, status="candidate")
+    sim.delete_report(1, deleted["id"])
+    for rid in ("0c9e7d1e-2b7a-4c1e-9a53-000000000000", deleted["id"]):
+        missing = api.get(f"{NEW}{rid}/artefacts/")
+        assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    assert api.get(f"{NEW}{candidate['id']}/artefacts/").status_code == 200
+    sim.api_version = 1
+    assert api.get(f"{LEGACY}{candidate['id']}/artefacts/").status_code == 404
+    project = api.get(f"/api/projects/9/signal_reports/{candidate['id']}/artefacts/")
+    assert project.json()["detail"] == "Project not found."
+
+
+def test_artefacts_scope_differs_in_v1(sim: FakePostHog, api: httpx.Client) -> None:
+    """A key without 'signal_report:read' lists reports but cannot read V1's artefacts; from
+    V2 artefacts need 'task:read' like the rest."""
+    report = sim.add_report(1)
+    sim.missing_scopes = {"signal_report:read"}
+    sim.api_version = 1
+    assert api.get(LEGACY).status_code == 200
+    refused = api.get(f"{LEGACY}{report['id']}/artefacts/")
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "API key missing required scope 'signal_report:read'"
+    sim.api_version = 2
+    assert api.get(f"{LEGACY}{report['id']}/artefacts/").status_code == 200
+    sim.missing_scopes = {"task:read"}
+    assert api.get(f"{LEGACY}{report['id']}/artefacts/").status_code == 403
+    assert api.get(LEGACY).status_code == 403
+
+
 # ------------------------------------------------------------------------------- errors
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
+from notifier.budget import RequestBudget
 from notifier.errors import SourceError, SourceErrorKind
 from notifier.settings import PostHogSettings
 from notifier.simulator import FakePostHog
@@ -194,3 +196,129 @@ def test_a_timeout_is_transient(fake: FakePostHog) -> None:
     with pytest.raises(SourceError) as info:
         source.list_reports(1)
     assert info.value.kind is SourceErrorKind.TRANSIENT
+
+
+# ------------------------------------------------------------------------------ artefacts
+
+
+def _artefact_requests(fake: FakePostHog) -> list[dict[str, str]]:
+    return [r.query for r in fake.requests if r.path.endswith("/artefacts/")]
+
+
+@pytest.mark.parametrize(("version", "prefix"), [(1, "signal_reports"), (3, "signal_reports")])
+def test_artefacts_before_v4_take_one_request(fake: FakePostHog, version: int, prefix: str) -> None:
+    """V1–V3 answer every artefact at once: one request at the prefix the listing found,
+    items as served, newest first, even when many."""
+    fake.api_version = version
+    report = fake.add_report(1)
+    for n in range(150):
+        fake.add_artefact(1, report["id"], "video_segment", {"session_id": f"s{n}"})
+    source = client(fake)
+    source.list_reports(1)
+    items = source.artefacts(1, report["id"])
+    assert [i["content"]["session_id"] for i in items] == [f"s{n}" for n in range(149, -1, -1)]
+    [request] = [r for r in fake.requests if r.path.endswith("/artefacts/")]
+    assert request.path == f"/api/projects/1/{prefix}/{report['id']}/artefacts/"
+
+
+def test_v5_artefacts_stop_at_the_first_page_that_suffices(fake: FakePostHog) -> None:
+    """Three recordings and both judgments on the first page: no second page is read, though
+    PostHog says there is more."""
+    report = fake.add_report(1)
+    for n in range(150):
+        fake.add_artefact(1, report["id"], "note", {"n": n})
+    fake.add_artefact(1, report["id"], "priority_judgment", {"explanation": "p"})
+    fake.add_artefact(1, report["id"], "actionability_judgment", {"explanation": "a"})
+    for n in range(3):
+        fake.add_artefact(1, report["id"], "video_segment", {"session_id": f"s{n}"})
+    items = client(fake).artefacts(1, report["id"])
+    assert len(items) == 100
+    assert _artefact_requests(fake) == [{"limit": "100"}]
+
+
+def test_v5_artefacts_read_two_pages_at_most(fake: FakePostHog) -> None:
+    """When the first page lacks recordings or judgments the second one is read (offset after
+    the first), and never a third."""
+    report = fake.add_report(1)
+    fake.add_artefact(1, report["id"], "video_segment", {"session_id": "oldest"})
+    for n in range(350):
+        fake.add_artefact(1, report["id"], "note", {"n": n})
+    items = client(fake).artefacts(1, report["id"])
+    assert len(items) == 200
+    assert _artefact_requests(fake) == [{"limit": "100"}, {"limit": "100", "offset": "100"}]
+    fake.requests.clear()
+    assert len(client(fake).artefacts(1, report["id"], pages=5)) == 351
+    assert len(_artefact_requests(fake)) == 4
+
+
+def test_artefacts_of_a_gone_report_are_none_but_doubtful_404s_raise(fake: FakePostHog) -> None:
+    """PostHog's own 404 for the report: no artefacts. 'Project not found.' or a proxy's page:
+    a SourceError, not an empty answer. The id stays one path segment."""
+    source = client(fake)
+    assert source.artefacts(1, "gone") == []
+    assert source.artefacts(1, "../x?y=1#z") == []
+    assert fake.requests[-1].path == "/api/projects/1/signals/reports/..%2Fx%3Fy%3D1%23z/artefacts/"
+    with pytest.raises(SourceError) as project:
+        source.artefacts(9, "gone")
+    assert project.value.kind is SourceErrorKind.NOT_FOUND
+    fake.fail_next(404, raw=b"<html>nope</html>")
+    with pytest.raises(SourceError) as proxy:
+        source.artefacts(1, "gone")
+    assert proxy.value.kind is SourceErrorKind.INVALID_RESPONSE
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "text"),
+    [
+        (
+            lambda f: f.fail_next(
+                403,
+                {
+                    "type": "authentication_error",
+                    "code": "permission_denied",
+                    "detail": "API key missing required scope 'task:read'",
+                    "attr": None,
+                },
+            ),
+            SourceErrorKind.AUTH,
+            "add the scope 'task:read'",
+        ),
+        (lambda f: f.fail_next(500, times=3), SourceErrorKind.TRANSIENT, "HTTP 500"),
+        (lambda f: f.fail_next(200, raw=b"<html>hi</html>"), SourceErrorKind.INVALID_RESPONSE, ""),
+        (
+            lambda f: f.fail_next(200, {"results": {"a": 1}, "count": 1}),
+            SourceErrorKind.INVALID_RESPONSE,
+            "'results' list",
+        ),
+    ],
+)
+def test_artefact_failures_raise_the_source_error(
+    fake: FakePostHog, fault: object, kind: SourceErrorKind, text: str
+) -> None:
+    """Refusals, server errors and unreadable bodies raise like the listing's do."""
+    report = fake.add_report(1)
+    fault(fake)  # type: ignore[operator]
+    with pytest.raises(SourceError) as info:
+        client(fake).artefacts(1, report["id"])
+    assert info.value.kind is kind
+    assert text in str(info.value)
+
+
+def test_artefacts_keep_to_the_deadline_and_the_budget(fake: FakePostHog) -> None:
+    """A deadline already past makes no request; an empty budget that would outlast the
+    deadline fails at once rather than wait."""
+    report = fake.add_report(1)
+    source = client(fake)
+    with pytest.raises(SourceError):
+        source.artefacts(1, report["id"], time.monotonic() - 1)
+    assert fake.requests == []
+    budget = RequestBudget(1, 100)
+    config = PostHogSettings(host=fake.url, api_key=KEY, project_ids=(1,), timeout=2.0)
+    paced = PostHogClient(config, sleep=lambda _s: None, budget=budget)
+    assert paced.artefacts(1, report["id"], time.monotonic() + 5) == []
+    started = time.monotonic()
+    with pytest.raises(SourceError) as info:
+        paced.artefacts(1, report["id"], time.monotonic() + 5)
+    assert info.value.kind is SourceErrorKind.THROTTLED
+    assert time.monotonic() - started < 4
+    assert len(fake.requests) == 1

@@ -113,13 +113,15 @@ class FakePostHog(BackgroundServer):
 
     Mutable attributes a test may set at any time: ``api_version`` (1..5), ``allowed_projects``
     (projects the key may read; None = all), ``scopes_ok`` (False = key lacks ``task:read``),
-    ``link_base`` (origin for ``next``/``previous``; None = from the Host header),
-    ``unstable_ties`` (V1/V2 orderings have no tie-breaker: equal keys come back in a different
-    order on every request), ``on_list_page``, ``stall_seconds``, ``count_override`` (the
-    listing's ``count``, with ``next`` links computed from it as DRF would: a count larger than
-    the data gives empty pages that still say there is more), ``rewrite_page`` (a hook
-    ``(project_id, offset, body) -> body`` that may change a listing page before it is sent:
-    repeat an id, loop ``next``, drop an ``id``…).
+    ``missing_scopes`` (scopes the key lacks, e.g. ``{"signal_report:read"}``, which V1's
+    artefacts need; everything else needs ``task:read``), ``link_base`` (origin for
+    ``next``/``previous``; None = from the Host header), ``unstable_ties`` (V1/V2 orderings have
+    no tie-breaker: equal keys come back in a different order on every request),
+    ``on_list_page``, ``stall_seconds``, ``count_override`` (the listing's ``count``, with
+    ``next`` links computed from it as DRF would: a count larger than the data gives empty pages
+    that still say there is more), ``rewrite_page`` (a hook ``(project_id, offset, body) ->
+    body`` that may change a listing page before it is sent: repeat an id, loop ``next``, drop an
+    ``id``…).
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class FakePostHog(BackgroundServer):
         self.link_base = link_base
         self.allowed_projects: set[int] | None = None
         self.scopes_ok = True
+        self.missing_scopes: set[str] = set()
         self.unstable_ties = True
         self.on_list_page: Callable[[int, int], None] | None = None
         self.count_override: int | None = None
@@ -236,9 +239,18 @@ class FakePostHog(BackgroundServer):
             return [self._render(r) for r in self._project(project_id).reports.values()]
 
     def add_artefact(
-        self, project_id: int, report_id: str, type: str, content: dict[str, Any]
-    ) -> None:
-        """Attach an artefact (the report's ``artefact_count`` follows)."""
+        self,
+        project_id: int,
+        report_id: str,
+        type: str,
+        content: Any,
+        *,
+        created_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Attach an artefact (the report's ``artefact_count`` follows, without moving its
+        ``updated_at``); returns it as V4+ serve it. ``content`` is served as given (PostHog
+        sends ``{}`` for content it cannot parse); ``created_at`` defaults to the fake's clock.
+        Artefacts are served newest ``created_at`` first."""
         with self._lock:
             report = self._report(project_id, report_id)
             now = self._tick()
@@ -246,12 +258,14 @@ class FakePostHog(BackgroundServer):
                 "id": str(uuid.uuid4()),
                 "type": type,
                 "content": copy.deepcopy(content),
-                "created_at": now,
+                "created_at": created_at or now,
                 **_ARTEFACT_V4_EXTRA,
                 "updated_at": now,
             }
             self._project(project_id).artefacts[report_id].append(artefact)
             report["artefact_count"] = int(report.get("artefact_count") or 0) + 1
+            self._project(project_id).changed()
+            return copy.deepcopy(artefact)
 
     # ----------------------------------------------------------------------- fault injection
 
@@ -394,8 +408,8 @@ class FakePostHog(BackgroundServer):
             known = pid in self._projects
         if not known:
             return _Answer(404, PROJECT_NOT_FOUND), None
-        if not self.scopes_ok:
-            scope = "signal_report:read" if artefacts and self.api_version == 1 else "task:read"
+        scope = "signal_report:read" if artefacts and self.api_version == 1 else "task:read"
+        if not self.scopes_ok or scope in self.missing_scopes:
             detail = f"API key missing required scope '{scope}'"
             return _Answer(403, _error("authentication_error", "permission_denied", detail)), None
         if rid is None:
