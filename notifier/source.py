@@ -14,15 +14,12 @@ Reading a body is pure and lives in ``notifier.api``.
 from __future__ import annotations
 
 import logging
-import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -42,6 +39,7 @@ from notifier.budget import RequestBudget
 from notifier.errors import SourceError, SourceErrorKind
 from notifier.models import Report
 from notifier.settings import PostHogSettings
+from notifier.source_errors import classify, detail_of
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +47,6 @@ PREFIXES: Final = ("signals/reports", "signal_reports")  # newest first
 ORDERING: Final = "created_at,id"
 #: Incremental listings: the most recently updated first, so a cycle stops where nothing changed.
 CHANGED_FIRST: Final = "-updated_at,id"
-_THROTTLE_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
-_TRANSIENT_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
 MAX_PAGES: Final = 100_000  # a listing that has not ended by then never will
 #: Pages in a row that bring no report not already seen: the server repeats itself (it ignores
 #: ``offset``, or its ``next`` loops) and the listing would never end.
@@ -133,77 +129,6 @@ class _Gathered:
 def _seconds(seconds: float) -> str:
     """``30s``, ``0.5s``: a timeout as people write it."""
     return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any] | None:
-    """The body when it is a JSON object (PostHog's ``{type, code, detail, attr}``)."""
-    try:
-        body = decode_json(response.content, 0)
-    except SourceError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _detail(response: httpx.Response) -> str:
-    """PostHog's ``detail`` (or a short note about the body), never more than 300 characters."""
-    try:
-        body = decode_json(response.content, 0)
-    except SourceError:
-        return "(the body is not JSON)"
-    if isinstance(body, dict) and isinstance(body.get("detail"), str):
-        detail: str = body["detail"]
-        return detail[:300]
-    return "(no detail)"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """The wait PostHog asks for: a Retry-After header (seconds or an HTTP date), or only the
-    429 body's ``detail`` ("Expected available in N seconds.")."""
-    header = (response.headers.get("retry-after") or "").strip()
-    if header:
-        try:
-            seconds = float(header)
-        except ValueError:
-            try:
-                seconds = parsedate_to_datetime(header).timestamp() - time.time()
-            except (TypeError, ValueError, IndexError, OverflowError):
-                seconds = math.nan
-        if math.isfinite(seconds):
-            return max(0.0, seconds)
-    match = _THROTTLE_DETAIL.search(_detail(response))
-    return float(match.group(1)) if match else None
-
-
-def _auth_error(project_id: int, status: int, detail: str) -> SourceError:
-    """401/403: say which of PostHog's causes it is, and the fix for that cause."""
-    scope = re.search(r"scope '([^']+)'", detail)
-    lowered = detail.lower()
-    if scope:
-        fix = (
-            f"edit the key in PostHog (Settings → Personal API keys) and add the scope "
-            f"'{scope.group(1)}'"
-        )
-    elif "access to the requested project" in lowered:
-        fix = (
-            f"the key is limited to other projects: add project {project_id} to the key in "
-            "PostHog, or remove it from posthog.project_ids"
-        )
-    elif "not provided" in lowered:
-        fix = (
-            "no key reached PostHog: set posthog.api_key (a proxy in between may strip the "
-            "Authorization header)"
-        )
-    else:
-        fix = (
-            "the key is wrong or revoked: create a personal API key (phx_…) with scope "
-            "'task:read' and access to this project, and put it in posthog.api_key"
-        )
-    return SourceError(
-        f"project {project_id}: PostHog refused the API key (HTTP {status}: {detail}); {fix}",
-        kind=SourceErrorKind.AUTH,
-        project_id=project_id,
-        status_code=status,
-    )
 
 
 class PostHogClient:
@@ -323,7 +248,7 @@ class PostHogClient:
                 self._on_response(str(response.status_code))
                 if response.status_code < 300 or response.status_code == 404:
                     return response
-                last = self._error(response, project_id)
+                last = classify(response, project_id)
                 if last.kind is SourceErrorKind.THROTTLED and self._budget is not None:
                     # the limit is the key's: every project waits, not only this one
                     self._budget.pause(last.retry_after if last.retry_after is not None else 10.0)
@@ -349,59 +274,6 @@ class PostHogClient:
             extra={"event": "source_retry", "project_id": error.project_id},
         )
         self._sleep(wait)
-
-    def _error(self, response: httpx.Response, project_id: int) -> SourceError:
-        status = response.status_code
-        detail = _detail(response)
-        where = f"project {project_id}"
-        if status in (401, 403):
-            return _auth_error(project_id, status, detail)
-        if status == 400:
-            body = _error_body(response)
-            about_status = "status" in detail.lower() or (body or {}).get("attr") == "status"
-            hint = (
-                " Check posthog.statuses: use only statuses this PostHog knows "
-                "(e.g. potential, candidate, in_progress, pending_input, ready, resolved, "
-                "failed, suppressed)."
-                if about_status
-                else ""
-            )
-            return SourceError(
-                f"{where}: PostHog rejected the request (HTTP 400: {detail}).{hint}",
-                kind=SourceErrorKind.BAD_REQUEST,
-                project_id=project_id,
-                status_code=status,
-            )
-        if status == 429:
-            return SourceError(
-                f"{where}: PostHog is rate limiting this key (HTTP 429: {detail})",
-                kind=SourceErrorKind.THROTTLED,
-                project_id=project_id,
-                status_code=status,
-                retry_after=_retry_after(response),
-            )
-        if status in _TRANSIENT_STATUS or status >= 500:
-            return SourceError(
-                f"{where}: PostHog answered HTTP {status} ({detail})",
-                kind=SourceErrorKind.TRANSIENT,
-                project_id=project_id,
-                status_code=status,
-                retry_after=_retry_after(response),
-            )
-        if 300 <= status < 400:
-            return SourceError(
-                f"{where}: PostHog answered with a redirect (HTTP {status}); redirects are not "
-                "followed so the key is never sent elsewhere: set posthog.host to the final origin",
-                kind=SourceErrorKind.INVALID_RESPONSE,
-                project_id=project_id,
-                status_code=status,
-            )
-        return SourceError(
-            f"{where}: unexpected HTTP {status} from PostHog ({detail})",
-            kind=SourceErrorKind.INVALID_RESPONSE,
-            project_id=project_id,
-            status_code=status,
-        )
 
     @staticmethod
     def _decode(response: httpx.Response, project_id: int) -> Any:
@@ -432,7 +304,7 @@ class PostHogClient:
                     log.debug("project %s: reports are at %s/", project_id, prefix)
                 self._prefix[project_id] = prefix
                 return response
-            details.append(_detail(response))
+            details.append(detail_of(response))
         if any("project" in d.lower() for d in details):
             message = (
                 f"project {project_id}: PostHog says 'Project not found.'; check "

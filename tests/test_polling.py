@@ -21,7 +21,7 @@ from notifier.models import EventType
 from notifier.pipeline import CyclePlan
 from notifier.settings import Settings
 from notifier.simulator import FakePostHog
-from notifier.store import Store
+from notifier.store import SCHEMA_VERSION, Store
 from tests.conftest import PROJECT
 from tests.helpers import wait_for
 
@@ -157,6 +157,29 @@ def test_a_change_older_than_the_overlap_is_caught_by_the_full_listing_and_count
     assert any("incremental listings missed" in r.getMessage() for r in caplog.records)
 
 
+def test_changes_no_incremental_listing_can_see_are_not_counted_as_missed(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """Long after the last full listing, a report that went to a hidden status (suppressed) and
+    one whose artefact count alone changed (PostHog counts artefacts without moving updated_at)
+    are found by the full listing: delivered, but not counted as missed."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(300)]
+    run = notifier()
+    poll(run)
+    posthog.update_report(PROJECT, reports[0]["id"], status="suppressed")
+    old = reports[1]["updated_at"]
+    posthog.update_report(PROJECT, reports[1]["id"], artefact_count=3, updated_at=old)
+    for report in reports[150:250]:  # ~100 s of later updates: the mark moves past the overlap
+        posthog.update_report(PROJECT, report["id"], signal_count=2)
+    incremental = poll(run)
+    assert incremental.write.full_sync is False  # it stopped at the overlap
+    assert len(incremental.events) == 100
+    full_sync_due(run)
+    plan = poll(run)
+    assert kinds(plan) == {("status_changed", reports[0]["id"]), ("updated", reports[1]["id"])}
+    assert plan.missed == 0
+
+
 def test_a_late_commit_within_the_overlap_is_seen_incrementally(
     posthog: FakePostHog, notifier: Callable[..., Notifier]
 ) -> None:
@@ -281,7 +304,7 @@ def test_a_schema_1_state_database_is_upgraded_in_place(tmp_path: Path) -> None:
     finally:
         store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_slow_project_does_not_delay_the_others(
