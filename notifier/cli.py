@@ -24,10 +24,9 @@ from notifier.daemon import Notifier
 from notifier.errors import ConfigError, NotifierError, SinkError, SourceError, StateError
 from notifier.models import Delivery, Event, EventType, Links, Notice, Report
 from notifier.pipeline import plan_cycle
+from notifier.preview import DEFAULT_EVENT, EVENT_TYPES, payload_text, rule_templates, run_preview
 from notifier.render.console import console_text
 from notifier.render.notice import format_span
-from notifier.render.slack import slack_message
-from notifier.render.webhook import webhook_body
 from notifier.service import cmd_run
 from notifier.settings import (
     Settings,
@@ -36,6 +35,8 @@ from notifier.settings import (
     SlackWebhookSinkSettings,
     WebhookSinkSettings,
 )
+from notifier.sinks.compose import compose_event
+from notifier.templates import CompiledTemplates
 
 log = logging.getLogger("notifier")
 
@@ -100,6 +101,29 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "dry-run", parents=[common], help="poll and diff; print what would be sent; change nothing"
     )
+    preview = sub.add_parser(
+        "preview",
+        parents=[common],
+        help="show what each sink would receive for a sample event; sends nothing",
+        description="Route a sample event (or a report saved from PostHog's API) through the "
+        "rules and print what each sink would receive: Slack's Block Kit JSON with a Block Kit "
+        "Builder link, a webhook's JSON body, console text. Sends nothing, contacts no one, "
+        "needs no state file.",
+    )
+    preview.add_argument(
+        "--event",
+        choices=list(EVENT_TYPES),
+        default=DEFAULT_EVENT,
+        metavar="TYPE",
+        help=f"{', '.join(EVENT_TYPES)} (default {DEFAULT_EVENT})",
+    )
+    preview.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.json",
+        help="one report as PostHog's API returns it (default: a built-in sample)",
+    )
+    preview.add_argument("--sink", metavar="NAME", help="only this sink")
     test_sink = sub.add_parser("test-sink", parents=[common], help="send a sample to one sink")
     test_sink.add_argument("name", help="the sink's name in the config")
     demo = sub.add_parser(
@@ -140,6 +164,43 @@ def _target(sink: SinkSettings) -> str:
     return "standard output"
 
 
+def _templates_ok(templates: CompiledTemplates) -> str:
+    parts = [part for part in ("title", "body", "text") if getattr(templates, part) is not None]
+    return f"template ({', '.join(parts)}): ok"
+
+
+def _sink_behaviour(sink: SinkSettings) -> list[str]:
+    """How a sink delivers, in words: living messages or not, digests, enrichment, templates."""
+    if isinstance(sink, SlackSinkSettings):
+        how = "living messages: one per report, updated in place, changes as thread replies"
+    elif isinstance(sink, SlackWebhookSinkSettings):
+        how = "new messages: one per event (an incoming webhook cannot edit or thread)"
+    elif isinstance(sink, WebhookSinkSettings):
+        how = "one request per event"
+    else:
+        return []
+    after = sink.digest_after
+    if not isinstance(sink, WebhookSinkSettings):
+        digest = f"digest_after {after}: " + (
+            f"one digest message when more than {after} events arrive at once"
+            if after
+            else "never a digest"
+        )
+    elif sink.batch:
+        digest = "batch: " + (
+            f"one signal_report.batch request when more than {after} events arrive at once"
+            if after
+            else "never (digest_after is 0)"
+        )
+    else:
+        digest = "batch: off"
+    details = [digest, f"enrich: {', '.join(sink.enrich) or 'none'}"]
+    templates = getattr(sink, "templates", None)
+    if templates is not None:
+        details.append(_templates_ok(templates))
+    return [how, "; ".join(details)]
+
+
 def cmd_check(settings: Settings, out: TextIO) -> int:
     """Print what the configuration says; warnings included."""
     ph = settings.posthog
@@ -153,10 +214,16 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     out.write(f"Sinks    {len(settings.sinks)}\n")
     for name, sink in settings.sinks.items():
         out.write(f"  {name:<20} {sink.type:<14} {_target(sink)}\n")
+        for line in _sink_behaviour(sink):
+            out.write(f"  {'':<20} {line}\n")
     out.write(f"Rules    {len(settings.rules)}\n")
     for rule in settings.rules:
-        stop = ", stop" if rule.stop else ""
-        out.write(f"  {rule.name:<30} → {', '.join(rule.sinks)}{stop}\n")
+        extras = ["stop"] if rule.stop else []
+        if rule.reply_broadcast:
+            extras.append("reply_broadcast: thread replies also go to the channel")
+        if rule.templates is not None:
+            extras.append(_templates_ok(rule.templates))
+        out.write(f"  {rule.name:<30} → {'; '.join([', '.join(rule.sinks), *extras])}\n")
     alerts = settings.self_alerts.targets(list(settings.sinks))
     after = settings.self_alerts.after
     out.write(
@@ -194,16 +261,14 @@ def _requests_line(settings: Settings) -> str:
     )
 
 
-def preview(sink: SinkSettings, event: Event, rules: tuple[str, ...], links: Links) -> str:
-    """What one sink would receive for an event, as text."""
-    if isinstance(sink, SlackSinkSettings | SlackWebhookSinkSettings):
-        message = slack_message(event, rules, links)
-        payload = {"text": message.text, "blocks": list(message.blocks)}
-        return json.dumps(payload, indent=2, ensure_ascii=False)
-    if isinstance(sink, WebhookSinkSettings):
-        body = webhook_body(event, rules, links, datetime.now(UTC))
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    return console_text(event, rules, links, color=False)
+def cmd_preview(
+    settings: Settings, event: str, report: Path | None, sink: str | None, out: TextIO
+) -> int:
+    """Print what each sink (or one) would receive for a sample event; send nothing."""
+    run_preview(
+        settings, out, event_type=event, report_path=report, sink_name=sink, now=datetime.now(UTC)
+    )
+    return EXIT_OK
 
 
 def cmd_dry_run(settings: Settings, out: TextIO) -> int:
@@ -211,7 +276,7 @@ def cmd_dry_run(settings: Settings, out: TextIO) -> int:
     from notifier.source import PostHogClient  # noqa: PLC0415 - only this command needs it
     from notifier.store import Store  # noqa: PLC0415
 
-    links = Links(settings.posthog.host)
+    links, templates = Links(settings.posthog.host), rule_templates(settings.rules)
     source = PostHogClient(settings.posthog)
     store = Store(settings.state.path)
     code = EXIT_OK
@@ -244,7 +309,10 @@ def cmd_dry_run(settings: Settings, out: TextIO) -> int:
                 for rt in routed.routes:
                     sink = settings.sinks[rt.sink]
                     out.write(f"  → {rt.sink} ({sink.type}) by rules: {', '.join(rt.rules)}\n")
-                    out.write(_indent(preview(sink, routed.event, rt.rules, links)) + "\n")
+                    payload = compose_event(
+                        sink, routed.event, rt.rules, links, templates, timestamp=datetime.now(UTC)
+                    )
+                    out.write(_indent(payload_text(payload, builder=False)) + "\n")
     finally:
         source.close()
         store.close()
@@ -441,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_healthcheck(settings, out)
         if args.command == "dry-run":
             return cmd_dry_run(settings, out)
+        if args.command == "preview":
+            return cmd_preview(settings, args.event, args.report, args.sink, out)
         if args.command == "test-sink":
             return cmd_test_sink(settings, args.name, out)
         if args.command == "outbox":

@@ -1,37 +1,63 @@
 """YAML → ``Settings``, reporting every problem at once, each with its key path and a fix.
 
 The pipeline: read the document (``yamlload``: size cap, no aliases, ``${VAR}``, ``*_file``
-secrets) → check unknown keys and the rules on the raw dict → validate types with the pydantic
-models below → build the frozen ``Settings``. Problems from every step land in one
+secrets) → check unknown keys, the rules and the message templates on the raw dict → validate
+types with the pydantic models below (value types in ``config_types``, sinks and templates in
+``config_sinks``) → build the frozen ``Settings``. Problems from every step land in one
 ``ConfigError``. Messages come from key paths and our own words, never from input values, and
 any secret value is scrubbed from them anyway.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
-import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
 from notifier import settings as st
 from notifier.config_match import choices, compile_match, regex_texts
+from notifier.config_sinks import (
+    SINK_SECRETS,
+    SINKS,
+    AnySink,
+    Template,
+    TemplateModel,
+    build_sink,
+    check_raw_templates,
+    misplaced,
+    sink_warnings,
+)
+from notifier.config_types import (
+    Duration,
+    Durationish,
+    Int,
+    Model,
+    ProjectIds,
+    SinkNames,
+    Statuses,
+    Text,
+    at_least_1s,
+    keep_at_least_1s,
+    listify,
+    origin,
+    parse_duration,
+    shown,
+    unique,
+)
 from notifier.errors import ConfigError
 from notifier.rules import REGEX_MAX_SIZE, Match, Rule, regex_size
+from notifier.templates import CompiledTemplates
 from notifier.yamlload import (
     Loc,
     Problem,
     expand_env,
-    format_loc,
+    format_problem,
     load_yaml,
     read_secret_files,
     read_text,
@@ -39,133 +65,13 @@ from notifier.yamlload import (
 
 __all__ = ["load_config", "parse_config", "parse_duration"]
 
-_DURATION: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?")
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SINK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
 #: All rule regexes together, in ``rules.regex_size`` units: compiling is memory and time.
 _REGEX_TOTAL_MAX: Final = 5 * REGEX_MAX_SIZE
-_WHSEC_HELP: Final = (
-    "must be 'whsec_' followed by base64 of 24-64 random bytes; generate one with: python -c "
-    "\"import base64,os; print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
-)
 
 
-def _shown(value: float) -> str:
-    return f"{value * 1000:g}ms" if 0 < value < 1 else f"{value:g}s"
-
-
-def parse_duration(value: object) -> float:
-    """``90s``, ``5m``, ``1h``, ``1d``, ``500ms`` or a number of seconds → seconds (≥ 0)."""
-    seconds = math.nan
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (found := _DURATION.fullmatch(value.strip())):
-        seconds = float(found.group(1)) * _UNITS[found.group(2) or "s"]
-    if not math.isfinite(seconds) or seconds < 0:
-        # the value is not echoed: it may be a secret put in the wrong place
-        raise ValueError("invalid duration; use a number of seconds or 500ms, 90s, 5m, 1h, 1d")
-    return seconds
-
-
-def _positive_duration(value: object) -> float:
-    if (seconds := parse_duration(value)) <= 0:
-        raise ValueError("must be longer than 0s, like 30s")
-    return seconds
-
-
-def _at_least_1s(seconds: float) -> float:
-    if seconds < 1:
-        raise ValueError("must be at least 1s; PostHog allows 480 requests/minute, try 60s")
-    return seconds
-
-
-def _keep_at_least_1s(seconds: float) -> float:
-    if seconds < 1:
-        raise ValueError("must be at least 1s; delivered entries are the audit trail, try 7d")
-    return seconds
-
-
-def _no_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")
-    return value
-
-
-def _listify(value: object) -> object:
-    return [value] if isinstance(value, str | int | float) else value
-
-
-def _not_empty(fix: str) -> Callable[[list[Any]], list[Any]]:
-    def check(items: list[Any]) -> list[Any]:
-        if not items:
-            raise ValueError(f"is empty; {fix}")
-        return list(dict.fromkeys(items))
-
-    return check
-
-
-def _http_url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # a bad port or bracket
-        valid = False
-    if not valid:
-        raise ValueError("must be an http:// or https:// URL")
-    return value
-
-
-def _origin(value: str) -> str:
-    parts = urlsplit(_http_url(value))
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ValueError(
-            "must be an http(s) origin without a path, like https://us.posthog.com, "
-            "https://eu.posthog.com or your self-hosted https://posthog.example.com"
-        )
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _api_url(value: str) -> str:
-    return _http_url(value).rstrip("/") + "/"
-
-
-def _whsec(value: str) -> str:
-    try:
-        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if not value.startswith("whsec_") or not 24 <= len(key) <= 64:
-        raise ValueError(_WHSEC_HELP)
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_no_bool)]
-Text = Annotated[str, Field(min_length=1)]
-Url = Annotated[str, AfterValidator(_http_url)]
-Duration = Annotated[float, BeforeValidator(_positive_duration)]
-Durationish = Annotated[float, BeforeValidator(parse_duration)]  # zero allowed
-# Lists accept a single value too, must not be empty, and drop duplicates.
-ProjectIds = Annotated[
-    list[Annotated[Int, Field(gt=0)]],
-    BeforeValidator(_listify),
-    AfterValidator(_not_empty("list one project id or more, like [12345]")),
-]
-Statuses = Annotated[
-    list[Text],
-    BeforeValidator(_listify),
-    AfterValidator(_not_empty("list statuses, or omit the key for the default listing")),
-]
-SinkNames = Annotated[
-    list[Text], BeforeValidator(_listify), AfterValidator(_not_empty("name a sink from sinks:"))
-]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class PostHogModel(_Model):
-    host: Annotated[str, AfterValidator(_origin)]
+class PostHogModel(Model):
+    host: Annotated[str, AfterValidator(origin)]
     api_key: Text
     project_ids: ProjectIds
     api_path: st.ApiPath = "auto"
@@ -176,8 +82,8 @@ class PostHogModel(_Model):
     requests_per_hour: Annotated[Int, Field(ge=1)] = 3600
 
 
-class PollModel(_Model):
-    interval: Annotated[Durationish, AfterValidator(_at_least_1s)] = 60.0
+class PollModel(Model):
+    interval: Annotated[Durationish, AfterValidator(at_least_1s)] = 60.0
     jitter: Durationish = 5.0
     deadline: Duration | None = None
     full_sync_every: Durationish = 3600.0
@@ -185,15 +91,15 @@ class PollModel(_Model):
     concurrency: Annotated[Int, Field(ge=1, le=32)] = 4
 
 
-class StateModel(_Model):
+class StateModel(Model):
     path: Text = "./notifier-state.db"
 
 
-class DeliveryModel(_Model):
+class DeliveryModel(Model):
     give_up_after: Duration = 24 * 3600.0
     backoff_initial: Duration = 5.0
     backoff_max: Duration = 3600.0
-    keep_delivered: Annotated[Duration, AfterValidator(_keep_at_least_1s)] = 7 * 24 * 3600.0
+    keep_delivered: Annotated[Duration, AfterValidator(keep_at_least_1s)] = 7 * 24 * 3600.0
 
 
 _LISTEN_HELP: Final = (
@@ -214,59 +120,29 @@ def _listen(value: object) -> object:
     return value.strip()
 
 
-class HttpModel(_Model):
+class HttpModel(Model):
     listen: Annotated[str | None, BeforeValidator(_listen)] = st.DEFAULT_LISTEN
 
 
-def _unique(items: list[Any]) -> list[Any]:
-    return list(dict.fromkeys(items))
-
-
-class SelfAlertsModel(_Model):
+class SelfAlertsModel(Model):
     after: Durationish = 15 * 60.0
     # None (omitted or null): every sink; []: self-alerts off. Names are checked on the raw dict.
-    sinks: Annotated[list[Text], BeforeValidator(_listify), AfterValidator(_unique)] | None = None
+    sinks: Annotated[list[Text], BeforeValidator(listify), AfterValidator(unique)] | None = None
 
 
-class SlackSink(_Model):
-    type: Literal["slack"]
-    token: Text
-    channel: Text
-    api_url: Annotated[str, AfterValidator(_api_url)] = "https://slack.com/api/"
-    timeout: Duration = 15.0
-
-
-class SlackWebhookSink(_Model):
-    type: Literal["slack_webhook"]
-    url: Url
-    timeout: Duration = 15.0
-
-
-class WebhookSink(_Model):
-    type: Literal["webhook"]
-    url: Url
-    secret: Annotated[str, AfterValidator(_whsec)] | None = None
-    headers: dict[Text, str] = Field(default_factory=dict)
-    timeout: Duration = 10.0
-
-
-class ConsoleSink(_Model):
-    type: Literal["console"]
-
-
-AnySink = Annotated[
-    SlackSink | SlackWebhookSink | WebhookSink | ConsoleSink, Field(discriminator="type")
-]
-
-
-class RuleModel(_Model):
+class RuleModel(Model):
     name: Text
     match: Any = None  # checked and compiled by _compile_match
     sinks: SinkNames
     stop: bool = False
+    reply_broadcast: bool = Field(
+        default=False,
+        description="Slack thread replies for events this rule routes also go to the channel",
+    )
+    template: Template = None
 
 
-class ConfigModel(_Model):
+class ConfigModel(Model):
     posthog: PostHogModel
     poll: PollModel = Field(default_factory=PollModel)
     state: StateModel = Field(default_factory=StateModel)
@@ -286,19 +162,8 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "http": HttpModel,
     "self_alerts": SelfAlertsModel,
 }
-_SINKS: Final[dict[str, type[BaseModel]]] = {
-    "slack": SlackSink,
-    "slack_webhook": SlackWebhookSink,
-    "webhook": WebhookSink,
-    "console": ConsoleSink,
-}
 #: Keys that also accept ``<key>_file``, per section or sink type.
-_SECRETS: Final = {
-    "posthog": ("api_key",),
-    "slack": ("token",),
-    "slack_webhook": ("url",),
-    "webhook": ("url", "secret"),
-}
+_SECRETS: Final = {"posthog": ("api_key",), **SINK_SECRETS}
 _TOP: Final = list(ConfigModel.model_fields)
 #: Our words for pydantic's error types; the others keep pydantic's message (never the input).
 _MESSAGES: Final = {
@@ -323,7 +188,7 @@ def _sink_blocks(raw: dict[Any, Any]) -> list[tuple[str, Any, str | None]]:
     found = []
     for name, body in sinks.items() if isinstance(sinks, dict) else ():
         kind = body.get("type") if isinstance(body, dict) else None
-        found.append((str(name), body, kind if isinstance(kind, str) and kind in _SINKS else None))
+        found.append((str(name), body, kind if isinstance(kind, str) and kind in SINKS else None))
     return found
 
 
@@ -333,22 +198,29 @@ def _unknown_keys(raw: dict[Any, Any]) -> list[Problem]:
     def allowed(model: type[BaseModel], secrets: tuple[str, ...] = ()) -> list[str]:
         return [*model.model_fields, *(f"{key}_file" for key in secrets)]
 
-    blocks: list[tuple[Loc, Any, list[str]]] = [((), raw, _TOP)]
+    blocks: list[tuple[Loc, Any, list[str], str | None]] = [((), raw, _TOP, None)]
     for section, model in _SECTIONS.items():
-        blocks.append(((section,), raw.get(section), allowed(model, _SECRETS.get(section, ()))))
+        known = allowed(model, _SECRETS.get(section, ()))
+        blocks.append(((section,), raw.get(section), known, None))
+    templates = allowed(TemplateModel)
     for name, body, kind in _sink_blocks(raw):
-        kinds = [kind] if kind else list(_SINKS)  # type unknown: any sink's key is plausible
-        keys = [key for t in kinds for key in allowed(_SINKS[t], _SECRETS.get(t, ()))]
-        blocks.append((("sinks", name), body, list(dict.fromkeys(keys))))
+        kinds = [kind] if kind else list(SINKS)  # type unknown: any sink's key is plausible
+        keys = [key for t in kinds for key in allowed(SINKS[t], _SECRETS.get(t, ()))]
+        blocks.append((("sinks", name), body, list(dict.fromkeys(keys)), kind))
+        if isinstance(body, dict) and "template" in keys:
+            blocks.append((("sinks", name, "template"), body.get("template"), templates, None))
     rules = raw.get("rules")
     for index, rule in enumerate(rules if isinstance(rules, list) else []):
-        blocks.append((("rules", index), rule, allowed(RuleModel)))
+        blocks.append((("rules", index), rule, allowed(RuleModel), None))
+        if isinstance(rule, dict):
+            blocks.append((("rules", index, "template"), rule.get("template"), templates, None))
     problems: list[Problem] = []
-    for loc, block, known in blocks:
+    for loc, block, known, kind in blocks:
         for key in (k for k in block if k not in known) if isinstance(block, dict) else ():
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(known)}"
-            problems.append(((*loc, str(key)), f"unknown key ({hint})"))
+            said = misplaced(kind, str(key)) or f"unknown key ({hint})"
+            problems.append(((*loc, str(key)), said))
     return problems
 
 
@@ -434,7 +306,7 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
     problems: list[Problem] = []
     for err in error.errors(include_input=False, include_url=False):
         loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx", {})
-        if loc[:1] == ("sinks",) and len(loc) > 2 and loc[2] in _SINKS:
+        if loc[:1] == ("sinks",) and len(loc) > 2 and loc[2] in SINKS:
             loc = loc[:2] + loc[3:]  # drop the discriminator's tag
         msg = _MESSAGES.get(kind) or err["msg"][:1].lower() + err["msg"][1:]
         if kind == "extra_forbidden":
@@ -442,10 +314,10 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
         if kind == "union_tag_invalid":
             loc, msg = (
                 (*loc, "type"),
-                f"unknown sink type {ctx['tag']!r} ({choices(ctx['tag'], list(_SINKS))})",
+                f"unknown sink type {ctx['tag']!r} ({choices(ctx['tag'], list(SINKS))})",
             )
         elif kind == "union_tag_not_found":
-            loc, msg = (*loc, "type"), f"required key is missing; one of {', '.join(_SINKS)}"
+            loc, msg = (*loc, "type"), f"required key is missing; one of {', '.join(SINKS)}"
         elif kind == "literal_error":
             msg = f"must be one of {ctx['expected']}"
         elif kind == "value_error":
@@ -454,18 +326,9 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
     return problems
 
 
-def _sink(name: str, model: BaseModel) -> st.SinkSettings:
-    if isinstance(model, SlackSink):
-        return st.SlackSinkSettings(name, model.token, model.channel, model.api_url, model.timeout)
-    if isinstance(model, SlackWebhookSink):
-        return st.SlackWebhookSinkSettings(name, model.url, model.timeout)
-    if isinstance(model, WebhookSink):
-        headers = MappingProxyType(dict(model.headers))
-        return st.WebhookSinkSettings(name, model.url, model.secret, headers, model.timeout)
-    return st.ConsoleSinkSettings(name)
-
-
-def _warnings(model: ConfigModel, rules: tuple[Rule, ...]) -> list[str]:
+def _warnings(
+    model: ConfigModel, sinks: Mapping[str, st.SinkSettings], rules: tuple[Rule, ...]
+) -> list[str]:
     """Valid but unwise: printed by ``check`` and logged at start."""
     poll, delivery, used = model.poll, model.delivery, {s for r in rules for s in r.sinks}
     alerting = model.self_alerts.sinks
@@ -479,11 +342,11 @@ def _warnings(model: ConfigModel, rules: tuple[Rule, ...]) -> list[str]:
         found.append("rules: there are none, so nothing will be sent; add a rule")
     if poll.interval < 10:
         found.append(
-            f"poll.interval: {_shown(poll.interval)} is under 10s; every cycle lists "
+            f"poll.interval: {shown(poll.interval)} is under 10s; every cycle lists "
             "every project and PostHog allows 480 requests/minute; try 60s"
         )
     if "jitter" in poll.model_fields_set and poll.jitter > poll.interval:
-        found.append(f"poll.jitter: longer than poll.interval; using {_shown(poll.interval)}")
+        found.append(f"poll.jitter: longer than poll.interval; using {shown(poll.interval)}")
     if delivery.backoff_max < delivery.backoff_initial:
         found.append("delivery.backoff_max: shorter than backoff_initial; using backoff_initial")
     if alerting is not None and len(alerting) == 1 and len(model.sinks) > 1:
@@ -493,18 +356,36 @@ def _warnings(model: ConfigModel, rules: tuple[Rule, ...]) -> list[str]:
         )
     if model.posthog.host.startswith("http://"):
         found.append("posthog.host: http:// sends the API key unencrypted; use https://")
-    return found
+    return found + sink_warnings(sinks, model.sinks, rules)
 
 
 def _build(
-    model: ConfigModel, matches: dict[int, Match], source: str, base_dir: Path | None
+    model: ConfigModel,
+    matches: dict[int, Match],
+    templates: Mapping[Loc, CompiledTemplates],
+    source: str,
+    base_dir: Path | None,
 ) -> st.Settings:
     ph, poll, delivery = model.posthog, model.poll, model.delivery
     state_path = Path(model.state.path).expanduser()
     if base_dir is not None and not state_path.is_absolute():
         state_path = base_dir / state_path
     rules = tuple(
-        Rule(r.name, matches[i], tuple(r.sinks), r.stop) for i, r in enumerate(model.rules)
+        Rule(
+            r.name,
+            matches[i],
+            tuple(r.sinks),
+            r.stop,
+            reply_broadcast=r.reply_broadcast,
+            templates=templates.get(("rules", i, "template")),
+        )
+        for i, r in enumerate(model.rules)
+    )
+    sinks = MappingProxyType(
+        {
+            name: build_sink(name, s, templates.get(("sinks", name, "template")))
+            for name, s in model.sinks.items()
+        }
     )
     statuses = tuple(ph.statuses) if ph.statuses is not None else None
     return st.Settings(
@@ -519,7 +400,7 @@ def _build(
             ph.requests_per_minute,
             ph.requests_per_hour,
         ),
-        sinks=MappingProxyType({name: _sink(name, s) for name, s in model.sinks.items()}),
+        sinks=sinks,
         rules=rules,
         poll=st.PollSettings(
             poll.interval,
@@ -543,7 +424,7 @@ def _build(
         ),
         first_run=model.first_run,
         source=source,
-        warnings=tuple(_warnings(model, rules)),
+        warnings=tuple(_warnings(model, sinks, rules)),
     )
 
 
@@ -585,6 +466,8 @@ def parse_config(
         later += _pydantic_problems(exc)
     matches, rule_problems = _check_rules(raw)
     rule_problems += _check_self_alerts(raw)
+    templates, template_problems = check_raw_templates(raw, _sink_blocks(raw))
+    rule_problems += template_problems
     later = [
         p
         for p in later + rule_problems
@@ -592,11 +475,11 @@ def parse_config(
     ]
     problems = sorted(dict.fromkeys(early + later), key=_sort_key)
     if problems or model is None:
-        messages = [f"{format_loc(loc)}: {msg}" for loc, msg in problems] or ["invalid"]
+        messages = [format_problem(loc, msg) for loc, msg in problems] or ["invalid"]
         for secret in _secret_values(raw):
             messages = [m.replace(secret, "***") for m in messages]
         raise ConfigError(messages, source)
-    return _build(model, matches, source, base_dir)
+    return _build(model, matches, templates, source, base_dir)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> st.Settings:

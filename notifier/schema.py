@@ -30,7 +30,7 @@ DURATIONS: Final = frozenset(
     }
 )
 #: Keys that accept one value where a list is documented.
-LISTISH: Final = frozenset({"project_ids", "statuses", "sinks"})
+LISTISH: Final = frozenset({"project_ids", "statuses", "sinks", "enrich"})
 #: Secret keys, per model title, that also accept ``<key>_file``.
 SECRETS: Final = {
     "PostHogModel": ("api_key",),

@@ -32,6 +32,18 @@ Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 
 
+class Said(str):
+    """A problem's message that already names its place in its own words (a template's
+    ``rules[2] "ready".template.body, line 1: …``): printed as it is, without the key path."""
+
+    __slots__ = ()
+
+
+def format_problem(loc: Loc, message: str) -> str:
+    """``key.path: message``, or a ``Said`` message as it is."""
+    return message if isinstance(message, Said) else f"{format_loc(loc)}: {message}"
+
+
 def format_loc(loc: Loc) -> str:
     """``("rules", 1, "sinks", 0)`` → ``rules[1].sinks[0]``."""
     text = ""

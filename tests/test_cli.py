@@ -229,3 +229,111 @@ def test_demo_runs_without_config() -> None:
     assert result.returncode == 0, result.stderr
     assert "New signal report" in result.stdout
     assert "cycle 3/3" in result.stdout
+
+
+def _inject(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+MESSAGE_RULES = """
+- name: ready reports
+  match: {status: ready}
+  sinks: [slack, hook]
+  reply_broadcast: true
+  template: {body: "*{{ report.title }}* is ready"}
+- {name: rest, sinks: [slack-hook], reply_broadcast: true}
+"""
+
+
+def test_check_says_how_each_sink_delivers(
+    make_config: Callable[..., Path], env: dict[str, str]
+) -> None:
+    """`check` says per sink whether it keeps living messages or posts new ones, its digest,
+    batch and enrich settings and "template: ok"; per rule reply_broadcast and its template;
+    and warns about a reply_broadcast that cannot work."""
+    path = make_config(rules=MESSAGE_RULES)
+    _inject(
+        path,
+        "    channel: C0123456789",
+        "    channel: C0123456789\n    digest_after: 0\n    enrich: [artefacts]",
+    )
+    _inject(
+        path,
+        "    type: slack_webhook",
+        "    type: slack_webhook\n"
+        '    template: {text: "{{ event.title }}", title: "{{ report.title }}"}',
+    )
+    _inject(path, "    type: webhook", "    type: webhook\n    batch: true")
+    result = notifier("check", "-c", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    slack = lines.index(next(line for line in lines if line.startswith("slack ")))
+    assert lines[slack + 1 : slack + 3] == [
+        "living messages: one per report, updated in place, changes as thread replies",
+        "digest_after 0: never a digest; enrich: artefacts",
+    ]
+    hook = lines.index(next(line for line in lines if line.startswith("slack-hook ")))
+    assert lines[hook + 1 : hook + 3] == [
+        "new messages: one per event (an incoming webhook cannot edit or thread)",
+        "digest_after 5: one digest message when more than 5 events arrive at once; "
+        "enrich: none; template (title, text): ok",
+    ]
+    webhook = lines.index(next(line for line in lines if line.startswith("hook ")))
+    assert lines[webhook + 1 : webhook + 3] == [
+        "one request per event",
+        "batch: one signal_report.batch request when more than 5 events arrive at once; "
+        "enrich: none",
+    ]
+    assert (
+        "ready reports                  → slack, hook; reply_broadcast: thread replies also go "
+        "to the channel; template (body): ok"
+    ) in lines
+    assert (
+        'warning: rules[1] "rest".reply_broadcast: none of its sinks (slack-hook) is a slack '
+        "(bot token) sink, the only kind that keeps one message per report with thread "
+        "replies; it has no effect"
+    ) in lines
+    assert_no_secrets(result.stdout + result.stderr, env)
+
+
+def test_check_lists_every_template_problem(
+    make_config: Callable[..., Path], env: dict[str, str]
+) -> None:
+    """Broken templates on two rules: `check` exits 2 and lists both, each with the rule's
+    index, name, part and line."""
+    rules = """
+- {name: ready reports, sinks: [slack], template: {body: "ok\\n{{ reprot.title }}"}}
+- {name: needs input, sinks: [slack], template: {title: "{% if %}"}}
+"""
+    path = make_config(rules=rules)
+    result = notifier("check", "-c", str(path), env=env)
+    assert result.returncode == 2
+    err = result.stderr
+    assert err.startswith(f"error: {path}: 2 problems:")
+    assert "  - rules[0] \"ready reports\".template.body, line 2: 'reprot' is undefined" in err
+    assert '  - rules[1] "needs input".template.title, line 1: Expected an expression' in err
+
+
+def test_dry_run_applies_rule_templates(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+) -> None:
+    """`dry-run` prints what the sinks would send, templates included (compose_event)."""
+    rules = """
+- name: all
+  match: {event: [new, status_changed]}
+  sinks: [slack]
+  template: {body: "Rehearsed: {{ report.title }}"}
+"""
+    path = make_config(rules=rules)
+    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    posthog.add_report(PROJECT, title="Only a rehearsal")
+    result = notifier("dry-run", "-c", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "→ slack (slack) by rules: all" in result.stdout
+    assert '"text": "Rehearsed: Only a rehearsal"' in result.stdout
+    assert slack.messages == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,19 @@ from notifier.config import (
     parse_config,
     parse_duration,
 )
+from notifier.config_sinks import (
+    TEMPLATES_MAX_CHARS,
+    TEMPLATES_MAX_COUNT,
+    SlackSink,
+    SlackWebhookSink,
+    TemplateModel,
+    WebhookSink,
+)
 from notifier.errors import ConfigError
-from notifier.models import EventType
+from notifier.models import EventType, Links, Report
 from notifier.rules import Condition, Match, Op
-from notifier.settings import SlackSinkSettings, WebhookSinkSettings
+from notifier.settings import SlackSinkSettings, SlackWebhookSinkSettings, WebhookSinkSettings
+from notifier.templates import render, sample_event
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, base64
@@ -125,7 +135,16 @@ def test_example_needs_its_environment() -> None:
 
 @pytest.mark.parametrize(
     "model",
-    [ConfigModel, PostHogModel, PollModel, StateModel, DeliveryModel, RuleModel, SelfAlertsModel],
+    [
+        ConfigModel,
+        PostHogModel,
+        PollModel,
+        StateModel,
+        DeliveryModel,
+        RuleModel,
+        SelfAlertsModel,
+        TemplateModel,
+    ],
 )
 def test_example_documents_every_key(model: type[Any]) -> None:
     """Every key a section accepts appears in config.example.yaml, set or commented out."""
@@ -137,7 +156,8 @@ def test_example_documents_every_key(model: type[Any]) -> None:
 def test_example_documents_every_sink_key() -> None:
     """Every sink key and every <key>_file variant is documented in the example."""
     text = EXAMPLE.read_text()
-    keys = ["type", "token", "channel", "api_url", "timeout", "url", "secret", "headers"]
+    keys = [k for m in (SlackSink, SlackWebhookSink, WebhookSink) for k in m.model_fields]
+    assert {"digest_after", "enrich", "template", "batch"} <= set(keys)
     for key in keys:
         assert re.search(rf"^\s*#?\s*{key}:", text, re.MULTILINE), key
     for key in ["api_key_file", "token_file", "url_file", "secret_file"]:
@@ -208,7 +228,7 @@ def test_example_documents_every_sink_key() -> None:
             {"sinks": {"product-channel": {"webhook": "https://x.example"}}},
             [
                 "sinks.product-channel.webhook: unknown key (valid: type, token, channel, "
-                "api_url, timeout, token_file)"
+                "api_url, timeout, digest_after, enrich, template, token_file)"
             ],
             id="key-of-another-sink-type",
         ),
@@ -1046,3 +1066,530 @@ def test_settings_defaults() -> None:
         "xoxb-test-token",
         "https://hooks.slack.com/services/x",
     )
+
+
+# --- Slack messages: reply_broadcast, templates, digest_after, batch, enrich ----------------
+
+LINKS = Links("https://us.posthog.com")
+HOOK = {"type": "webhook", "url": "https://h.example/in"}
+
+
+def _uncommented(text: str, key: str, indent: str, after: str) -> str:
+    """The first commented-out ``key:`` block at ``indent`` after the line ``after`` in the
+    example, uncommented."""
+    lines = text.splitlines()
+    start = lines.index(f"{indent}# {key}:", lines.index(after))
+    block = [f"{indent}{key}:"]
+    for line in lines[start + 1 :]:
+        if not line.startswith(f"{indent}#   "):
+            break
+        block.append(indent + line.removeprefix(f"{indent}# "))
+    return "\n".join(block)
+
+
+def test_example_templates_compile_when_uncommented() -> None:
+    """The example's commented-out rule and sink templates are valid as written: uncommented,
+    they load, and the rule's renders the sample event."""
+    text = EXAMPLE.read_text()
+    rule_block = _uncommented(text, "template", "    ", "    reply_broadcast: true")
+    sink_block = _uncommented(text, "template", "    ", "  product-channel:")
+    assert sink_block.count("\n") == 1
+    assert "title:" in rule_block
+    assert "body:" in rule_block
+    assert "text:" in rule_block
+    patched = text.replace(
+        "    reply_broadcast: true\n", f"    reply_broadcast: true\n{rule_block}\n"
+    )
+    patched = patched.replace(
+        "    channel: C0123456789\n", f"    channel: C0123456789\n{sink_block}\n"
+    )
+    settings = parse_config(patched, source="example", env=EXAMPLE_ENV)
+    sink = settings.sinks["product-channel"]
+    assert isinstance(sink, SlackSinkSettings)
+    assert sink.templates is not None
+    assert sink.templates.title is not None
+    templates = settings.rules[0].templates
+    assert templates is not None
+    assert templates.title is not None
+    assert templates.body is not None
+    assert templates.text is not None
+    rendered = render(templates, sample_event(), ("ready for the team",), LINKS)
+    assert rendered.body is not None
+    assert "Open in PostHog" in rendered.body
+    assert rendered.title is not None
+    assert "weight 2.35" in rendered.title
+
+
+def test_example_sets_reply_broadcast() -> None:
+    """The example's first rule (status: ready, to the bot sink) broadcasts its thread replies."""
+    settings = load_config(EXAMPLE, EXAMPLE_ENV)
+    assert [rule.reply_broadcast for rule in settings.rules] == [True, False]
+
+
+def test_message_keys_default() -> None:
+    """Without the new keys: no broadcast, no templates, digest after 5, no batch, no enrich."""
+    settings = parse(
+        {"sinks": {"hook": HOOK}, "rules": [*BASE["rules"], {"name": "h", "sinks": "hook"}]}
+    )
+    assert [r.reply_broadcast for r in settings.rules] == [False, False, False]
+    assert [r.templates for r in settings.rules] == [None, None, None]
+    slack, team, hook = (settings.sinks[n] for n in ("product-channel", "team-hook", "hook"))
+    assert isinstance(slack, SlackSinkSettings)
+    assert isinstance(team, SlackWebhookSinkSettings)
+    assert isinstance(hook, WebhookSinkSettings)
+    assert (slack.digest_after, slack.enrich, slack.templates) == (5, (), None)
+    assert (team.digest_after, team.enrich, team.templates) == (5, (), None)
+    assert (hook.digest_after, hook.enrich, hook.batch) == (5, (), False)
+
+
+def test_message_keys_parse() -> None:
+    """Every new key lands in its settings field; enrich accepts one value and drops repeats."""
+    settings = parse(
+        {
+            "sinks": {
+                "product-channel": {
+                    "digest_after": 0,
+                    "enrich": ["artefacts", "artefacts"],
+                    "template": {"title": "{{ report.title }}!"},
+                },
+                "team-hook": {"digest_after": 12, "enrich": "artefacts"},
+                "hook": {**HOOK, "batch": True, "digest_after": 3, "enrich": ["artefacts"]},
+            },
+            "rules": [
+                {
+                    "name": "ready reports",
+                    "match": {"status": "ready"},
+                    "sinks": ["product-channel", "hook"],
+                    "reply_broadcast": True,
+                    "template": {"body": "*{{ report.signal_count }}* signals", "text": "t"},
+                },
+                {"name": "r1", "sinks": ["team-hook", "product-channel"]},
+            ],
+        }
+    )
+    ready = settings.rules[0]
+    assert ready.reply_broadcast is True
+    assert ready.templates is not None
+    assert ready.templates.where == 'rules[0] "ready reports"'
+    assert ready.templates.title is None
+    rendered = render(ready.templates, sample_event(), ("ready reports",), LINKS)
+    assert (rendered.body, rendered.text) == ("*7* signals", "t")
+    slack = settings.sinks["product-channel"]
+    assert isinstance(slack, SlackSinkSettings)
+    assert (slack.digest_after, slack.enrich) == (0, ("artefacts",))
+    assert slack.templates is not None
+    assert slack.templates.where == "sinks.product-channel"
+    title = render(slack.templates, sample_event(), (), LINKS).title
+    assert title == "Checkout button unresponsive on Safari &amp; iOS!"
+    team = settings.sinks["team-hook"]
+    assert isinstance(team, SlackWebhookSinkSettings)
+    assert (team.digest_after, team.enrich) == (12, ("artefacts",))
+    hook = settings.sinks["hook"]
+    assert isinstance(hook, WebhookSinkSettings)
+    assert (hook.batch, hook.digest_after, hook.enrich) == (True, 3, ("artefacts",))
+    assert settings.warnings == ()
+
+
+def test_template_whitespace_is_kept() -> None:
+    """Template sources are not stripped (line numbers in errors stay those of the source)."""
+    found = problems(
+        {"rules": [{"name": "r", "sinks": ["team-hook"], "template": {"body": "\n\n{{ x }}"}}]}
+    )
+    assert len(found) == 1
+    assert found[0].startswith('rules[0] "r".template.body, line 3: ')
+
+
+def one_rule(**rule: Any) -> dict[str, Any]:
+    return {"rules": [{"name": "ready reports", "sinks": ["product-channel"], **rule}]}
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        pytest.param(
+            {"sinks": {"product-channel": {"enrich": ["artefact"]}}},
+            [
+                "sinks.product-channel.enrich[0]: unknown enrichment 'artefact' (did you mean "
+                "'artefacts'? valid: artefacts)"
+            ],
+            id="enrich-typo",
+        ),
+        pytest.param(
+            {"sinks": {"team-hook": {"enrich": "artifacts"}}},
+            [
+                "sinks.team-hook.enrich[0]: unknown enrichment 'artifacts' (did you mean "
+                "'artefacts'? valid: artefacts)"
+            ],
+            id="enrich-american",
+        ),
+        pytest.param(
+            {"sinks": {"product-channel": {"enrich": ["recordings"]}}},
+            ["sinks.product-channel.enrich[0]: unknown enrichment 'recordings' (valid: artefacts)"],
+            id="enrich-unknown",
+        ),
+        pytest.param(
+            {"sinks": {"product-channel": {"enrich": {"artefacts": True}}}},
+            ["sinks.product-channel.enrich: must be a list, like [a, b]"],
+            id="enrich-mapping",
+        ),
+        pytest.param(
+            {"sinks": {"product-channel": {"batch": True}}},
+            [
+                "sinks.product-channel.batch: only webhook sinks batch; a Slack sink already "
+                "sends one digest message when more than digest_after events arrive at once: "
+                "remove batch (tune digest_after instead)"
+            ],
+            id="batch-on-slack",
+        ),
+        pytest.param(
+            {"sinks": {"team-hook": {"batch": False}}},
+            [
+                "sinks.team-hook.batch: only webhook sinks batch; a Slack sink already "
+                "sends one digest message when more than digest_after events arrive at once: "
+                "remove batch (tune digest_after instead)"
+            ],
+            id="batch-on-slack-webhook",
+        ),
+        pytest.param(
+            {"sinks": {"hook": {**HOOK, "batch": "sometimes"}}},
+            ["sinks.hook.batch: must be true/false"],
+            id="batch-not-bool",
+        ),
+        pytest.param(
+            {"sinks": {"product-channel": {"digest_after": -1}}},
+            [
+                "sinks.product-channel.digest_after: must be 0 or more: more events than this "
+                "for the sink at once go out as one digest message; 0 never digests; default 5"
+            ],
+            id="digest-after-negative",
+        ),
+        pytest.param(
+            {"sinks": {"hook": {**HOOK, "digest_after": "many"}}},
+            ["sinks.hook.digest_after: must be a whole number"],
+            id="digest-after-text",
+        ),
+        pytest.param(
+            {"sinks": {"team-hook": {"digest_after": True}}},
+            ["sinks.team-hook.digest_after: must be a number, not true/false"],
+            id="digest-after-bool",
+        ),
+        pytest.param(
+            {"sinks": {"hook": {**HOOK, "template": {"body": "{{ report.title }}"}}}},
+            [
+                "sinks.hook.template: templates shape Slack messages only (slack and "
+                "slack_webhook sinks); a webhook sink receives the report as JSON: remove "
+                "template here (a rule's template does not apply to this sink either)"
+            ],
+            id="template-on-webhook",
+        ),
+        pytest.param(
+            {"sinks": {"stdout": {"type": "console", "enrich": ["artefacts"]}}},
+            ["sinks.stdout.enrich: a console sink prints every event as it comes; remove it"],
+            id="enrich-on-console",
+        ),
+        pytest.param(
+            one_rule(reply_broadcast="maybe"),
+            ["rules[0].reply_broadcast: must be true/false"],
+            id="reply-broadcast-not-bool",
+        ),
+        pytest.param(
+            one_rule(template="{{ report.title }}"),
+            [
+                "rules[0].template: must be a mapping of title, body and/or text, like "
+                "{body: '{{ report.summary }}'}"
+            ],
+            id="template-not-a-mapping",
+        ),
+        pytest.param(
+            one_rule(template={}),
+            ["rules[0].template: is empty; set title, body or text, or remove template"],
+            id="template-empty",
+        ),
+        pytest.param(
+            one_rule(template={"titel": "{{ report.title }}"}),
+            ["rules[0].template.titel: unknown key (did you mean 'title'?)"],
+            id="template-key-typo",
+        ),
+        pytest.param(
+            {"sinks": {"team-hook": {"template": {"bdy": "x"}}}},
+            ["sinks.team-hook.template.bdy: unknown key (did you mean 'body'?)"],
+            id="sink-template-key-typo",
+        ),
+        pytest.param(
+            one_rule(template={"title": 5}),
+            ["rules[0].template.title: must be text; quote it"],
+            id="template-part-not-text",
+        ),
+        pytest.param(
+            one_rule(template={"body": ""}),
+            ["rules[0].template.body: must not be empty"],
+            id="template-part-empty",
+        ),
+        pytest.param(
+            one_rule(template={"body": "${MISSING_VAR}"}),
+            [
+                "rules[0].template.body: environment variable MISSING_VAR is not set "
+                "(export it, or use ${MISSING_VAR:-...})"
+            ],
+            id="template-env-unset",
+        ),
+    ],
+)
+def test_message_key_problems(patch: dict[str, Any], expected: list[str]) -> None:
+    """Each mistake in the new keys alone, with its key path, the problem and the fix."""
+    assert problems(patch) == expected
+
+
+def test_template_syntax_error_names_rule_and_line() -> None:
+    """A template that does not compile: the rule's index and name, the part, the line, Jinja's
+    message and what to check."""
+    (found,) = problems(one_rule(template={"body": "Ready:\n{% if report.title %}"}))
+    assert found.startswith('rules[0] "ready reports".template.body, line 2: Unexpected end ')
+    assert "close every {% if %}/{% for %}" in found
+
+
+def test_template_undefined_name_is_caught_against_the_sample() -> None:
+    """A misspelt name fails when rendered against the sample event, at load time."""
+    (found,) = problems(one_rule(template={"body": "x\n{{ reprot.title }}"}))
+    assert found.startswith(
+        "rules[0] \"ready reports\".template.body, line 2: 'reprot' is undefined — the names "
+        "are event, report, previous, changes, project, rule, rules, links"
+    )
+
+
+def test_template_that_fails_only_for_new_reports() -> None:
+    """previous is none for a new report: a template that assumes it fails the new sample."""
+    (found,) = problems(one_rule(template={"title": "was {{ previous.status }}"}))
+    assert found.startswith('rules[0] "ready reports".template.title, line 1: ')
+    assert found.endswith("(sample new event)")
+
+
+def test_sink_template_problem_names_the_sink() -> None:
+    """A sink's template problem carries the sink's key path."""
+    (found,) = problems({"sinks": {"team-hook": {"template": {"text": "{{ nope }}"}}}})
+    assert found.startswith("sinks.team-hook.template.text, line 1: 'nope' is undefined")
+
+
+def test_template_filter_unknown_lists_the_filters() -> None:
+    """An unknown filter names the ones there are."""
+    (found,) = problems(one_rule(template={"body": "{{ report.title | safe }}"}))
+    assert found.startswith('rules[0] "ready reports".template.body, line 1: ')
+    assert "filters: " in found
+    assert "truncate" in found
+
+
+def test_every_template_problem_at_once() -> None:
+    """Broken templates on several rules and a sink, and other mistakes: all reported, each
+    with its key path and name, in file order."""
+    found = problems(
+        {
+            "sinks": {"product-channel": {"template": {"title": "{{ x", "body": "ok"}}},
+            "rules": [
+                {"name": "a", "sinks": ["product-channel"], "template": {"body": "{{ 1/0 }}"}},
+                {"name": "b", "sinks": ["pager"], "template": {"text": "{% for %}"}},
+                {"name": "c", "sinks": ["team-hook"], "template": {"title": "{{ reprot }}"}},
+            ],
+        }
+    )
+    assert [f.split(",")[0].split(":")[0] for f in found] == [
+        "sinks.product-channel.template.title",
+        'rules[0] "a".template.body',
+        "rules[1].sinks[0]",
+        'rules[1] "b".template.text',
+        'rules[2] "c".template.title',
+    ]
+    assert "ZeroDivisionError" in found[1]
+
+
+def test_template_problems_sit_in_the_error_text() -> None:
+    """The ConfigError text (what `check` prints) lists template problems like any other."""
+    with pytest.raises(ConfigError) as caught:
+        parse(one_rule(template={"body": "{{ reprot }}"}))
+    assert "  - rules[0] \"ready reports\".template.body, line 1: 'reprot' is undefined" in str(
+        caught.value
+    )
+
+
+def test_templates_together_are_bounded() -> None:
+    """So many templates that checking them would take long: one problem, before compiling."""
+    rules = [
+        {"name": f"r{i}", "sinks": ["team-hook"], "template": {"body": "{{ report.title }}"}}
+        for i in range(TEMPLATES_MAX_COUNT + 1)
+    ]
+    started = time.monotonic()
+    found = problems({"rules": rules})
+    assert time.monotonic() - started < 2
+    assert found == [
+        f"rules: the templates together are too large to check (at most {TEMPLATES_MAX_COUNT} "
+        f"templates and {TEMPLATES_MAX_CHARS:,} characters); share a sink's template instead "
+        "of repeating it on every rule, and shorten them"
+    ]
+    long_body = "x" * 9_000
+    many = [
+        {"name": f"r{i}", "sinks": ["team-hook"], "template": {"body": long_body}}
+        for i in range(TEMPLATES_MAX_CHARS // 9_000 + 1)
+    ]
+    assert problems({"rules": many})[0].startswith("rules: the templates together are too large")
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        (
+            {
+                "sinks": {"hook": HOOK},
+                "rules": [{"name": "h", "sinks": ["hook", "team-hook"], "reply_broadcast": True}],
+            },
+            (
+                "sinks.product-channel: no rule sends to it; add it to a rule's sinks or remove it",
+                'rules[0] "h".reply_broadcast: none of its sinks (hook, team-hook) is a slack '
+                "(bot token) sink, the only kind that keeps one message per report with thread "
+                "replies; it has no effect",
+            ),
+        ),
+        (
+            one_rule(reply_broadcast=True, match={"event": "new"})
+            | {"sinks": {"team-hook": DELETE}},
+            (
+                'rules[0] "ready reports".reply_broadcast: the rule sees only new reports, whose '
+                "message starts the thread; it has no effect (match status_changed or updated "
+                "events)",
+            ),
+        ),
+        (
+            {
+                "sinks": {"hook": HOOK, "team-hook": DELETE},
+                "rules": [
+                    {"name": "p", "sinks": ["product-channel"]},
+                    {"name": "h", "sinks": ["hook"], "template": {"body": "x"}},
+                ],
+            },
+            (
+                'rules[1] "h".template: none of its sinks (hook) is a slack or slack_webhook '
+                "sink, so the template is never used (webhooks receive the report as JSON)",
+            ),
+        ),
+        (
+            {
+                "sinks": {"hook": {**HOOK, "batch": True, "digest_after": 0}},
+                "rules": [*BASE["rules"], {"name": "h", "sinks": ["hook"]}],
+            },
+            (
+                "sinks.hook.batch: digest_after is 0, so events are never batched; set "
+                "digest_after (like 5) or remove batch",
+            ),
+        ),
+        (
+            {
+                "sinks": {"hook": {**HOOK, "digest_after": 10}},
+                "rules": [*BASE["rules"], {"name": "h", "sinks": ["hook"]}],
+            },
+            (
+                "sinks.hook.digest_after: has no effect without batch: true (each event is its "
+                "own request); add batch: true or remove digest_after",
+            ),
+        ),
+        (
+            {
+                "sinks": {"team-hook": {"template": {"title": "{{ report.title }}"}}},
+                "rules": [
+                    BASE["rules"][0],
+                    {"name": "r1", "sinks": ["team-hook"], "template": {"body": "b"}},
+                ],
+            },
+            (
+                "sinks.team-hook.template: every rule sending to it has its own template, which "
+                "replaces this one whole, so this one is never used",
+            ),
+        ),
+    ],
+)
+def test_message_key_warnings(patch: dict[str, Any], expected: tuple[str, ...]) -> None:
+    """Valid but pointless combinations load, with a warning each."""
+    assert parse(patch).warnings == expected
+
+
+def test_sensible_message_keys_warn_nothing() -> None:
+    """reply_broadcast on a rule with a bot sink among others, a sink template some rules use,
+    batch with the default digest_after: no warning."""
+    settings = parse(
+        {
+            "sinks": {
+                "hook": {**HOOK, "batch": True},
+                "team-hook": {"template": {"text": "{{ event.title }}"}},
+            },
+            "rules": [
+                {
+                    "name": "ready",
+                    "match": {"status": "ready"},
+                    "sinks": ["product-channel", "hook"],
+                    "reply_broadcast": True,
+                    "template": {"body": "{{ report.summary }}"},
+                },
+                {"name": "r1", "sinks": ["team-hook"]},
+                {"name": "r2", "sinks": ["team-hook"], "template": {"body": "b"}},
+            ],
+        }
+    )
+    assert settings.warnings == ()
+
+
+README = EXAMPLE.parent / "README.md"
+
+
+def _readme_yaml(after: str) -> str:
+    """The first ```yaml block after the line ``after`` in the README."""
+    text = README.read_text()
+    start = text.index("```yaml\n", text.index(after)) + len("```yaml\n")
+    return text[start : text.index("```", start)]
+
+
+def test_readme_cookbook_loads_and_its_template_renders() -> None:
+    """Every rule of the README's cookbook loads as written, without warnings, and the ready
+    rule's template renders the sample (and a report that lacks the optional fields)."""
+    cookbook = yaml.safe_load(_readme_yaml("## Rule cookbook"))
+    used = {sink for rule in cookbook["rules"] for sink in rule["sinks"]}
+    slack = {"type": "slack", "token": "xoxb-test-token", "channel": "C1"}
+    sinks = {name: dict(slack if "channel" in name else HOOK) for name in used}
+    doc = {"posthog": BASE["posthog"], "sinks": sinks, "rules": cookbook["rules"]}
+    settings = parse_config(yaml.safe_dump(doc), source="README", env={})
+    assert settings.warnings == ()
+    ready = settings.rules[0]
+    assert (ready.name, ready.reply_broadcast) == ("ready", True)
+    assert ready.templates is not None
+    rendered = render(ready.templates, sample_event(), ("ready",), LINKS)
+    assert rendered.title == "Checkout button unresponsive on Safari &amp; iOS · weight 2.35"
+    assert rendered.body is not None
+    assert rendered.body.startswith("*Ready for the team* — Users on Safari 17")
+    sparse = sample_event()
+    bare = replace(sparse, report=Report.from_api({"id": "r", "status": "ready"}))
+    rendered = render(ready.templates, bare, ("ready",), LINKS)
+    assert rendered.title == "Untitled report · weight —"
+    assert (
+        rendered.body
+        == "*Ready for the team* — \n<https://us.posthog.com/project/1/inbox/reports/r|Open in "
+        "PostHog>"
+    )
+
+
+def test_readme_template_error_example_is_real() -> None:
+    """The error the README shows for a misspelt name is the one `check` gives."""
+    text = README.read_text()
+    shown = next(
+        line.strip().removeprefix("- ")
+        for line in text.splitlines()
+        if 'rules[0] "ready".template.body, line 2:' in line
+    )
+    found = problems(
+        {
+            "rules": [
+                {
+                    "name": "ready",
+                    "sinks": ["product-channel"],
+                    "template": {"body": "x\n{{ reprot.title }}"},
+                },
+                {"name": "r1", "sinks": ["team-hook"]},
+            ]
+        }
+    )
+    assert found == [shown]

@@ -307,6 +307,36 @@ HOSTILE: dict[str, tuple[dict[str, Any], tuple[str, str] | None, dict[str, str],
         {},
         "delivery.keep_delivered: must be at least 1s",
     ),
+    "template-syntax": (
+        {"rules": '- {name: ready reports, sinks: [slack], template: {body: "{% if x %}"}}'},
+        None,
+        {},
+        'rules[0] "ready reports".template.body, line 1: Unexpected end of template',
+    ),
+    "template-undefined-name": (
+        {"rules": '- {name: ready reports, sinks: [slack], template: {body: "{{ reprot }}"}}'},
+        None,
+        {},
+        "rules[0] \"ready reports\".template.body, line 1: 'reprot' is undefined",
+    ),
+    "template-bomb": (
+        {"rules": "- {name: r, sinks: [slack], template: {text: \"{{ 'x' * 10**9 }}\"}}"},
+        None,
+        {},
+        'rules[0] "r".template.text, line 1: the template does more than',
+    ),
+    "template-on-webhook": (
+        {},
+        ("    secret: ${WEBHOOK_SECRET}", "    secret: ${WEBHOOK_SECRET}\n    template: {body: x}"),
+        {},
+        "sinks.hook.template: templates shape Slack messages only",
+    ),
+    "enrich-typo": (
+        {},
+        ("    channel: C0123456789", "    channel: C0123456789\n    enrich: [artefact]"),
+        {},
+        "sinks.slack.enrich[0]: unknown enrichment 'artefact' (did you mean 'artefacts'?",
+    ),
 }
 
 
@@ -381,6 +411,36 @@ def test_run_with_a_catastrophic_regex_still_delivers_the_rest(
     assert len(receiver.received) == 1
     assert receiver.bodies()[0]["data"]["rules"] == ["rest"]
     assert any("counted as no match" in r.getMessage() for r in caplog.records)
+
+
+# --- templates: bounded checking --------------------------------------------------------------
+
+TEMPLATE_ATTACKS = {
+    "multiply": "{{ 'x' * 10**9 }}",
+    "power": "{{ 2 ** 1000000000 }}",
+    "range": "{% for i in range(10**9) %}x{% endfor %}",
+    "nested-loops": "{% for a in range(999) %}{% for b in range(999) %}x{% endfor %}{% endfor %}",
+    "recursion": "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+    "format": "{{ '%0999999999d' % 1 }}",
+    "python-internals": "{{ report.__class__.__mro__ }}",
+    "huge-source": "x" * 20_000,
+}
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_ATTACKS))
+def test_hostile_template_is_refused_quickly_at_load(name: str) -> None:
+    """A template built to burn time or memory, or to reach Python internals, is a config error
+    with its rule's name, found in well under a few seconds."""
+    rule = {"name": "evil", "sinks": ["out"], "template": {"body": TEMPLATE_ATTACKS[name]}}
+    text = yaml.safe_dump(
+        {**BASE, "sinks": {"out": {"type": "slack", "token": "xoxb-t", "channel": "C1"}}}
+        | {"rules": [rule]}
+    )
+    started = time.perf_counter()
+    found = problems(text)
+    assert time.perf_counter() - started < 5
+    assert len(found) == 1
+    assert found[0].startswith('rules[0] "evil".template.body')
 
 
 # --- credentials inside URLs ---------------------------------------------------------------
