@@ -123,7 +123,14 @@ class Notifier:
             budget=self.budget,
         )
         self.sinks: Mapping[str, Sink] = (
-            sinks if sinks is not None else build_sinks(settings.sinks, self.links)
+            sinks
+            if sinks is not None
+            else build_sinks(
+                settings.sinks,
+                self.links,
+                rules={rule.name: rule for rule in settings.rules},
+                cancel=self._cancel,
+            )
         )
         self._wake = {name: threading.Event() for name in self.sinks}
         self.self_alerts = SelfAlerts(

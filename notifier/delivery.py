@@ -5,6 +5,12 @@ exponential backoff, or exactly the sink's ``Retry-After``) and the sink waits, 
 holds; a permanent failure dead-letters that entry at once and the next one goes. Entries that
 keep failing past ``give_up_after`` are dead-lettered too. Delivery is at-least-once: a crash
 between a sink accepting an entry and the ``delivered`` mark sends it again on restart.
+
+Living messages: for a ``LivingSink`` the message it keeps about the entry's report is looked
+up before the send and handed to it; the one it returns is remembered in the same transaction
+as the ``delivered`` mark. Digests: when a ``DigestSink`` has more due events than its
+``digest_after`` (notices never count), they go out as one digest (at most ``MAX_DIGEST``) and
+are recorded together, in one transaction, whatever the outcome.
 """
 
 from __future__ import annotations
@@ -13,16 +19,22 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from notifier.errors import SinkError, StateError
-from notifier.models import Delivery, Notice
+from notifier.models import Delivery, Event, Notice
 from notifier.settings import DeliverySettings
-from notifier.sinks.base import Sink
+from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
 from notifier.store import OutboxEntry, Store
 
 log = logging.getLogger(__name__)
+
+#: The most events one digest carries; a bigger backlog goes out as several.
+MAX_DIGEST: Final = 100
+#: Entries read per pass when no digest is possible.
+_BATCH: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +64,11 @@ def backoff(
     return max(0.05, rand(0.0, window))
 
 
-def _describe(entry: OutboxEntry) -> str:
+def _describe(entry: OutboxEntry | Sequence[OutboxEntry]) -> str:
+    if not isinstance(entry, OutboxEntry):
+        if len(entry) != 1:
+            return f"a digest of {len(entry)} events"
+        entry = entry[0]
     if isinstance(entry.event, Notice):
         return f"the notifier's {entry.event.kind.value} notice about {entry.event.subject}"
     report = entry.event.report
@@ -60,7 +76,11 @@ def _describe(entry: OutboxEntry) -> str:
     return f"{entry.event.type.value} of report {report.id} ({title!r})"
 
 
-def _log_keys(entry: OutboxEntry) -> dict[str, object]:
+def _log_keys(entry: OutboxEntry | Sequence[OutboxEntry]) -> dict[str, object]:
+    if not isinstance(entry, OutboxEntry):
+        if len(entry) != 1:
+            return {"event": "delivery", "sink": entry[0].sink, "entries": len(entry)}
+        entry = entry[0]
     event = entry.event
     if isinstance(event, Notice):
         keys: dict[str, object] = {
@@ -79,6 +99,15 @@ def _log_keys(entry: OutboxEntry) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A send the sink accepted whose ``delivered`` mark could not be written yet."""
+
+    at: float
+    ids: tuple[int, ...]
+    message: MessageRef | None
+
+
 class Deliverer:
     """Sends due outbox entries through their sinks and records each outcome."""
 
@@ -93,7 +122,8 @@ class Deliverer:
         on_settled: Callable[[OutboxEntry, str, str | None], None] | None = None,
     ) -> None:
         self._store = store
-        # told of every attempt's (sink, outcome: delivered | retrying | dead, seconds taken)
+        # told of every attempt's (sink, outcome: delivered | retrying | dead, seconds taken);
+        # a digest is one attempt
         self._on_attempt = on_attempt or (lambda _sink, _outcome, _seconds: None)
         # told of each entry recorded delivered or dead: (entry, outcome, the dead letter's
         # reason or None); self-alerts watch the sinks through it
@@ -105,7 +135,7 @@ class Deliverer:
         # Entries a sink accepted whose `delivered` mark could not be written (disk full): the
         # mark is retried instead of the send, so a full disk does not repeat the message to
         # the channel on every pass. A restart forgets this and sends them again (at least once).
-        self._unrecorded: dict[int, float] = {}
+        self._unrecorded: dict[int, _Accepted] = {}
 
     @property
     def sink_names(self) -> list[str]:
@@ -121,73 +151,112 @@ class Deliverer:
             return self._drain(self._sinks[sink_name], sink_name, stop)
 
     def _drain(self, sink: Sink, sink_name: str, stop: threading.Event | None) -> DrainResult:
-        delivered = retrying = dead = 0
+        done = {"delivered": 0, "retrying": 0, "dead": 0}
+        digest_after = sink.digest_after if isinstance(sink, DigestSink) else 0
         while stop is None or not stop.is_set():
             due = self._store.next_due(sink_name)  # one indexed read before parsing a batch
             if due is None or due > self._clock():
                 break
-            for entry in self._store.pending(sink_name, limit=50):
+            entries = self._store.pending(sink_name, limit=MAX_DIGEST if digest_after else _BATCH)
+            recorded = self._record_accepted(entries)
+            if recorded:
+                done["delivered"] += recorded
+                continue
+            now = self._clock()
+            if not entries or entries[0].next_attempt_at > now:
+                break
+            events = [e for e in entries if isinstance(e.event, Event) and e.next_attempt_at <= now]
+            # more due events than digest_after: one digest (notices go on their own after it)
+            digest = 0 < digest_after < len(events)
+            groups = [events] if digest else [[entry] for entry in entries]
+            for group in groups:
                 if stop is not None and stop.is_set():
                     break
-                now = self._clock()
-                if entry.next_attempt_at > now:
-                    return DrainResult(delivered, retrying, dead)
+                if group[0].next_attempt_at > self._clock():
+                    return DrainResult(**done)
                 started = time.monotonic()
-                outcome = self._attempt(sink, entry)
+                outcome, counts = self._attempt(sink, group, stop)
                 self._on_attempt(sink_name, outcome, time.monotonic() - started)
-                if outcome == "delivered":
-                    delivered += 1
-                elif outcome == "dead":
-                    dead += 1
-                else:
-                    return DrainResult(delivered, retrying + 1, dead)
-        return DrainResult(delivered, retrying, dead)
+                for key, count in counts.items():
+                    done[key] += count
+                if outcome == "retrying":
+                    return DrainResult(**done)
+        return DrainResult(**done)
 
-    def _attempt(self, sink: Sink, entry: OutboxEntry) -> str:
-        delivery = Delivery(
+    def _record_accepted(self, entries: Sequence[OutboxEntry]) -> int:
+        """Write the marks a full disk kept from being written; returns how many entries."""
+        recorded = 0
+        for entry in entries:
+            accepted = self._unrecorded.get(entry.id)
+            if accepted is None:
+                continue
+            self._store.mark_delivered(accepted.ids, accepted.at, message=accepted.message)
+            for entry_id in accepted.ids:
+                self._unrecorded.pop(entry_id, None)
+            group = [e for e in entries if e.id in accepted.ids]
+            log.info(
+                "recorded the earlier delivery of %s to %s (not sent again)",
+                _describe(group),
+                entry.sink,
+                extra=_log_keys(group),
+            )
+            for settled in group:
+                self._settled(settled, "delivered", None)
+            recorded += len(group)
+        return recorded
+
+    def _delivery(self, entry: OutboxEntry) -> Delivery:
+        return Delivery(
             outbox_id=entry.id,
             sink=entry.sink,
             event=entry.event,
             rules=entry.rules,
             attempts=entry.attempts,
         )
-        extra = _log_keys(entry)
-        accepted_at = self._unrecorded.get(entry.id)
-        if accepted_at is not None:
-            self._store.mark_delivered(entry.id, accepted_at)
-            del self._unrecorded[entry.id]
-            log.info(
-                "recorded the earlier delivery of %s to %s (not sent again)",
-                _describe(entry),
-                entry.sink,
-                extra=extra,
-            )
-            self._settled(entry, "delivered", None)
-            return "delivered"
+
+    def _attempt(
+        self, sink: Sink, entries: list[OutboxEntry], stop: threading.Event | None
+    ) -> tuple[str, dict[str, int]]:
+        """Send one entry (or a digest of several) and record the outcome."""
+        head = entries[0]
+        message: MessageRef | None = None
         started = time.monotonic()
         try:
-            sink.send(delivery)
+            if len(entries) > 1:
+                assert isinstance(sink, DigestSink)
+                sink.send_digest([self._delivery(e) for e in entries])
+            elif isinstance(sink, LivingSink) and isinstance(head.event, Event):
+                known = self._store.message(head.sink, head.event.project_id, head.event.report.id)
+                card = MessageRef(*known) if known is not None else None
+                message = sink.send_report(self._delivery(head), card)
+            else:
+                sink.send(self._delivery(head))
         except SinkError as exc:
-            return self._failed(entry, exc, extra)
+            return self._failed(entries, exc, stop)
         except Exception as exc:  # a bug in a sink must not stop the others
-            log.exception("sink %s crashed on %s", entry.sink, _describe(entry), extra=extra)
-            return self._failed(
-                entry, SinkError(f"internal error: {type(exc).__name__}", permanent=True), extra
-            )
+            log.exception("sink %s crashed on %s", head.sink, _describe(entries))
+            error = SinkError(f"internal error: {type(exc).__name__}", permanent=True)
+            return self._failed(entries, error, stop)
         now = self._clock()
+        ids = tuple(e.id for e in entries)
         try:
-            self._store.mark_delivered(entry.id, now)
+            self._store.mark_delivered(ids, now, message=message)
         except StateError:
-            self._unrecorded[entry.id] = now
+            accepted = _Accepted(now, ids, message)
+            self._unrecorded.update(dict.fromkeys(ids, accepted))
             raise
         log.info(
             "delivered %s to %s",
-            _describe(entry),
-            entry.sink,
-            extra={**extra, "duration_ms": round((time.monotonic() - started) * 1000)},
+            _describe(entries),
+            head.sink,
+            extra={
+                **_log_keys(entries),
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
         )
-        self._settled(entry, "delivered", None)
-        return "delivered"
+        for entry in entries:
+            self._settled(entry, "delivered", None)
+        return "delivered", {"delivered": len(entries)}
 
     def _settled(self, entry: OutboxEntry, outcome: str, error: str | None) -> None:
         try:
@@ -195,51 +264,75 @@ class Deliverer:
         except Exception:  # a watcher's bug must not stop deliveries
             log.exception("sink %s: error after recording an outcome", entry.sink)
 
-    def _failed(self, entry: OutboxEntry, exc: SinkError, extra: dict[str, object]) -> str:
+    def _failed(
+        self, entries: list[OutboxEntry], exc: SinkError, stop: threading.Event | None
+    ) -> tuple[str, dict[str, int]]:
         now = self._clock()
-        attempts = entry.attempts + 1
+        head = entries[0]
+        ids = [e.id for e in entries]
+        extra = _log_keys(entries)
         if exc.permanent:
-            self._store.mark_dead(entry.id, now, str(exc))
+            self._store.mark_dead(ids, now, str(exc))
             log.error(
                 "dead letter: %s to sink %s failed permanently: %s "
                 "(fix the sink, then `notifier outbox retry --sink %s`)",
-                _describe(entry),
-                entry.sink,
+                _describe(entries),
+                head.sink,
                 exc,
-                entry.sink,
+                head.sink,
                 extra={**extra, "error": str(exc)},
             )
-            self._settled(entry, "dead", str(exc))
-            return "dead"
-        wait = backoff(attempts, self._settings, exc.retry_after)
-        if now + wait - entry.created_at > self._settings.give_up_after:
-            asked = " (as Retry-After asks)" if exc.retry_after is not None else ""
-            reason = (
-                f"gave up after {attempts} attempts: the next one, in {wait:.0f} s{asked}, "
-                f"would fall past delivery.give_up_after; last error: "
-                f"{str(exc).removesuffix('; will retry')}"
+            for entry in entries:
+                self._settled(entry, "dead", str(exc))
+            return "dead", {"dead": len(entries)}
+        if stop is not None and stop.is_set():  # cut short by the shutdown: nothing to record
+            log.info(
+                "sink %s: %s not sent, the notifier is stopping (sent after the restart)",
+                head.sink,
+                _describe(entries),
+                extra=extra,
             )
-            self._store.mark_dead(entry.id, now, reason)
+            return "retrying", {"retrying": len(entries)}
+        attempts = max(e.attempts for e in entries) + 1
+        wait = backoff(attempts, self._settings, exc.retry_after)
+        expired = [e for e in entries if now + wait - e.created_at > self._settings.give_up_after]
+        retry = [e for e in entries if e not in expired]
+        asked = " (as Retry-After asks)" if exc.retry_after is not None else ""
+        reason = (
+            f"gave up after {attempts} attempts: the next one, in {wait:.0f} s{asked}, "
+            f"would fall past delivery.give_up_after; last error: "
+            f"{str(exc).removesuffix('; will retry')}"
+        )
+        self._store.mark_failed(
+            [e.id for e in retry],
+            now + wait,
+            str(exc),
+            dead=[e.id for e in expired],
+            now=now,
+            reason=reason,
+        )
+        if expired:
             log.error(
                 "dead letter: %s to sink %s: %s",
-                _describe(entry),
-                entry.sink,
+                _describe(expired),
+                head.sink,
                 reason,
-                extra={**extra, "error": reason},
+                extra={**_log_keys(expired), "error": reason},
             )
-            self._settled(entry, "dead", reason)
-            return "dead"
-        self._store.mark_retry(entry.id, now + wait, str(exc))
+            for entry in expired:
+                self._settled(entry, "dead", reason)
+        if not retry:
+            return "dead", {"dead": len(expired)}
         log.warning(
             "sink %s: %s failed (attempt %d), retrying in %.1fs: %s",
-            entry.sink,
-            _describe(entry),
+            head.sink,
+            _describe(retry),
             attempts,
             wait,
             exc,
-            extra={**extra, "error": str(exc)},
+            extra={**_log_keys(retry), "error": str(exc)},
         )
-        return "retrying"
+        return "retrying", {"retrying": len(retry), "dead": len(expired)}
 
     def next_due(self) -> float | None:
         """The earliest time any sink has an entry due, or None when the outbox is empty."""

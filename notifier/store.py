@@ -23,7 +23,7 @@ from typing import Any, Final
 from notifier.errors import StateError
 from notifier.models import Event, Notice, Report, outbox_item_from_json
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 WAL_LIMIT: Final = 4 * 1024 * 1024
 
 _SCHEMA: Final = (
@@ -80,6 +80,19 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE projects ADD COLUMN full_sync_at REAL",
         "ALTER TABLE reports ADD COLUMN status TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX IF NOT EXISTS reports_by_status ON reports (project_id, listed, status)",
+    ),
+    3: (
+        # living messages: the Slack message (channel id, ts) each bot-token sink keeps up to
+        # date for a report; written with the `delivered` mark of the entry that posted it
+        """CREATE TABLE IF NOT EXISTS messages (
+            sink TEXT NOT NULL,
+            project_id INTEGER NOT NULL,
+            report_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (sink, project_id, report_id)
+        )""",
     ),
 }
 
@@ -165,6 +178,10 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _ids(ids: int | Sequence[int]) -> list[int]:
+    return [ids] if isinstance(ids, int) else list(ids)
 
 
 def _fill_statuses(conn: sqlite3.Connection) -> None:
@@ -440,32 +457,70 @@ class Store:
         )
         return float(rows[0][0]) if rows else None
 
-    def mark_delivered(self, entry_id: int, now: float) -> None:
-        """The sink accepted the entry."""
+    def mark_delivered(
+        self, entry_ids: int | Sequence[int], now: float, *, message: tuple[str, str] | None = None
+    ) -> None:
+        """The sink accepted the entries (several: one digest). ``message``: the ``(channel,
+        ts)`` of the living message the sink now keeps for the entry's report, remembered in
+        the same transaction as the mark."""
+        ids = _ids(entry_ids)
         with self._write("record a delivery") as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, "
                 "finished_at = ?, last_error = NULL WHERE id = ?",
-                (now, entry_id),
+                [(now, i) for i in ids],
             )
+            if message is not None:
+                conn.executemany(
+                    "INSERT INTO messages (sink, project_id, report_id, channel, ts, updated_at) "
+                    "SELECT sink, project_id, report_id, ?, ?, ? FROM outbox WHERE id = ? "
+                    "ON CONFLICT (sink, project_id, report_id) DO UPDATE SET channel = "
+                    "excluded.channel, ts = excluded.ts, updated_at = excluded.updated_at",
+                    [(message[0], message[1], now, i) for i in ids],
+                )
 
-    def mark_retry(self, entry_id: int, next_attempt_at: float, error: str) -> None:
+    def mark_retry(
+        self, entry_ids: int | Sequence[int], next_attempt_at: float, error: str
+    ) -> None:
         """A transient failure: try again at ``next_attempt_at``."""
-        with self._write("record a retry") as conn:
-            conn.execute(
+        self.mark_failed(_ids(entry_ids), next_attempt_at, error)
+
+    def mark_dead(self, entry_ids: int | Sequence[int], now: float, error: str) -> None:
+        """A permanent failure, or retries exhausted: keep it, with the reason, for a person."""
+        self.mark_failed([], now, error, dead=_ids(entry_ids), now=now)
+
+    def mark_failed(
+        self,
+        retry: Sequence[int],
+        next_attempt_at: float,
+        error: str,
+        *,
+        dead: Sequence[int] = (),
+        now: float = 0.0,
+        reason: str = "",
+    ) -> None:
+        """One failed attempt (of a digest: many entries) in one transaction: ``retry`` entries
+        are tried again at ``next_attempt_at``; ``dead`` ones are dead-lettered at ``now`` with
+        ``reason`` (default: ``error``)."""
+        with self._write("record a retry" if retry else "record a dead letter") as conn:
+            conn.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
                 "last_error = ? WHERE id = ?",
-                (next_attempt_at, error, entry_id),
+                [(next_attempt_at, error, i) for i in retry],
             )
-
-    def mark_dead(self, entry_id: int, now: float, error: str) -> None:
-        """A permanent failure, or retries exhausted: keep it, with the reason, for a person."""
-        with self._write("record a dead letter") as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1, finished_at = ?, "
                 "last_error = ? WHERE id = ?",
-                (now, error, entry_id),
+                [(now, reason or error, i) for i in dead],
             )
+
+    def message(self, sink: str, project_id: int, report_id: str) -> tuple[str, str] | None:
+        """The ``(channel, ts)`` of the sink's living message about the report, if any."""
+        rows = self._read(
+            "SELECT channel, ts FROM messages WHERE sink = ? AND project_id = ? AND report_id = ?",
+            (sink, project_id, report_id),
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     def retry_dead(self, now: float, sink: str | None = None) -> int:
         """Put dead entries back in line (``notifier outbox retry``); returns how many."""

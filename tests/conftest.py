@@ -22,6 +22,7 @@ from notifier.config import parse_config
 from notifier.daemon import Notifier
 from notifier.settings import Settings
 from notifier.simulator import FakePostHog
+from notifier.sinks import pace
 from tests.fakes import FakeSlack, WebhookReceiver
 
 API_KEY = "phx_e2e_secret_key_0123456789"
@@ -134,6 +135,15 @@ def secrets_sweep(request: pytest.FixtureRequest) -> Iterator[None]:
             continue
         found.append(f"{names} in file {path.relative_to(tmp_path)}")
     assert not found, "secrets leaked:\n" + "\n".join(found)
+
+
+@pytest.fixture(autouse=True)
+def unpaced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests count Slack messages, not seconds: the default pace of one post per
+    second per channel is lifted, except for tests marked ``paced`` (and tests that build their
+    own ``Pacer``). A 429's workspace pause still applies; subprocess tests stay paced."""
+    if request.node.get_closest_marker("paced") is None:
+        monkeypatch.setattr(pace, "CHANNEL_INTERVAL", 0.0)
 
 
 @pytest.fixture

@@ -43,8 +43,9 @@ class SlackMessage:
     ts: str | None
     via: str  # "api" | "webhook"
     method: str  # "chat.postMessage" | "chat.update"
-    received_at: float
+    received_at: float  # time.monotonic() when the request arrived
     channel_id: str = ""
+    reply_broadcast: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,11 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
 
     ``channels``: when a set, only those channels (names with or without ``#``, or IDs) exist.
     Names are resolved to stable IDs (``C000000001``…) in answers; ``chat.update`` wants the ID,
-    as the real API does.
+    as the real API does. ``delete`` removes a message as a person could; ``arrivals`` gives when
+    each post reached a channel.
+
+    The notifier's default pace (one post per second per channel) is lifted for in-process
+    tests by the autouse fixture ``unpaced`` in conftest.py; pacing tests are marked ``paced``.
     """
 
     token: str = "xoxb-test-token"
@@ -178,6 +183,7 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         self._ids: dict[str, str] = {}
         self._ts_counter = 0
         self._posted: set[tuple[str, str]] = set()
+        self._arrived = threading.local()
         self._init_stalls()
 
     @property
@@ -230,9 +236,36 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         """The ``text`` of every accepted message, in order."""
         return [m.text for m in self.messages]
 
+    def delete(self, channel_id: str, ts: str) -> None:
+        """Delete a posted message (as a person could): ``chat.update`` then answers
+        ``message_not_found``."""
+        with self._lock:
+            self._posted.discard((channel_id, ts))
+
+    def current(self, channel_id: str, ts: str) -> SlackMessage:
+        """The message as the channel shows it now: its post or its latest update."""
+        with self._lock:
+            return [m for m in self.messages if (m.channel_id, m.ts) == (channel_id, ts)][-1]
+
+    def replies(self, ts: str) -> list[SlackMessage]:
+        """The accepted replies in the thread of message ``ts``, in order."""
+        with self._lock:
+            return [m for m in self.messages if m.thread_ts == ts]
+
+    def arrivals(self, channel_id: str) -> list[float]:
+        """When each message posted to the channel (``chat.postMessage`` or the incoming
+        webhook, thread replies included; not ``chat.update``) arrived, in order."""
+        with self._lock:
+            return [
+                m.received_at
+                for m in self.messages
+                if m.channel_id == channel_id and m.method == "chat.postMessage"
+            ]
+
     # ------------------------------------------------------------------------ serving
 
     def _handle(self, handler: FakeRequestHandler) -> None:
+        self._arrived.at = time.monotonic()
         raw = handler.read_body()
         if not (self._stall() and self._stall_once()):
             handler.close_connection = True
@@ -249,7 +282,11 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         self, via: str, method: str, params: dict[str, Any], status: int, error: str | None
     ) -> None:
         with self._lock:
-            self.calls.append(SlackCall(via, method, params, status, error, time.monotonic()))
+            self.calls.append(SlackCall(via, method, params, status, error, self._arrival()))
+
+    def _arrival(self) -> float:
+        """When the request being answered (on this server thread) arrived."""
+        return float(getattr(self._arrived, "at", time.monotonic()))
 
     def _params(self, handler: FakeRequestHandler, raw: bytes) -> dict[str, Any] | str:
         """The call's arguments, or an error code."""
@@ -366,8 +403,9 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
                     ts=ts,
                     via="api",
                     method=method,
-                    received_at=time.monotonic(),
+                    received_at=self._arrival(),
                     channel_id=channel_id,
+                    reply_broadcast=params.get("reply_broadcast") in (True, "true", "1"),
                 )
             )
         message: dict[str, Any] = {
@@ -433,7 +471,7 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
                     ts=None,
                     via="webhook",
                     method="chat.postMessage",
-                    received_at=time.monotonic(),
+                    received_at=self._arrival(),
                     channel_id=self.webhook_channel,
                 )
             )

@@ -58,6 +58,14 @@ def run_once(
     ) -> int:
         defaults = {"rules": ALL_SINKS, "first_run": "notify", "extra": NO_SELF_ALERTS}
         settings = load(make_config(**{**defaults, **config}))
+        # these tests follow each entry: no digests (those are pinned in test_living.py)
+        settings = replace(
+            settings,
+            sinks={
+                name: replace(sink, digest_after=0) if hasattr(sink, "digest_after") else sink
+                for name, sink in settings.sinks.items()
+            },
+        )
         if sink_timeout is not None:
             sinks = {
                 name: replace(sink, timeout=sink_timeout) if hasattr(sink, "timeout") else sink

@@ -461,3 +461,37 @@ def test_any_digest_fits_and_is_escaped(
     more = [b for b in message.blocks if b["type"] == "context"]
     hidden = int(more[0]["elements"][0]["text"].split()[1]) if more else 0
     assert shown + hidden == len(batch)
+
+
+# -- rendered templates over the card -----------------------------------------------------------
+
+
+def test_templates_replace_title_summary_and_text_but_keep_the_state() -> None:
+    """Rendered template parts (already escaped) replace the header's title after the colour
+    and badge, the summary section and the fallback text; what is not templated stays."""
+    event = Event.create(
+        EventType.STATUS_CHANGED,
+        1,
+        report(status="resolved"),
+        report(),
+        {"status": ("ready", "resolved")},
+    )
+    default = slack_message(event, ["r"], LINKS)
+    message = slack_message(event, ["r"], LINKS, title="A &amp; B", body="*custom*", text="hi")
+    header = message.blocks[0]["text"]["text"]
+    assert header.startswith(default.blocks[0]["text"]["text"].split(":")[0] + ": ")
+    assert header.endswith("Resolved: A &amp; B")
+    assert message.text == "hi"
+    assert "*custom*" in section_texts(message)
+    assert not any(RAW["summary"][:30] in t for t in section_texts(message))
+    assert message.blocks[1] == default.blocks[1]  # the status line
+    assert slack_message(event, ["r"], LINKS, title=None, body=None, text=None) == default
+
+
+def test_a_long_rendered_title_is_cut_without_breaking_an_entity() -> None:
+    """The header stays within 150 characters and never ends in half an ``&amp;``."""
+    message = slack_message(new(), ["r"], LINKS, title="&amp;" * 100)
+    header = message.blocks[0]["text"]["text"]
+    assert len(header) <= 150
+    assert header.endswith("&amp;…")
+    assert_block_kit_limits(message)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +18,14 @@ from standardwebhooks.webhooks import Webhook
 
 from notifier.errors import SinkError
 from notifier.models import Delivery, Event, EventType, Links, Report
-from notifier.render import slack_message, webhook_body
+from notifier.render import (
+    digest_message,
+    slack_message,
+    thread_reply,
+    webhook_batch_body,
+    webhook_body,
+)
+from notifier.rules import Match, Rule
 from notifier.settings import (
     ConsoleSinkSettings,
     SlackSinkSettings,
@@ -24,12 +34,18 @@ from notifier.settings import (
 )
 from notifier.sinks import (
     ConsoleSink,
+    MessageRef,
+    Pacer,
     SlackSink,
     SlackWebhookSink,
     WebhookSink,
     build_sinks,
     parse_retry_after,
 )
+from notifier.sinks.compose import compose_event
+from notifier.sinks.pace import bot_keys, webhook_keys
+from notifier.sinks.webhook import batch_id
+from notifier.templates import Templates, compile_templates
 from tests.fakes import FakeSlack, WebhookReceiver
 
 LINKS = Links("https://us.posthog.com")
@@ -396,3 +412,305 @@ def test_build_sinks_uses_the_registry(slack: FakeSlack, receiver: WebhookReceiv
 def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
     """Delta-seconds or an HTTP date, never negative; unreadable values are None."""
     assert parse_retry_after(value, FIXED) == seconds
+
+
+# --- living messages (bot token) -------------------------------------------------------------
+
+PROGRESS = Event.create(
+    EventType.STATUS_CHANGED,
+    1,
+    Report.from_api({**RAW, "status": "resolved"}),
+    Report.from_api(RAW),
+    {"status": ("ready", "resolved")},
+)
+
+
+def living(slack: FakeSlack, **rules: Rule) -> SlackSink:
+    settings = SlackSinkSettings(
+        name="slack", token=slack.token, channel=CHANNEL, api_url=slack.api_url, timeout=2.0
+    )
+    return SlackSink(settings, LINKS, rules=rules, pacer=Pacer(interval=0.0))
+
+
+def rule(name: str, *, broadcast: bool = False, templates: Templates | None = None) -> Rule:
+    compiled = compile_templates(templates, f'rules[0] "{name}"') if templates else None
+    return Rule(name, Match(), ("slack",), reply_broadcast=broadcast, templates=compiled)
+
+
+def test_slack_living_message_posts_then_updates_and_replies_in_its_thread(
+    slack: FakeSlack,
+) -> None:
+    """No card yet: post it and return its (channel id, ts). A card: chat.update it to the
+    current state, then reply in its thread with what changed, broadcast when a routing rule
+    has reply_broadcast."""
+    sink = living(slack, quiet=rule("quiet"), loud=rule("loud", broadcast=True))
+    card = sink.send_report(delivery(), None)
+    assert card == MessageRef(CHANNEL, str(slack.messages[0].ts))
+    later = Delivery(outbox_id=2, sink="slack", event=PROGRESS, rules=("quiet",))
+    assert sink.send_report(later, card) == card
+    update, reply = slack.messages[1:]
+    assert (update.method, update.ts, update.thread_ts) == ("chat.update", card.ts, None)
+    assert update.blocks == json.loads(
+        json.dumps(list(slack_message(PROGRESS, ["quiet"], LINKS).blocks))
+    )
+    assert (reply.method, reply.thread_ts, reply.reply_broadcast) == (
+        "chat.postMessage",
+        card.ts,
+        False,
+    )
+    assert reply.blocks == json.loads(
+        json.dumps(list(thread_reply(PROGRESS, ["quiet"], LINKS).blocks))
+    )
+    sink.send_report(replace(later, rules=("quiet", "loud")), card)
+    assert slack.messages[-1].reply_broadcast is True
+    assert "reply_broadcast" not in slack.calls[2].params  # only sent when asked
+
+
+@pytest.mark.parametrize("code", ["message_not_found", "cant_update_message", "edit_window_closed"])
+def test_slack_living_message_gone_is_posted_anew(slack: FakeSlack, code: str) -> None:
+    """A card Slack cannot update any more is replaced by a new card (no reply under the old
+    one) whose ts is returned to be remembered."""
+    sink = living(slack)
+    card = sink.send_report(delivery(), None)
+    slack.fail_next(code)
+    again = sink.send_report(replace(delivery(), event=PROGRESS), card)
+    assert again.ts != card.ts
+    assert [m.method for m in slack.messages] == ["chat.postMessage", "chat.postMessage"]
+    assert slack.messages[-1].thread_ts is None
+    assert "Resolved" in json.dumps(slack.messages[-1].blocks)
+
+
+def test_slack_living_message_update_errors_are_sink_errors(slack: FakeSlack) -> None:
+    """Other chat.update refusals fail the delivery as usual: transient or permanent."""
+    sink = living(slack)
+    card = sink.send_report(delivery(), None)
+    slack.fail_next("internal_error")
+    with pytest.raises(SinkError) as caught:
+        sink.send_report(delivery(), card)
+    assert not caught.value.permanent
+    slack.fail_next("is_archived")
+    with pytest.raises(SinkError) as caught:
+        sink.send_report(delivery(), card)
+    assert caught.value.permanent
+    assert len(slack.messages) == 1
+
+
+def test_slack_living_message_in_another_channel_starts_a_new_card(slack: FakeSlack) -> None:
+    """When the sink has been pointed at another channel (by id), the old card is left alone."""
+    sink = living(slack)
+    moved = sink.send_report(delivery(), MessageRef("C0OLDCHAN01", "1.000100"))
+    assert moved.channel == CHANNEL
+    assert [m.method for m in slack.messages] == ["chat.postMessage"]
+
+
+def test_slack_update_with_refused_blocks_drops_them_for_text(slack: FakeSlack) -> None:
+    """A refused card update goes once more as text only, clearing the old blocks."""
+    sink = living(slack)
+    card = sink.send_report(delivery(), None)
+    slack.fail_next("invalid_blocks")
+    sink.send_report(replace(delivery(), event=PROGRESS), card)
+    assert slack.calls[2].params["blocks"] == []
+    assert slack.messages[1].method == "chat.update"
+
+
+def test_slack_digest_is_one_post(slack: FakeSlack) -> None:
+    """send_digest posts digest_message for every delivery; the incoming webhook too."""
+    many = [replace(delivery(), outbox_id=i) for i in range(7)]
+    living(slack).send_digest(many)
+    hook_sink(slack).send_digest(many)
+    expected = digest_message([(EVENT, ("ready-reports",))] * 7, LINKS)
+    assert [m.text for m in slack.messages] == [expected.text, expected.text]
+    assert [m.via for m in slack.messages] == ["api", "webhook"]
+
+
+# --- templates (compose_event) -------------------------------------------------------------
+
+
+def test_rule_templates_then_sink_templates_shape_the_card(slack: FakeSlack) -> None:
+    """The first routing rule with templates wins, else the sink's: title after the status
+    colour, body for the summary, fallback text. The sink posts exactly what compose_event
+    (and so `notifier preview`) shows."""
+    fancy = rule(
+        "fancy",
+        templates=Templates(
+            title="Look: {{ report.title }}", body="*{{ report.signal_count }}* signals", text="hi"
+        ),
+    )
+    plain_rule = rule("plain")
+    sink_templates = compile_templates(Templates(title="From the sink"), "sinks.slack")
+    settings = SlackSinkSettings(
+        name="slack",
+        token=slack.token,
+        channel=CHANNEL,
+        api_url=slack.api_url,
+        templates=sink_templates,
+    )
+    sink = SlackSink(settings, LINKS, rules={"fancy": fancy, "plain": plain_rule})
+    sink.send(replace(delivery(), rules=("plain", "fancy")))
+    sink.send(replace(delivery(), rules=("plain",)))
+    templated, by_sink = slack.messages
+    assert templated.text == "hi"
+    assert templated.blocks is not None
+    assert templated.blocks[0]["text"]["text"].endswith(
+        "Look: Checkout button unresponsive on Safari"
+    )
+    assert templated.blocks[2]["text"]["text"] == "*7* signals"
+    assert by_sink.blocks is not None
+    assert by_sink.blocks[0]["text"]["text"].endswith(" From the sink")
+    preview = compose_event(
+        settings,
+        EVENT,
+        ("plain", "fancy"),
+        LINKS,
+        {"fancy": fancy.templates},  # type: ignore[dict-item]
+        timestamp=FIXED,
+    )
+    assert preview == {"text": templated.text, "blocks": templated.blocks}
+
+
+def test_a_template_failing_at_send_time_sends_the_default_and_warns(
+    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A template that cannot render this report never fails the delivery: the default card
+    goes out and a WARNING names the templates (the rule) and the sink."""
+    broken = rule("broken", templates=Templates(title="{{ report.no_such_field }}"))
+    with caplog.at_level(logging.WARNING):
+        living(slack, broken=broken).send(replace(delivery(), rules=("broken",)))
+    [message] = slack.messages
+    default = slack_message(EVENT, ["broken"], LINKS)
+    assert message.blocks == json.loads(json.dumps(list(default.blocks)))
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert 'rules[0] "broken"' in warning.getMessage()
+    assert "sink slack" in warning.getMessage()
+
+
+# --- webhook batches ------------------------------------------------------------------------
+
+
+def test_webhook_batch_is_one_signed_post_with_a_stable_id(receiver: WebhookReceiver) -> None:
+    """With batch: true the sink digests: one signal_report.batch body, signed, whose
+    webhook-id depends only on the events it carries. Without batch it never digests."""
+    settings = WebhookSinkSettings(name="hook", url=receiver.url, secret=SECRET, batch=True)
+    now = datetime.now(UTC)
+    sink = WebhookSink(settings, LINKS, clock=lambda: now)
+    assert sink.digest_after == 5
+    assert WebhookSink(replace(settings, batch=False), LINKS).digest_after == 0
+    many = [
+        replace(delivery("hook"), outbox_id=i, event=event)
+        for i, event in enumerate([EVENT, PROGRESS])
+    ]
+    sink.send_digest(many)
+    sink.send_digest(list(reversed(many)))
+    sink.send_digest(many[:1])
+    first, again, other = receiver.received
+    body = Webhook(SECRET).verify(first.body, first.headers)
+    assert body["type"] == "signal_report.batch"
+    assert body["data"]["count"] == 2
+    assert first.body == webhook_batch_body(
+        [(EVENT, ("ready-reports",)), (PROGRESS, ("ready-reports",))], LINKS, now
+    )
+    assert first.headers["webhook-id"] == again.headers["webhook-id"] == batch_id(many)
+    assert other.headers["webhook-id"] != first.headers["webhook-id"]
+
+
+# --- pacing ----------------------------------------------------------------------------------
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the pacer waits."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(round(seconds, 6))
+        self.now += seconds
+        return False
+
+
+def test_pacer_spaces_posts_per_channel_from_the_end_of_the_last() -> None:
+    """A channel's next post waits until a full interval after the previous post ended;
+    other channels do not wait; a refused post (turn unused) does not hold the next."""
+    t = FakeTime()
+    pacer = Pacer(interval=1.0, clock=t.clock, wait=t.wait)
+    with pacer.post("a", "ws"):
+        t.now += 0.25  # the request takes a quarter of a second
+    with pacer.post("b", "ws"):
+        pass
+    with pacer.post("a", "ws") as turn:
+        turn.used = False
+    assert t.waits == [1.0]
+    with pacer.post("a", "ws"):
+        pass
+    assert t.waits == [1.0]  # the refused post did not count
+    with pacer.post("a", "ws"):
+        pass
+    assert t.waits == [1.0, 1.0]
+
+
+def test_pacer_pause_holds_the_workspace_and_long_ones_go_back_to_the_outbox() -> None:
+    """A 429 pauses every channel of the workspace (updates too) for Retry-After; another
+    workspace goes on; a pause longer than max_wait is a transient SinkError carrying the
+    time left, so the outbox waits instead of the thread."""
+    t = FakeTime()
+    pacer = Pacer(interval=1.0, clock=t.clock, wait=t.wait, max_wait=10.0)
+    pacer.pause("ws", 3.0)
+    pacer.ready("other")
+    assert t.waits == []
+    with pacer.post("c", "ws"):
+        pass
+    assert t.waits == [3.0]
+    pacer.pause("ws", None)  # no Retry-After: a second
+    pacer.ready("ws")
+    assert t.waits == [3.0, 1.0]
+    pacer.pause("ws", 60.0)
+    with pytest.raises(SinkError) as caught:
+        pacer.ready("ws")
+    assert (caught.value.permanent, caught.value.retry_after) == (False, 60.0)
+    assert pacer.paused_for("ws") == 60.0
+
+
+def test_pacer_waits_end_when_the_notifier_stops() -> None:
+    """A wait is cut short by the stop event (real clock, no sleeping through it)."""
+    cancel = threading.Event()
+    pacer = Pacer(interval=5.0, cancel=cancel)
+    with pacer.post("a", "ws"):
+        pass
+    threading.Timer(0.05, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(SinkError, match="stopping") as caught, pacer.post("a", "ws"):
+        pass
+    assert time.monotonic() - started < 2.0
+    assert not caught.value.permanent
+
+
+def test_pacing_keys_hide_secrets_and_group_workspaces() -> None:
+    """Bot sinks: channel by (API URL, channel), workspace by API URL and token (hashed);
+    incoming webhooks: channel by URL (hashed), workspace by host and team id."""
+    a_channel, a_workspace = bot_keys("https://slack.com/api/", "xoxb-secret-1", "C1")
+    b_channel, b_workspace = bot_keys("https://slack.com/api/", "xoxb-secret-1", "C2")
+    assert a_workspace == b_workspace
+    assert a_channel != b_channel
+    assert "xoxb-secret-1" not in repr((a_channel, a_workspace))
+    hook_a = webhook_keys("https://hooks.slack.com/services/T1/B1/secretA")
+    hook_b = webhook_keys("https://hooks.slack.com/services/T1/B2/secretB")
+    hook_c = webhook_keys("https://hooks.slack.com/services/T2/B3/secretC")
+    assert hook_a[1] == hook_b[1] != hook_c[1]
+    assert hook_a[0] != hook_b[0]
+    assert "secretA" not in repr(hook_a)
+
+
+def test_build_sinks_shares_one_pacer_between_sinks(slack: FakeSlack) -> None:
+    """Every Slack sink of one notifier paces through the same pacer."""
+    built = build_sinks(
+        {
+            "a": SlackSinkSettings(name="a", token="xoxb-1", channel=CHANNEL),
+            "b": SlackWebhookSinkSettings(name="b", url=slack.webhook_url),
+        },
+        LINKS,
+    )
+    assert built["a"]._pacer is built["b"]._pacer  # type: ignore[attr-defined]

@@ -126,3 +126,74 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StateError, match="newer notifier"):
         Store(path)
+
+
+def test_living_messages_are_remembered_with_the_delivered_mark(store: Store) -> None:
+    """mark_delivered(message=…) remembers (channel, ts) for the entry's (sink, project,
+    report) in the same transaction: when the mark fails, neither is written; a later one
+    replaces it; other sinks and projects are separate."""
+    store.commit_cycle(
+        CycleWrite(
+            1,
+            [],
+            [],
+            [(new_event(rep("a")), "slack", ()), (new_event(rep("a"), 2), "slack", ())],
+            now=1.0,
+        )
+    )
+    first, second = store.pending("slack")
+    conn = store._conn()
+    conn.execute(
+        "CREATE TRIGGER no_messages BEFORE INSERT ON messages "
+        "BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END"
+    )
+    with pytest.raises(StateError, match="cannot record a delivery"):
+        store.mark_delivered(first.id, 5.0, message=("C1", "1.000100"))
+    assert store.counts() == {("slack", "pending"): 2}
+    conn.execute("DROP TRIGGER no_messages")
+    store.mark_delivered(first.id, 5.0, message=("C1", "1.000100"))
+    assert store.message("slack", 1, "a") == ("C1", "1.000100")
+    assert store.message("slack", 2, "a") is None
+    assert store.message("other", 1, "a") is None
+    store.mark_delivered(second.id, 6.0, message=("C1", "1.000200"))
+    store.mark_delivered(second.id, 6.0, message=("C2", "1.000300"))
+    assert store.message("slack", 2, "a") == ("C2", "1.000300")
+    assert store.message("slack", 1, "a") == ("C1", "1.000100")
+
+
+def test_many_entries_are_marked_in_one_transaction(store: Store) -> None:
+    """A digest's entries are recorded together: delivered at once, or some retried and some
+    dead-lettered in the same transaction."""
+    events = [(new_event(rep(r)), "s", ()) for r in "abcd"]
+    store.commit_cycle(CycleWrite(1, [], [], events, now=1.0))
+    a, b, c, d = store.pending("s")
+    store.mark_delivered([a.id, b.id], 2.0)
+    store.mark_failed([c.id], 50.0, "HTTP 503", dead=[d.id], now=3.0, reason="gave up")
+    assert store.counts() == {("s", "delivered"): 2, ("s", "pending"): 1, ("s", "dead"): 1}
+    [retrying] = store.pending("s")
+    assert (retrying.next_attempt_at, retrying.last_error, retrying.attempts) == (
+        50.0,
+        "HTTP 503",
+        1,
+    )
+    assert store.entries("dead")[0].last_error == "gave up"
+
+
+def test_a_schema_2_state_database_gains_the_messages_table(tmp_path: Path) -> None:
+    """Schema 3 adds living messages to an existing state file, keeping its outbox."""
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.commit_cycle(CycleWrite(1, [], [], [(new_event(rep()), "slack", ())], now=1.0))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE messages")
+        conn.execute("PRAGMA user_version = 2")
+    again = Store(path)
+    try:
+        assert again.message("slack", 1, "r1") is None
+        again.mark_delivered(again.pending("slack")[0].id, 2.0, message=("C1", "1.0"))
+        assert again.message("slack", 1, "r1") == ("C1", "1.0")
+    finally:
+        again.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3

@@ -113,24 +113,36 @@ def text_only(event: Event, links: Links) -> str:
 
 
 def slack_message(
-    event: Event, rules: Sequence[str], links: Links, *, enrichment: Enrichment = NO_ENRICHMENT
+    event: Event,
+    rules: Sequence[str],
+    links: Links,
+    *,
+    enrichment: Enrichment = NO_ENRICHMENT,
+    title: str | None = None,
+    body: str | None = None,
+    text: str | None = None,
 ) -> SlackMessage:
-    """The card for the report's current state, within every Block Kit limit."""
+    """The card for the report's current state, within every Block Kit limit.
+
+    ``title``, ``body`` and ``text`` are rendered templates (escaped mrkdwn, as
+    ``templates.render`` returns them; None keeps the default): the header's title after the
+    status colour and badge, the section in place of the summary, the fallback text.
+    """
     url = report_url(event, links)
     recordings = _recording_links(event, links, enrichment)
-    header = _header(event)
+    header = _header(event, title)
     status = section(_status_text(event))
     ranked: list[tuple[int, dict[str, Any] | None]] = [
         (0, header),
         (0, status),
-        (2, _summary(event, url)),
+        (2, section(body) if body else _summary(event, url)),
         (3, _fields(event)),
         (5, _explanations(event, enrichment)),
         (6, _recordings(recordings)),
         (4, context_block(_context(event, rules))),
         (1, _buttons(url, recordings)),
     ]
-    return fit(fallback_text(event), ranked, minimal=[header, status])
+    return fit(text or fallback_text(event), ranked, minimal=[header, status])
 
 
 def thread_reply(event: Event, rules: Sequence[str], links: Links) -> SlackMessage:
@@ -240,10 +252,24 @@ def _badge(event: Event) -> str | None:
     return {"resolved": "Resolved", "deleted": "Deleted"}.get(event.report.status)
 
 
-def _header(event: Event) -> dict[str, Any]:
+def _header(event: Event, title: str | None = None) -> dict[str, Any]:
+    """The colour, the badge, and the report title (or a rendered title, already escaped)."""
     badge = _badge(event)
     prefix = f"{event_colour(event)} " + (f"{badge}: " if badge else "")
-    return header_block(prefix + title_of(event.report))
+    if title is None:
+        return header_block(prefix + title_of(event.report))
+    return {"type": "header", "text": plain(_cut_escaped(one_line(prefix + title), MAX_HEADER))}
+
+
+def _cut_escaped(text: str, limit: int) -> str:
+    """Escaped text cut to ``limit`` without leaving half an entity such as ``&am``."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 def _what(event: Event) -> str:

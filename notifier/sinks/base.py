@@ -4,15 +4,19 @@ A sink sends one delivery and either returns (delivered) or raises ``SinkError``
 ``permanent`` flag decides between a retry later and the dead-letter queue. Sinks decide nothing
 about *when* to retry: they only say whether retrying can help and, when the other side says so,
 after how long (``retry_after``).
+
+Two optional abilities, which the ``Deliverer`` looks for: a ``LivingSink`` keeps one message
+per report up to date (it is handed the message it posted before, and returns the one to
+remember; the sink never touches the store), and a ``DigestSink`` takes many events at once.
 """
 
 from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from notifier.models import Delivery
 
@@ -31,6 +35,43 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release connections; the sink is not used afterwards."""
+        ...
+
+
+class MessageRef(NamedTuple):
+    """A message a sink posted and can edit: Slack's channel id and ``ts``."""
+
+    channel: str
+    ts: str
+
+
+@runtime_checkable
+class LivingSink(Protocol):
+    """A sink that keeps one living message per report (Slack with a bot token)."""
+
+    name: str
+
+    def send_report(self, delivery: Delivery, card: MessageRef | None) -> MessageRef:
+        """Deliver an event about a report whose message is ``card`` (None: none yet): post
+        the message, or bring it up to date and say what changed; returns the message to
+        remember for the report. Raises ``SinkError``."""
+        ...
+
+
+@runtime_checkable
+class DigestSink(Protocol):
+    """A sink that takes more than ``digest_after`` due events as one message (0: never)."""
+
+    name: str
+
+    @property
+    def digest_after(self) -> int:
+        """More due events than this go out as one digest; 0: never."""
+        ...
+
+    def send_digest(self, deliveries: Sequence[Delivery]) -> None:
+        """Deliver every one of ``deliveries`` (events, never notices) at once, or raise
+        ``SinkError`` for all of them."""
         ...
 
 

@@ -1,4 +1,12 @@
-"""Slack through a bot token: ``chat.postMessage`` with Block Kit.
+"""Slack through a bot token: one living message per report, Block Kit.
+
+The first event about a report posts its card (``chat.postMessage``); later ones
+``chat.update`` that card to the report's current state and post a short reply in its thread
+saying what changed (``reply_broadcast`` when a routing rule asks). The ``Deliverer`` hands in
+the card posted before and remembers the one returned; a card Slack no longer lets us edit
+(deleted, too old) is replaced by a new one. Notices and ``send`` are plain posts; many events
+at once are one digest (``send_digest``). Every post waits for its turn on the shared ``Pacer``
+and a 429 pauses the whole workspace.
 
 slack_sdk's own retry handlers are switched off: retries are the outbox's job, and the SDK's
 rate-limit handler would sleep inside the delivery thread. Every SDK or socket error becomes a
@@ -9,7 +17,8 @@ from __future__ import annotations
 
 import http.client
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
@@ -19,16 +28,27 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifier import __version__
 from notifier.errors import SinkError
-from notifier.models import Delivery, Links, Notice
-from notifier.render import notice_slack_message, notice_text_only, slack_message, text_only
+from notifier.models import Delivery, Event, Links, Notice
+from notifier.render import (
+    SlackMessage,
+    digest_message,
+    notice_slack_message,
+    notice_text_only,
+    text_only,
+    thread_reply,
+)
+from notifier.rules import Rule
 from notifier.settings import SlackSinkSettings
 from notifier.sinks.base import (
     USER_AGENT_PRODUCT,
+    MessageRef,
     describe_exception,
     header,
     parse_retry_after,
     utc_now,
 )
+from notifier.sinks.compose import compose_event
+from notifier.sinks.pace import Pacer, bot_keys
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +58,12 @@ SDK_LOGGER.setLevel(logging.CRITICAL)
 
 #: Codes that mean "the blocks were refused": worth one immediate text-only retry.
 BLOCK_ERRORS: Final = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
+
+#: ``chat.update`` codes meaning the card cannot be edited any more (deleted, too old): post anew.
+GONE_ERRORS: Final = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+#: A channel id (``C0123456789``), as opposed to a name (``#alerts``).
+CHANNEL_ID: Final = re.compile(r"[CGD][A-Z0-9]{8,}")
 
 #: Codes that heal by themselves: retry later.
 TRANSIENT_ERRORS: Final = frozenset(
@@ -80,7 +106,11 @@ IO_ERRORS: Final = (OSError, http.client.HTTPException)
 
 
 class SlackSink:
-    """Posts each delivery as a Block Kit card to one channel with a bot token."""
+    """Keeps one Block Kit card per report up to date in one channel, with a bot token.
+
+    ``rules`` (name → ``Rule``) supply ``reply_broadcast`` and rule templates; ``pacer`` is
+    shared with the other sinks (a private one when not given).
+    """
 
     def __init__(
         self,
@@ -88,11 +118,21 @@ class SlackSink:
         links: Links,
         *,
         clock: Callable[[], datetime] = utc_now,
+        rules: Mapping[str, Rule] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.name = settings.name
         self._settings = settings
         self._links = links
         self._clock = clock
+        self._rules = dict(rules or {})
+        self._rule_templates = {
+            name: rule.templates for name, rule in self._rules.items() if rule.templates
+        }
+        self._pacer = pacer if pacer is not None else Pacer()
+        self._channel_key, self._workspace = bot_keys(
+            settings.api_url, settings.token, settings.channel
+        )
         self._client = WebClient(
             token=settings.token,
             base_url=settings.api_url,
@@ -105,31 +145,115 @@ class SlackSink:
         parts = urlsplit(settings.api_url)  # in messages: host and port, never user:password@
         self._service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"
 
+    @property
+    def digest_after(self) -> int:
+        """More due events than this go out as one digest (0: never)."""
+        return self._settings.digest_after
+
     def send(self, delivery: Delivery) -> None:
-        """Post the card; on a blocks error, once more at once as text only."""
+        """Post the card (or the notice) as a new message."""
+        self._post_card(delivery)
+
+    def send_report(self, delivery: Delivery, card: MessageRef | None) -> MessageRef:
+        """Post the report's card, or update ``card`` and reply in its thread."""
+        event = delivery.event
+        configured = self._settings.channel
+        if card is not None and CHANNEL_ID.fullmatch(configured) and card.channel != configured:
+            card = None  # the sink now posts to another channel: start a new card there
+        if card is None or isinstance(event, Notice):
+            return self._post_card(delivery)
+        message = self._card(delivery, event)
+        plain = text_only(event, self._links)
+        try:
+            self._deliver("chat.update", message, plain, channel=card.channel, ts=card.ts)
+        except SlackApiError as exc:
+            code = _code(exc.response)
+            if code not in GONE_ERRORS:
+                raise self._api_error(exc.response) from exc
+            log.info(
+                "slack sink %s: the message about report %s can no longer be updated (%s); "
+                "posting a new one",
+                self.name,
+                event.report.id,
+                code,
+                extra={"event": "delivery", "sink": self.name, "report_id": event.report.id},
+            )
+            return self._post_card(delivery)
+        reply = thread_reply(event, delivery.rules, self._links)
+        broadcast = any(
+            rule.reply_broadcast for name in delivery.rules if (rule := self._rules.get(name))
+        )
+        self._send(
+            "chat.postMessage",
+            reply,
+            reply.text,
+            thread_ts=card.ts,
+            reply_broadcast=True if broadcast else None,
+        )
+        return card
+
+    def send_digest(self, deliveries: Sequence[Delivery]) -> None:
+        """One message for many events: counts and a line per report."""
+        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
+        message = digest_message(events, self._links)
+        self._send("chat.postMessage", message, message.text)
+
+    def close(self) -> None:
+        """Nothing to release: urllib opens a connection per request."""
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _card(self, delivery: Delivery, event: Event) -> SlackMessage:
+        """The card, built by ``compose_event`` (templates included) as ``preview`` shows it."""
+        payload = compose_event(
+            self._settings,
+            event,
+            delivery.rules,
+            self._links,
+            self._rule_templates,
+            timestamp=self._clock(),
+        )
+        assert isinstance(payload, dict)
+        return SlackMessage(text=str(payload["text"]), blocks=tuple(payload["blocks"]))
+
+    def _post_card(self, delivery: Delivery) -> MessageRef:
         event = delivery.event
         if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
-            message = notice_slack_message(event)
+            message, plain = notice_slack_message(event), notice_text_only(event)
         else:
-            message = slack_message(event, delivery.rules, self._links)
+            message, plain = self._card(delivery, event), text_only(event, self._links)
+        data = self._send("chat.postMessage", message, plain)
+        # no ts (never seen): an empty one makes the next chat.update fail and post anew
+        return MessageRef(
+            str(data.get("channel") or self._settings.channel), str(data.get("ts") or "")
+        )
+
+    def _send(self, method: str, message: SlackMessage, plain: str, **extra: Any) -> dict[str, Any]:
+        """``_deliver`` with every Slack refusal translated into a ``SinkError``."""
         try:
-            self._post(text=message.text, blocks=list(message.blocks))
+            return self._deliver(method, message, plain, **extra)
+        except SlackApiError as exc:
+            raise self._api_error(exc.response) from exc
+
+    def _deliver(
+        self, method: str, message: SlackMessage, plain: str, **extra: Any
+    ) -> dict[str, Any]:
+        """Send the message; when Slack refuses the blocks, once more at once as ``plain``
+        text. Raises ``SlackApiError`` for other refusals, ``SinkError`` for the rest."""
+        try:
+            return self._call(method, text=message.text, blocks=list(message.blocks), **extra)
         except SlackApiError as exc:
             code = _code(exc.response)
             if code not in BLOCK_ERRORS:
-                raise self._api_error(exc.response) from exc
-        else:
-            return
+                raise
         log.warning(
-            "slack sink %s: Slack refused the blocks (%s); posting as text only", self.name, code
+            "slack sink %s: Slack refused the blocks (%s); sending as text only", self.name, code
         )
         try:
-            plain = (
-                notice_text_only(event)
-                if isinstance(event, Notice)
-                else text_only(event, self._links)
+            # chat.update keeps the old blocks unless told to drop them
+            return self._call(
+                method, text=plain, blocks=[] if method == "chat.update" else None, **extra
             )
-            self._post(text=plain, blocks=None)
         except SlackApiError as exc:
             error = self._api_error(exc.response)
             raise SinkError(
@@ -138,19 +262,30 @@ class SlackSink:
                 retry_after=error.retry_after,
             ) from exc
 
-    def close(self) -> None:
-        """Nothing to release: urllib opens a connection per request."""
-
-    def _post(self, *, text: str, blocks: list[dict[str, Any]] | None) -> None:
+    def _call(self, method: str, **args: Any) -> dict[str, Any]:
+        """One Web API call, paced: a post waits for the channel's turn, an update only for a
+        workspace pause; a 429 pauses the workspace for every sink."""
         try:
-            self._client.chat_postMessage(
-                channel=self._settings.channel,
-                text=text,
-                blocks=blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError:
+            if method == "chat.update":
+                self._pacer.ready(self._workspace)
+                response = self._client.chat_update(**args)
+            else:
+                with self._pacer.post(self._channel_key, self._workspace) as turn:
+                    try:
+                        response = self._client.chat_postMessage(
+                            channel=self._settings.channel,
+                            unfurl_links=False,
+                            unfurl_media=False,
+                            **args,
+                        )
+                    except SlackApiError:
+                        turn.used = False  # refused: nothing reached the channel
+                        raise
+        except SlackApiError as exc:
+            status = int(getattr(exc.response, "status_code", 0) or 0)
+            if status == 429 or _code(exc.response) == "ratelimited":
+                retry_after = header(exc.response.headers, "Retry-After")
+                self._pacer.pause(self._workspace, parse_retry_after(retry_after, self._clock()))
             raise
         except SlackClientError as exc:
             raise SinkError(
@@ -158,6 +293,7 @@ class SlackSink:
             ) from exc
         except IO_ERRORS as exc:
             raise transient_io_error(exc, self._service, self._settings.timeout) from exc
+        return _data(response)
 
     def _api_error(self, response: Any) -> SinkError:
         """Translate ``{"ok": false, "error": code}`` (or an HTTP error) into a SinkError."""

@@ -3,12 +3,17 @@
 ``WebhookClient`` never raises on 4xx/5xx: success is HTTP 200 with the body ``ok``, anything else
 is read from the status and the plain-text body (``no_service``, ``channel_is_archived``, …).
 The URL itself is the credential, so it never appears in a message or a log line.
+
+An incoming webhook answers only ``ok``: no ``ts``, so its posts can be neither edited nor
+threaded, and every event is a new post (no living message). Many events at once are one digest;
+every post waits for its turn on the shared ``Pacer`` (the URL is the channel) and a 429 pauses
+the webhooks of that workspace.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
@@ -17,10 +22,19 @@ from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from notifier import __version__
 from notifier.errors import SinkError
-from notifier.models import Delivery, Links, Notice
-from notifier.render import notice_slack_message, notice_text_only, slack_message, text_only
+from notifier.models import Delivery, Event, Links, Notice
+from notifier.render import (
+    SlackMessage,
+    digest_message,
+    notice_slack_message,
+    notice_text_only,
+    text_only,
+)
+from notifier.rules import Rule
 from notifier.settings import SlackWebhookSinkSettings
 from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact, utc_now
+from notifier.sinks.compose import compose_event
+from notifier.sinks.pace import Pacer, webhook_keys
 from notifier.sinks.slack import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
 
 log = logging.getLogger(__name__)
@@ -46,7 +60,11 @@ HINTS: Final[Mapping[str, str]] = {
 
 
 class SlackWebhookSink:
-    """Posts each delivery as a Block Kit card to a Slack incoming webhook."""
+    """Posts each delivery as a Block Kit card to a Slack incoming webhook.
+
+    ``rules`` (name → ``Rule``) supply rule templates; ``pacer`` is shared with the other sinks
+    (a private one when not given).
+    """
 
     def __init__(
         self,
@@ -54,11 +72,18 @@ class SlackWebhookSink:
         links: Links,
         *,
         clock: Callable[[], datetime] = utc_now,
+        rules: Mapping[str, Rule] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.name = settings.name
         self._settings = settings
         self._links = links
         self._clock = clock
+        self._rule_templates = {
+            name: rule.templates for name, rule in (rules or {}).items() if rule.templates
+        }
+        self._pacer = pacer if pacer is not None else Pacer()
+        self._channel_key, self._workspace = webhook_keys(settings.url)
         path = urlsplit(settings.url).path
         self._secrets = (settings.url, path) if len(path) >= 8 else (settings.url,)
         self._client = WebhookClient(
@@ -70,13 +95,39 @@ class SlackWebhookSink:
             user_agent_prefix=f"{USER_AGENT_PRODUCT}/{__version__}",
         )
 
+    @property
+    def digest_after(self) -> int:
+        """More due events than this go out as one digest (0: never)."""
+        return self._settings.digest_after
+
     def send(self, delivery: Delivery) -> None:
         """Post the card; on a blocks error, once more at once as text only."""
         event = delivery.event
         if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
-            message = notice_slack_message(event)
-        else:
-            message = slack_message(event, delivery.rules, self._links)
+            self._deliver(notice_slack_message(event), notice_text_only(event))
+            return
+        payload = compose_event(
+            self._settings,
+            event,
+            delivery.rules,
+            self._links,
+            self._rule_templates,
+            timestamp=self._clock(),
+        )
+        assert isinstance(payload, dict)
+        card = SlackMessage(text=str(payload["text"]), blocks=tuple(payload["blocks"]))
+        self._deliver(card, text_only(event, self._links))
+
+    def send_digest(self, deliveries: Sequence[Delivery]) -> None:
+        """One message for many events: counts and a line per report."""
+        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
+        message = digest_message(events, self._links)
+        self._deliver(message, message.text)
+
+    def close(self) -> None:
+        """Nothing to release: urllib opens a connection per request."""
+
+    def _deliver(self, message: SlackMessage, plain: str) -> None:
         response = self._post(text=message.text, blocks=list(message.blocks))
         if _ok(response):
             return
@@ -88,9 +139,6 @@ class SlackWebhookSink:
             self.name,
             code,
         )
-        plain = (
-            notice_text_only(event) if isinstance(event, Notice) else text_only(event, self._links)
-        )
         retry = self._post(text=plain, blocks=None)
         if not _ok(retry):
             error = self._error(retry)
@@ -100,17 +148,20 @@ class SlackWebhookSink:
                 retry_after=error.retry_after,
             )
 
-    def close(self) -> None:
-        """Nothing to release: urllib opens a connection per request."""
-
     def _post(self, *, text: str, blocks: list[dict[str, Any]] | None) -> WebhookResponse:
         try:
-            return self._client.send(
-                text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
-            )
+            with self._pacer.post(self._channel_key, self._workspace) as turn:
+                response = self._client.send(
+                    text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+                )
+                turn.used = _ok(response)  # refused: nothing reached the channel
         except IO_ERRORS as exc:
             error = transient_io_error(exc, SERVICE, self._settings.timeout)
             raise SinkError(redact(str(error), self._secrets), permanent=False) from exc
+        if response.status_code == 429:
+            retry_after = parse_retry_after(header(response.headers, "Retry-After"), self._clock())
+            self._pacer.pause(self._workspace, retry_after)
+        return response
 
     def _error(self, response: WebhookResponse) -> SinkError:
         status = response.status_code

@@ -4,12 +4,17 @@ The body is serialised once (``render.webhook_body``) and those exact bytes are 
 ``webhook-id`` is the same on every attempt of one (event, sink), so a receiver can de-duplicate;
 ``webhook-timestamp`` is the attempt's. Redirects are never followed. Messages name the sink, the
 status and the receiver's origin, never the URL's path or query (they often hold a token).
+
+With ``batch: true``, more than ``digest_after`` due events go out as one ``signal_report.batch``
+body, signed the same way; its ``webhook-id`` is derived from the events it carries, so every
+retry of that batch has the same one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final
 from urllib.parse import urlsplit
@@ -18,8 +23,8 @@ import httpx
 
 from notifier import __version__
 from notifier.errors import SinkError
-from notifier.models import Delivery, Links, Notice
-from notifier.render import notice_webhook_body, sign, webhook_body
+from notifier.models import Delivery, Event, Links, Notice
+from notifier.render import notice_webhook_body, sign, webhook_batch_body, webhook_body
 from notifier.settings import WebhookSinkSettings
 from notifier.sinks.base import (
     USER_AGENT_PRODUCT,
@@ -39,6 +44,13 @@ _UNSAFE_ID_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
 def message_id(delivery: Delivery) -> str:
     """``webhook-id``: stable across every retry of one event to one sink."""
     return f"{delivery.event.id}.{_UNSAFE_ID_CHARS.sub('-', delivery.sink)}"
+
+
+def batch_id(deliveries: Sequence[Delivery]) -> str:
+    """``webhook-id`` of a batch: the same for every retry of the same events to one sink."""
+    ids = "\n".join(sorted(d.event.id for d in deliveries)).encode()
+    sink = deliveries[0].sink if deliveries else ""
+    return f"batch_{hashlib.sha256(ids).hexdigest()[:32]}.{_UNSAFE_ID_CHARS.sub('-', sink)}"
 
 
 class WebhookSink:
@@ -69,6 +81,11 @@ class WebhookSink:
             hidden.append(parts.query)
         self._secrets = tuple(s for s in hidden if s)
 
+    @property
+    def digest_after(self) -> int:
+        """With ``batch``: more due events than this go out as one batch (0: never)."""
+        return self._settings.digest_after if self._settings.batch else 0
+
     def send(self, delivery: Delivery) -> None:
         """One POST; returns on 2xx, raises SinkError otherwise."""
         now = self._clock()
@@ -77,7 +94,15 @@ class WebhookSink:
             body = notice_webhook_body(event, now)
         else:
             body = webhook_body(event, delivery.rules, self._links, now)
-        msg_id = message_id(delivery)
+        self._send(body, message_id(delivery), now)
+
+    def send_digest(self, deliveries: Sequence[Delivery]) -> None:
+        """One ``signal_report.batch`` POST carrying every event."""
+        now = self._clock()
+        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
+        self._send(webhook_batch_body(events, self._links, now), batch_id(deliveries), now)
+
+    def _send(self, body: bytes, msg_id: str, now: datetime) -> None:
         timestamp = int(now.timestamp())
         headers = {
             "user-agent": f"{USER_AGENT_PRODUCT}/{__version__}",
