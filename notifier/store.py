@@ -562,9 +562,12 @@ class Store:
             conn.execute("DELETE FROM outages WHERE subject = ?", (subject,))
 
     def prune(self, before: float) -> int:
-        """Forget delivered entries finished before ``before``; dead ones stay until retried."""
+        """Forget delivered entries finished before ``before``; dead ones stay until retried.
+        Living messages untouched since then are forgotten too: a report that changes again
+        after that long gets a new message (the old one has long scrolled away)."""
         with self._write("prune the outbox") as conn:
             cursor = conn.execute(
                 "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < ?", (before,)
             )
+            conn.execute("DELETE FROM messages WHERE updated_at < ?", (before,))
             return cursor.rowcount

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from notifier.models import Event, EventType, Links, Report
+from notifier.models import Enrichment, Event, EventType, Links, Recording, Report
 from notifier.render import (
     SlackMessage,
     console_text,
@@ -403,6 +404,30 @@ def test_webhook_body_shape() -> None:
         "changes": {"status": ["in_progress", "ready"]},
         "url": URL,
     }
+
+
+def test_webhook_body_carries_the_enrichment_with_recording_links() -> None:
+    """A webhook sink with enrich: [artefacts] receives what was fetched: recordings with their
+    replay links, and the judgments' explanations; without enrichment the key is absent."""
+    event = replace(
+        status_changed(),
+        enrichment=Enrichment(
+            recordings=(Recording("sess-1", "Taps Pay twice"),),
+            priority_explanation="Blocks checkout",
+        ),
+    )
+    data = json.loads(webhook_body(event, [], LINKS, WHEN))["data"]
+    assert data["enrichment"] == {
+        "recordings": [
+            {
+                "session_id": "sess-1",
+                "text": "Taps Pay twice",
+                "url": "https://us.posthog.com/project/1/replay/sess-1",
+            }
+        ],
+        "priority_explanation": "Blocks checkout",
+    }
+    assert "enrichment" not in json.loads(webhook_body(status_changed(), [], LINKS, WHEN))["data"]
 
 
 def test_webhook_body_types_and_timezones() -> None:

@@ -110,6 +110,22 @@ def test_delivered_entries_are_pruned(store: Store) -> None:
     assert store.counts() == {("s", "dead"): 1}
 
 
+def test_living_messages_untouched_since_the_cut_are_forgotten(store: Store) -> None:
+    """The (sink, report) → message map is pruned with the outbox: an old card is let go, a
+    recent one kept."""
+    store.commit_cycle(
+        CycleWrite(
+            1, [], [], [(new_event(rep("a")), "s", ()), (new_event(rep("b")), "s", ())], now=1.0
+        )
+    )
+    a, b = store.pending("s")
+    store.mark_delivered(a.id, 10.0, message=("C1", "1.000"))
+    store.mark_delivered(b.id, 30.0, message=("C1", "2.000"))
+    store.prune(before=20.0)
+    assert store.message("s", 1, "a") is None
+    assert store.message("s", 1, "b") == ("C1", "2.000")
+
+
 def test_unwritable_state_directory_is_a_clear_error(tmp_path: Path) -> None:
     """A state path under a file (not a directory) fails with a StateError naming it."""
     blocker = tmp_path / "file"

@@ -24,18 +24,24 @@ def webhook_payload(
     event: Event, rules: Sequence[str], links: Links, timestamp: datetime
 ) -> dict[str, Any]:
     """The body as plain JSON data (``webhook_body`` serialises it)."""
+    data: dict[str, Any] = {
+        "event_id": event.id,
+        "project_id": event.project_id,
+        "rules": list(rules),
+        "report": event.report.to_json(),
+        "previous": event.previous.to_json() if event.previous is not None else None,
+        "changes": {k: [thaw(a), thaw(b)] for k, (a, b) in event.changes.items()},
+        "url": links.report(event.project_id, event.report.id),
+    }
+    enrichment = event.enrichment.to_json()
+    if enrichment:  # sinks with enrich: [artefacts]: recordings (with their links), judgments
+        for recording in enrichment.get("recordings", []):
+            recording["url"] = links.recording(event.project_id, recording["session_id"])
+        data["enrichment"] = enrichment
     return {
         "type": f"signal_report.{event.type.value}",
         "timestamp": iso_utc(timestamp),
-        "data": {
-            "event_id": event.id,
-            "project_id": event.project_id,
-            "rules": list(rules),
-            "report": event.report.to_json(),
-            "previous": event.previous.to_json() if event.previous is not None else None,
-            "changes": {k: [thaw(a), thaw(b)] for k, (a, b) in event.changes.items()},
-            "url": links.report(event.project_id, event.report.id),
-        },
+        "data": data,
     }
 
 
