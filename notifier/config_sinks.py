@@ -36,6 +36,7 @@ from notifier.templates import (
     Templates,
     check_templates,
     compile_templates,
+    fragile_parts,
 )
 from notifier.yamlload import Loc, Problem, Said
 
@@ -326,12 +327,23 @@ def _rule_warnings(sinks: Mapping[str, st.SinkSettings], rules: Sequence[Rule]) 
                 f"{where}.reply_broadcast: the rule sees only new reports, whose message starts "
                 "the thread; it has no effect (match status_changed or updated events)"
             )
+        if rule.templates is not None:
+            found += _fragile(f"{where}.template", rule.templates)
         if rule.templates is not None and not set(kinds) & set(TEMPLATED):
             found.append(
                 f"{where}.template: none of its sinks ({names}) is a slack or slack_webhook "
                 "sink, so the template is never used (webhooks receive the report as JSON)"
             )
     return found
+
+
+def _fragile(where: str, compiled: CompiledTemplates) -> list[str]:
+    return [
+        f"{where}.{problem} — with a report carrying only the fields every PostHog version "
+        "sends; guard optional fields with `is defined` or `| default(...)`, or the default "
+        "message is sent instead on older PostHog versions"
+        for problem in fragile_parts(compiled, Links(_PLACEHOLDER_HOST))
+    ]
 
 
 def _sink_warnings(
@@ -342,6 +354,9 @@ def _sink_warnings(
     found = []
     for name, sink in sinks.items():
         routing = [r for r in rules if name in r.sinks]
+        templates = getattr(sink, "templates", None)
+        if isinstance(templates, CompiledTemplates):
+            found += _fragile(f"sinks.{name}.template", templates)
         if isinstance(sink, st.WebhookSinkSettings) and sink.batch and sink.digest_after == 0:
             found.append(
                 f"sinks.{name}.batch: digest_after is 0, so events are never batched; "

@@ -494,6 +494,42 @@ def sample_event(project_id: int = 1) -> Event:
     return _sample_events(project_id)[0]
 
 
+#: The fields every PostHog version sends (V1's): a template that needs more must guard it.
+_OLDEST_FIELDS: Final = (
+    "id",
+    "title",
+    "summary",
+    "status",
+    "total_weight",
+    "signal_count",
+    "created_at",
+    "updated_at",
+)
+
+
+def fragile_parts(compiled: CompiledTemplates, links: Links) -> list[str]:
+    """The parts that fail for a report carrying only the fields every PostHog version sends
+    (e.g. ``report.priority`` unguarded): at run time those fall back to the default message.
+    A warning, not an error: on a recent PostHog they work."""
+    full = sample_event(1)
+    sparse = {k: v for k, v in full.report.to_json().items() if k in _OLDEST_FIELDS}
+    report = Report.from_api(sparse)
+    previous = Report.from_api({**sparse, "status": "in_progress"})
+    event = Event.create(
+        EventType.STATUS_CHANGED, 1, report, previous, {"status": ("in_progress", "ready")}
+    )
+    fragile = []
+    for part in LIMITS:
+        template = getattr(compiled, part)
+        if template is None:
+            continue
+        try:
+            render(CompiledTemplates(compiled.where, **{part: template}), event, ("rule",), links)
+        except TemplateError as exc:
+            fragile.append(f"{part}: {exc.problems[0]}")
+    return fragile
+
+
 def check_templates(named: Sequence[tuple[str, Templates]], links: Links) -> list[str]:
     """Every problem of every template, never raising: each part compiled, then rendered
     against sample status_changed, new, updated and removed events (one problem per part)."""

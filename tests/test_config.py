@@ -1509,6 +1509,24 @@ def test_message_key_warnings(patch: dict[str, Any], expected: tuple[str, ...]) 
     assert parse(patch).warnings == expected
 
 
+def test_template_needing_a_recent_posthog_field_is_a_warning() -> None:
+    """`report.priority` unguarded works on a recent PostHog but not for a report with only
+    the fields every version sends: a warning naming the part; guarded, no warning."""
+    only = {"sinks": {"team-hook": DELETE}}
+    title = "{{ report.priority }}: {{ report.title }}"
+    fragile = parse(one_rule(template={"title": title}) | only)
+    assert len(fragile.warnings) == 1
+    warning = fragile.warnings[0]
+    assert warning.startswith('rules[0] "ready reports".template.title: ')
+    assert "priority" in warning
+    assert "guard optional fields" in warning
+    guarded = "{{ report.priority ~ ': ' if report.priority is defined }}{{ report.title }}"
+    assert parse(one_rule(template={"title": guarded}) | only).warnings == ()
+    body = {"template": {"body": "{{ report.actionability }}"}}
+    sink = parse({"sinks": {"product-channel": body}})
+    assert [w.split(":")[0] for w in sink.warnings] == ["sinks.product-channel.template.body"]
+
+
 def test_sensible_message_keys_warn_nothing() -> None:
     """reply_broadcast on a rule with a bot sink among others, a sink template some rules use,
     batch with the default digest_after: no warning."""
