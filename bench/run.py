@@ -1,19 +1,33 @@
-"""The benchmark of issue 6: the notifier's steady-state cycle against a bare download floor.
+"""The benchmark of issue 6 ("Fast at any size"): the notifier's cycles against a bare floor.
 
-Run by ``make bench`` (``python bench/run.py --help`` for the options). The fake PostHog runs in
-a separate process (``multiprocessing``, spawn), so the CPU time and peak RSS measured here are
-the client's only; the fake's own CPU time is reported in its own column.
+Run by ``make bench`` (``python bench/run.py --help`` for the options; bench/README.md for the
+method and the results). Three kinds of process, all started with ``multiprocessing`` (spawn):
 
-For every (N, page size):
+- **the fake PostHog** (``notifier.simulator.FakePostHog``, API V5), one for the whole run;
+  each N is seeded into a project of its own. Its CPU time is reported in its own column.
+- **one fresh worker process per row**, so that a row's CPU time and peak RSS are its own and
+  no earlier row (nor the benchmark's bookkeeping) inflates them:
 
-- the fake is seeded with N reports in a project of their own;
-- **floor**: a bare ``httpx.Client`` that downloads every page (``limit``/``offset``,
-  ``ordering=created_at,id``, the notifier's headers), decodes each page's JSON to read
-  ``next``, and nothing else;
-- **notifier**: ``Notifier(settings).poll(project_id)`` with real settings (no sinks, no rules),
-  after a first (baseline) cycle;
-- before every measured run, 1 % of the reports change (status or weight) through
-  ``update_report``. Each measurement is repeated ``--repeat`` times; the median is reported.
+  - ``floor``: a bare ``httpx.Client`` that downloads every page of a full listing
+    (``limit``/``offset``, ``ordering=created_at,id``, the notifier's headers), decodes each
+    page's JSON to read ``next``, and nothing else;
+  - ``baseline``: ``Notifier(settings).poll()`` on an empty state: the first-ever cycle, which
+    records every report silently (measured once, for information; no target);
+  - ``full``: a Notifier with ``poll.full_sync_every: 0s`` (every cycle a full listing and
+    diff); its first cycle is a warm-up, then ``--repeat`` measured cycles;
+  - ``incremental``: a Notifier with the default ``poll`` settings; its first cycle is the
+    full listing every Notifier starts with (a warm-up), then ``--repeat`` measured cycles,
+    each listing ``ordering=-updated_at,id`` down to the high-water mark minus
+    ``poll.overlap``.
+
+Before every measured run (and every warm-up), 1 % of the reports change (half a new status,
+half a new weight, always different from the current value), so each change must give exactly
+one event; every cycle's events are checked against the ids the churn changed.
+
+The request budget is set far above anything a run makes (``requests_per_minute`` 10⁶,
+``requests_per_hour`` 10⁸) and ``poll.deadline`` to an hour, so neither throttles nor cuts the
+measurement. The targets of the issue are printed PASS/FAIL after the table; the exit status is
+1 when any target or events check fails (the whole table is printed first).
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ import gc
 import io
 import logging
 import multiprocessing as mp
+import platform
 import pstats
 import random
 import statistics
@@ -32,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -42,6 +57,19 @@ import httpx
 API_KEY = "phx_bench_key"
 STATUSES = ("ready", "in_progress", "pending_input", "candidate", "potential", "resolved")
 CHURN = 0.01
+DEFAULT_SIZES = (1_000, 10_000, 100_000)
+TARGET_N = 100_000  # the size the issue's wall-time and memory targets are stated for
+MAX_WALL_RATIO = 1.2  # full cycle wall ≤ 1.2 × the floor at TARGET_N
+MAX_INCREMENTAL_SHARE = 0.05  # incremental requests ≤ 5 % of the full cycle's
+MAX_PEAK_RSS_MB = 150.0  # peak RSS of the TARGET_N diff
+#: Below this many full-cycle requests, one incremental request is already more than 5 %: the
+#: requests target is reported but not judged.
+MIN_FULL_REQUESTS = round(1 / MAX_INCREMENTAL_SHARE)
+HEADERS = {
+    "authorization": f"Bearer {API_KEY}",
+    "accept": "application/json",
+    "user-agent": "posthog-signal-notifier-bench",
+}
 
 
 # ------------------------------------------------------------------ the fake, in its own process
@@ -53,7 +81,7 @@ def _serve(conn: Connection) -> None:
 
     rng = random.Random(6)
     fake = FakePostHog(api_key=API_KEY, projects=()).start()
-    ids: dict[int, list[str]] = {}
+    current: dict[int, dict[str, tuple[str, float]]] = {}  # project → id → (status, weight)
     conn.send(fake.url)
     while True:
         cmd, args = conn.recv()
@@ -61,27 +89,34 @@ def _serve(conn: Connection) -> None:
             project_id, n = args
             started = time.perf_counter()
             fake.add_project(project_id)
-            ids[project_id] = [
-                fake.add_report(
+            reports = current.setdefault(project_id, {})
+            for _ in range(n):
+                status, weight = rng.choice(STATUSES), round(rng.uniform(0.5, 20.0), 2)
+                rid = fake.add_report(
                     project_id,
-                    status=rng.choice(STATUSES),
-                    total_weight=round(rng.uniform(0.5, 20.0), 2),
+                    status=status,
+                    total_weight=weight,
                     signal_count=rng.randint(1, 40),
                 )["id"]
-                for _ in range(n)
-            ]
+                reports[rid] = (status, weight)
             conn.send(time.perf_counter() - started)
-        elif cmd == "churn":
+        elif cmd == "churn":  # change `fraction` of the reports; answer the ids changed
             project_id, fraction = args
-            chosen = rng.sample(ids[project_id], max(1, round(len(ids[project_id]) * fraction)))
+            reports = current[project_id]
+            chosen = rng.sample(sorted(reports), max(1, round(len(reports) * fraction)))
             for i, rid in enumerate(chosen):
+                status, weight = reports[rid]
                 if i % 2:
-                    fake.update_report(project_id, rid, status=rng.choice(STATUSES))
+                    status = rng.choice([s for s in STATUSES if s != status])
+                    fake.update_report(project_id, rid, status=status)
                 else:
-                    fake.update_report(
-                        project_id, rid, total_weight=round(rng.uniform(0.5, 40.0), 2)
-                    )
-            conn.send(len(chosen))
+                    new = weight
+                    while new == weight:
+                        new = round(rng.uniform(0.5, 40.0), 2)
+                    weight = new
+                    fake.update_report(project_id, rid, total_weight=weight)
+                reports[rid] = (status, weight)
+            conn.send(chosen)
         elif cmd == "mark":  # forget the requests so far; report the fake's CPU time
             fake.requests.clear()
             conn.send(time.process_time())
@@ -93,32 +128,32 @@ def _serve(conn: Connection) -> None:
             return
 
 
-class Fake:
-    """The benchmark's handle on the fake PostHog process."""
+class Child:
+    """A spawned process that answers ``(command, args)`` messages over a pipe."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Callable[[Connection], None]) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self._proc = ctx.Process(target=target, args=(child,), daemon=True)
         self._proc.start()
-        self.url: str = self._conn.recv()
+        self.hello: Any = self._conn.recv()
 
     def call(self, cmd: str, *args: Any) -> Any:
         self._conn.send((cmd, args))
-        return self._conn.recv()
+        answer = self._conn.recv()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     def close(self) -> None:
-        self.call("stop")
-        self._proc.join(5)
+        with contextlib.suppress(EOFError, OSError, BrokenPipeError):
+            self.call("stop")
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
 
 
-# ------------------------------------------------------------------------------ measurements
-
-
-def _reset_peak_rss() -> None:
-    """Linux: reset VmHWM, so the next reading is this measurement's peak."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
+# -------------------------------------------------------------------- the measured processes
 
 
 def _status_mb(key: str) -> float:
@@ -129,146 +164,399 @@ def _status_mb(key: str) -> float:
     return float("nan")
 
 
+def _reset_peak_rss() -> None:
+    """Linux: reset VmHWM to the current RSS, so the next reading is this run's peak."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 @dataclass(frozen=True)
-class Sample:
+class Run:
+    """One measured run, as the worker process saw it."""
+
     wall: float
     cpu: float
-    server_cpu: float
-    requests: int
-    peak_rss_mb: float
-    rss_growth_mb: float  # the peak minus the RSS just before the run
+    peak_rss_mb: float  # VmHWM over the run (reset just before it)
+    rss_growth_mb: float  # that peak minus the RSS just before the run
+    process_peak_mb: float  # VmHWM since the worker process started, this run included
+    outcome: Outcome
+    profile: str = ""
 
 
-def _measure(fake: Fake, project_id: int, run: Callable[[], None]) -> Sample:
-    fake.call("churn", project_id, CHURN)
-    gc.collect()
-    _reset_peak_rss()
-    rss0 = _status_mb("VmRSS")
-    server_cpu0 = fake.call("mark")
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    run()
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    requests, server_cpu1 = fake.call("read")
-    peak = _status_mb("VmHWM")
-    return Sample(wall, cpu, server_cpu1 - server_cpu0, requests, peak, peak - rss0)
+@dataclass(frozen=True)
+class Outcome:
+    """What one floor listing or notifier cycle did."""
+
+    requests: int  # as the client counted them (the fake's count is taken separately)
+    incremental: bool = False  # the cycle's listing was incremental
+    event_ids: tuple[str, ...] = ()  # the reports the cycle's events are about
+    missed: int = 0  # CyclePlan.missed: changes an earlier incremental listing missed
 
 
 def floor_listing(client: httpx.Client, project_id: int, page_size: int) -> int:
-    """Download every page the way the notifier asks for them; return the reports seen."""
+    """Download every page the way the notifier's full listing asks for them; return the
+    requests made."""
     path = f"/api/projects/{project_id}/signals/reports/"
-    offset = seen = 0
+    offset = requests = 0
     while True:
-        params = {"limit": page_size, "ordering": "created_at,id", "offset": offset}
+        params: dict[str, str | int] = {
+            "limit": page_size,
+            "ordering": "created_at,id",
+            "offset": offset,
+        }
         body = client.get(path, params=params).json()
+        requests += 1
         items = len(body["results"])
-        seen += items
         if not body["next"] or not items:
-            return seen
+            return requests
         offset += items
 
 
-def _settings(url: str, project_id: int, page_size: int, state: Path) -> Any:
-    from notifier.config import parse_config  # noqa: PLC0415
-
-    text = f"""
+def _settings_text(
+    url: str, project_id: int, page_size: int, state: Path, full_sync_every: str | None
+) -> str:
+    poll = f"  full_sync_every: {full_sync_every}\n" if full_sync_every is not None else ""
+    return f"""
 posthog:
   host: {url}
   api_key: {API_KEY}
   project_ids: [{project_id}]
   page_size: {page_size}
-state:
+  requests_per_minute: 1000000
+  requests_per_hour: 100000000
+poll:
+  deadline: 1h
+{poll}state:
   path: {state}
 http:
   listen: null
 sinks: {{}}
 rules: []
 """
-    return parse_config(text, source="bench")
 
 
-def _median(samples: list[Sample]) -> Sample:
-    return Sample(
-        wall=statistics.median(s.wall for s in samples),
-        cpu=statistics.median(s.cpu for s in samples),
-        server_cpu=statistics.median(s.server_cpu for s in samples),
-        requests=max(s.requests for s in samples),
-        peak_rss_mb=max(s.peak_rss_mb for s in samples),
-        rss_growth_mb=max(s.rss_growth_mb for s in samples),
-    )
+def _worker(conn: Connection) -> None:
+    """A measured process: a floor client or one Notifier, driven by the benchmark."""
+    logging.basicConfig(level=logging.WARNING)
+    process_peak = _status_mb("VmHWM")
+    conn.send(process_peak)
+    unit: Callable[[], Outcome] | None = None
+    closers: list[Callable[[], None]] = []
+    while True:
+        cmd, args = conn.recv()
+        try:
+            if cmd == "floor":
+                url, project_id, page_size = args
+                client = httpx.Client(base_url=url, headers=HEADERS, timeout=600)
+                closers.append(client.close)
+                floor_listing(client, project_id, page_size)  # warm the connection
+                unit = _floor_unit(client, project_id, page_size)
+                conn.send(None)
+            elif cmd == "notifier":
+                (text,) = args
+                unit = _notifier_unit(text, closers)
+                conn.send(None)
+            elif cmd == "run":
+                (profile,) = args
+                assert unit is not None
+                # the peak since the process started, before this run resets it
+                process_peak = max(process_peak, _status_mb("VmHWM"))
+                gc.collect()
+                _reset_peak_rss()
+                rss0 = _status_mb("VmRSS")
+                profiler = cProfile.Profile() if profile else None
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                outcome = unit() if profiler is None else profiler.runcall(unit)
+                wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+                peak = _status_mb("VmHWM")
+                process_peak = max(process_peak, peak)
+                text = ""
+                if profiler is not None:
+                    out = io.StringIO()
+                    stats = pstats.Stats(profiler, stream=out)
+                    stats.sort_stats("cumulative").print_stats(40)
+                    stats.sort_stats("tottime").print_stats(20)
+                    text = out.getvalue()
+                conn.send(
+                    Run(
+                        wall=wall,
+                        cpu=cpu,
+                        peak_rss_mb=peak,
+                        rss_growth_mb=peak - rss0,
+                        process_peak_mb=process_peak,
+                        outcome=outcome,
+                        profile=text,
+                    )
+                )
+            else:  # stop
+                for close in closers:
+                    close()
+                conn.send(None)
+                return
+        except Exception as exc:  # the benchmark says what failed and stops
+            conn.send(RuntimeError(f"worker: {cmd}: {type(exc).__name__}: {exc}"))
+
+
+def _floor_unit(client: httpx.Client, project_id: int, page_size: int) -> Callable[[], Outcome]:
+    def unit() -> Outcome:
+        return Outcome(floor_listing(client, project_id, page_size))
+
+    return unit
+
+
+def _notifier_unit(text: str, closers: list[Callable[[], None]]) -> Callable[[], Outcome]:
+    from notifier.config import parse_config  # noqa: PLC0415 - only in the worker
+    from notifier.daemon import Notifier  # noqa: PLC0415
+
+    notifier = Notifier(parse_config(text, source="bench"))
+    closers.append(notifier.close)
+    project_id = notifier.settings.posthog.project_ids[0]
+
+    def unit() -> Outcome:
+        plan = notifier.poll(project_id)
+        if plan is None:
+            raise RuntimeError(f"the cycle of project {project_id} failed (see the log)")
+        return Outcome(
+            plan.requests,
+            incremental=plan.incremental,
+            event_ids=tuple(e.report.id for e in plan.events),
+            missed=plan.missed,
+        )
+
+    return unit
+
+
+# ------------------------------------------------------------------------------ the benchmark
 
 
 @dataclass(frozen=True)
+class Sample:
+    """A measured run with the fake's side of it."""
+
+    run: Run
+    fake_requests: int
+    fake_cpu: float
+    changed: tuple[str, ...]  # the ids the churn before it changed
+
+    @property
+    def events_ok(self) -> bool:
+        return sorted(self.run.outcome.event_ids) == sorted(self.changed)
+
+
+@dataclass
 class Row:
     n: int
     page_size: int
-    floor: Sample
-    notifier: Sample
+    what: str  # floor, baseline, full, incremental
+    samples: list[Sample]
+    warmups: list[Sample] = field(default_factory=list)  # checked for events, not timed
+    profile: str = ""
+
+    def _median(self, get: Callable[[Sample], float]) -> float:
+        return statistics.median(get(s) for s in self.samples)
+
+    @property
+    def wall(self) -> float:
+        return self._median(lambda s: s.run.wall)
+
+    @property
+    def cpu(self) -> float:
+        return self._median(lambda s: s.run.cpu)
+
+    @property
+    def fake_cpu(self) -> float:
+        return self._median(lambda s: s.fake_cpu)
+
+    @property
+    def requests(self) -> int:
+        return max(s.fake_requests for s in self.samples)
+
+    @property
+    def peak(self) -> float:
+        return max(s.run.peak_rss_mb for s in self.samples)
+
+    @property
+    def growth(self) -> float:
+        return max(s.run.rss_growth_mb for s in self.samples)
+
+    @property
+    def process_peak(self) -> float:
+        return max(s.run.process_peak_mb for s in self.samples)
+
+    @property
+    def churned(self) -> bool:
+        return self.what in ("full", "incremental")
+
+    def events_summary(self) -> str:
+        """``events/changed`` of the measured runs (``ok`` when every run's ids match)."""
+        if not self.churned:
+            return ""
+        events = sum(len(s.run.outcome.event_ids) for s in self.samples)
+        changed = sum(len(s.changed) for s in self.samples)
+        return f"{events}/{changed} {'ok' if self.events_checked() else 'WRONG'}"
+
+    def events_checked(self) -> bool:
+        return all(s.events_ok for s in self.samples + self.warmups)
+
+    def mode_checked(self) -> bool:
+        """Every measured cycle was the kind the row says (full or incremental)."""
+        want = self.what == "incremental"
+        return all(s.run.outcome.incremental is want for s in self.samples)
 
 
-def bench_one(
-    fake: Fake, project_id: int, n: int, page_size: int, repeat: int, workdir: Path, profile: bool
-) -> Row:
-    from notifier.daemon import Notifier  # noqa: PLC0415
+class Bench:
+    def __init__(self, fake: Child, workdir: Path, repeat: int, profile: bool) -> None:
+        self.fake = fake
+        self.workdir = workdir
+        self.repeat = repeat
+        self.profile = profile
 
-    headers = {
-        "authorization": f"Bearer {API_KEY}",
-        "accept": "application/json",
-        "user-agent": "posthog-signal-notifier-bench",
-    }
-    floors: list[Sample] = []
-    with httpx.Client(base_url=fake.url, headers=headers, timeout=120) as client:
-        floor_listing(client, project_id, page_size)  # warm the connection
-        for _ in range(repeat):
-            floors.append(_measure(fake, project_id, lambda: _floor(client, project_id, page_size)))
-    state = workdir / f"state-{n}-{page_size}.db"
-    notifier = Notifier(_settings(fake.url, project_id, page_size, state))
-    try:
-        if notifier.poll(project_id) is None:  # the baseline cycle
-            raise SystemExit(f"the baseline cycle failed for N={n}, page_size={page_size}")
-        cycles: list[Sample] = []
-        for _ in range(repeat):
-            cycles.append(_measure(fake, project_id, lambda: _poll(notifier, project_id)))
-        if profile:
-            profiler = cProfile.Profile()
-            _measure(fake, project_id, lambda: profiler.runcall(_poll, notifier, project_id))
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
-            print(f"\nprofile, notifier steady cycle, N={n:,}, page_size={page_size}:")
-            print(out.getvalue())
-    finally:
-        notifier.close()
-    return Row(n, page_size, _median(floors), _median(cycles))
+    def _one(self, worker: Child, project_id: int, churn: bool, profile: bool = False) -> Sample:
+        changed: tuple[str, ...] = (
+            tuple(self.fake.call("churn", project_id, CHURN)) if churn else ()
+        )
+        fake_cpu0 = self.fake.call("mark")
+        run: Run = worker.call("run", profile)
+        requests, fake_cpu1 = self.fake.call("read")
+        if requests != run.outcome.requests:
+            raise SystemExit(
+                f"the fake counted {requests} requests, the client {run.outcome.requests}"
+            )
+        return Sample(run, requests, fake_cpu1 - fake_cpu0, changed)
 
+    def row(
+        self, n: int, page_size: int, what: str, project_id: int, setup: tuple[Any, ...]
+    ) -> Row:
+        started = time.perf_counter()
+        worker = Child(_worker)
+        try:
+            worker.call(*setup)
+            if what == "baseline":  # the first-ever cycle: no churn, measured once
+                row = Row(n, page_size, what, [self._one(worker, project_id, churn=False)])
+            else:
+                # the floor's churn only makes the fake sort again, as before a cycle
+                warmups = [] if what == "floor" else [self._one(worker, project_id, churn=True)]
+                samples = [self._one(worker, project_id, churn=True) for _ in range(self.repeat)]
+                row = Row(n, page_size, what, samples, warmups)
+                if self.profile and what != "floor":
+                    profiled = self._one(worker, project_id, True, profile=True)
+                    row.warmups.append(profiled)  # events checked, not timed
+                    row.profile = profiled.run.profile
+        finally:
+            worker.close()
+        print(
+            f"  N={n:,} page_size={page_size} {what}: {time.perf_counter() - started:.1f}s",
+            file=sys.stderr,
+        )
+        return row
 
-def _floor(client: httpx.Client, project_id: int, page_size: int) -> None:
-    floor_listing(client, project_id, page_size)
+    def size(self, n: int, page_size: int, project_id: int) -> list[Row]:
+        url = self.fake.hello
+        state = self.workdir / f"state-{n}-{page_size}.db"
 
+        def settings(full_sync_every: str | None) -> tuple[Any, ...]:
+            return ("notifier", _settings_text(url, project_id, page_size, state, full_sync_every))
 
-def _poll(notifier: Any, project_id: int) -> None:
-    if notifier.poll(project_id) is None:
-        raise SystemExit("a steady-state cycle failed")
+        return [
+            self.row(n, page_size, "floor", project_id, ("floor", url, project_id, page_size)),
+            self.row(n, page_size, "baseline", project_id, settings(None)),
+            self.row(n, page_size, "full", project_id, settings("0s")),
+            self.row(n, page_size, "incremental", project_id, settings(None)),
+        ]
 
 
 # ----------------------------------------------------------------------------------- output
 
 
+def _find(rows: list[Row], n: int, page_size: int, what: str) -> Row:
+    return next(r for r in rows if (r.n, r.page_size, r.what) == (n, page_size, what))
+
+
 def table(rows: list[Row]) -> str:
     head = (
-        "|       N | page | what     | requests | wall s | client CPU s | fake CPU s "
-        "| peak RSS MB (+growth) | wall ×floor | client CPU ×floor |"
+        "|       N | page | what        | requests | wall s | client CPU s | fake CPU s "
+        "| peak RSS MB (+growth) | process peak MB | wall ×floor | CPU ×floor "
+        "| requests ×full | events/changed |"
     )
-    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
+    lines = [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
     for r in rows:
-        for name, s in (("floor", r.floor), ("notifier", r.notifier)):
-            wall_ratio = "" if name == "floor" else f"{s.wall / r.floor.wall:.2f}"
-            cpu_ratio = "" if name == "floor" else f"{s.cpu / r.floor.cpu:.2f}"
-            lines.append(
-                f"| {r.n:>7,} | {r.page_size:>4} | {name:<8} | {s.requests:>8} "
-                f"| {s.wall:>6.2f} | {s.cpu:>12.2f} | {s.server_cpu:>10.2f} "
-                f"| {s.peak_rss_mb:>10.0f} (+{s.rss_growth_mb:>6.1f}) "
-                f"| {wall_ratio:>11} | {cpu_ratio:>17} |"
-            )
+        floor = _find(rows, r.n, r.page_size, "floor")
+        full = _find(rows, r.n, r.page_size, "full")
+        ratios = r.what != "floor"
+        wall_ratio = f"{r.wall / floor.wall:.2f}" if ratios else ""
+        cpu_ratio = f"{r.cpu / floor.cpu:.2f}" if ratios else ""
+        share = f"{r.requests / full.requests:.1%}" if r.what == "incremental" else ""
+        lines.append(
+            f"| {r.n:>7,} | {r.page_size:>4} | {r.what:<11} | {r.requests:>8} "
+            f"| {r.wall:>6.2f} | {r.cpu:>12.2f} | {r.fake_cpu:>10.2f} "
+            f"| {r.peak:>10.0f} (+{r.growth:>6.1f}) | {r.process_peak:>15.0f} "
+            f"| {wall_ratio:>11} | {cpu_ratio:>10} | {share:>14} | {r.events_summary():>14} |"
+        )
     return "\n".join(lines)
+
+
+def verdicts(rows: list[Row]) -> list[tuple[bool | None, str]]:
+    """Each target and check: (True pass / False fail / None not judged, the line to print)."""
+    out: list[tuple[bool | None, str]] = []
+    pairs = sorted({(r.n, r.page_size) for r in rows})
+    at_target = [(n, p) for n, p in pairs if n == TARGET_N]
+    for n, p in at_target:
+        floor, full = _find(rows, n, p, "floor"), _find(rows, n, p, "full")
+        ratio = full.wall / floor.wall
+        out.append(
+            (
+                ratio <= MAX_WALL_RATIO,
+                f"full cycle wall ≤ {MAX_WALL_RATIO}× the floor at N={n:,}, page {p}: "
+                f"{full.wall:.2f}s / {floor.wall:.2f}s = {ratio:.2f}×",
+            )
+        )
+    if not at_target:
+        out.append((None, f"full cycle wall ≤ {MAX_WALL_RATIO}× the floor: N={TARGET_N:,} not run"))
+    for n, p in pairs:
+        full, inc = _find(rows, n, p, "full"), _find(rows, n, p, "incremental")
+        share = inc.requests / full.requests
+        what = (
+            f"incremental requests ≤ {MAX_INCREMENTAL_SHARE:.0%} of the full cycle's at "
+            f"N={n:,}, page {p}: {inc.requests} / {full.requests} = {share:.1%}"
+        )
+        if full.requests < MIN_FULL_REQUESTS:
+            out.append((None, f"{what} (not judged: the full cycle is {full.requests} requests)"))
+        else:
+            out.append((share <= MAX_INCREMENTAL_SHARE, what))
+    for n, p in at_target:
+        full, inc = _find(rows, n, p, "full"), _find(rows, n, p, "incremental")
+        peak = max(full.process_peak, inc.process_peak)
+        out.append(
+            (
+                peak < MAX_PEAK_RSS_MB,
+                f"peak RSS of the N={n:,} diff < {MAX_PEAK_RSS_MB:.0f} MB, page {p}: "
+                f"{peak:.0f} MB (process peak of the full and incremental workers; "
+                f"largest growth in one cycle {max(full.growth, inc.growth):.0f} MB)",
+            )
+        )
+    if not at_target:
+        out.append((None, f"peak RSS < {MAX_PEAK_RSS_MB:.0f} MB: N={TARGET_N:,} not run"))
+    for r in rows:
+        if not r.churned:
+            continue
+        kind = "full" if r.what == "full" else "incremental"
+        out.append(
+            (
+                r.events_checked() and r.mode_checked(),
+                f"N={r.n:,}, page {r.page_size}, {r.what}: every cycle was {kind} and found "
+                f"exactly the reports the churn changed ({r.events_summary()}; "
+                f"missed {sum(s.run.outcome.missed for s in r.samples)})",
+            )
+        )
+    return out
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def _ints(text: str) -> list[int]:
@@ -277,31 +565,59 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=_ints, default=[1000, 10000], help="N, e.g. 1000,10000")
-    parser.add_argument("--page-sizes", type=_ints, default=[100, 1000], help="e.g. 100,1000")
+    parser.add_argument(
+        "--sizes",
+        type=_ints,
+        default=list(DEFAULT_SIZES),
+        help="N, e.g. 1000,10000 (default 1000,10000,100000)",
+    )
+    parser.add_argument(
+        "--page-sizes", type=_ints, default=[1000], help="e.g. 100,1000 (default 1000)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="measured cycles per row")
-    parser.add_argument("--profile", action="store_true", help="cProfile one notifier cycle")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile one extra full and one extra incremental cycle per N (after the "
+        "measured ones; top entries by cumulative time)",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    fake = Fake()
+    began = time.perf_counter()
+    print(
+        f"python {platform.python_version()}, {mp.cpu_count()} CPUs; sizes {args.sizes}, "
+        f"page sizes {args.page_sizes}, {args.repeat} repeats; load average {_load()}",
+        file=sys.stderr,
+    )
+    fake = Child(_serve)
     rows: list[Row] = []
     try:
         with tempfile.TemporaryDirectory(prefix="notifier-bench-") as tmp:
-            for i, n in enumerate(args.sizes, start=1):
-                seconds = fake.call("seed", i, n)
-                print(f"seeded N={n:,} into the fake in {seconds:.1f}s", file=sys.stderr)
+            bench = Bench(fake, Path(tmp), args.repeat, args.profile)
+            project_id = 0
+            for n in args.sizes:
                 for page_size in args.page_sizes:
-                    started = time.perf_counter()
-                    row = bench_one(fake, i, n, page_size, args.repeat, Path(tmp), args.profile)
-                    rows.append(row)
-                    print(
-                        f"  page_size={page_size}: done in {time.perf_counter() - started:.1f}s",
-                        file=sys.stderr,
-                    )
+                    project_id += 1
+                    seconds = fake.call("seed", project_id, n)
+                    print(f"seeded N={n:,} in {seconds:.1f}s", file=sys.stderr)
+                    rows.extend(bench.size(n, page_size, project_id))
     finally:
         fake.close()
+    for r in rows:
+        if r.profile:
+            print(f"\nprofile, one {r.what} cycle, N={r.n:,}, page size {r.page_size}:")
+            print(r.profile)
     print(table(rows))
-    return 0
+    print()
+    failed = False
+    for ok, line in verdicts(rows):
+        label = "n/a " if ok is None else ("PASS" if ok else "FAIL")
+        failed |= ok is False
+        print(f"{label}  {line}")
+    print(
+        f"\nwhole run: {time.perf_counter() - began:.0f}s; load average {_load()}",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
