@@ -136,6 +136,7 @@ class Report:
     actionability: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    _version: str | None = field(default=None, repr=False, compare=False)  # computed once
 
     @classmethod
     def from_api(cls, item: Any) -> Report:
@@ -181,7 +182,10 @@ class Report:
     @property
     def version(self) -> str:
         """A short digest of what the diff compares plus ``updated_at``: one report version."""
-        return item_version(self.raw)
+        if self._version is None:  # frozen, but a cache of its own data may be filled in
+            object.__setattr__(self, "_version", item_version(self.raw))
+        assert self._version is not None
+        return self._version
 
     def to_json(self) -> dict[str, Any]:
         """The report as the API returned it, as plain JSON."""

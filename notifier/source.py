@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -131,6 +132,52 @@ def _seconds(seconds: float) -> str:
     return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
 
 
+class _Ahead:
+    """At most one listing page requested ahead, on a worker thread, while the current page is
+    read: a full listing then costs about the server's time or the client's, not both. Its
+    requests count for the cycle's thread; an unused one is waited for and dropped."""
+
+    def __init__(self, client: PostHogClient, project_id: int, deadline: float | None) -> None:
+        self._client = client
+        self.project_id = project_id
+        self.deadline = deadline
+        self._pending: tuple[int, Future[tuple[httpx.Response | SourceError, int]]] | None = None
+
+    def fetch(self, path: str, params: dict[str, Any], offset: int) -> None:
+        """Request the page at ``offset`` now (unless one is already on its way)."""
+        if self._pending is None:
+            future = self._client.ahead_pool.submit(
+                self._client.get_counted, path, params, self.project_id, self.deadline
+            )
+            self._pending = (offset, future)
+
+    def take(self, offset: int) -> httpx.Response | None:
+        """The page at ``offset`` if it was requested ahead (its error raised here), else None."""
+        if self._pending is None:
+            return None
+        wanted, future = self._pending
+        self._pending = None
+        outcome = self._settle(future)
+        if wanted != offset:
+            return None
+        if isinstance(outcome, SourceError):
+            raise outcome
+        return outcome
+
+    def _settle(
+        self, future: Future[tuple[httpx.Response | SourceError, int]]
+    ) -> httpx.Response | SourceError:
+        outcome, made = future.result()
+        self._client.count_here(made)
+        return outcome
+
+    def close(self) -> None:
+        """Wait for (and drop) a page nobody needed, so that its requests are counted."""
+        if self._pending is not None:
+            self._settle(self._pending[1])
+            self._pending = None
+
+
 class PostHogClient:
     """Lists and retrieves signal reports with httpx, against one configured host."""
 
@@ -177,10 +224,29 @@ class PostHogClient:
         )
         self.requests_made = 0
         self._here = threading.local()  # requests made by this thread (one cycle at a time)
+        #: full listings download their next page here while reading the current one
+        self.ahead_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="posthog-ahead")
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool and the page-ahead threads."""
+        self.ahead_pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
+
+    def get_counted(
+        self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
+    ) -> tuple[httpx.Response | SourceError, int]:
+        """``_get`` on a worker thread: the answer (or the error, to raise on the cycle's
+        thread) and how many requests it made."""
+        before = self.requests_here()
+        try:
+            outcome: httpx.Response | SourceError = self._get(path, params, project_id, deadline)
+        except SourceError as exc:
+            outcome = exc
+        return outcome, self.requests_here() - before
+
+    def count_here(self, requests: int) -> None:
+        """Count requests made for this thread's cycle by another thread."""
+        self._here.count = self.requests_here() + requests
 
     def requests_here(self) -> int:
         """Requests made so far by the calling thread: projects are polled concurrently, and
@@ -392,58 +458,60 @@ class PostHogClient:
         cut_short = partial = False
         max_pages, widest = MAX_PAGES, 0
         count: int | None = None
-        while True:
-            params = {**base, "offset": offset}
-            if pages == 0:
-                response = self._first_page(project_id, params, deadline)
-            else:
-                path = self._path(project_id, self._prefix[project_id])
-                response = self._get(path, params, project_id, deadline)
-                if response.status_code == 404:
-                    raise self._error_404_mid_listing(project_id, offset)
-            page = parse_page(self._decode(response, project_id), project_id, known)
-            pages += 1
-            count = page.count if pages == 1 else count
-            fresh = gathered.take(page, ordered=since is not None)
-            if fresh is None:
-                self._not_ordered(project_id, gathered.undated)
-                return None
-            skipped.extend(page.skipped)
-            if page.count is not None:
-                widest = max(widest, page.count // max(1, page.items or limit) + 10)
-                max_pages = min(MAX_PAGES, widest)
-            if not page.has_next:
-                break
-            if since is not None and gathered.oldest is not None and gathered.oldest < since:
-                partial = True  # everything further was updated before the cut-off
-                break
-            if page.items == 0:
-                if page.count is not None and offset >= page.count:
-                    break  # "more", says next; the count agrees this is the end
-                cut_short = True
-                log.warning(
-                    "project %s: PostHog said there were more reports (count %s) but sent an "
-                    "empty page at offset %d; this listing is treated as incomplete, so no "
-                    "report is concluded removed from it",
-                    project_id,
-                    page.count,
-                    offset,
-                    extra={"event": "listing_incomplete", "project_id": project_id},
-                )
-                break
-            stale = 0 if fresh or not page.served else stale + 1
-            if stale >= STALE_PAGES or pages >= max_pages:
-                why = (
-                    f"{stale} pages in a row brought no report not already seen"
-                    if stale >= STALE_PAGES
-                    else f"the listing did not end after {pages} pages (count {page.count})"
-                )
-                raise invalid(
-                    project_id,
-                    f"{why} (offset {offset}); PostHog's paging looks broken (does it ignore "
-                    "offset?), so this listing cannot be trusted",
-                )
-            offset += page.items
+        ahead = _Ahead(self, project_id, deadline)
+        try:
+            while True:
+                if pages == 0:
+                    response = self._first_page(project_id, {**base, "offset": 0}, deadline)
+                else:
+                    # a full listing reads a page while the next one downloads
+                    more = since is None and count is not None and offset + limit < count
+                    response = self._later_page(ahead, base, offset, more=more)
+                page = parse_page(self._decode(response, project_id), project_id, known)
+                pages += 1
+                count = page.count if pages == 1 else count
+                fresh = gathered.take(page, ordered=since is not None)
+                if fresh is None:
+                    self._not_ordered(project_id, gathered.undated)
+                    return None
+                skipped.extend(page.skipped)
+                if page.count is not None:
+                    widest = max(widest, page.count // max(1, page.items or limit) + 10)
+                    max_pages = min(MAX_PAGES, widest)
+                if not page.has_next:
+                    break
+                if since is not None and gathered.oldest is not None and gathered.oldest < since:
+                    partial = True  # everything further was updated before the cut-off
+                    break
+                if page.items == 0:
+                    if page.count is not None and offset >= page.count:
+                        break  # "more", says next; the count agrees this is the end
+                    cut_short = True
+                    log.warning(
+                        "project %s: PostHog said there were more reports (count %s) but sent an "
+                        "empty page at offset %d; this listing is treated as incomplete, so no "
+                        "report is concluded removed from it",
+                        project_id,
+                        page.count,
+                        offset,
+                        extra={"event": "listing_incomplete", "project_id": project_id},
+                    )
+                    break
+                stale = 0 if fresh or not page.served else stale + 1
+                if stale >= STALE_PAGES or pages >= max_pages:
+                    why = (
+                        f"{stale} pages in a row brought no report not already seen"
+                        if stale >= STALE_PAGES
+                        else f"the listing did not end after {pages} pages (count {page.count})"
+                    )
+                    raise invalid(
+                        project_id,
+                        f"{why} (offset {offset}); PostHog's paging looks broken (does it ignore "
+                        "offset?), so this listing cannot be trusted",
+                    )
+                offset += page.items
+        finally:
+            ahead.close()
         if skipped:
             log.warning(
                 "project %s: skipped %d of the reports PostHog sent (%s); no report is "
@@ -464,6 +532,22 @@ class PostHogClient:
             high_water=gathered.high,
             count=count,
         )
+
+    def _later_page(
+        self, ahead: _Ahead, base: dict[str, Any], offset: int, *, more: bool
+    ) -> httpx.Response:
+        """The page at ``offset`` (fetched ahead, or now); with ``more``, the next one is
+        requested ahead before this one is read."""
+        project_id, deadline = ahead.project_id, ahead.deadline
+        path = self._path(project_id, self._prefix[project_id])
+        params = {**base, "offset": offset}
+        response = ahead.take(offset) or self._get(path, params, project_id, deadline)
+        if response.status_code == 404:
+            raise self._error_404_mid_listing(project_id, offset)
+        if more:
+            limit = int(base["limit"])
+            ahead.fetch(path, {**base, "offset": offset + limit}, offset + limit)
+        return response
 
     def _not_ordered(self, project_id: int, undated: bool) -> None:
         """The server ignores ``ordering=-updated_at`` (or sends no ``updated_at``): every
