@@ -17,10 +17,11 @@ from typing import Final
 
 from notifier.diff import diff
 from notifier.errors import SourceError
+from notifier.listing import Listing, instant
 from notifier.models import Event, EventType
 from notifier.rules import Route, Rule, route
 from notifier.settings import FirstRun
-from notifier.source import Listing, PostHogClient, instant
+from notifier.source import PostHogClient
 from notifier.store import CycleWrite, ProjectState, SnapshotRow, Store
 
 log = logging.getLogger(__name__)

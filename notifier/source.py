@@ -19,8 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -28,7 +27,6 @@ import httpx
 
 from notifier import __version__
 from notifier.api import (
-    Page,
     artefacts_suffice,
     decode_json,
     invalid,
@@ -38,6 +36,7 @@ from notifier.api import (
 )
 from notifier.budget import RequestBudget
 from notifier.errors import SourceError, SourceErrorKind
+from notifier.listing import Gathered, Listing
 from notifier.models import Report
 from notifier.settings import PostHogSettings
 from notifier.source_errors import classify, detail_of
@@ -58,73 +57,6 @@ HIDDEN_BY_DEFAULT: Final = frozenset({"suppressed", "deleted"})
 #: pages read at most. They come newest first, and only the newest few are ever shown.
 ARTEFACT_PAGE_SIZE: Final = 100
 ARTEFACT_PAGES: Final = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """One project's listing. ``complete`` is False when it cannot be trusted to hold every
-    report (items had to be skipped, or the server stopped sending before the end), so no report
-    may be concluded removed from it.
-
-    ``reports`` holds the parsed reports: all of them, or, when the snapshot's versions were
-    given (``known``), only those whose version differs. ``ids`` holds every id listed.
-    ``partial`` marks an incremental listing that stopped at its cut-off: it holds only the
-    reports updated since, and says nothing about the others. ``high_water`` is the latest
-    ``updated_at`` listed.
-    """
-
-    reports: dict[str, Report]
-    complete: bool
-    skipped: int
-    requests: int
-    ids: frozenset[str] = frozenset()
-    partial: bool = False
-    changed_first: bool = False  # an incremental listing (it may have read to the end)
-    high_water: datetime | None = None
-    count: int | None = None  # the server's total, as the first page said
-
-
-def instant(text: str | None) -> datetime | None:
-    """An API timestamp (ISO 8601, ``Z`` or an offset; naive read as UTC), None if unreadable."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-class _Gathered:
-    """What a listing's pages brought so far: ids, parsed reports, the newest and oldest
-    ``updated_at`` (in serving order)."""
-
-    def __init__(self) -> None:
-        self.reports: dict[str, Report] = {}
-        self.ids: set[str] = set()
-        self.high: datetime | None = None  # the latest updated_at listed
-        self.oldest: datetime | None = None  # ordered listings: the last (oldest) so far
-        self.undated = False
-
-    def take(self, page: Page, *, ordered: bool) -> int | None:
-        """Add a page; returns how many ids it brought that were not seen before, or None when
-        ``ordered`` (most recently updated first) and the page breaks that order."""
-        fresh = 0
-        for rid, updated, report in page.served:
-            fresh += rid not in self.ids
-            self.ids.add(rid)
-            self.reports.pop(rid, None)  # a repeat moves to its latest position and copy
-            if report is not None:
-                self.reports[rid] = report
-            moment = instant(updated)
-            if moment is not None and (self.high is None or moment > self.high):
-                self.high = moment
-            if ordered:
-                if moment is None or (self.oldest is not None and moment > self.oldest):
-                    self.undated = moment is None
-                    return None
-                self.oldest = moment
-        return fresh
 
 
 def _seconds(seconds: float) -> str:
@@ -452,7 +384,7 @@ class PostHogClient:
         if self._settings.statuses:
             base["status"] = ",".join(self._settings.statuses)
         start = self.requests_here()
-        gathered = _Gathered()
+        gathered = Gathered()
         skipped: list[str] = []
         offset = pages = stale = 0
         cut_short = partial = False
