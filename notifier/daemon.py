@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor as _Reader
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Final
 
 import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -48,6 +49,9 @@ from notifier.source import PostHogClient
 from notifier.store import Store
 
 log = logging.getLogger(__name__)
+
+#: How long a report's living Slack message is remembered without a change (at least).
+LIVING_MESSAGES_KEPT: Final = 30 * 24 * 3600.0
 
 #: Errors that will not heal by polling again at full rate: wait longer between attempts.
 _PERSISTENT = frozenset(
@@ -595,8 +599,13 @@ class Notifier:
     def housekeeping(self) -> None:
         """Forget delivered outbox entries older than ``delivery.keep_delivered``; dead ones
         stay until retried."""
+        now, keep = time.time(), self.settings.delivery.keep_delivered
         try:
-            pruned = self.store.prune(before=time.time() - self.settings.delivery.keep_delivered)
+            # a living message stays editable at least LIVING_MESSAGES_KEPT, whatever the audit
+            # trail's retention
+            pruned = self.store.prune(
+                before=now - keep, messages_before=now - max(keep, LIVING_MESSAGES_KEPT)
+            )
         except StateError as exc:
             log.warning("housekeeping: %s", exc)
             return

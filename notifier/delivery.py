@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from notifier.errors import SinkError, StateError
@@ -108,6 +109,16 @@ class _Accepted:
     message: MessageRef | None
 
 
+_DRAIN_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_DRAIN_LOCKS_GUARD = threading.Lock()
+
+
+def _drain_lock(state: Path, sink: str) -> threading.Lock:
+    """The process-wide lock that lets one thread at a time drain a sink's entries."""
+    with _DRAIN_LOCKS_GUARD:
+        return _DRAIN_LOCKS.setdefault((str(state.resolve()), sink), threading.Lock())
+
+
 class Deliverer:
     """Sends due outbox entries through their sinks and records each outcome."""
 
@@ -131,7 +142,9 @@ class Deliverer:
         self._sinks = sinks
         self._settings = settings
         self._clock = clock
-        self._locks = {name: threading.Lock() for name in sinks}
+        # one drain per (state file, sink) in the process, across Deliverers: after a config
+        # reload the old one may still be sending while the new one starts
+        self._locks = {name: _drain_lock(store.path, name) for name in sinks}
         # Entries a sink accepted whose `delivered` mark could not be written (disk full): the
         # mark is retried instead of the send, so a full disk does not repeat the message to
         # the channel on every pass. A restart forgets this and sends them again (at least once).
@@ -165,8 +178,16 @@ class Deliverer:
             now = self._clock()
             if not entries or entries[0].next_attempt_at > now:
                 break
-            events = [e for e in entries if isinstance(e.event, Event) and e.next_attempt_at <= now]
-            # more due events than digest_after: one digest (notices go on their own after it)
+            # The due events at the head of the line (notices skipped: they go on their own
+            # after the digest); an entry waiting to be retried ends it, so nothing is sent
+            # before an older entry that is still due later.
+            events = []
+            for entry in entries:
+                if entry.next_attempt_at > now:
+                    break
+                if isinstance(entry.event, Event):
+                    events.append(entry)
+            # more due events than digest_after: one digest
             digest = 0 < digest_after < len(events)
             groups = [events] if digest else [[entry] for entry in entries]
             for group in groups:
@@ -220,14 +241,19 @@ class Deliverer:
         """Send one entry (or a digest of several) and record the outcome."""
         head = entries[0]
         message: MessageRef | None = None
+        living = (
+            len(entries) == 1 and isinstance(sink, LivingSink) and isinstance(head.event, Event)
+        )
+        card: MessageRef | None = None
+        if living and isinstance(head.event, Event):  # a state error here is retried, not dead
+            known = self._store.message(head.sink, head.event.project_id, head.event.report.id)
+            card = MessageRef(*known) if known is not None else None
         started = time.monotonic()
         try:
             if len(entries) > 1:
                 assert isinstance(sink, DigestSink)
                 sink.send_digest([self._delivery(e) for e in entries])
-            elif isinstance(sink, LivingSink) and isinstance(head.event, Event):
-                known = self._store.message(head.sink, head.event.project_id, head.event.report.id)
-                card = MessageRef(*known) if known is not None else None
+            elif living and isinstance(sink, LivingSink):
                 message = sink.send_report(self._delivery(head), card)
             else:
                 sink.send(self._delivery(head))

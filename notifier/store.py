@@ -561,13 +561,14 @@ class Store:
         with self._write("end an outage") as conn:
             conn.execute("DELETE FROM outages WHERE subject = ?", (subject,))
 
-    def prune(self, before: float) -> int:
+    def prune(self, before: float, *, messages_before: float | None = None) -> int:
         """Forget delivered entries finished before ``before``; dead ones stay until retried.
-        Living messages untouched since then are forgotten too: a report that changes again
-        after that long gets a new message (the old one has long scrolled away)."""
+        Living messages untouched since ``messages_before`` (default ``before``) are forgotten
+        too: a report that changes again after that long gets a new message."""
+        cut = before if messages_before is None else messages_before
         with self._write("prune the outbox") as conn:
             cursor = conn.execute(
                 "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < ?", (before,)
             )
-            conn.execute("DELETE FROM messages WHERE updated_at < ?", (before,))
+            conn.execute("DELETE FROM messages WHERE updated_at < ?", (cut,))
             return cursor.rowcount

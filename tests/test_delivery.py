@@ -269,6 +269,25 @@ def test_more_due_events_than_digest_after_are_one_digest(
     assert never.digests == []
 
 
+def test_a_digest_never_overtakes_an_entry_waiting_for_its_retry(store: Store) -> None:
+    """A due notice at the head, then events waiting to be retried, then newer due events:
+    the notice goes, and the newer events wait behind the older ones (no digest of them), so a
+    report's later change never reaches the channel before its earlier one."""
+    notice(store, "s")
+    queue(store, "s", "a", "b", "c")
+    queue(store, "s", "x", "y", "z")
+    waiting = [e.id for e in store.pending("s") if isinstance(e.event, Event)][:3]
+    store.mark_retry(waiting, 5000.0, "HTTP 503")
+    sink = LivingSink("s", digest_after=2)
+    Deliverer(store, {"s": sink}, SETTINGS, clock=Clock()).drain("s")
+    assert len(sink.plain) == 1
+    assert (sink.digests, sink.accepted) == ([], [])
+    clock = Clock()
+    clock.now = 5000.0
+    Deliverer(store, {"s": sink}, SETTINGS, clock=clock).drain("s")
+    assert sink.digests == [["a", "b", "c", "x", "y", "z"]]
+
+
 def finished(store: Store) -> set[Any]:
     """Every distinct finished_at of the outbox."""
     return {row[0] for row in store._conn().execute("SELECT finished_at FROM outbox")}

@@ -463,6 +463,25 @@ def test_slack_living_message_posts_then_updates_and_replies_in_its_thread(
     )
     sink.send_report(replace(later, rules=("quiet", "loud")), card)
     assert slack.messages[-1].reply_broadcast is True
+
+
+def test_a_thread_reply_goes_to_its_card_s_channel(slack: FakeSlack) -> None:
+    """A sink configured with a channel name: the card's channel is the id Slack answered,
+    and the reply is posted there (not to the configured name, which may now be another
+    channel), so the thread stays whole."""
+    settings = SlackSinkSettings(
+        name="slack", token=slack.token, channel="#alerts", api_url=slack.api_url, timeout=2.0
+    )
+    sink = SlackSink(settings, LINKS, pacer=Pacer(interval=0.0))
+    try:
+        card = sink.send_report(delivery(), None)
+        assert card.channel.startswith("C")
+        later = Delivery(outbox_id=2, sink="slack", event=PROGRESS, rules=())
+        sink.send_report(later, card)
+    finally:
+        sink.close()
+    update, reply = slack.messages[1:]
+    assert (update.channel, reply.channel) == (card.channel, card.channel)
     assert "reply_broadcast" not in slack.calls[2].params  # only sent when asked
 
 

@@ -187,6 +187,7 @@ class SlackSink:
             "chat.postMessage",
             reply,
             reply.text,
+            channel=card.channel,  # the thread lives where its card is
             thread_ts=card.ts,
             reply_broadcast=True if broadcast else None,
         )
@@ -272,11 +273,9 @@ class SlackSink:
             else:
                 with self._pacer.post(self._channel_key, self._workspace) as turn:
                     try:
+                        args.setdefault("channel", self._settings.channel)
                         response = self._client.chat_postMessage(
-                            channel=self._settings.channel,
-                            unfurl_links=False,
-                            unfurl_media=False,
-                            **args,
+                            unfurl_links=False, unfurl_media=False, **args
                         )
                     except SlackApiError:
                         turn.used = False  # refused: nothing reached the channel
