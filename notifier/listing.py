@@ -32,9 +32,11 @@ class Listing:
     requests: int
     ids: frozenset[str] = frozenset()
     partial: bool = False
+    cut_short: bool = False  # the server stopped sending before the end (an empty page)
     changed_first: bool = False  # an incremental listing (it may have read to the end)
     high_water: datetime | None = None
     count: int | None = None  # the server's total, as the first page said
+    seconds: float = 0.0  # how long the listing took
 
 
 def instant(text: str | None) -> datetime | None:
@@ -64,7 +66,8 @@ class Gathered:
         ``ordered`` (most recently updated first) and the page breaks that order."""
         fresh = 0
         for rid, updated, report in page.served:
-            fresh += rid not in self.ids
+            repeat = rid in self.ids
+            fresh += not repeat
             self.ids.add(rid)
             self.reports.pop(rid, None)  # a repeat moves to its latest position and copy
             if report is not None:
@@ -72,7 +75,9 @@ class Gathered:
             moment = instant(updated)
             if moment is not None and (self.high is None or moment > self.high):
                 self.high = moment
-            if ordered:
+            # A repeat is an item that slid onto the next page while others changed: it says
+            # nothing about the server's ordering (and its updated_at may be above the oldest).
+            if ordered and not repeat:
                 if moment is None or (self.oldest is not None and moment > self.oldest):
                     self.undated = moment is None
                     return None

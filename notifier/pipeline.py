@@ -195,7 +195,12 @@ def plan_cycle(
         or snapshot[rid].listed != row.listed
         or snapshot[rid].report.version != row.report.version
     ]
+    # The newest updated_at listed, moved back by the listing's own duration: a report that
+    # changed on a page already read while later pages were fetched is older than what those
+    # pages show, and the next incremental listing must still reach it.
     high_water = listing.high_water
+    if high_water is not None:
+        high_water -= timedelta(seconds=listing.seconds)
     stored = instant(state.high_water)
     if stored is not None and (high_water is None or stored > high_water):
         high_water = stored
@@ -206,7 +211,9 @@ def plan_cycle(
         outbox=[(r.event, rt.sink, rt.rules) for r in routed for rt in r.routes],
         now=now,
         high_water=None if high_water is None else high_water.isoformat(),
-        full_sync=not listing.partial,
+        # a listing cut short is no full sync: removals still wait for one (skipped items do
+        # not count, or a report PostHog can never serve would make every cycle a full one)
+        full_sync=not listing.partial and not listing.cut_short,
     )
     missed = 0
     cut_off = _cut_off(state.high_water, overlap)

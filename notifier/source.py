@@ -73,7 +73,7 @@ class _Ahead:
         self._client = client
         self.project_id = project_id
         self.deadline = deadline
-        self._pending: tuple[int, Future[tuple[httpx.Response | SourceError, int]]] | None = None
+        self._pending: tuple[int, Future[tuple[httpx.Response | Exception, int]]] | None = None
 
     def fetch(self, path: str, params: dict[str, Any], offset: int) -> None:
         """Request the page at ``offset`` now (unless one is already on its way)."""
@@ -92,13 +92,13 @@ class _Ahead:
         outcome = self._settle(future)
         if wanted != offset:
             return None
-        if isinstance(outcome, SourceError):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
     def _settle(
-        self, future: Future[tuple[httpx.Response | SourceError, int]]
-    ) -> httpx.Response | SourceError:
+        self, future: Future[tuple[httpx.Response | Exception, int]]
+    ) -> httpx.Response | Exception:
         outcome, made = future.result()
         self._client.count_here(made)
         return outcome
@@ -166,13 +166,13 @@ class PostHogClient:
 
     def get_counted(
         self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
-    ) -> tuple[httpx.Response | SourceError, int]:
+    ) -> tuple[httpx.Response | Exception, int]:
         """``_get`` on a worker thread: the answer (or the error, to raise on the cycle's
         thread) and how many requests it made."""
         before = self.requests_here()
         try:
-            outcome: httpx.Response | SourceError = self._get(path, params, project_id, deadline)
-        except SourceError as exc:
+            outcome: httpx.Response | Exception = self._get(path, params, project_id, deadline)
+        except Exception as exc:  # raised on the cycle's thread if the page is used  # noqa: BLE001
             outcome = exc
         return outcome, self.requests_here() - before
 
@@ -383,7 +383,7 @@ class PostHogClient:
         base: dict[str, Any] = {"limit": limit, "ordering": ordering}
         if self._settings.statuses:
             base["status"] = ",".join(self._settings.statuses)
-        start = self.requests_here()
+        start, began, step = self.requests_here(), time.monotonic(), limit
         gathered = Gathered()
         skipped: list[str] = []
         offset = pages = stale = 0
@@ -397,8 +397,8 @@ class PostHogClient:
                     response = self._first_page(project_id, {**base, "offset": 0}, deadline)
                 else:
                     # a full listing reads a page while the next one downloads
-                    more = since is None and count is not None and offset + limit < count
-                    response = self._later_page(ahead, base, offset, more=more)
+                    more = since is None and count is not None and offset + step < count
+                    response = self._later_page(ahead, base, offset, step if more else 0)
                 page = parse_page(self._decode(response, project_id), project_id, known)
                 pages += 1
                 count = page.count if pages == 1 else count
@@ -441,7 +441,8 @@ class PostHogClient:
                         f"{why} (offset {offset}); PostHog's paging looks broken (does it ignore "
                         "offset?), so this listing cannot be trusted",
                     )
-                offset += page.items
+                # the server may serve fewer than asked (a max_limit): look ahead by what it serves
+                offset, step = offset + page.items, page.items
         finally:
             ahead.close()
         if skipped:
@@ -460,25 +461,26 @@ class PostHogClient:
             requests=self.requests_here() - start,
             ids=frozenset(gathered.ids),
             partial=partial,
+            cut_short=cut_short,
             changed_first=since is not None,
             high_water=gathered.high,
             count=count,
+            seconds=time.monotonic() - began,
         )
 
     def _later_page(
-        self, ahead: _Ahead, base: dict[str, Any], offset: int, *, more: bool
+        self, ahead: _Ahead, base: dict[str, Any], offset: int, step: int
     ) -> httpx.Response:
-        """The page at ``offset`` (fetched ahead, or now); with ``more``, the next one is
-        requested ahead before this one is read."""
+        """The page at ``offset`` (fetched ahead, or now); with a ``step``, the one at
+        ``offset + step`` is requested ahead before this one is read."""
         project_id, deadline = ahead.project_id, ahead.deadline
         path = self._path(project_id, self._prefix[project_id])
         params = {**base, "offset": offset}
         response = ahead.take(offset) or self._get(path, params, project_id, deadline)
         if response.status_code == 404:
             raise self._error_404_mid_listing(project_id, offset)
-        if more:
-            limit = int(base["limit"])
-            ahead.fetch(path, {**base, "offset": offset + limit}, offset + limit)
+        if step:
+            ahead.fetch(path, {**base, "offset": offset + step}, offset + step)
         return response
 
     def _not_ordered(self, project_id: int, undated: bool) -> None:

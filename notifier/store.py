@@ -185,14 +185,20 @@ def _ids(ids: int | Sequence[int]) -> list[int]:
 
 
 def _fill_statuses(conn: sqlite3.Connection) -> None:
-    """Schema 2: the status column of snapshot rows written before it existed."""
-    rows = conn.execute(
-        "SELECT project_id, report_id, data FROM reports WHERE status = ''"
-    ).fetchall()
-    conn.executemany(
-        "UPDATE reports SET status = ? WHERE project_id = ? AND report_id = ?",
-        [(str(json.loads(data).get("status", "")), pid, rid) for pid, rid, data in rows],
-    )
+    """Schema 2: the status column of snapshot rows written before it existed, a thousand rows
+    at a time (a large state file must not be read into memory at once)."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, data FROM reports WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,)
+        ).fetchall()
+        if not rows:
+            return
+        conn.executemany(
+            "UPDATE reports SET status = ? WHERE rowid = ?",
+            [(str(json.loads(data).get("status", "")), rowid) for rowid, data in rows],
+        )
+        last = rows[-1][0]
 
 
 class Store:

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from notifier.cli import cmd_check
 from notifier.daemon import Notifier
+from notifier.listing import instant
 from notifier.models import EventType
 from notifier.pipeline import CyclePlan
 from notifier.settings import Settings
@@ -203,7 +205,9 @@ def test_changes_while_paging_are_all_reported_within_two_cycles(
     posthog: FakePostHog, notifier: Callable[..., Notifier]
 ) -> None:
     """Reports updated between two pages of an incremental listing jump to its front, unseen
-    by this cycle: the next one reports them, nothing is reported twice, nothing removed."""
+    by this cycle, and push the end of page 1 onto page 2 (repeats, newer than page 1's oldest:
+    not a sign of a server ignoring the ordering): the listing stays incremental, the next
+    cycle reports them, nothing is reported twice, nothing removed."""
     reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(400)]
     run = notifier(poll_extra="overlap: 10s")
     poll(run)
@@ -212,7 +216,7 @@ def test_changes_while_paging_are_all_reported_within_two_cycles(
     during = [r["id"] for r in reports[300:305]]
 
     def churn(project_id: int, offset: int) -> None:
-        if offset == 100:
+        if offset == 0:  # page 1 is built; page 2 not yet
             posthog.on_list_page = None
             for rid in during:
                 posthog.update_report(project_id, rid, status="in_progress")
@@ -222,10 +226,58 @@ def test_changes_while_paging_are_all_reported_within_two_cycles(
     second = poll(run)
     assert first.incremental
     assert second.incremental
+    assert run.source.incremental(PROJECT)
     seen = [(e.type.value, e.report.id) for e in first.events + second.events]
     assert len(seen) == len(set(seen)) == 155
     assert {rid for kind, rid in seen if kind == "status_changed"} == set(during)
     assert {kind for kind, _ in seen} == {"updated", "status_changed"}
+
+
+def test_a_change_behind_a_long_listing_is_still_reached_by_the_next_cycle(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """A full listing takes a while (a later page is held 1.5 s). Meanwhile a report on a page
+    already read changes, and reports on later pages show even newer updates. The high-water
+    mark is moved back by the listing's duration, so the next (incremental) cycle still reaches
+    the first change instead of stopping just before it and leaving it to the next full one."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(30)]
+    run = notifier(posthog_extra="page_size: 2", poll_extra="overlap: 1s")
+
+    def stamp(base: str, seconds: float) -> str:
+        moment = instant(base)
+        assert moment is not None
+        return (moment + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def change(project_id: int, offset: int) -> None:
+        if offset == 0:  # page 1 (reports 0 and 1) is built; the others are not
+            posthog.on_list_page = None
+            changed = posthog.update_report(project_id, reports[1]["id"], title="changed")
+            when = changed["updated_at"]
+            posthog.update_report(project_id, reports[25]["id"], updated_at=stamp(when, 1.2))
+            posthog.update_report(project_id, reports[27]["id"], updated_at=stamp(when, 0.1))
+
+    posthog.on_list_page = change
+    posthog.stall_next(1.5, path_contains="offset=20")
+    assert not poll(run).incremental
+    plan = poll(run)
+    assert plan.incremental
+    assert ("updated", reports[1]["id"]) in kinds(plan)
+
+
+def test_a_server_serving_smaller_pages_than_asked_costs_no_extra_request(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """A server capping `limit` (DRF's max_limit) pages by 10 while 100 are asked for: the
+    look-ahead follows the pages it is served: 250 reports are 25 requests, none wasted."""
+    for i in range(250):
+        posthog.add_report(PROJECT, title=f"r{i}")
+    posthog.max_limit = 10
+    run = notifier(poll_extra="full_sync_every: 0s")
+    plan = poll(run)
+    assert (plan.reports, plan.requests) == (250, 25)
+    start = len(posthog.requests)
+    assert poll(run).requests == 25
+    assert [q["offset"] for q in listings(posthog, start)] == [str(i) for i in range(0, 250, 10)]
 
 
 def test_a_server_that_ignores_the_ordering_gets_full_listings_and_one_info(

@@ -45,14 +45,18 @@ def paginate(
     raw_query: str,
     query: Mapping[str, str],
     count: int | None = None,
+    max_limit: int | None = None,
 ) -> tuple[dict[str, Any], int]:
     """DRF's LimitOffsetPagination, links and all: the body and the offset served.
 
     ``base`` is the absolute URL of the listing without its query; ``raw_query`` is the query as
     sent (the links keep its other parameters) and ``query`` its parsed form. ``count``, when
-    given, replaces ``len(items)`` as the count served and the one the links follow.
+    given, replaces ``len(items)`` as the count served and the one the links follow;
+    ``max_limit`` caps ``limit`` as a server configured with DRF's ``max_limit`` does.
     """
     limit = _int_param(query.get("limit"), strict=True) or _DEFAULT_LIMIT
+    if max_limit is not None:  # DRF's LimitOffsetPagination.max_limit
+        limit = min(limit, max_limit)
     offset = _int_param(query.get("offset"), strict=False) or 0
     count = len(items) if count is None else count
 

@@ -142,6 +142,7 @@ class FakePostHog(BackgroundServer):
         self.unstable_ties = True
         self.on_list_page: Callable[[int, int], None] | None = None
         self.count_override: int | None = None
+        self.max_limit: int | None = None  # serve at most this many per page (a capped server)
         self.rewrite_page: Callable[[int, int, dict[str, Any]], dict[str, Any]] | None = None
         self.requests: list[RequestRecord] = []
         #: Exceptions raised while answering (e.g. by ``on_list_page``); answered as 500.
@@ -441,7 +442,14 @@ class FakePostHog(BackgroundServer):
     ) -> tuple[dict[str, Any], int]:
         """DRF's LimitOffsetPagination, links and all."""
         base = (self.link_base or f"http://{req.host}").rstrip("/") + req.path
-        return paginate(items, base=base, raw_query=req.raw_query, query=req.query, count=count)
+        return paginate(
+            items,
+            base=base,
+            raw_query=req.raw_query,
+            query=req.query,
+            count=count,
+            max_limit=self.max_limit,
+        )
 
     def _sorted(self, reports: list[dict[str, Any]], query: Mapping[str, str]) -> list[Any]:
         tie_seed = len(self.requests) if self.unstable_ties else None
