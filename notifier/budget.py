@@ -135,6 +135,12 @@ class RequestBudget:
         while self._recent and self._recent[0] <= now - 3600:
             self._recent.popleft()
 
+    def bind(self, cancel: threading.Event) -> None:
+        """Serve a new notifier (after a reload): its stop event abandons the waits."""
+        with self._cond:
+            self._cancel = cancel
+            self._cond.notify_all()
+
     def pause(self, seconds: float) -> None:
         """PostHog answered 429: no project's request goes out for ``seconds``."""
         with self._cond:

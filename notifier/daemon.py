@@ -106,6 +106,7 @@ class Notifier:
         after_cycle: Callable[[int, CyclePlan | None], None] | None = None,
         metrics: Metrics | None = None,
         alert_clock: Callable[[], float] = time.time,
+        budget: RequestBudget | None = None,
     ) -> None:
         """``alert_clock`` is the clock self-alerts measure outages with (tests advance it)."""
         self.settings = settings
@@ -113,12 +114,14 @@ class Notifier:
         self.metrics = metrics or Metrics()
         self.store = Store(settings.state.path)
         self._cancel = threading.Event()  # set on stop: abandons PostHog retries and waits
-        self.budget = RequestBudget(
-            settings.posthog.requests_per_minute,
-            settings.posthog.requests_per_hour,
-            cancel=self._cancel,
-            on_wait=self.metrics.budget_waited,
-        )
+        if budget is None:
+            budget = RequestBudget(
+                settings.posthog.requests_per_minute,
+                settings.posthog.requests_per_hour,
+                on_wait=self.metrics.budget_waited,
+            )
+        budget.bind(self._cancel)  # a budget kept across a reload serves this notifier now
+        self.budget = budget
         self.source = PostHogClient(
             settings.posthog,
             transport=transport,

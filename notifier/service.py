@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from notifier import logs
+from notifier.budget import RequestBudget
 from notifier.config import load_config
 from notifier.daemon import Notifier
 from notifier.errors import ConfigError
@@ -124,6 +125,18 @@ def _watch_file(path: Path, reload: threading.Event, stop: threading.Event) -> N
             reload.set()
 
 
+def same_budget(old: Settings, new: Settings) -> bool:
+    """Whether a reloaded configuration keeps the running request budget: same PostHog, same
+    key, same limits."""
+    a, b = old.posthog, new.posthog
+    return (a.host, a.api_key, a.requests_per_minute, a.requests_per_hour) == (
+        b.host,
+        b.api_key,
+        b.requests_per_minute,
+        b.requests_per_hour,
+    )
+
+
 def cmd_run(
     settings: Settings,
     path: Path | None = None,
@@ -184,9 +197,10 @@ def cmd_run(
                 target=_watch_file, args=(path, reload, stop), name="config-watch", daemon=True
             ).start()
     metrics = Metrics()
+    budget: RequestBudget | None = None
     try:
         while True:
-            runner = Runner(Notifier(settings, metrics=metrics))
+            runner = Runner(Notifier(settings, metrics=metrics, budget=budget))
             runner.start()
             new: Settings | None = None
             while runner.is_alive() and not stop.wait(0.2):
@@ -200,6 +214,8 @@ def cmd_run(
                 return EXIT_OK
             if formatter is not None:
                 formatter.set_secrets((*formatter.secrets, *new.secrets()))
+            # the same key keeps its budget: a reload must not grant a fresh hour's worth
+            budget = runner.notifier.budget if same_budget(settings, new) else None
             settings = new
     finally:
         done.set()

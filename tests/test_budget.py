@@ -13,7 +13,9 @@ import yaml
 
 from notifier.budget import RequestBudget, expected_requests_per_hour
 from notifier.config import parse_config
+from notifier.daemon import Notifier
 from notifier.errors import SourceError, SourceErrorKind
+from notifier.service import same_budget
 from notifier.settings import Settings
 from notifier.simulator import FakePostHog
 from notifier.source import PostHogClient
@@ -193,3 +195,28 @@ def test_expected_requests_per_hour(
     assert expected.fits(settings)
     tight = replace(settings, posthog=replace(settings.posthog, requests_per_hour=per_hour - 1))
     assert not expected.fits(tight)
+
+
+def test_a_reload_keeps_the_budget_of_the_same_key(posthog: FakePostHog) -> None:
+    """After a reload with the same host, key and limits the running budget is kept (a reload
+    must not grant a fresh hour's worth of requests), bound to the new notifier's stop event;
+    another key or other limits get a new one."""
+    settings = _settings(posthog)
+    old = Notifier(settings)
+    stopped = threading.Event()
+    stopped.set()  # the old notifier has been stopped: its waits are abandoned
+    old.budget.bind(stopped)
+    with pytest.raises(SourceError, match="stopping"):
+        old.budget.acquire(1)
+    old.close()
+    new = Notifier(settings, budget=old.budget)
+    try:
+        assert new.budget is old.budget
+        new.budget.acquire(1)  # serves the new notifier: its stop event is not set
+    finally:
+        new.close()
+    assert same_budget(settings, settings)
+    other_key = replace(settings, posthog=replace(settings.posthog, api_key="phx_other"))
+    assert not same_budget(settings, other_key)
+    tighter = replace(settings, posthog=replace(settings.posthog, requests_per_hour=100))
+    assert not same_budget(settings, tighter)
