@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor as _Reader
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -27,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from notifier.budget import RequestBudget
 from notifier.delivery import Deliverer, DrainResult
 from notifier.enrich import WINDOW, enrich_plan
-from notifier.errors import SourceError, SourceErrorKind, StateError
+from notifier.errors import SourceError, StateError
 from notifier.health import (
     HealthServer,
     Heartbeat,
@@ -41,6 +40,7 @@ from notifier.health import (
 from notifier.metrics import Live, Metrics
 from notifier.models import Links
 from notifier.pipeline import CyclePlan, commit, plan_cycle
+from notifier.project_health import ProjectHealth
 from notifier.selfalerts import SelfAlerts, source_hint
 from notifier.settings import Settings
 from notifier.sinks import build_sinks
@@ -52,46 +52,6 @@ log = logging.getLogger(__name__)
 
 #: How long a report's living Slack message is remembered without a change (at least).
 LIVING_MESSAGES_KEPT: Final = 30 * 24 * 3600.0
-
-#: Errors that will not heal by polling again at full rate: wait longer between attempts.
-_PERSISTENT = frozenset(
-    {SourceErrorKind.AUTH, SourceErrorKind.NOT_FOUND, SourceErrorKind.BAD_REQUEST}
-)
-_MAX_PAUSE = 3600.0
-
-
-#: Numbers in an error message (seconds to wait, a timeout, an offset) do not make it a new error.
-_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
-
-
-@dataclass
-class ProjectHealth:
-    """How polling one project is going (runtime state, never persisted).
-
-    ``failures`` counts failed cycles in a row and ``signature`` is the last error with its
-    numbers masked: the same signature again is "still failing", not a new error.
-    """
-
-    failures: int = 0
-    last_error: str | None = None
-    not_before: float = 0.0
-    last_success: float | None = None
-    cycles: int = 0
-    signature: str | None = None
-
-    def succeeded(self, project_id: int) -> None:
-        """Record a successful cycle; after a run of failures, say the project recovered."""
-        if self.failures:
-            log.info(
-                "project %s: polling recovered after %d failure%s (last: %s)",
-                project_id,
-                self.failures,
-                "" if self.failures == 1 else "s",
-                self.last_error,
-                extra={"event": "poll_recovered", "project_id": project_id},
-            )
-        self.failures, self.last_error, self.signature, self.not_before = 0, None, None, 0.0
-        self.last_success = time.time()
 
 
 class Notifier:
@@ -229,7 +189,7 @@ class Notifier:
             added = commit(plan, self.store)
         except (SourceError, StateError) as exc:
             outcome = exc.kind.value if isinstance(exc, SourceError) else "state_error"
-            self._poll_failed(project_id, health, exc)
+            health.failed(project_id, exc, self.settings.poll.interval)
             self.self_alerts.poll_failed(
                 project_id, health.last_error or str(exc), source_hint(exc, project_id)
             )
@@ -399,52 +359,6 @@ class Notifier:
     def scrape(self, accept: str) -> tuple[bytes, str]:
         """``/metrics``: the exposition and its content type."""
         return self.metrics.render(accept)
-
-    def _poll_failed(
-        self, project_id: int, health: ProjectHealth, exc: SourceError | StateError
-    ) -> None:
-        """Log a failed cycle and decide when to try again.
-
-        The first failure, and any failure whose message differs from the previous one (numbers
-        aside), is one ERROR with the cause and the fix; the same failure again is a WARNING
-        "still failing (n in a row)". Credentials, not-found and bad-request errors do not heal
-        by asking again: the project pauses, twice as long after each failure (up to an hour).
-        A wait PostHog asked for (429 or 503 with ``Retry-After``) is honoured the same way.
-        """
-        health.failures += 1
-        message = str(exc)
-        if f"project {project_id}" not in message:
-            message = f"project {project_id}: {message}"
-        signature = _NUMBERS.sub("N", message)
-        repeated = signature == health.signature
-        health.signature, health.last_error = signature, message
-        interval = self.settings.poll.interval
-        pause = 0.0
-        if isinstance(exc, SourceError):
-            if exc.kind in _PERSISTENT:
-                pause = min(_MAX_PAUSE, interval * 2 ** min(health.failures, 20))
-            elif exc.retry_after is not None:
-                pause = min(_MAX_PAUSE, exc.retry_after)
-        if pause > 0:
-            health.not_before = time.time() + pause
-        after = f"; next attempt in {pause:.0f}s" if pause > interval else ""
-        extra = {
-            "event": "poll_failed",
-            "project_id": project_id,
-            "error": message,
-            "failures": health.failures,
-        }
-        if repeated:
-            log.warning(
-                "poll still failing (%d in a row): %s%s",
-                health.failures,
-                message,
-                after,
-                extra=extra,
-            )
-            return
-        run = f" ({health.failures} in a row)" if health.failures > 1 else ""
-        log.error("poll failed%s: %s; nothing was changed%s", run, message, after, extra=extra)
 
     # -- delivery -----------------------------------------------------------------------------
 
