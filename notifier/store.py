@@ -23,7 +23,7 @@ from typing import Any, Final
 from notifier.errors import StateError
 from notifier.models import Event, Notice, Report, outbox_item_from_json
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 WAL_LIMIT: Final = 4 * 1024 * 1024
 
 _SCHEMA: Final = (
@@ -93,6 +93,10 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             updated_at REAL NOT NULL,
             PRIMARY KEY (sink, project_id, report_id)
         )""",
+    ),
+    4: (
+        # the report's updated_at a living message shows: a late, older event leaves it be
+        "ALTER TABLE messages ADD COLUMN shown TEXT",
     ),
 }
 
@@ -464,7 +468,11 @@ class Store:
         return float(rows[0][0]) if rows else None
 
     def mark_delivered(
-        self, entry_ids: int | Sequence[int], now: float, *, message: tuple[str, str] | None = None
+        self,
+        entry_ids: int | Sequence[int],
+        now: float,
+        *,
+        message: tuple[str, str] | tuple[str, str, str | None] | None = None,
     ) -> None:
         """The sink accepted the entries (several: one digest). ``message``: the ``(channel,
         ts)`` of the living message the sink now keeps for the entry's report, remembered in
@@ -477,12 +485,14 @@ class Store:
                 [(now, i) for i in ids],
             )
             if message is not None:
+                shown = message[2] if len(message) > 2 else None
                 conn.executemany(
-                    "INSERT INTO messages (sink, project_id, report_id, channel, ts, updated_at) "
-                    "SELECT sink, project_id, report_id, ?, ?, ? FROM outbox WHERE id = ? "
-                    "ON CONFLICT (sink, project_id, report_id) DO UPDATE SET channel = "
-                    "excluded.channel, ts = excluded.ts, updated_at = excluded.updated_at",
-                    [(message[0], message[1], now, i) for i in ids],
+                    "INSERT INTO messages (sink, project_id, report_id, channel, ts, updated_at, "
+                    "shown) SELECT sink, project_id, report_id, ?, ?, ?, ? FROM outbox "
+                    "WHERE id = ? ON CONFLICT (sink, project_id, report_id) DO UPDATE SET "
+                    "channel = excluded.channel, ts = excluded.ts, "
+                    "updated_at = excluded.updated_at, shown = excluded.shown",
+                    [(message[0], message[1], now, shown, i) for i in ids],
                 )
 
     def mark_retry(
@@ -520,13 +530,20 @@ class Store:
                 [(now, reason or error, i) for i in dead],
             )
 
-    def message(self, sink: str, project_id: int, report_id: str) -> tuple[str, str] | None:
-        """The ``(channel, ts)`` of the sink's living message about the report, if any."""
+    def message(
+        self, sink: str, project_id: int, report_id: str
+    ) -> tuple[str, str, str | None] | None:
+        """The ``(channel, ts, shown)`` of the sink's living message about the report, if any
+        (``shown``: the report's ``updated_at`` it shows)."""
         rows = self._read(
-            "SELECT channel, ts FROM messages WHERE sink = ? AND project_id = ? AND report_id = ?",
+            "SELECT channel, ts, shown FROM messages "
+            "WHERE sink = ? AND project_id = ? AND report_id = ?",
             (sink, project_id, report_id),
         )
-        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+        if not rows:
+            return None
+        channel, ts, shown = rows[0]
+        return str(channel), str(ts), shown
 
     def retry_dead(self, now: float, sink: str | None = None) -> int:
         """Put dead entries back in line (``notifier outbox retry``); returns how many."""

@@ -218,7 +218,7 @@ def test_a_living_sink_gets_the_remembered_message_and_it_is_kept(store: Store) 
     queue(store, "s", "a", "b")
     Deliverer(store, {"s": sink}, SETTINGS, clock=Clock()).drain("s")
     assert sink.cards == [None, None]
-    assert store.message("s", 1, "a") == ("C1", "ts-a-1")
+    assert store.message("s", 1, "a") == ("C1", "ts-a-1", None)
     assert store.message("other", 1, "a") is None
     change(store, "s", "a", "in_progress")
     restarted = Store(store.path)
@@ -227,7 +227,7 @@ def test_a_living_sink_gets_the_remembered_message_and_it_is_kept(store: Store) 
     finally:
         restarted.close()
     assert sink.cards[-1] == MessageRef("C1", "ts-a-1")
-    assert store.message("s", 1, "a") == ("C1", "ts-a-1")
+    assert store.message("s", 1, "a") == ("C1", "ts-a-1", None)
 
 
 def test_notices_are_plain_posts_never_living_nor_digested(store: Store) -> None:

@@ -445,9 +445,11 @@ def test_slack_living_message_posts_then_updates_and_replies_in_its_thread(
     has reply_broadcast."""
     sink = living(slack, quiet=rule("quiet"), loud=rule("loud", broadcast=True))
     card = sink.send_report(delivery(), None)
-    assert card == MessageRef(CHANNEL, str(slack.messages[0].ts))
+    first = delivery().event
+    assert isinstance(first, Event)
+    assert card == MessageRef(CHANNEL, str(slack.messages[0].ts), first.report.updated_at)
     later = Delivery(outbox_id=2, sink="slack", event=PROGRESS, rules=("quiet",))
-    assert sink.send_report(later, card) == card
+    assert sink.send_report(later, card) == card._replace(shown=PROGRESS.report.updated_at)
     update, reply = slack.messages[1:]
     assert (update.method, update.ts, update.thread_ts) == ("chat.update", card.ts, None)
     assert update.blocks == json.loads(
@@ -463,6 +465,17 @@ def test_slack_living_message_posts_then_updates_and_replies_in_its_thread(
     )
     sink.send_report(replace(later, rules=("quiet", "loud")), card)
     assert slack.messages[-1].reply_broadcast is True
+
+
+def test_an_older_event_delivered_late_does_not_roll_the_card_back(slack: FakeSlack) -> None:
+    """The card shows a newer copy of the report than the event (a dead letter retried by hand
+    after later changes went out): no chat.update, only the thread reply, the card unchanged."""
+    sink = living(slack)
+    card = sink.send_report(delivery(), None)
+    newer = card._replace(shown="2099-01-01T00:00:00Z")
+    late = Delivery(outbox_id=2, sink="slack", event=PROGRESS, rules=())
+    assert sink.send_report(late, newer) == newer
+    assert [(m.method, m.thread_ts) for m in slack.messages[1:]] == [("chat.postMessage", card.ts)]
 
 
 def test_a_thread_reply_goes_to_its_card_s_channel(slack: FakeSlack) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from notifier.errors import StateError
 from notifier.models import Event, EventType, Report
-from notifier.store import CycleWrite, SnapshotRow, Store
+from notifier.store import SCHEMA_VERSION, CycleWrite, SnapshotRow, Store
 
 
 def rep(report_id: str = "r1", **fields: Any) -> Report:
@@ -123,7 +123,7 @@ def test_living_messages_untouched_since_the_cut_are_forgotten(store: Store) -> 
     store.mark_delivered(b.id, 30.0, message=("C1", "2.000"))
     store.prune(before=5.0, messages_before=20.0)  # its own cut: the daemon keeps cards longer
     assert store.message("s", 1, "a") is None
-    assert store.message("s", 1, "b") == ("C1", "2.000")
+    assert store.message("s", 1, "b") == ("C1", "2.000", None)
     assert store.counts() == {("s", "delivered"): 2}
 
 
@@ -169,13 +169,13 @@ def test_living_messages_are_remembered_with_the_delivered_mark(store: Store) ->
     assert store.counts() == {("slack", "pending"): 2}
     conn.execute("DROP TRIGGER no_messages")
     store.mark_delivered(first.id, 5.0, message=("C1", "1.000100"))
-    assert store.message("slack", 1, "a") == ("C1", "1.000100")
+    assert store.message("slack", 1, "a") == ("C1", "1.000100", None)
     assert store.message("slack", 2, "a") is None
     assert store.message("other", 1, "a") is None
     store.mark_delivered(second.id, 6.0, message=("C1", "1.000200"))
     store.mark_delivered(second.id, 6.0, message=("C2", "1.000300"))
-    assert store.message("slack", 2, "a") == ("C2", "1.000300")
-    assert store.message("slack", 1, "a") == ("C1", "1.000100")
+    assert store.message("slack", 2, "a") == ("C2", "1.000300", None)
+    assert store.message("slack", 1, "a") == ("C1", "1.000100", None)
 
 
 def test_many_entries_are_marked_in_one_transaction(store: Store) -> None:
@@ -209,8 +209,8 @@ def test_a_schema_2_state_database_gains_the_messages_table(tmp_path: Path) -> N
     try:
         assert again.message("slack", 1, "r1") is None
         again.mark_delivered(again.pending("slack")[0].id, 2.0, message=("C1", "1.0"))
-        assert again.message("slack", 1, "r1") == ("C1", "1.0")
+        assert again.message("slack", 1, "r1") == ("C1", "1.0", None)
     finally:
         again.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

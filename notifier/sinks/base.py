@@ -39,10 +39,12 @@ class Sink(Protocol):
 
 
 class MessageRef(NamedTuple):
-    """A message a sink posted and can edit: Slack's channel id and ``ts``."""
+    """A message a sink posted and can edit: Slack's channel id and ``ts``, and the report's
+    ``updated_at`` it shows (an older event delivered late must not roll it back)."""
 
     channel: str
     ts: str
+    shown: str | None = None
 
 
 @runtime_checkable

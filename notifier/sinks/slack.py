@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifier import __version__
 from notifier.errors import SinkError
+from notifier.listing import instant
 from notifier.models import Delivery, Event, Links, Notice
 from notifier.render import (
     SlackMessage,
@@ -92,6 +93,12 @@ HINTS: Final[Mapping[str, str]] = {
     "no_text": "the message had no text",
     "msg_too_long": "the message text was too long",
 }
+
+
+def _older(updated_at: str | None, shown: str | None) -> bool:
+    """Whether a report copy is older than the one a card shows (unknown: not older)."""
+    mine, theirs = instant(updated_at), instant(shown)
+    return mine is not None and theirs is not None and mine < theirs
 
 
 def transient_io_error(exc: BaseException, service: str, timeout: float) -> SinkError:
@@ -162,6 +169,11 @@ class SlackSink:
             card = None  # the sink now posts to another channel: start a new card there
         if card is None or isinstance(event, Notice):
             return self._post_card(delivery)
+        if _older(event.report.updated_at, card.shown):
+            # delivered late (e.g. a dead letter retried by hand): the card already shows a
+            # newer state, so only the thread hears of this change
+            self._reply(delivery, event, card)
+            return card
         message = self._card(delivery, event)
         plain = text_only(event, self._links)
         try:
@@ -179,6 +191,11 @@ class SlackSink:
                 extra={"event": "delivery", "sink": self.name, "report_id": event.report.id},
             )
             return self._post_card(delivery)
+        self._reply(delivery, event, card)
+        return card._replace(shown=event.report.updated_at or card.shown)
+
+    def _reply(self, delivery: Delivery, event: Event, card: MessageRef) -> None:
+        """The short reply in the card's thread: what this event changed."""
         reply = thread_reply(event, delivery.rules, self._links)
         broadcast = any(
             rule.reply_broadcast for name in delivery.rules if (rule := self._rules.get(name))
@@ -191,7 +208,6 @@ class SlackSink:
             thread_ts=card.ts,
             reply_broadcast=True if broadcast else None,
         )
-        return card
 
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
         """One message for many events: counts and a line per report."""
@@ -226,7 +242,9 @@ class SlackSink:
         data = self._send("chat.postMessage", message, plain)
         # no ts (never seen): an empty one makes the next chat.update fail and post anew
         return MessageRef(
-            str(data.get("channel") or self._settings.channel), str(data.get("ts") or "")
+            str(data.get("channel") or self._settings.channel),
+            str(data.get("ts") or ""),
+            None if isinstance(event, Notice) else event.report.updated_at,
         )
 
     def _send(self, method: str, message: SlackMessage, plain: str, **extra: Any) -> dict[str, Any]:
