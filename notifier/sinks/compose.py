@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from notifier.models import Event, Links
-from notifier.render import console_text, slack_message, webhook_body
+from notifier.render import SlackMessage, console_text, slack_message, webhook_body
 from notifier.settings import (
     SinkSettings,
     SlackSinkSettings,
@@ -104,3 +104,18 @@ def compose_event(
         data: dict[str, Any] = json.loads(webhook_body(event, rules, links, timestamp))
         return data
     return console_text(event, rules, links, color=False)
+
+
+def slack_card(
+    sink: SlackSinkSettings | SlackWebhookSinkSettings,
+    event: Event,
+    rules: Sequence[str],
+    links: Links,
+    rule_templates: Mapping[str, CompiledTemplates],
+    *,
+    timestamp: datetime,
+) -> SlackMessage:
+    """``compose_event``'s Slack payload as the message the Slack sinks post."""
+    payload = compose_event(sink, event, rules, links, rule_templates, timestamp=timestamp)
+    assert isinstance(payload, dict)
+    return SlackMessage(text=str(payload["text"]), blocks=tuple(payload["blocks"]))

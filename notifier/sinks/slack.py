@@ -48,7 +48,7 @@ from notifier.sinks.base import (
     parse_retry_after,
     utc_now,
 )
-from notifier.sinks.compose import compose_event
+from notifier.sinks.compose import slack_card
 from notifier.sinks.pace import Pacer, bot_keys
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class SlackSink:
 
     def _card(self, delivery: Delivery, event: Event) -> SlackMessage:
         """The card, built by ``compose_event`` (templates included) as ``preview`` shows it."""
-        payload = compose_event(
+        return slack_card(
             self._settings,
             event,
             delivery.rules,
@@ -230,8 +230,6 @@ class SlackSink:
             self._rule_templates,
             timestamp=self._clock(),
         )
-        assert isinstance(payload, dict)
-        return SlackMessage(text=str(payload["text"]), blocks=tuple(payload["blocks"]))
 
     def _post_card(self, delivery: Delivery) -> MessageRef:
         event = delivery.event

@@ -33,7 +33,7 @@ from notifier.render import (
 from notifier.rules import Rule
 from notifier.settings import SlackWebhookSinkSettings
 from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact, utc_now
-from notifier.sinks.compose import compose_event
+from notifier.sinks.compose import slack_card
 from notifier.sinks.pace import Pacer, webhook_keys
 from notifier.sinks.slack import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
 
@@ -106,7 +106,7 @@ class SlackWebhookSink:
         if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
             self._deliver(notice_slack_message(event), notice_text_only(event))
             return
-        payload = compose_event(
+        card = slack_card(
             self._settings,
             event,
             delivery.rules,
@@ -114,8 +114,6 @@ class SlackWebhookSink:
             self._rule_templates,
             timestamp=self._clock(),
         )
-        assert isinstance(payload, dict)
-        card = SlackMessage(text=str(payload["text"]), blocks=tuple(payload["blocks"]))
         self._deliver(card, text_only(event, self._links))
 
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
