@@ -86,14 +86,17 @@ def _list(
     project_id: int,
     source: PostHogClient,
     state: ProjectState,
-    index: Mapping[str, tuple[str, bool]],
+    store: Store,
     *,
     now: float,
     deadline: float | None,
     full_sync_every: float,
     overlap: float,
-) -> Listing:
-    """An incremental listing when one is due and possible, else a full one."""
+) -> tuple[Listing, Mapping[str, tuple[str, bool]] | None]:
+    """An incremental listing when one is due and possible, else a full one, and the whole
+    snapshot index if it was read (None otherwise). An incremental
+    listing looks up the snapshot versions of each page's ids only (its cost follows the
+    changes, not the project's size); a full one reads the whole index once."""
     cut_off = _cut_off(state.high_water, overlap)
     full_due = (
         not state.baselined
@@ -102,10 +105,27 @@ def _list(
         or now - state.full_sync_at >= full_sync_every
     )
     if not full_due and cut_off is not None and source.incremental(project_id):
-        listing = source.list_changed(project_id, cut_off, deadline, known=index)
+
+        def known(ids: Sequence[str]) -> Mapping[str, tuple[str, bool]]:
+            return store.snapshot_index(project_id, ids)
+
+        listing = source.list_changed(project_id, cut_off, deadline, known=known)
         if listing is not None:
-            return listing
-    return source.list_reports(project_id, deadline, known=index)
+            return listing, None
+    index = store.snapshot_index(project_id)
+    return source.list_reports(project_id, deadline, known=index), index
+
+
+def _missing(
+    listing: Listing, index: Mapping[str, tuple[str, bool]] | None, store: Store, project_id: int
+) -> list[str]:
+    """Listed snapshot reports a listing that holds every report did not bring (none for an
+    incremental listing that stopped at its cut-off: it says nothing about the others)."""
+    if listing.partial:
+        return []
+    if index is None:  # an incremental listing that read to the end: it is complete
+        index = store.snapshot_index(project_id)  # id → (version, listed): none parsed
+    return [rid for rid, (_, listed) in index.items() if listed and rid not in listing.ids]
 
 
 def plan_cycle(
@@ -127,12 +147,11 @@ def plan_cycle(
     """
     started = source.requests_here()
     state = store.project_state(project_id)
-    index = store.snapshot_index(project_id)  # id → (version, listed): no report parsed
-    listing = _list(
+    listing, index = _list(
         project_id,
         source,
         state,
-        index,
+        store,
         now=now,
         deadline=deadline,
         full_sync_every=full_sync_every,
@@ -142,12 +161,8 @@ def plan_cycle(
     # The listing parsed only reports whose version differs from the snapshot's: only those,
     # and the listed reports a full listing did not bring, are loaded and compared.
     changed = listing.reports
-    missing = (
-        []
-        if listing.partial
-        else [rid for rid, (_, listed) in index.items() if listed and rid not in listing.ids]
-    )
-    snapshot = store.snapshot_rows(project_id, [rid for rid in changed if rid in index] + missing)
+    missing = _missing(listing, index, store, project_id)
+    snapshot = store.snapshot_rows(project_id, [*changed, *missing])
     previous = {rid: row.report for rid, row in snapshot.items()}
     current = {rid: SnapshotRow(report, True) for rid, report in changed.items()}
     gone: set[str] = set()

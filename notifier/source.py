@@ -27,6 +27,7 @@ import httpx
 
 from notifier import __version__
 from notifier.api import (
+    Page,
     artefacts_suffice,
     decode_json,
     invalid,
@@ -62,6 +63,21 @@ ARTEFACT_PAGES: Final = 2
 def _seconds(seconds: float) -> str:
     """``30s``, ``0.5s``: a timeout as people write it."""
     return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
+
+
+#: The snapshot's ``id → (version, listed)``, or a lookup of it for the ids of one page.
+Known = Mapping[str, tuple[str, bool]] | Callable[[Sequence[str]], Mapping[str, tuple[str, bool]]]
+
+
+def _known_for(body: Any, known: Known | None) -> Mapping[str, tuple[str, bool]] | None:
+    """The snapshot versions a page needs: all of them, or those of the page's ids."""
+    if known is None or isinstance(known, Mapping):
+        return known
+    results = body.get("results") if isinstance(body, Mapping) else None
+    if not isinstance(results, list):
+        return None  # parse_page says what is wrong with the page
+    ids = [i["id"] for i in results if isinstance(i, Mapping) and isinstance(i.get("id"), str)]
+    return known(ids)
 
 
 class _Ahead:
@@ -360,7 +376,7 @@ class PostHogClient:
         since: datetime,
         deadline: float | None = None,
         *,
-        known: Mapping[str, tuple[str, bool]] | None = None,
+        known: Known | None = None,
     ) -> Listing | None:
         """The reports updated at or after ``since``, most recent first: pages are fetched until
         one ends before ``since``, so a quiet project costs one request.
@@ -376,7 +392,7 @@ class PostHogClient:
         project_id: int,
         ordering: str,
         deadline: float | None,
-        known: Mapping[str, tuple[str, bool]] | None,
+        known: Known | None,
         since: datetime | None,
     ) -> Listing | None:
         limit = self._settings.page_size
@@ -399,7 +415,7 @@ class PostHogClient:
                     # a full listing reads a page while the next one downloads
                     more = since is None and count is not None and offset + step < count
                     response = self._later_page(ahead, base, offset, step if more else 0)
-                page = parse_page(self._decode(response, project_id), project_id, known)
+                page = self._page_of(response, project_id, known)
                 pages += 1
                 count = page.count if pages == 1 else count
                 fresh = gathered.take(page, ordered=since is not None)
@@ -467,6 +483,11 @@ class PostHogClient:
             count=count,
             seconds=time.monotonic() - began,
         )
+
+    def _page_of(self, response: httpx.Response, project_id: int, known: Known | None) -> Page:
+        """A listing page read, compared by version with what the snapshot knows."""
+        body = self._decode(response, project_id)
+        return parse_page(body, project_id, _known_for(body, known))
 
     def _later_page(
         self, ahead: _Ahead, base: dict[str, Any], offset: int, step: int

@@ -324,12 +324,28 @@ class Store:
             for data, listed in rows
         }
 
-    def snapshot_index(self, project_id: int) -> dict[str, tuple[str, bool]]:
-        """Every report id of the project's snapshot → (version, listed), without parsing."""
-        rows = self._read(
-            "SELECT report_id, version, listed FROM reports WHERE project_id = ?", (project_id,)
-        )
-        return {rid: (version, bool(listed)) for rid, version, listed in rows}
+    def snapshot_index(
+        self, project_id: int, report_ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, bool]]:
+        """Report id → (version, listed) of the project's snapshot, without parsing: every
+        report, or only these ids (those that exist)."""
+        if report_ids is None:
+            rows = self._read(
+                "SELECT report_id, version, listed FROM reports WHERE project_id = ?",
+                (project_id,),
+            )
+            return {rid: (version, bool(listed)) for rid, version, listed in rows}
+        found: dict[str, tuple[str, bool]] = {}
+        for start in range(0, len(report_ids), 500):
+            chunk = list(report_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            sql = (
+                "SELECT report_id, version, listed FROM reports "  # noqa: S608 - placeholders
+                f"WHERE project_id = ? AND report_id IN ({marks})"
+            )
+            for rid, version, listed in self._read(sql, (project_id, *chunk)):
+                found[rid] = (version, bool(listed))
+        return found
 
     def snapshot_rows(self, project_id: int, report_ids: Sequence[str]) -> dict[str, SnapshotRow]:
         """The snapshot rows of these reports (those that exist)."""

@@ -8,7 +8,7 @@ import io
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -103,6 +103,37 @@ def test_steady_state_requests_per_cycle(
     full_sync_due(run)
     reconciled = poll(run)
     assert (reconciled.requests, reconciled.incremental, reconciled.events) == (10, False, ())
+
+
+class IndexReads(Store):
+    """A real store counting reads of a project's whole snapshot index."""
+
+    whole = 0
+
+    def snapshot_index(
+        self, project_id: int, report_ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, bool]]:
+        self.whole += report_ids is None
+        return super().snapshot_index(project_id, report_ids)
+
+
+def test_an_incremental_cycle_reads_only_the_versions_of_what_it_lists(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """An incremental cycle that stops at its cut-off looks up the snapshot versions of the
+    ids it was served, never the project's whole index: its cost follows the changes, not the
+    project's size. A full listing reads the index once (it must see what is missing)."""
+    for i in range(300):
+        posthog.add_report(PROJECT, title=f"r{i}")
+    run = notifier()
+    poll(run)
+    run.store.close()
+    run.store = store = IndexReads(run.settings.state.path)
+    quiet = poll(run)
+    assert (quiet.incremental, quiet.write.full_sync, store.whole) == (True, False, 0)
+    full_sync_due(run)
+    assert not poll(run).incremental
+    assert store.whole == 1
 
 
 def test_incremental_cycles_find_changes_and_full_listings_find_removals(
