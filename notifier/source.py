@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
@@ -39,6 +39,7 @@ from notifier.budget import RequestBudget
 from notifier.errors import SourceError, SourceErrorKind
 from notifier.listing import Gathered, Listing
 from notifier.models import Report
+from notifier.paging import Ahead, Known, known_for
 from notifier.settings import PostHogSettings
 from notifier.source_errors import classify, detail_of
 
@@ -63,67 +64,6 @@ ARTEFACT_PAGES: Final = 2
 def _seconds(seconds: float) -> str:
     """``30s``, ``0.5s``: a timeout as people write it."""
     return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
-
-
-#: The snapshot's ``id → (version, listed)``, or a lookup of it for the ids of one page.
-Known = Mapping[str, tuple[str, bool]] | Callable[[Sequence[str]], Mapping[str, tuple[str, bool]]]
-
-
-def _known_for(body: Any, known: Known | None) -> Mapping[str, tuple[str, bool]] | None:
-    """The snapshot versions a page needs: all of them, or those of the page's ids."""
-    if known is None or isinstance(known, Mapping):
-        return known
-    results = body.get("results") if isinstance(body, Mapping) else None
-    if not isinstance(results, list):
-        return None  # parse_page says what is wrong with the page
-    ids = [i["id"] for i in results if isinstance(i, Mapping) and isinstance(i.get("id"), str)]
-    return known(ids)
-
-
-class _Ahead:
-    """At most one listing page requested ahead, on a worker thread, while the current page is
-    read: a full listing then costs about the server's time or the client's, not both. Its
-    requests count for the cycle's thread; an unused one is waited for and dropped."""
-
-    def __init__(self, client: PostHogClient, project_id: int, deadline: float | None) -> None:
-        self._client = client
-        self.project_id = project_id
-        self.deadline = deadline
-        self._pending: tuple[int, Future[tuple[httpx.Response | Exception, int]]] | None = None
-
-    def fetch(self, path: str, params: dict[str, Any], offset: int) -> None:
-        """Request the page at ``offset`` now (unless one is already on its way)."""
-        if self._pending is None:
-            future = self._client.ahead_pool.submit(
-                self._client.get_counted, path, params, self.project_id, self.deadline
-            )
-            self._pending = (offset, future)
-
-    def take(self, offset: int) -> httpx.Response | None:
-        """The page at ``offset`` if it was requested ahead (its error raised here), else None."""
-        if self._pending is None:
-            return None
-        wanted, future = self._pending
-        self._pending = None
-        outcome = self._settle(future)
-        if wanted != offset:
-            return None
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    def _settle(
-        self, future: Future[tuple[httpx.Response | Exception, int]]
-    ) -> httpx.Response | Exception:
-        outcome, made = future.result()
-        self._client.count_here(made)
-        return outcome
-
-    def close(self) -> None:
-        """Wait for (and drop) a page nobody needed, so that its requests are counted."""
-        if self._pending is not None:
-            self._settle(self._pending[1])
-            self._pending = None
 
 
 class PostHogClient:
@@ -406,7 +346,7 @@ class PostHogClient:
         cut_short = partial = False
         max_pages, widest = MAX_PAGES, 0
         count: int | None = None
-        ahead = _Ahead(self, project_id, deadline)
+        ahead = Ahead(self, project_id, deadline)
         try:
             while True:
                 if pages == 0:
@@ -487,10 +427,10 @@ class PostHogClient:
     def _page_of(self, response: httpx.Response, project_id: int, known: Known | None) -> Page:
         """A listing page read, compared by version with what the snapshot knows."""
         body = self._decode(response, project_id)
-        return parse_page(body, project_id, _known_for(body, known))
+        return parse_page(body, project_id, known_for(body, known))
 
     def _later_page(
-        self, ahead: _Ahead, base: dict[str, Any], offset: int, step: int
+        self, ahead: Ahead, base: dict[str, Any], offset: int, step: int
     ) -> httpx.Response:
         """The page at ``offset`` (fetched ahead, or now); with a ``step``, the one at
         ``offset + step`` is requested ahead before this one is read."""

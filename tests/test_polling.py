@@ -23,7 +23,8 @@ from notifier.models import EventType
 from notifier.pipeline import CyclePlan
 from notifier.settings import Settings
 from notifier.simulator import FakePostHog
-from notifier.store import SCHEMA_VERSION, Store
+from notifier.store import Store
+from notifier.store_schema import SCHEMA_VERSION
 from tests.conftest import PROJECT
 from tests.helpers import wait_for
 

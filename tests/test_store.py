@@ -10,7 +10,8 @@ import pytest
 
 from notifier.errors import StateError
 from notifier.models import Event, EventType, Report
-from notifier.store import SCHEMA_VERSION, CycleWrite, SnapshotRow, Store
+from notifier.store import CycleWrite, SnapshotRow, Store
+from notifier.store_schema import SCHEMA_VERSION
 
 
 def rep(report_id: str = "r1", **fields: Any) -> Report:
