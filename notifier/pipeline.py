@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Final
 
 from notifier.diff import diff
@@ -91,13 +92,12 @@ def _list(
     now: float,
     deadline: float | None,
     full_sync_every: float,
-    overlap: float,
+    cut_off: datetime | None,
 ) -> tuple[Listing, Mapping[str, tuple[str, bool]] | None]:
-    """An incremental listing when one is due and possible, else a full one, and the whole
-    snapshot index if it was read (None otherwise). An incremental
-    listing looks up the snapshot versions of each page's ids only (its cost follows the
-    changes, not the project's size); a full one reads the whole index once."""
-    cut_off = _cut_off(state.high_water, overlap)
+    """An incremental listing (down to ``cut_off``) when one is due and possible, else a full
+    one; and the whole snapshot index if it was read (None otherwise). An incremental listing
+    looks up the snapshot versions of each page's ids only (its cost follows the changes, not
+    the project's size); a full one reads the whole index once."""
     full_due = (
         not state.baselined
         or state.full_sync_at is None
@@ -105,15 +105,25 @@ def _list(
         or now - state.full_sync_at >= full_sync_every
     )
     if not full_due and cut_off is not None and source.incremental(project_id):
-
-        def known(ids: Sequence[str]) -> Mapping[str, tuple[str, bool]]:
-            return store.snapshot_index(project_id, ids)
-
+        known = partial(store.snapshot_index, project_id)
         listing = source.list_changed(project_id, cut_off, deadline, known=known)
         if listing is not None:
             return listing, None
     index = store.snapshot_index(project_id)
     return source.list_reports(project_id, deadline, known=index), index
+
+
+def _high_water(listing: Listing, stored: datetime | None) -> datetime | None:
+    """The next high-water mark: the newest ``updated_at`` listed, moved back by the listing's
+    own duration (a report that changed on a page already read while later pages were fetched
+    is older than what those pages show, and the next incremental listing must reach it);
+    never below the stored one."""
+    mark = listing.high_water
+    if mark is not None:
+        mark -= timedelta(seconds=listing.seconds)
+    if stored is not None and (mark is None or stored > mark):
+        return stored
+    return mark
 
 
 def _missing(
@@ -147,6 +157,7 @@ def plan_cycle(
     """
     started = source.requests_here()
     state = store.project_state(project_id)
+    cut_off = _cut_off(state.high_water, overlap)
     listing, index = _list(
         project_id,
         source,
@@ -155,7 +166,7 @@ def plan_cycle(
         now=now,
         deadline=deadline,
         full_sync_every=full_sync_every,
-        overlap=overlap,
+        cut_off=cut_off,
     )
     baselined = state.baselined
     # The listing parsed only reports whose version differs from the snapshot's: only those,
@@ -210,15 +221,7 @@ def plan_cycle(
         or snapshot[rid].listed != row.listed
         or snapshot[rid].report.version != row.report.version
     ]
-    # The newest updated_at listed, moved back by the listing's own duration: a report that
-    # changed on a page already read while later pages were fetched is older than what those
-    # pages show, and the next incremental listing must still reach it.
-    high_water = listing.high_water
-    if high_water is not None:
-        high_water -= timedelta(seconds=listing.seconds)
-    stored = instant(state.high_water)
-    if stored is not None and (high_water is None or stored > high_water):
-        high_water = stored
+    high_water = _high_water(listing, instant(state.high_water))
     write = CycleWrite(
         project_id=project_id,
         upserts=upserts,
@@ -231,7 +234,6 @@ def plan_cycle(
         full_sync=not listing.partial and not listing.cut_short,
     )
     missed = 0
-    cut_off = _cut_off(state.high_water, overlap)
     if baselined and not listing.partial and cut_off is not None:
         missed = sum(1 for e in events if e.report.id in listing.ids and _missed(e, cut_off))
     return CyclePlan(

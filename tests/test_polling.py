@@ -441,3 +441,27 @@ def test_check_prints_the_expected_requests_per_hour(
     assert "7,196 incremental cycles × 1 request + 4 for full listings every 30 min" in text
     assert "budget 100/hour" in text
     assert "does NOT fit" in text
+
+
+def test_incremental_listings_keep_the_status_filter(
+    posthog: FakePostHog, notifier: Callable[..., Notifier]
+) -> None:
+    """With posthog.statuses, incremental listings ask for the same statuses: a report moving
+    into the filter is seen at once; one moving out of it (not listed any more) is seen by the
+    next full listing, as a status change, not a removal."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}", status="ready") for i in range(150)]
+    others = [posthog.add_report(PROJECT, status="candidate") for _ in range(2)]
+    run = notifier(posthog_extra="page_size: 100\nstatuses: [ready]")
+    poll(run)
+    posthog.update_report(PROJECT, others[0]["id"], status="ready")
+    posthog.update_report(PROJECT, reports[0]["id"], status="resolved")
+    start = len(posthog.requests)
+    plan = poll(run)
+    assert plan.incremental
+    assert kinds(plan) == {("new", others[0]["id"])}
+    assert all(
+        (q["status"], q["ordering"]) == ("ready", "-updated_at,id")
+        for q in listings(posthog, start)
+    )
+    full_sync_due(run)
+    assert kinds(poll(run)) == {("status_changed", reports[0]["id"])}
