@@ -136,7 +136,7 @@ class Report:
     actionability: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
-    _version: str | None = field(default=None, repr=False, compare=False)  # computed once
+    _version: str | None = field(default=None, init=False, repr=False, compare=False)  # a cache
 
     @classmethod
     def from_api(cls, item: Any) -> Report:
