@@ -126,6 +126,13 @@ def stop(running: Daemon, seconds: float = 10) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
+def stop_cleanly(running: Daemon) -> float:
+    """SIGTERM, which must end the daemon with exit code 0; how long the exit took."""
+    code, took = stop(running)
+    assert code == 0, running.text()
+    return took
+
+
 def key_of(body: dict[str, Any]) -> Key:
     kind = body["type"].removeprefix("signal_report.")
     report = body["data"]["report"]
@@ -278,8 +285,7 @@ def test_sigkill_at_random_points_loses_nothing(
     with daemon(config, env, tmp_path / "run-last.log") as last:
         wait_for(lambda: f"project {PROJECT}: " in last.text(), 10, "a cycle")
         wait_for(settled, 20, "every change delivered")
-        code, _ = stop(last)
-        assert code == 0, last.text()
+        stop_cleanly(last)
 
     by_event: dict[str, list[ReceivedWebhook]] = defaultdict(list)
     for request in receiver.received:
@@ -323,9 +329,7 @@ def test_sigterm_mid_send_exits_0_and_delivers_after_restart(
         receiver.on_arrival = arrived.append
         posthog.add_report(PROJECT, title="sent while stopping")
         wait_for(lambda: bool(arrived), 10, "the send to start")
-        code, took = stop(running)
-        assert code == 0, running.text()
-        assert took < 10
+        assert stop_cleanly(running) < 10
         assert "SIGTERM" in running.text()
     assert receiver.received == []  # the stalled request was never answered
     assert query(db, "SELECT state FROM outbox") == [("pending",)]
@@ -333,8 +337,7 @@ def test_sigterm_mid_send_exits_0_and_delivers_after_restart(
     receiver.on_arrival = None
     with daemon(config, env, tmp_path / "run-2.log") as running:
         wait_for(lambda: len(receiver.received) == 1, 10, "the delivery after the restart")
-        code, _ = stop(running)
-        assert code == 0, running.text()
+        stop_cleanly(running)
     [request] = receiver.received
     assert request.json()["data"]["report"]["title"] == "sent while stopping"
     assert request.headers["webhook-id"] == arrived[0].headers["webhook-id"]
@@ -364,9 +367,7 @@ def test_sigterm_while_posthog_hangs_abandons_the_cycle_and_loses_nothing(
         posthog.add_report(PROJECT, title="found after the restart")
         listed = len(posthog.requests)
         wait_for(lambda: len(posthog.requests) > listed, 10, "a listing in flight")
-        code, took = stop(running)
-        assert code == 0, running.text()
-        assert took < 10
+        assert stop_cleanly(running) < 10
         assert "did not finish within 2 s of SIGTERM" in running.text()
     patient = {**env, "NOTIFIER_STOP_GRACE": "60"}
     with daemon(config, patient, tmp_path / "run-2.log") as running:
@@ -381,8 +382,7 @@ def test_sigterm_while_posthog_hangs_abandons_the_cycle_and_loses_nothing(
     posthog.stall_seconds = 0
     with daemon(config, env, tmp_path / "run-3.log") as running:
         wait_for(lambda: len(receiver.received) == 1, 10, "the delivery after the restart")
-        code, _ = stop(running)
-        assert code == 0
+        stop_cleanly(running)
     assert receiver.received[0].json()["data"]["report"]["title"] == "found after the restart"
 
 
@@ -425,8 +425,7 @@ def test_unusable_state_path_is_a_clear_error(
         wait_for(lambda: baselined(state), 10, "the baseline")
         posthog.add_report(PROJECT, title="after the fix")
         wait_for(lambda: len(receiver.received) == 1, 10, "the delivery")
-        code, _ = stop(running)
-        assert code == 0
+        stop_cleanly(running)
     assert receiver.received[0].json()["data"]["report"]["title"] == "after the fix"
 
 
@@ -462,8 +461,7 @@ def test_disk_full_keeps_nothing_and_the_next_cycle_delivers_exactly(
         wait_for(lambda: len(receiver.received) >= 2, 10, "the deliveries")
         cycles = running.text().count(f"project {PROJECT}: ")
         wait_for(lambda: running.text().count(f"project {PROJECT}: ") > cycles, 10, "a cycle")
-        code, _ = stop(running)
-        assert code == 0
+        stop_cleanly(running)
     assert sorted(key_of(r.json()) for r in receiver.received) == sorted(
         [("new", new["id"], new["updated_at"]), ("status_changed", a["id"], changed["updated_at"])]
     )

@@ -10,10 +10,6 @@ sinks never wait, and `notifier outbox` shows it all and puts dead entries back 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +25,7 @@ from notifier.sinks.slack_webhook import HINTS as WEBHOOK_HINTS
 from notifier.store import OutboxEntry, Store
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, SlackCall, WebhookReceiver
+from tests.helpers import run_notifier, wait_for
 
 ALL_SINKS = (
     "- {name: all, match: {event: [new, status_changed, updated, removed]}, "
@@ -227,10 +224,8 @@ def test_refused_blocks_go_once_as_text_only(
         [message] = [m for m in slack.messages if m.via == via]
         assert message.blocks is None
         assert "Report A" in (message.text or "")
-        assert (outbox(sink)["Report A"].state, outbox(sink)["Report A"].attempts) == (
-            "delivered",
-            1,
-        )
+        entry = outbox(sink)["Report A"]
+        assert (entry.state, entry.attempts) == ("delivered", 1)
     assert len(posts(slack)) == 2
     assert len(hook_posts(slack)) == 2
 
@@ -300,10 +295,8 @@ def test_slack_webhook_error_bodies(
     slack.webhook_fail_next(503, "")
     slack.webhook_fail_next(429, "rate limited", headers={"Retry-After": "0"})
     assert run_once() == 0
-    assert (outbox("slack-hook")["Report A"].state, outbox("slack-hook")["Report A"].attempts) == (
-        "delivered",
-        5,
-    )
+    entry = outbox("slack-hook")["Report A"]
+    assert (entry.state, entry.attempts) == ("delivered", 5)
     names += add(posthog, len(refusals) + 1, start=1)
     for status, body in refusals:
         slack.webhook_fail_next(status, body)
@@ -425,9 +418,8 @@ def test_slow_sinks_time_out_and_deliver_later(
     for sink in ("slack", "slack-hook", "hook"):
         entry = outbox(sink)["Report A"]
         assert (entry.state, entry.attempts) == ("delivered", 2)
-    deadline = time.monotonic() + 5
-    while len(receiver.received) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)  # the stalled request is answered 1 s after it arrived
+    # the stalled request is answered 1 s after it arrived
+    wait_for(lambda: len(receiver.received) >= 2, 5, "the stalled request", poll=0.02)
     first, second = receiver.received
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert first.json()["data"]["event_id"] == second.json()["data"]["event_id"]
@@ -474,17 +466,6 @@ def test_retry_after_zero_is_not_a_request_per_round_trip(
 # --- `notifier outbox` ------------------------------------------------------------------------
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     posthog: FakePostHog,
     slack: FakeSlack,
@@ -508,7 +489,7 @@ def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     assert run_once(max_wait=0) == 1
     config = str(make_config(rules=ALL_SINKS, first_run="notify"))
 
-    listing = cli("outbox", "-c", config, env=env)
+    listing = run_notifier("outbox", "-c", config, env=env)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert lines[0] == "1 pending, 4 dead"
@@ -529,13 +510,13 @@ def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     assert sum(row.split()[1] == "slack" and "channel_not_found" in row for row in dead) == 2
     assert "`notifier outbox retry [--sink NAME]`" in listing.stdout
 
-    unknown = cli("outbox", "retry", "--sink", "pager", "-c", config, env=env)
+    unknown = run_notifier("outbox", "retry", "--sink", "pager", "-c", config, env=env)
     assert unknown.returncode == 2
     assert "unknown sink 'pager'" in unknown.stderr
-    requeued = cli("outbox", "retry", "--sink", "hook", "-c", config, env=env)
+    requeued = run_notifier("outbox", "retry", "--sink", "hook", "-c", config, env=env)
     assert requeued.returncode == 0, requeued.stderr
     assert requeued.stdout.startswith("requeued 1 dead entries for sink hook")
-    only_hook = cli("outbox", "--sink", "hook", "-c", config, env=env)
+    only_hook = run_notifier("outbox", "--sink", "hook", "-c", config, env=env)
     assert only_hook.stdout.splitlines()[0] == "2 pending, 0 dead"
     assert " now " in only_hook.stdout  # the re-queued entry is due at once
 
@@ -544,6 +525,6 @@ def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     retried = receiver.received[-1]
     assert (retried.status, retried.headers["webhook-id"]) == (204, first_id)
     assert outbox("slack")["Report B"].state == "dead"  # other sinks' dead entries stay
-    assert cli("outbox", "retry", "-c", config, env=env).stdout.startswith(
+    assert run_notifier("outbox", "retry", "-c", config, env=env).stdout.startswith(
         "requeued 3 dead entries;"
     )

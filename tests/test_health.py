@@ -11,8 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,8 @@ from notifier.settings import Settings
 from notifier.simulator import FakePostHog
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
+from tests.helpers import run_notifier, running
+from tests.helpers import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
@@ -44,11 +45,8 @@ T0 = 1_700_000_000.0
 
 
 def wait_for(condition: Callable[[], object], seconds: float = 10, what: str = "") -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:g} s: {what}")
-        time.sleep(0.02)
+    """The shared wait, polling every 20 ms."""
+    shared_wait_for(condition, seconds, what, poll=0.02)
 
 
 # --- the rules, with explicit times ---------------------------------------------------------
@@ -181,32 +179,6 @@ def test_example_documents_the_http_section() -> None:
 
 
 # --- the daemon over real HTTP ------------------------------------------------------------------
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[Notifier]:
-    """``Notifier.run`` in a thread; stopped and closed afterwards."""
-    notifier = Notifier(settings)
-    stop = threading.Event()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            notifier.run(stop)
-        except BaseException as exc:
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="notifier-under-test", daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: notifier.started_at is not None or failed, what="run to start")
-        yield notifier
-    finally:
-        stop.set()
-        thread.join(timeout=15)
-        notifier.close()
-    assert not thread.is_alive()
-    assert not failed, failed
 
 
 def get(notifier: Notifier, path: str, **headers: str) -> httpx.Response:
@@ -361,14 +333,7 @@ def test_listen_address_in_use_is_a_clear_error(
 
 
 def healthcheck(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", "healthcheck", "-c", str(config)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_notifier("healthcheck", "-c", str(config), env=env)
 
 
 def test_healthcheck_command(

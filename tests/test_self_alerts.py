@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -45,6 +44,7 @@ from notifier.source import PostHogClient
 from notifier.store import Store
 from tests.conftest import PROJECT, WEBHOOK_SECRET
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
+from tests.helpers import running, wait_for
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 HOSTILE = "<!channel> & <https://evil.example|click here> \x1b[2J\u202e" * 200
@@ -524,20 +524,13 @@ def test_the_daemon_wakes_the_sinks_for_a_notice(
     once (no waiting for their 30 s timer)."""
     settings = load(make_config(extra="self_alerts: {after: 50ms, sinks: [hook]}"))
     posthog.fail_next(401, times=10_000)
-    notifier = Notifier(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while "notifier.source_failing" not in hook_types(receiver):
-            assert time.monotonic() < deadline, "no source_failing within 15 s"
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        thread.join(timeout=15)
-        notifier.close()
-    assert not thread.is_alive()
+    with running(settings):  # stopped, closed and its thread joined on the way out
+        wait_for(
+            lambda: "notifier.source_failing" in hook_types(receiver),
+            15,
+            "a source_failing webhook",
+            poll=0.02,
+        )
     assert hook_types(receiver) == ["notifier.source_failing"]
     assert slack.messages == []
 
