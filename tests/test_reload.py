@@ -85,6 +85,9 @@ def test_sighup_applies_a_valid_config_from_the_next_cycle(
         make_config(rules=TO_BOTH)
         running.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "config reloaded" in running.text(), what="the reload")
+        # the old rules serve until the cycle under way ends: add the report once the notifier
+        # with the new rules runs, or the old one may still route it
+        wait_for(lambda: running.text().count("notifier running") == 2, what="the new notifier")
         posthog.add_report(PROJECT, title="after the reload")
         wait_for(lambda: len(slack.messages) == 1, what="a Slack message under the new rules")
         wait_for(lambda: len(receiver.received) == 2, what="the second webhook")
