@@ -3,7 +3,7 @@
 Run by ``make bench`` (``python bench/run.py --help`` for the options; bench/README.md for the
 method and the results). Three kinds of process, all started with ``multiprocessing`` (spawn):
 
-- **the fake PostHog** (``notifier.simulator.FakePostHog``, API V5), one for the whole run;
+- **the fake PostHog** (``notifier.demo.simulator.FakePostHog``, API V5), one for the whole run;
   each N is seeded into a project of its own. Its CPU time is reported in its own column.
 - **one fresh worker process per row**, so that a row's CPU time and peak RSS are its own and
   no earlier row (nor the benchmark's bookkeeping) inflates them:
@@ -77,7 +77,7 @@ HEADERS = {
 
 def _serve(conn: Connection) -> None:
     """The fake PostHog's process: answers commands from the benchmark over ``conn``."""
-    from notifier.simulator import FakePostHog  # noqa: PLC0415 - only in the child
+    from notifier.demo.simulator import FakePostHog  # noqa: PLC0415 - only in the child
 
     rng = random.Random(6)
     fake = FakePostHog(api_key=API_KEY, projects=()).start()
@@ -305,8 +305,8 @@ def _floor_unit(client: httpx.Client, project_id: int, page_size: int) -> Callab
 
 
 def _notifier_unit(text: str, closers: list[Callable[[], None]]) -> Callable[[], Outcome]:
-    from notifier.config import parse_config  # noqa: PLC0415 - only in the worker
-    from notifier.daemon import Notifier  # noqa: PLC0415
+    from notifier.config.load import parse_config  # noqa: PLC0415 - only in the worker
+    from notifier.runtime.daemon import Notifier  # noqa: PLC0415
 
     notifier = Notifier(parse_config(text, source="bench"))
     closers.append(notifier.close)

@@ -2,6 +2,6 @@
 
 import sys
 
-from notifier.cli import main
+from notifier.cli.app import main
 
 sys.exit(main())

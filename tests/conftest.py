@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from notifier import errors
-from notifier.config import parse_config
-from notifier.daemon import Notifier
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
-from notifier.sinks import pace
+from notifier.config.load import parse_config
+from notifier.config.settings import Settings
+from notifier.core import errors
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.daemon import Notifier
+from notifier.sinks.slack import pace
 from tests.fakes import FakeSlack, WebhookReceiver
 
 API_KEY = "phx_e2e_secret_key_0123456789"

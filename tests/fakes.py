@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from notifier.simulator import BackgroundServer, FakeRequestHandler
+from notifier.demo.simulator import BackgroundServer, FakeRequestHandler
 
 __all__ = ["FakeSlack", "ReceivedWebhook", "SlackCall", "SlackMessage", "WebhookReceiver"]
 

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from notifier.daemon import Notifier
-from notifier.settings import Settings
+from notifier.config.settings import Settings
+from notifier.runtime.daemon import Notifier
 
 
 def wait_for(

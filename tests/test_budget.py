@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from notifier.budget import RequestBudget, expected_requests_per_hour
-from notifier.config import parse_config
-from notifier.daemon import Notifier
-from notifier.errors import SourceError, SourceErrorKind
-from notifier.service import same_budget
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
-from notifier.source import PostHogClient
+from notifier.config.load import parse_config
+from notifier.config.settings import Settings
+from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.demo.simulator import FakePostHog
+from notifier.posthog.budget import RequestBudget, expected_requests_per_hour
+from notifier.posthog.client import PostHogClient
+from notifier.runtime.daemon import Notifier
+from notifier.runtime.service import same_budget
 from tests.conftest import PROJECT
 
 
@@ -124,10 +124,10 @@ def test_waiting_warns_once_with_the_numbers(caplog: pytest.LogCaptureFixture) -
     clock = Clock()
     waited: list[float] = []
     b = RequestBudget(2, 3600, clock=clock, wait=clock.wait, on_wait=waited.append)
-    with caplog.at_level(logging.WARNING, logger="notifier.budget"):
+    with caplog.at_level(logging.WARNING, logger="notifier.posthog.budget"):
         for _ in range(6):
             b.acquire(5)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "notifier.budget"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "notifier.posthog.budget"]
     assert len(warnings) == 1
     assert "requests_per_minute 2" in warnings[0]
     assert "polled less often" in warnings[0]

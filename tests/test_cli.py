@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from notifier import __version__
-from notifier.simulator import FakePostHog
+from notifier.demo.simulator import FakePostHog
 from tests.conftest import API_KEY, PROJECT, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import wait_for

@@ -1,4 +1,4 @@
-"""Tests for notifier.config: YAML → Settings, and every problem reported with its key path."""
+"""Tests for notifier.config.load: YAML → Settings, and every problem reported with its key path."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from notifier.config import (
+from notifier.config.load import (
     ConfigModel,
     DeliveryModel,
     PollModel,
@@ -24,7 +24,12 @@ from notifier.config import (
     parse_config,
     parse_duration,
 )
-from notifier.config_sinks import (
+from notifier.config.settings import (
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    WebhookSinkSettings,
+)
+from notifier.config.sinks import (
     TEMPLATES_MAX_CHARS,
     TEMPLATES_MAX_COUNT,
     SlackSink,
@@ -32,11 +37,10 @@ from notifier.config_sinks import (
     TemplateModel,
     WebhookSink,
 )
-from notifier.errors import ConfigError
-from notifier.models import EventType, Links, Report
-from notifier.rules import Condition, Match, Op
-from notifier.settings import SlackSinkSettings, SlackWebhookSinkSettings, WebhookSinkSettings
-from notifier.templates import render, sample_event
+from notifier.core.errors import ConfigError
+from notifier.core.models import EventType, Links, Report
+from notifier.core.rules import Condition, Match, Op
+from notifier.render.templates import render, sample_event
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, base64

@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 import yaml
 
-from notifier.simulator import FakePostHog
+from notifier.demo.simulator import FakePostHog
 from tests.conftest import PROJECT, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import wait_for

@@ -23,11 +23,11 @@ from typing import Any, TextIO
 
 import pytest
 
-from notifier.errors import StateError
-from notifier.models import Event, EventType, Report
-from notifier.service import STOP_GRACE_SECONDS
-from notifier.simulator import FakePostHog
-from notifier.store import CycleWrite, SnapshotRow, Store
+from notifier.core.errors import StateError
+from notifier.core.models import Event, EventType, Report
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.service import STOP_GRACE_SECONDS
+from notifier.state.store import CycleWrite, SnapshotRow, Store
 from tests.conftest import PROJECT
 from tests.fakes import ReceivedWebhook, WebhookReceiver
 from tests.helpers import wait_for as shared_wait_for
@@ -478,7 +478,7 @@ def test_disk_full_while_recording_a_delivery_does_not_repeat_it(
     """A delivery the sink accepted but the full disk cannot record stays pending with a clear
     StateError; later passes retry the record, not the send, so the channel does not get the
     message again on every pass. Only a restart sends it again (same webhook-id)."""
-    from notifier.daemon import Notifier  # noqa: PLC0415
+    from notifier.runtime.daemon import Notifier  # noqa: PLC0415
 
     config = make_config(rules=TO_HOOK)
     db = tmp_path / "state.db"

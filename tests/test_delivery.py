@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from notifier.delivery import MAX_DIGEST, Deliverer, backoff
-from notifier.errors import SinkError, StateError
-from notifier.models import Delivery, Event, EventType, Notice, NoticeKind, Report
-from notifier.settings import DeliverySettings
-from notifier.sinks import MessageRef
-from notifier.store import CycleWrite, Store
+from notifier.config.settings import DeliverySettings
+from notifier.core.errors import SinkError, StateError
+from notifier.core.models import Delivery, Event, EventType, Notice, NoticeKind, Report
+from notifier.delivery.drain import MAX_DIGEST, Deliverer, backoff
+from notifier.sinks.base import MessageRef
+from notifier.state.store import CycleWrite, Store
 
 
 class ScriptedSink:

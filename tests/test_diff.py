@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier.diff import compare, diff
-from notifier.models import Event, EventType, Report
+from notifier.core.diff import compare, diff
+from notifier.core.models import Event, EventType, Report
 
 
 def rep(report_id: str = "r1", **fields: Any) -> Report:

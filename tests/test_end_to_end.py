@@ -9,8 +9,8 @@ from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook
 
-from notifier.simulator import FakePostHog
-from notifier.store import Store
+from notifier.demo.simulator import FakePostHog
+from notifier.state.store import Store
 from tests.conftest import PROJECT, WEBHOOK_SECRET
 from tests.fakes import FakeSlack, WebhookReceiver
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from notifier.daemon import Notifier
-from notifier.enrich import MAX_PER_CYCLE
-from notifier.models import NO_ENRICHMENT, Enrichment, Event, Links, Recording
-from notifier.pipeline import CyclePlan
+from notifier.config.settings import Settings
+from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, Links, Recording
+from notifier.cycle.enrich import MAX_PER_CYCLE
+from notifier.cycle.pipeline import CyclePlan
+from notifier.demo.simulator import FakePostHog
+from notifier.posthog.client import PostHogClient
 from notifier.render import slack_message
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
-from notifier.source import PostHogClient
+from notifier.runtime.daemon import Notifier
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack
 from tests.helpers import wait_for

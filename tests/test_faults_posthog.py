@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from notifier.daemon import Notifier
-from notifier.errors import SourceError, SourceErrorKind
-from notifier.models import Event, EventType
-from notifier.pipeline import CyclePlan
-from notifier.settings import PostHogSettings, Settings
-from notifier.simulator import FakePostHog
-from notifier.source import STALE_PAGES, PostHogClient
+from notifier.config.settings import PostHogSettings, Settings
+from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.core.models import Event, EventType
+from notifier.cycle.pipeline import CyclePlan
+from notifier.demo.simulator import FakePostHog
+from notifier.posthog.client import STALE_PAGES, PostHogClient
+from notifier.runtime.daemon import Notifier
 from tests.conftest import API_KEY, PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 

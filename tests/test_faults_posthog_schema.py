@@ -16,7 +16,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from notifier.api import (
+from notifier.config.settings import Settings
+from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, EventType, Recording, Report
+from notifier.demo.simulator import PROJECT_NOT_FOUND, FakePostHog
+from notifier.posthog.parse import (
     ARTEFACT_TEXT_CHARS,
     MAX_RECORDINGS,
     decode_json,
@@ -25,10 +29,6 @@ from notifier.api import (
     parse_page,
     parse_retrieved,
 )
-from notifier.errors import SourceError, SourceErrorKind
-from notifier.models import NO_ENRICHMENT, Enrichment, Event, EventType, Recording, Report
-from notifier.settings import Settings
-from notifier.simulator import PROJECT_NOT_FOUND, FakePostHog
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
 from tests.test_faults_posthog import Run, errors, events, runs

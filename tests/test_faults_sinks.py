@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from notifier.daemon import Notifier
-from notifier.delivery import backoff
-from notifier.settings import DeliverySettings, Settings
-from notifier.simulator import FakePostHog
-from notifier.sinks.slack_webhook import HINTS as WEBHOOK_HINTS
-from notifier.store import OutboxEntry, Store
+from notifier.config.settings import DeliverySettings, Settings
+from notifier.delivery.drain import backoff
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.daemon import Notifier
+from notifier.sinks.slack.incoming import HINTS as WEBHOOK_HINTS
+from notifier.state.store import OutboxEntry, Store
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, SlackCall, WebhookReceiver
 from tests.helpers import run_notifier, wait_for

@@ -20,10 +20,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifier import __version__
-from notifier.config import HttpModel, parse_config
-from notifier.daemon import Notifier
-from notifier.errors import ConfigError, NotifierError
-from notifier.health import (
+from notifier.config.load import HttpModel, parse_config
+from notifier.config.settings import Settings
+from notifier.core.errors import ConfigError, NotifierError
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.daemon import Notifier
+from notifier.runtime.probes import (
     Heartbeat,
     check_heartbeat,
     heartbeat_path,
@@ -31,8 +33,6 @@ from notifier.health import (
     readiness,
     write_heartbeat,
 )
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import run_notifier, running

@@ -23,16 +23,16 @@ from typing import Any
 import pytest
 import yaml
 
-from notifier.cli import cmd_check
-from notifier.config import parse_config
-from notifier.errors import ConfigError, SinkError
-from notifier.logs import RedactingFormatter
-from notifier.models import Delivery, Event, EventType, Links, Report
-from notifier.rules import REGEX_MAX_SIZE, REGEX_TIMEOUT, regex_size, route
-from notifier.settings import SlackSinkSettings
-from notifier.simulator import FakePostHog
-from notifier.sinks.slack import SlackSink
-from notifier.yamlload import MAX_NODES
+from notifier.cli.app import cmd_check
+from notifier.config.load import parse_config
+from notifier.config.settings import SlackSinkSettings
+from notifier.config.yamlload import MAX_NODES
+from notifier.core.errors import ConfigError, SinkError
+from notifier.core.models import Delivery, Event, EventType, Links, Report
+from notifier.core.rules import REGEX_MAX_SIZE, REGEX_TIMEOUT, regex_size, route
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.logs import RedactingFormatter
+from notifier.sinks.slack.bot import SlackSink
 from tests.conftest import PROJECT, WEBHOOK_SECRET, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
 
@@ -73,7 +73,7 @@ def test_nested_quantifier_against_a_long_title_returns_at_once(
     with each one), is answered (no match) within the bound: compiled with `regex` at config
     time, it takes milliseconds and never reaches the timeout."""
     settings = parse_config(config_text(regex_rule("(a+)+$")), source="t.yaml", env={})
-    caplog.set_level(logging.WARNING, logger="notifier.rules")
+    caplog.set_level(logging.WARNING, logger="notifier.core.rules")
     started = time.perf_counter()
     routes = route(new_event(EVIL_TITLE), settings.rules)
     elapsed = time.perf_counter() - started
@@ -95,7 +95,7 @@ def test_catastrophic_regex_times_out_as_no_match(
         source="t.yaml",
         env={},
     )
-    caplog.set_level(logging.WARNING, logger="notifier.rules")
+    caplog.set_level(logging.WARNING, logger="notifier.core.rules")
     started = time.perf_counter()
     routes = route(new_event(EVIL_TITLE), settings.rules)
     elapsed = time.perf_counter() - started
@@ -103,7 +103,7 @@ def test_catastrophic_regex_times_out_as_no_match(
     assert REGEX_TIMEOUT <= elapsed < REGEX_TIMEOUT + 0.9, f"{elapsed:.3f}s"
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
-    assert record.name == "notifier.rules"
+    assert record.name == "notifier.core.rules"
     message = record.getMessage()
     assert repr(pattern) in message
     assert "'title'" in message
@@ -403,7 +403,7 @@ def test_run_with_a_catastrophic_regex_still_delivers_the_rest(
 - {name: evil, match: {title: {regex: "(a|aa)+$"}}, sinks: [slack], stop: true}
 - {name: rest, sinks: [hook]}
 """
-    caplog.set_level(logging.WARNING, logger="notifier.rules")
+    caplog.set_level(logging.WARNING, logger="notifier.core.rules")
     started = time.perf_counter()
     assert once(first_run="notify", rules=rules) == 0
     assert time.perf_counter() - started < 10

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from notifier.daemon import Notifier
-from notifier.errors import StateError
-from notifier.models import Links
-from notifier.settings import Settings, SlackSinkSettings, WebhookSinkSettings
-from notifier.simulator import FakePostHog
-from notifier.sinks import Pacer, build_sinks
-from notifier.sinks.pace import webhook_keys
+from notifier.config.settings import Settings, SlackSinkSettings, WebhookSinkSettings
+from notifier.core.errors import StateError
+from notifier.core.models import Links
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.daemon import Notifier
+from notifier.sinks.registry import build_sinks
+from notifier.sinks.slack.pace import Pacer, webhook_keys
 from tests.conftest import PROJECT, WEBHOOK_SECRET
 from tests.fakes import FakeSlack, SlackMessage, WebhookReceiver
 

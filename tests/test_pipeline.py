@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from notifier.daemon import Notifier
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
-from notifier.store import SnapshotRow, Store
+from notifier.config.settings import Settings
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.daemon import Notifier
+from notifier.state.store import SnapshotRow, Store
 from tests.conftest import PROJECT
 
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from notifier.cli import cmd_check
-from notifier.daemon import Notifier
-from notifier.listing import instant
-from notifier.models import EventType
-from notifier.pipeline import CyclePlan
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
-from notifier.store import Store
-from notifier.store_schema import SCHEMA_VERSION
+from notifier.cli.app import cmd_check
+from notifier.config.settings import Settings
+from notifier.core.models import EventType
+from notifier.cycle.pipeline import CyclePlan
+from notifier.demo.simulator import FakePostHog
+from notifier.posthog.listing import instant
+from notifier.runtime.daemon import Notifier
+from notifier.state.schema import SCHEMA_VERSION
+from notifier.state.store import Store
 from tests.conftest import PROJECT
 from tests.helpers import wait_for
 
@@ -179,7 +179,7 @@ def test_a_change_older_than_the_overlap_is_caught_by_the_full_listing_and_count
     posthog.update_report(PROJECT, reports[0]["id"], title="silently renamed", updated_at=old)
     assert poll(run).events == ()
     full_sync_due(run)
-    with caplog.at_level(logging.WARNING, logger="notifier.daemon"):
+    with caplog.at_level(logging.WARNING, logger="notifier.runtime.daemon"):
         plan = poll(run)
     assert [(e.type, e.report.title) for e in plan.events] == [
         (EventType.UPDATED, "silently renamed")
@@ -323,7 +323,7 @@ def test_a_server_that_ignores_the_ordering_gets_full_listings_and_one_info(
     run = notifier()
     poll(run)
     posthog.update_report(PROJECT, reports[3]["id"], title="renamed")
-    with caplog.at_level(logging.INFO, logger="notifier.source"):
+    with caplog.at_level(logging.INFO, logger="notifier.posthog.client"):
         start = len(posthog.requests)
         plan = poll(run)
         assert kinds(plan) == {("updated", reports[3]["id"])}

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from notifier import preview as preview_module
-from notifier.models import Event, EventType, Links
-from notifier.preview import SAMPLE_ENRICHMENT, run_preview
+from notifier.cli import preview as preview_module
+from notifier.cli.preview import SAMPLE_ENRICHMENT, run_preview
+from notifier.config.settings import Settings
+from notifier.core.models import Event, EventType, Links
+from notifier.core.rules import route
+from notifier.demo.simulator import FakePostHog
 from notifier.render import SlackMessage, block_kit_builder_url
-from notifier.rules import route
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
+from notifier.render.templates import sample_event
 from notifier.sinks.compose import compose_event
-from notifier.templates import sample_event
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.test_cli import assert_no_secrets, notifier

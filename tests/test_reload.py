@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from notifier.metrics import Metrics
-from notifier.service import reloaded
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
+from notifier.config.settings import Settings
+from notifier.demo.simulator import FakePostHog
+from notifier.runtime.metrics import Metrics
+from notifier.runtime.service import reloaded
 from tests.conftest import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import wait_for

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from notifier.models import Enrichment, Event, EventType, Links, Recording, Report
+from notifier.core.models import Enrichment, Event, EventType, Links, Recording, Report
 from notifier.render import (
     SlackMessage,
     console_text,

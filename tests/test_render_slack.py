@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notifier.models import (
+from notifier.core.models import (
     NO_ENRICHMENT,
     TRACKED_FIELDS,
     Enrichment,

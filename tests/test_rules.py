@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier.models import MISSING, Event, EventType, Report
-from notifier.rules import Condition, Match, Op, Rule, check, matches, route
+from notifier.core.models import MISSING, Event, EventType, Report
+from notifier.core.rules import Condition, Match, Op, Rule, check, matches, route
 
 
 def event(

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from notifier.schema import json_schema
-from notifier.simulator import FakePostHog
+from notifier.config.schema import json_schema
+from notifier.demo.simulator import FakePostHog
 from tests.conftest import PROJECT
 
 ROOT = Path(__file__).resolve().parent.parent

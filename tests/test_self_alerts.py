@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from notifier.config import parse_config
-from notifier.daemon import Notifier
-from notifier.errors import ConfigError
-from notifier.models import (
+from notifier.config.load import parse_config
+from notifier.config.settings import Settings
+from notifier.core.errors import ConfigError
+from notifier.core.models import (
     Event,
     EventType,
     Notice,
@@ -30,6 +30,8 @@ from notifier.models import (
     Report,
     outbox_item_from_json,
 )
+from notifier.demo.simulator import FakePostHog
+from notifier.posthog.client import PostHogClient
 from notifier.render import (
     notice_console_text,
     notice_fallback_text,
@@ -38,10 +40,8 @@ from notifier.render import (
     notice_webhook_body,
 )
 from notifier.render.slack import MAX_BLOCKS_JSON, MAX_HEADER
-from notifier.settings import Settings
-from notifier.simulator import FakePostHog
-from notifier.source import PostHogClient
-from notifier.store import Store
+from notifier.runtime.daemon import Notifier
+from notifier.state.store import Store
 from tests.conftest import PROJECT, WEBHOOK_SECRET
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
 from tests.helpers import running, wait_for
@@ -538,8 +538,8 @@ def test_the_daemon_wakes_the_sinks_for_a_notice(
 def test_recovery_is_not_lost_when_it_cannot_be_queued(tmp_path: Path) -> None:
     """If the recovered notice cannot be queued (the state database failing), the outage is
     kept and the next success queues it: the recovery is reported late, never lost."""
-    from notifier.selfalerts import SelfAlerts  # noqa: PLC0415
-    from notifier.settings import SelfAlertSettings  # noqa: PLC0415
+    from notifier.config.settings import SelfAlertSettings  # noqa: PLC0415
+    from notifier.delivery.selfalerts import SelfAlerts  # noqa: PLC0415
 
     store = Store(tmp_path / "s.db")
     now = [1000.0]

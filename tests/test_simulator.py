@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from notifier.simulator import DemoStory, FakePostHog
+from notifier.demo.simulator import DemoStory, FakePostHog
 from tests.fakes import FakeSlack, WebhookReceiver
 
 KEY = "phx_test_key"

@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from notifier.errors import SinkError
-from notifier.models import Delivery, Event, EventType, Links, Report
+from notifier.config.settings import (
+    ConsoleSinkSettings,
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    WebhookSinkSettings,
+)
+from notifier.core.errors import SinkError
+from notifier.core.models import Delivery, Event, EventType, Links, Report
+from notifier.core.rules import Match, Rule
 from notifier.render import (
     digest_message,
     slack_message,
@@ -25,27 +32,15 @@ from notifier.render import (
     webhook_batch_body,
     webhook_body,
 )
-from notifier.rules import Match, Rule
-from notifier.settings import (
-    ConsoleSinkSettings,
-    SlackSinkSettings,
-    SlackWebhookSinkSettings,
-    WebhookSinkSettings,
-)
-from notifier.sinks import (
-    ConsoleSink,
-    MessageRef,
-    Pacer,
-    SlackSink,
-    SlackWebhookSink,
-    WebhookSink,
-    build_sinks,
-    parse_retry_after,
-)
+from notifier.render.templates import Templates, compile_templates
+from notifier.sinks.base import MessageRef, parse_retry_after
 from notifier.sinks.compose import compose_event
-from notifier.sinks.pace import bot_keys, webhook_keys
-from notifier.sinks.webhook import batch_id
-from notifier.templates import Templates, compile_templates
+from notifier.sinks.console import ConsoleSink
+from notifier.sinks.registry import build_sinks
+from notifier.sinks.slack.bot import SlackSink
+from notifier.sinks.slack.incoming import SlackWebhookSink
+from notifier.sinks.slack.pace import Pacer, bot_keys, webhook_keys
+from notifier.sinks.webhook import WebhookSink, batch_id
 from tests.fakes import FakeSlack, WebhookReceiver
 
 LINKS = Links("https://us.posthog.com")

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from notifier.budget import RequestBudget
-from notifier.errors import SourceError, SourceErrorKind
-from notifier.settings import PostHogSettings
-from notifier.simulator import FakePostHog
-from notifier.source import PostHogClient
+from notifier.config.settings import PostHogSettings
+from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.demo.simulator import FakePostHog
+from notifier.posthog.budget import RequestBudget
+from notifier.posthog.client import PostHogClient
 
 KEY = "phx_source_test_key_123456"
 

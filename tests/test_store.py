@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from notifier.errors import StateError
-from notifier.models import Event, EventType, Report
-from notifier.store import CycleWrite, SnapshotRow, Store
-from notifier.store_schema import SCHEMA_VERSION
+from notifier.core.errors import StateError
+from notifier.core.models import Event, EventType, Report
+from notifier.state.schema import SCHEMA_VERSION
+from notifier.state.store import CycleWrite, SnapshotRow, Store
 
 
 def rep(report_id: str = "r1", **fields: Any) -> Report:

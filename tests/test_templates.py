@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from notifier.errors import ConfigError, NotifierError
-from notifier.models import Event, EventType, Links, Report
-from notifier.templates import (
+from notifier.core.errors import ConfigError, NotifierError
+from notifier.core.models import Event, EventType, Links, Report
+from notifier.render.templates import (
     LIMITS,
     CompiledTemplates,
     RenderedText,

@@ -1,7 +1,7 @@
 """Pure rendering: an event (or the notifier's notice about itself) becomes a Slack card, a
 signed webhook body or terminal text.
 
-Imports only ``notifier.models``; no I/O.
+Imports only ``notifier.core.models``; no I/O.
 """
 
 from notifier.render.console import console_text

@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Final
 
-from notifier.models import Event, Links
+from notifier.core.models import Event, Links
 from notifier.render.text import (
     event_emoji,
     event_status,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from notifier.models import Event, EventType, Links
+from notifier.core.models import Event, EventType, Links
 from notifier.render.slack import (
     MAX_BLOCKS,
     MAX_BLOCKS_JSON,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from notifier.models import Notice, NoticeKind
+from notifier.core.models import Notice, NoticeKind
 from notifier.render.slack import (
     MAX_CONTEXT_ELEMENTS,
     MAX_HEADER,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-from notifier.models import NO_ENRICHMENT, Enrichment, Event, EventType, Links, Recording
+from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, EventType, Links, Recording
 from notifier.render.text import (
     describe_changes,
     escape_mrkdwn,

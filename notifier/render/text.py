@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
-from notifier.models import Event, EventType, Report
+from notifier.core.models import Event, EventType, Report
 
 ELLIPSIS: Final = "…"
 UNTITLED: Final = "Untitled report"

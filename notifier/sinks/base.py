@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from notifier.models import Delivery
+from notifier.core.models import Delivery
 
 USER_AGENT_PRODUCT = "posthog-signal-notifier"
 

@@ -20,15 +20,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from notifier.models import Event, Links
-from notifier.render import SlackMessage, console_text, slack_message, webhook_body
-from notifier.settings import (
+from notifier.config.settings import (
     SinkSettings,
     SlackSinkSettings,
     SlackWebhookSinkSettings,
     WebhookSinkSettings,
 )
-from notifier.templates import CompiledTemplates, RenderedText, TemplateError, render
+from notifier.core.models import Event, Links
+from notifier.render import SlackMessage, console_text, slack_message, webhook_body
+from notifier.render.templates import CompiledTemplates, RenderedText, TemplateError, render
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import os
 import sys
 from typing import TextIO
 
-from notifier.errors import SinkError
-from notifier.models import Delivery, Links, Notice
+from notifier.config.settings import ConsoleSinkSettings
+from notifier.core.errors import SinkError
+from notifier.core.models import Delivery, Links, Notice
 from notifier.render import console_text, notice_console_text
-from notifier.settings import ConsoleSinkSettings
 
 
 def wants_color(stream: TextIO) -> bool:

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from notifier import __version__
-from notifier.errors import SinkError
-from notifier.models import Delivery, Event, Links, Notice
+from notifier.config.settings import WebhookSinkSettings
+from notifier.core.errors import SinkError
+from notifier.core.models import Delivery, Event, Links, Notice
 from notifier.render import notice_webhook_body, sign, webhook_batch_body, webhook_body
-from notifier.settings import WebhookSinkSettings
 from notifier.sinks.base import (
     USER_AGENT_PRODUCT,
     describe_exception,

@@ -1,0 +1,261 @@
+"""`notifier preview`: what each sink would receive for one event, without sending anything.
+
+The event is the sample (``templates.sample_event``, the one `check` renders templates against)
+or a report saved from PostHog's API (``--report FILE.json``), turned into the asked event type
+with a plausible ``previous``. It is routed through the configured rules, and each sink's payload
+comes from ``sinks.compose.compose_event``, the function the sinks send with: a preview is what
+would be sent. No PostHog request, no state database, no post.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from notifier.config.settings import (
+    Settings,
+    SinkSettings,
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    WebhookSinkSettings,
+)
+from notifier.core.diff import compare
+from notifier.core.errors import ConfigError
+from notifier.core.models import Enrichment, Event, EventType, Links, Recording, Report
+from notifier.core.rules import Rule, matches, route, top_level
+from notifier.render import SlackMessage, block_kit_builder_url
+from notifier.render.templates import CompiledTemplates, sample_event
+from notifier.render.text import describe_changes, one_line, title_of
+from notifier.sinks.compose import compose_event
+
+EVENT_TYPES: Final = tuple(t.value for t in EventType)
+DEFAULT_EVENT: Final = EventType.STATUS_CHANGED.value
+#: A report file larger than this is not one report (PostHog's summaries stay far below).
+MAX_REPORT_BYTES: Final = 10 * 1024 * 1024
+#: The status a report plausibly had before its current one (status_changed previews).
+PREVIOUS_STATUS: Final = {
+    "potential": "candidate",
+    "candidate": "potential",
+    "in_progress": "candidate",
+    "ready": "in_progress",
+    "pending_input": "in_progress",
+    "failed": "in_progress",
+    "resolved": "ready",
+    "suppressed": "candidate",
+}
+#: What the artefacts add, for sinks with ``enrich: [artefacts]`` (the sample event only).
+SAMPLE_ENRICHMENT: Final = Enrichment(
+    recordings=(
+        Recording(
+            session_id="01941c7e-5b2d-7c4f-9a1e-3d8f6b2a9c10",
+            text="Taps Pay three times on Safari 17; no request is sent and the spinner never "
+            "stops.",
+            start_time="2026-01-15T16:02:11Z",
+            end_time="2026-01-15T16:02:40Z",
+        ),
+    ),
+    priority_explanation="Blocks checkout for every Safari user: direct revenue loss.",
+    actionability_explanation="Reproducible from the recordings; the click handler never fires.",
+)
+_PAYLOAD_INDENT: Final = 2
+
+
+def rule_templates(rules: Sequence[Rule]) -> dict[str, CompiledTemplates]:
+    """Each templated rule's compiled templates, by rule name (what ``compose_event`` takes)."""
+    return {rule.name: rule.templates for rule in rules if rule.templates is not None}
+
+
+def read_report(path: Path) -> Report:
+    """One report as PostHog's API returns it, from a JSON file; ``ConfigError`` saying what is
+    wrong with the file and what to put in it instead."""
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError([why], source=f"--report {path}")
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_REPORT_BYTES + 1)
+    except OSError as exc:
+        raise bad(f"cannot read the file: {exc.strerror or type(exc).__name__}") from exc
+    if len(data) > MAX_REPORT_BYTES:
+        raise bad("larger than 10 MiB; save a single report, not a listing")
+    try:
+        item = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise bad(f"not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON") from exc
+    except json.JSONDecodeError as exc:
+        raise bad(f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise bad("the JSON is nested too deeply") from exc
+    if isinstance(item, dict) and isinstance(item.get("results"), list) and "id" not in item:
+        raise bad("this is a listing (it has 'results'); save one of its results on its own")
+    try:
+        return Report.from_api(item)
+    except ValueError as exc:
+        why = str(exc)
+        raise bad(
+            f"{why}: it must be one report as PostHog's API returns it, a JSON object with at "
+            'least "id" and "status", like {"id": "…", "status": "ready", "title": "…"}'
+        ) from exc
+
+
+def _with(report: Report, **fields: Any) -> Report:
+    return Report.from_api({**report.to_json(), **fields})
+
+
+def _lower(report: Report) -> dict[str, Any]:
+    """Plausibly smaller numbers for the copy before an update."""
+    fields: dict[str, Any] = {}
+    weight = report.total_weight
+    if weight is not None and weight > 0:
+        fields["total_weight"] = round(weight * 0.75, 2)
+    for name in ("signal_count", "relevant_user_count", "artefact_count"):
+        count = getattr(report, name)
+        if count is not None and count > 0 and len(fields) < 2:  # a change or two, like PostHog
+            fields[name] = count - 1
+    return fields
+
+
+def derive_event(report: Report, event_type: EventType, project_id: int) -> Event:
+    """``report`` as the current copy of an event of ``event_type``, with a plausible previous
+    copy (another status for status_changed, smaller numbers for updated)."""
+    if event_type is EventType.NEW:
+        return Event.create(event_type, project_id, report, None, {})
+    if event_type is EventType.REMOVED:  # as the diff reports it: the last known copy twice
+        return Event.create(event_type, project_id, report, report, {})
+    if event_type is EventType.STATUS_CHANGED:
+        before = PREVIOUS_STATUS.get(report.status, "in_progress")
+        previous = _with(report, status=before)
+    else:
+        previous = _with(report, **_lower(report))
+    return Event.create(event_type, project_id, report, previous, compare(previous, report))
+
+
+def preview_event(event_type: str, report_path: Path | None, project_id: int) -> Event:
+    """The sample event (or the file's report) as an event of ``event_type``."""
+    kind = EventType(event_type)
+    if report_path is not None:
+        return derive_event(read_report(report_path), kind, project_id)
+    sample = sample_event(project_id)
+    if kind is EventType.STATUS_CHANGED:
+        return sample
+    return derive_event(sample.report, kind, project_id)
+
+
+def payload_text(payload: dict[str, Any] | str, *, builder: bool) -> str:
+    """A payload for a terminal: JSON pretty-printed (a Slack message followed by its Block
+    Kit Builder link when ``builder``), console text as it is."""
+    if isinstance(payload, str):
+        return payload
+    text = json.dumps(payload, indent=_PAYLOAD_INDENT, ensure_ascii=False)
+    if builder and isinstance(payload.get("blocks"), list):
+        message = SlackMessage(str(payload.get("text", "")), tuple(payload["blocks"]))
+        text += f"\nBlock Kit Builder: {block_kit_builder_url(message)}"
+    return text
+
+
+def matching_rules(event: Event, rules: Sequence[Rule]) -> tuple[list[Rule], Rule | None]:
+    """The rules that see and match ``event``, in order, and the ``stop`` rule that hid the
+    later ones from it (None when none did)."""
+    found: list[Rule] = []
+    for rule in rules:
+        if matches(top_level(rule.match), event):
+            found.append(rule)
+            if rule.stop:
+                return found, rule
+    return found, None
+
+
+def _describe(event: Event) -> str:
+    title = one_line(title_of(event.report))[:200]
+    report_id = one_line(event.report.id)[:100]
+    head = f"{event.type.value} event, project {event.project_id}, report {report_id}"
+    changes = describe_changes(event.changes) if event.changes else ""
+    return f"{head}: {title}" + (f"\n  changes: {one_line(changes)}" if changes else "")
+
+
+def _sink_kind(sink: SinkSettings) -> str:
+    if isinstance(sink, SlackSinkSettings):
+        return "slack: one living message per report, changes as thread replies"
+    if isinstance(sink, SlackWebhookSinkSettings):
+        return "slack_webhook: a new message per event"
+    if isinstance(sink, WebhookSinkSettings):
+        return "webhook: the JSON body"
+    return "console"
+
+
+def _event_for(event: Event, sink: SinkSettings, sample: bool) -> tuple[Event, str]:
+    """The event as this sink would get it, and a note on its artefacts."""
+    if "artefacts" not in getattr(sink, "enrich", ()):
+        return event, ""
+    if sample and event.type is not EventType.REMOVED:
+        return replace(event, enrichment=SAMPLE_ENRICHMENT), "; with sample artefacts (enrich)"
+    return event, "; artefacts not fetched by preview (enrich)"
+
+
+def run_preview(
+    settings: Settings,
+    out: TextIO,
+    *,
+    event_type: str = DEFAULT_EVENT,
+    report_path: Path | None = None,
+    sink_name: str | None = None,
+    now: datetime,
+) -> None:
+    """Print what each sink (or ``sink_name``) would receive for the preview event."""
+    if sink_name is not None and sink_name not in settings.sinks:
+        known = ", ".join(settings.sinks) or "none"
+        raise ConfigError([f"preview --sink: unknown sink {sink_name!r} (defined: {known})"])
+    event = preview_event(event_type, report_path, settings.posthog.project_ids[0])
+    links, templates = Links(settings.posthog.host), rule_templates(settings.rules)
+    routes = {rt.sink: rt.rules for rt in route(event, settings.rules)}
+    found, stopped = matching_rules(event, settings.rules)
+    source = "the sample report" if report_path is None else str(report_path)
+    out.write(f"Preview: {_describe(event)}\n  (from {source}; nothing is sent)\n")
+    if found:
+        out.write("Rules matching:\n")
+        for rule in found:
+            out.write(f"  {rule.name} → {', '.join(rule.sinks)}\n")
+        if stopped is not None:
+            out.write(f"  (stop: later rules do not see it after {stopped.name!r})\n")
+    else:
+        out.write(
+            "No rule matches this event: it would not be sent. Below, each sink's message as "
+            "it would look with no rule.\n"
+        )
+    scene = _Scene(event, routes, links, templates, bool(found), report_path is None, now)
+    names = [sink_name] if sink_name is not None else list(settings.sinks)
+    for name in names:
+        _write_sink(out, name, settings.sinks[name], scene, alone=len(names) == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scene:
+    """What every sink's preview shares."""
+
+    event: Event
+    routes: Mapping[str, tuple[str, ...]]
+    links: Links
+    templates: Mapping[str, CompiledTemplates]
+    matched: bool  # some rule matches the event
+    sample: bool  # the built-in sample, not a --report file
+    now: datetime
+
+
+def _write_sink(out: TextIO, name: str, sink: SinkSettings, scene: _Scene, *, alone: bool) -> None:
+    rules = scene.routes.get(name, ())
+    event, note = _event_for(scene.event, sink, scene.sample)
+    if rules:
+        why = f"would be sent, by rules: {', '.join(rules)}"
+    elif scene.matched and not alone:
+        out.write(f"\n── {name} ({sink.type}): would not be sent (no matching rule routes to it)\n")
+        return
+    else:
+        why = "would not be sent (no matching rule routes to it); as it would look with no rule"
+    out.write(f"\n── {name} ({_sink_kind(sink)}): {why}{note}\n")
+    payload = compose_event(sink, event, rules, scene.links, scene.templates, timestamp=scene.now)
+    out.write(payload_text(payload, builder=True) + "\n")

@@ -1,0 +1,153 @@
+"""The value types of the configuration: durations, URLs, lists that accept one value, and the
+strict base model, each with a message that says what to write instead.
+
+Used by ``notifier.config.load`` and ``notifier.config.sinks``. Messages are our own words: they
+never echo the input, which may be a secret put in the wrong place.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+_DURATION: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?")
+_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+WHSEC_HELP: Final = (
+    "must be 'whsec_' followed by base64 of 24-64 random bytes; generate one with: python -c "
+    "\"import base64,os; print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
+)
+
+
+def shown(value: float) -> str:
+    """Seconds as the config would write them: ``500ms``, ``30s``."""
+    return f"{value * 1000:g}ms" if 0 < value < 1 else f"{value:g}s"
+
+
+def parse_duration(value: object) -> float:
+    """``90s``, ``5m``, ``1h``, ``1d``, ``500ms`` or a number of seconds → seconds (≥ 0)."""
+    seconds = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (found := _DURATION.fullmatch(value.strip())):
+        seconds = float(found.group(1)) * _UNITS[found.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds < 0:
+        # the value is not echoed: it may be a secret put in the wrong place
+        raise ValueError("invalid duration; use a number of seconds or 500ms, 90s, 5m, 1h, 1d")
+    return seconds
+
+
+def _positive_duration(value: object) -> float:
+    if (seconds := parse_duration(value)) <= 0:
+        raise ValueError("must be longer than 0s, like 30s")
+    return seconds
+
+
+def at_least_1s(seconds: float) -> float:
+    """``poll.interval``: PostHog's rate limit makes anything shorter pointless."""
+    if seconds < 1:
+        raise ValueError("must be at least 1s; PostHog allows 480 requests/minute, try 60s")
+    return seconds
+
+
+def keep_at_least_1s(seconds: float) -> float:
+    """``delivery.keep_delivered``: the audit trail."""
+    if seconds < 1:
+        raise ValueError("must be at least 1s; delivered entries are the audit trail, try 7d")
+    return seconds
+
+
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+def listify(value: object) -> object:
+    """A single value where a list is expected: a list of one."""
+    return [value] if isinstance(value, str | int | float) else value
+
+
+def _not_empty(fix: str) -> Callable[[list[Any]], list[Any]]:
+    def check(items: list[Any]) -> list[Any]:
+        if not items:
+            raise ValueError(f"is empty; {fix}")
+        return list(dict.fromkeys(items))
+
+    return check
+
+
+def unique(items: list[Any]) -> list[Any]:
+    """The items without duplicates, in order."""
+    return list(dict.fromkeys(items))
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port or bracket
+        valid = False
+    if not valid:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def origin(value: str) -> str:
+    """An http(s) origin without a path, normalised to ``scheme://host[:port]``."""
+    parts = urlsplit(_http_url(value))
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(
+            "must be an http(s) origin without a path, like https://us.posthog.com, "
+            "https://eu.posthog.com or your self-hosted https://posthog.example.com"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def api_base_url(value: str) -> str:
+    """An http(s) URL ending in ``/``."""
+    return _http_url(value).rstrip("/") + "/"
+
+
+def whsec(value: str) -> str:
+    """A Standard Webhooks secret: ``whsec_`` and base64 of 24-64 bytes."""
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not value.startswith("whsec_") or not 24 <= len(key) <= 64:
+        raise ValueError(WHSEC_HELP)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Text = Annotated[str, Field(min_length=1)]
+Url = Annotated[str, AfterValidator(_http_url)]
+Duration = Annotated[float, BeforeValidator(_positive_duration)]
+Durationish = Annotated[float, BeforeValidator(parse_duration)]  # zero allowed
+# Lists accept a single value too, must not be empty, and drop duplicates.
+ProjectIds = Annotated[
+    list[Annotated[Int, Field(gt=0)]],
+    BeforeValidator(listify),
+    AfterValidator(_not_empty("list one project id or more, like [12345]")),
+]
+Statuses = Annotated[
+    list[Text],
+    BeforeValidator(listify),
+    AfterValidator(_not_empty("list statuses, or omit the key for the default listing")),
+]
+SinkNames = Annotated[
+    list[Text], BeforeValidator(listify), AfterValidator(_not_empty("name a sink from sinks:"))
+]
+
+
+class Model(BaseModel):
+    """Unknown keys are errors, values are frozen, text is stripped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)

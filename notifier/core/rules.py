@@ -1,0 +1,278 @@
+"""Pure rule matching: (event, rules) → which sinks get it, and through which rules.
+
+A rule's ``match`` block is a conjunction of conditions on the event type, on the report's
+fields (any field the API sends; ``project_id`` is the project) and on the copy before the change
+(``previous``); ``not`` inverts a whole block. A condition on a field the report lacks does not
+match. Rules are evaluated in order; ``stop`` hides the event from later rules. A sink routed by
+several rules receives the event once, with every rule's name.
+
+Regex conditions use the ``regex`` package, whose searches take a timeout: a pattern that would
+backtrack catastrophically (``(a|aa)+$`` against a long title) gives up after
+``REGEX_TIMEOUT`` seconds, counts as no match, and is reported with a warning — the only side
+effect in this module. ``regex`` expands counted repeats when it compiles (``a{1000000000}``
+would take gigabytes), so ``compile_regex`` refuses patterns whose expansion is too large, and
+verbose mode ``(?x)``, where that expansion cannot be told from the text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import regex
+
+from notifier.core.models import MISSING, Event, EventType, Report
+from notifier.render.templates import CompiledTemplates
+
+DEFAULT_EVENTS: Final = frozenset({EventType.NEW, EventType.STATUS_CHANGED})
+
+#: The longest one regex search may take, in seconds; a slower search counts as no match.
+REGEX_TIMEOUT: Final = 0.1
+#: The largest pattern ``compile_regex`` accepts, in ``regex_size`` units (about 300 bytes
+#: and 2 µs of compiling each).
+REGEX_MAX_SIZE: Final = 10_000
+_QUANTIFIER: Final = regex.compile(r"\{(\d*)(?:,\d*)?\}")
+_BRACED_ESCAPES: Final = {"p": "}", "P": "}", "N": "}", "x": "}", "u": "}", "U": "}", "g": ">"}
+_CAP: Final = 10**12
+#: An inline flag group that may turn verbose mode on: ``(?x)``, ``(?ix)``, ``(?x:...)``.
+_VERBOSE: Final = regex.compile(r"\(\?[\w^-]*x")
+
+log = logging.getLogger(__name__)
+
+
+class Op(StrEnum):
+    """The comparison a condition applies."""
+
+    EQ = "eq"
+    NE = "ne"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    IN = "in"  # the YAML list shorthand: membership
+    EQUALS = "equals"
+    CONTAINS = "contains"
+    REGEX = "regex"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``field <op> value``; for ``regex`` the value is a compiled pattern, for ``in`` a tuple."""
+
+    field: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A block of conditions that must all hold. ``events=None`` means any event type."""
+
+    events: frozenset[EventType] | None = None
+    conditions: tuple[Condition, ...] = ()
+    previous: Match | None = None
+    negate: Match | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A named route from matching events to sinks."""
+
+    name: str
+    match: Match
+    sinks: tuple[str, ...]
+    stop: bool = False
+    reply_broadcast: bool = False  # Slack threads: replies for this rule also go to the channel
+    templates: CompiledTemplates | None = None  # overrides the sink's (and the default) text
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One sink that receives an event, and the names of the rules that sent it there."""
+
+    sink: str
+    rules: tuple[str, ...]
+
+
+def _ordered(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` can be compared with < and >: two numbers or two strings."""
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    return (isinstance(a, numbers) and isinstance(b, numbers)) or (
+        isinstance(a, str) and isinstance(b, str)
+    )
+
+
+def check(condition: Condition, value: Any) -> bool:
+    """Apply one condition to a field value; a missing field never matches."""
+    if value is MISSING:
+        return False
+    op, expected = condition.op, condition.value
+    if op in (Op.EQ, Op.EQUALS):
+        return bool(value == expected)
+    if op is Op.NE:
+        return bool(value != expected)
+    if op is Op.IN:
+        return any(value == candidate for candidate in expected)
+    if op is Op.CONTAINS:
+        if isinstance(value, str):
+            return isinstance(expected, str) and expected in value
+        if isinstance(value, tuple | list):
+            return expected in value
+        return False
+    if op is Op.REGEX:
+        return isinstance(value, str) and _search(condition, value)
+    if not _ordered(value, expected):
+        return False
+    if op is Op.GT:
+        return bool(value > expected)
+    if op is Op.GTE:
+        return bool(value >= expected)
+    if op is Op.LT:
+        return bool(value < expected)
+    return bool(value <= expected)  # Op.LTE
+
+
+def _search(condition: Condition, value: str) -> bool:
+    """A bounded regex search: a timeout is reported and counts as no match."""
+    pattern = condition.value
+    if not isinstance(pattern, regex.Pattern):  # e.g. a re.Pattern built by hand
+        return pattern.search(value) is not None
+    try:
+        return pattern.search(value, timeout=REGEX_TIMEOUT) is not None
+    except TimeoutError:
+        log.warning(
+            "regex %r on field %r gave up after %gs on a %d-character value (it backtracks "
+            "too much); counted as no match. Simplify the pattern, e.g. avoid nested "
+            "repeats like (a+)+ or overlapping alternatives like (a|aa)+",
+            pattern.pattern,
+            condition.field,
+            REGEX_TIMEOUT,
+            len(value),
+        )
+        return False
+
+
+def _field(report: Report, project_id: int, name: str) -> Any:
+    if name == "project_id":
+        return project_id
+    return report.get(name)
+
+
+def _report_matches(
+    match: Match, event_type: EventType, report: Report, project_id: int, prev: Report | None
+) -> bool:
+    if match.events is not None and event_type not in match.events:
+        return False
+    if not all(check(c, _field(report, project_id, c.field)) for c in match.conditions):
+        return False
+    if match.previous is not None:
+        if prev is None:
+            return False
+        if not _report_matches(match.previous, event_type, prev, project_id, None):
+            return False
+    return match.negate is None or not _report_matches(
+        match.negate, event_type, report, project_id, prev
+    )
+
+
+def matches(match: Match, event: Event) -> bool:
+    """Whether an event satisfies a match block (event type, fields, previous, not)."""
+    return _report_matches(match, event.type, event.report, event.project_id, event.previous)
+
+
+def top_level(match: Match) -> Match:
+    """A rule's own block: without ``event:`` it sees only ``new`` and ``status_changed``."""
+    if match.events is None:
+        return Match(DEFAULT_EVENTS, match.conditions, match.previous, match.negate)
+    return match
+
+
+def route(event: Event, rules: Sequence[Rule]) -> list[Route]:
+    """The sinks an event goes to, in the order rules first name them, each once."""
+    by_sink: dict[str, list[str]] = {}
+    for rule in rules:
+        if not matches(top_level(rule.match), event):
+            continue
+        for sink in rule.sinks:
+            names = by_sink.setdefault(sink, [])
+            if rule.name not in names:
+                names.append(rule.name)
+        if rule.stop:
+            break
+    return [Route(sink, tuple(names)) for sink, names in by_sink.items()]
+
+
+def regex_size(pattern: str) -> int:
+    """An over-estimate of a pattern's compiled size: its length (a group counts 4 more), with
+    every counted repeat (``x{n}``, ``x{n,}``, ``x{n,m}``) multiplying what it repeats by ``n``,
+    nested ones too. (``x{n,m}`` costs ``n``: ``regex`` expands only the mandatory copies.)
+
+    Computed from the text alone, before ``regex`` sees it, so it must never under-estimate:
+    anything it cannot make sense of counts as plain characters, and a ``{`` that is not a
+    repeat to ``regex`` (in a set, a comment) may still be counted as one. Not valid for
+    verbose mode, where spaces and comments may sit inside and before a repeat.
+    """
+    frames: list[list[int]] = [[0, 0]]  # per open group: [finished alternatives, sequence]
+    last, i = 0, 0  # the size of the item a quantifier would repeat
+    while i < len(pattern):
+        char, frame = pattern[i], frames[-1]
+        if char == "(":
+            frames.append([0, 0])
+            last, i = 0, i + 1
+            continue
+        if char == ")" and len(frames) > 1:  # a group costs 4 more: () repeated is not free
+            frames.pop()
+            last = min(frame[0] + frame[1] + 4, _CAP)
+            frames[-1][1] = min(frames[-1][1] + last, _CAP)
+            i += 1
+            continue
+        if char == "|":
+            frame[0], frame[1], last, i = min(frame[0] + frame[1], _CAP), 0, 0, i + 1
+            continue
+        if char == "{" and (found := _QUANTIFIER.match(pattern, i)):
+            times = int(found.group(1) or 0)
+            frame[1] = min(frame[1] + last * max(times - 1, 0), _CAP)
+            last, i = min(last * max(times, 1), _CAP), found.end()
+            continue
+        end = i + 1
+        if char == "\\" and end < len(pattern):
+            closer = _BRACED_ESCAPES.get(pattern[end])
+            end += 1
+            if closer and end < len(pattern) and pattern[end] in "{<":
+                end = pattern.find(closer, end) + 1 or len(pattern)
+        elif char == "[":  # a set: up to the first "]" that is not its first character
+            start = end + (pattern[end : end + 1] == "^")
+            while end < len(pattern) and (pattern[end] != "]" or end == start):
+                end += 2 if pattern[end] == "\\" else 1
+            end += 1
+        if char not in "*+?":
+            last = 1
+            frame[1] = min(frame[1] + 1, _CAP)
+        i = end
+    while len(frames) > 1:  # unbalanced: regex will refuse it, but count it anyway
+        inner = frames.pop()
+        frames[-1][1] = min(frames[-1][1] + inner[0] + inner[1] + 4, _CAP)
+    return frames[0][0] + frames[0][1]
+
+
+def compile_regex(pattern: str) -> regex.Pattern[str]:
+    """Compile a rule's regex (Python syntax); raises ``regex.error`` when it is invalid or its
+    counted repeats would make it too large to compile safely."""
+    if _VERBOSE.search(pattern):
+        raise regex.error("verbose mode (?x) is not supported here; write the pattern without it")
+    if regex_size(pattern) > REGEX_MAX_SIZE:
+        raise regex.error(
+            f"too large once its counted repeats are expanded (over {REGEX_MAX_SIZE} "
+            "characters); use smaller counts, e.g. {1,} instead of {1000,}"
+        )
+    return regex.compile(pattern)
+
+
+def referenced_sinks(rules: Iterable[Rule]) -> set[str]:
+    """Every sink name some rule routes to."""
+    return {sink for rule in rules for sink in rule.sinks}

@@ -1,0 +1,247 @@
+"""Enrichment from artefacts, opt-in per sink (``enrich: [artefacts]``).
+
+After a cycle is planned and routed, and before its outbox entries are written, each report
+about to be notified to a sink that asks for it has its artefacts fetched once (not once per
+sink): up to three session recordings and the explanations of the latest priority and
+actionability judgments (``api.parse_enrichment``). The enrichment is stored in the outbox with
+the event, so delivery retries and restarts never fetch again, and only the entries of sinks that
+ask for it carry it.
+
+What it may cost, per cycle and project:
+
+- never a request for ``removed`` events, events routed to no enriching sink, or reports whose
+  ``artefact_count`` is 0; a quiet cycle makes none;
+- none for a sink that will send this cycle's events as one digest: more events routed to it
+  than its ``digest_after`` (Slack sinks; webhook sinks with ``batch``), since a digest shows no
+  recordings;
+- at most ``MAX_PER_CYCLE`` reports (the first ones in the cycle's order), each at most
+  ``source.ARTEFACT_PAGES`` requests (plus the client's bounded retries), all in turn in the
+  key's request budget;
+- at most ``WINDOW`` seconds, and never past the cycle's deadline.
+
+Failing to enrich never holds an event back: whatever goes wrong (refused scope, timeout, an
+unreadable body, the budget or the time used up), the events go out without it, and the cycle
+logs one WARNING with the reason and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Final
+
+from notifier.config.settings import SinkSettings, WebhookSinkSettings
+from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, EventType
+from notifier.cycle.pipeline import CyclePlan, Routed
+from notifier.posthog.client import PostHogClient
+from notifier.posthog.parse import parse_enrichment
+
+log = logging.getLogger(__name__)
+
+ARTEFACTS: Final = "artefacts"  # the one value of a sink's ``enrich``
+#: Reports whose artefacts one cycle of one project fetches at most. Above the default
+#: ``digest_after`` (5): a flood is digested anyway, and this bounds a sink that never digests.
+MAX_PER_CYCLE: Final = 10
+#: Seconds one cycle may spend enriching (within its deadline): notifications wait this long
+#: at most for their recordings.
+WINDOW: Final = 10.0
+#: Failures after which the other reports are not tried this cycle (they would fail alike).
+_SYSTEMIC: Final = frozenset(
+    {
+        SourceErrorKind.AUTH,
+        SourceErrorKind.NOT_FOUND,
+        SourceErrorKind.BAD_REQUEST,
+        SourceErrorKind.THROTTLED,
+    }
+)
+
+
+def wants_artefacts(sink: SinkSettings) -> bool:
+    """Whether the sink's messages include what the artefacts say (``enrich: [artefacts]``)."""
+    return ARTEFACTS in getattr(sink, "enrich", ())
+
+
+def _digest_after(sink: SinkSettings) -> int | None:
+    """More events than this in one drain go out as one digest (no recordings); None: never."""
+    if isinstance(sink, WebhookSinkSettings) and not sink.batch:
+        return None
+    threshold = getattr(sink, "digest_after", 0)
+    return threshold if threshold > 0 else None
+
+
+def _showing(plan: CyclePlan, sinks: Mapping[str, SinkSettings]) -> set[str]:
+    """The sinks that ask for artefacts and will send this cycle's events one by one."""
+    routed = Counter(rt.sink for r in plan.routed for rt in r.routes)
+    showing = set()
+    for name in routed:
+        sink = sinks.get(name)
+        if sink is None or not wants_artefacts(sink):
+            continue
+        threshold = _digest_after(sink)
+        if threshold is None or routed[name] <= threshold:
+            showing.add(name)
+    return showing
+
+
+@dataclass
+class _Tally:
+    """How enriching one cycle went."""
+
+    wanted: int = 0
+    enriched: int = 0  # events that got recordings or explanations
+    failed: int = 0  # events that go out without, because fetching failed or was not tried
+    capped: int = 0  # events over MAX_PER_CYCLE, not tried
+    error: str | None = None  # the first failure
+    stopped: bool = False  # no further report is tried this cycle
+
+    def stop(self, reason: str) -> None:
+        """A failure the other reports would share, or the time is up: try no more."""
+        self.error = self.error or reason
+        self.stopped = True
+
+
+def enrich_plan(
+    plan: CyclePlan,
+    source: PostHogClient,
+    sinks: Mapping[str, SinkSettings],
+    *,
+    deadline: float | None,
+    window: float = WINDOW,
+    cap: int = MAX_PER_CYCLE,
+) -> CyclePlan:
+    """The plan with each enrichment attached: to the routed events, and to the outbox entries
+    of the sinks that ask for it (those of other sinks stay as they were). ``deadline`` is the
+    cycle's (``time.monotonic()``); enriching ends ``window`` seconds from now at the latest.
+
+    Never raises: an event whose artefacts cannot be read goes without, and so does every
+    event of the cycle should enriching itself break (logged with its traceback).
+    """
+    try:
+        return _enrich(plan, source, sinks, deadline=deadline, window=window, cap=cap)
+    except Exception:  # a bug in enriching must not hold the notifications back
+        log.exception(
+            "project %s: enriching the events failed; they go out without artefacts",
+            plan.project_id,
+            extra={"event": "enrich_failed", "project_id": plan.project_id},
+        )
+        return plan
+
+
+def _enrich(
+    plan: CyclePlan,
+    source: PostHogClient,
+    sinks: Mapping[str, SinkSettings],
+    *,
+    deadline: float | None,
+    window: float,
+    cap: int,
+) -> CyclePlan:
+    showing = _showing(plan, sinks)
+    if not showing:
+        return plan
+    started = source.requests_here()
+    ends = time.monotonic() + window
+    ends = ends if deadline is None else min(ends, deadline)
+    tally = _Tally()
+    found: dict[str, Enrichment] = {}  # report id → enrichment
+    seen: set[str] = set()  # report ids considered: one fetch per report
+    for routed in plan.routed:
+        event = routed.event
+        if event.type is EventType.REMOVED or not any(rt.sink in showing for rt in routed.routes):
+            continue
+        if event.report.id in seen or event.report.artefact_count == 0:
+            continue  # fetched once per report; a report without artefacts costs nothing
+        seen.add(event.report.id)
+        tally.wanted += 1
+        if tally.wanted > cap:
+            tally.capped += 1
+            continue
+        if not tally.stopped and time.monotonic() >= ends:
+            tally.stop(_out_of_time(window))
+        if tally.stopped:
+            tally.failed += 1  # the others would fail alike, or there is no time left
+            continue
+        try:
+            items = source.artefacts(plan.project_id, event.report.id, ends)
+        except SourceError as exc:
+            tally.failed += 1
+            reason = _reason(exc, plan.project_id)
+            if time.monotonic() >= ends:
+                tally.stop(f"{reason}; {_out_of_time(window)}")
+            elif exc.kind in _SYSTEMIC:
+                tally.stop(reason)
+            else:
+                tally.error = tally.error or reason
+            continue
+        found[event.report.id] = enrichment = parse_enrichment(items)
+        tally.enriched += enrichment != NO_ENRICHMENT
+    requests = source.requests_here() - started
+    _log(plan.project_id, tally, cap)
+    if not any(e != NO_ENRICHMENT for e in found.values()):
+        return replace(plan, requests=plan.requests + requests)
+    enrich_to = {name for name, sink in sinks.items() if wants_artefacts(sink)}
+
+    def attach(event: Event) -> Event:
+        enrichment = found.get(event.report.id, NO_ENRICHMENT)
+        if enrichment == NO_ENRICHMENT or event.type is EventType.REMOVED:
+            return event
+        return replace(event, enrichment=enrichment)
+
+    outbox = [
+        (attach(event) if sink in enrich_to else event, sink, rules)
+        for event, sink, rules in plan.write.outbox
+    ]
+    return replace(
+        plan,
+        routed=tuple(Routed(attach(r.event), r.routes) for r in plan.routed),
+        write=replace(plan.write, outbox=outbox),
+        requests=plan.requests + requests,
+        enriched=tally.enriched,
+    )
+
+
+def _out_of_time(window: float) -> str:
+    return (
+        f"out of time (enriching may take {window:g}s of a cycle at most, and never past "
+        "poll.deadline)"
+    )
+
+
+def _reason(exc: SourceError, project_id: int) -> str:
+    """The error's text without its ``project N: `` prefix (the WARNING names the project)."""
+    return str(exc).removeprefix(f"project {project_id}: ")
+
+
+def _log(project_id: int, tally: _Tally, cap: int) -> None:
+    """One line per cycle at most of each: over the cap (INFO), failures (WARNING)."""
+    if tally.capped:
+        log.info(
+            "project %s: %d events go out without recordings and judgments: a cycle fetches "
+            "the artefacts of %d reports at most",
+            project_id,
+            tally.capped,
+            cap,
+            extra={"event": "enrich_capped", "project_id": project_id},
+        )
+    if not tally.failed:
+        return
+    reason = tally.error or "unknown"
+    log.warning(
+        "project %s: %d of %d events go out without recordings and judgments (enrich: "
+        "[artefacts]) because their artefacts could not be read: %s; the notifications are "
+        "not held back, and later events try again",
+        project_id,
+        tally.failed,
+        tally.wanted - tally.capped,
+        reason,
+        extra={
+            "event": "enrich_failed",
+            "project_id": project_id,
+            "error": reason,
+            "failed": tally.failed,
+        },
+    )

@@ -1,0 +1,366 @@
+"""Draining the outbox: one sink at a time, in order, with backoff and dead letters.
+
+A sink's entries go out oldest first. A transient failure reschedules the head entry (full-jitter
+exponential backoff, or exactly the sink's ``Retry-After``) and the sink waits, so its order
+holds; a permanent failure dead-letters that entry at once and the next one goes. Entries that
+keep failing past ``give_up_after`` are dead-lettered too. Delivery is at-least-once: a crash
+between a sink accepting an entry and the ``delivered`` mark sends it again on restart.
+
+Living messages: for a ``LivingSink`` the message it keeps about the entry's report is looked
+up before the send and handed to it; the one it returns is remembered in the same transaction
+as the ``delivered`` mark. Digests: when a ``DigestSink`` has more due events than its
+``digest_after`` (notices never count), they go out as one digest (at most ``MAX_DIGEST``) and
+are recorded together, in one transaction, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from notifier.config.settings import DeliverySettings
+from notifier.core.errors import SinkError, StateError
+from notifier.core.models import Delivery, Event, Notice
+from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
+from notifier.state.store import OutboxEntry, Store
+
+log = logging.getLogger(__name__)
+
+#: The most events one digest carries; a bigger backlog goes out as several.
+MAX_DIGEST: Final = 100
+#: Entries read per pass when no digest is possible.
+_BATCH: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one pass over a sink's due entries did."""
+
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+
+def backoff(
+    attempts: int,
+    settings: DeliverySettings,
+    retry_after: float | None = None,
+    rand: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """Seconds to wait after the ``attempts``-th failure: Retry-After when given, else full
+    jitter over an exponentially growing window capped at ``backoff_max``.
+
+    A Retry-After of 0 (or a date already past) still waits ``min(backoff_initial, 1 s)``: a
+    receiver that keeps answering "503, retry now" must not get a request per round trip.
+    """
+    if retry_after is not None:
+        return max(min(settings.backoff_initial, 1.0), retry_after)
+    window = min(settings.backoff_max, settings.backoff_initial * 2 ** max(0, attempts - 1))
+    return max(0.05, rand(0.0, window))
+
+
+def _describe(entry: OutboxEntry | Sequence[OutboxEntry]) -> str:
+    if not isinstance(entry, OutboxEntry):
+        if len(entry) != 1:
+            return f"a digest of {len(entry)} events"
+        entry = entry[0]
+    if isinstance(entry.event, Notice):
+        return f"the notifier's {entry.event.kind.value} notice about {entry.event.subject}"
+    report = entry.event.report
+    title = (report.title or "untitled")[:80]
+    return f"{entry.event.type.value} of report {report.id} ({title!r})"
+
+
+def _log_keys(entry: OutboxEntry | Sequence[OutboxEntry]) -> dict[str, object]:
+    if not isinstance(entry, OutboxEntry):
+        if len(entry) != 1:
+            return {"event": "delivery", "sink": entry[0].sink, "entries": len(entry)}
+        entry = entry[0]
+    event = entry.event
+    if isinstance(event, Notice):
+        keys: dict[str, object] = {
+            "event": "delivery",
+            "sink": entry.sink,
+            "notice": event.kind.value,
+        }
+        if event.project_id is not None:
+            keys["project_id"] = event.project_id
+        return keys
+    return {
+        "event": "delivery",
+        "sink": entry.sink,
+        "project_id": event.project_id,
+        "report_id": event.report.id,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A send the sink accepted whose ``delivered`` mark could not be written yet."""
+
+    at: float
+    ids: tuple[int, ...]
+    message: MessageRef | None
+
+
+_DRAIN_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_DRAIN_LOCKS_GUARD = threading.Lock()
+
+
+def _drain_lock(state: Path, sink: str) -> threading.Lock:
+    """The process-wide lock that lets one thread at a time drain a sink's entries."""
+    with _DRAIN_LOCKS_GUARD:
+        return _DRAIN_LOCKS.setdefault((str(state.resolve()), sink), threading.Lock())
+
+
+class Deliverer:
+    """Sends due outbox entries through their sinks and records each outcome."""
+
+    def __init__(
+        self,
+        store: Store,
+        sinks: Mapping[str, Sink],
+        settings: DeliverySettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_attempt: Callable[[str, str, float], None] | None = None,
+        on_settled: Callable[[OutboxEntry, str, str | None], None] | None = None,
+    ) -> None:
+        self._store = store
+        # told of every attempt's (sink, outcome: delivered | retrying | dead, seconds taken);
+        # a digest is one attempt
+        self._on_attempt = on_attempt or (lambda _sink, _outcome, _seconds: None)
+        # told of each entry recorded delivered or dead: (entry, outcome, the dead letter's
+        # reason or None); self-alerts watch the sinks through it
+        self._on_settled = on_settled or (lambda _entry, _outcome, _error: None)
+        self._sinks = sinks
+        self._settings = settings
+        self._clock = clock
+        # one drain per (state file, sink) in the process, across Deliverers: after a config
+        # reload the old one may still be sending while the new one starts
+        self._locks = {name: _drain_lock(store.path, name) for name in sinks}
+        # Entries a sink accepted whose `delivered` mark could not be written (disk full): the
+        # mark is retried instead of the send, so a full disk does not repeat the message to
+        # the channel on every pass. A restart forgets this and sends them again (at least once).
+        self._unrecorded: dict[int, _Accepted] = {}
+
+    @property
+    def sink_names(self) -> list[str]:
+        """The sinks this deliverer drains."""
+        return list(self._sinks)
+
+    def drain(self, sink_name: str, stop: threading.Event | None = None) -> DrainResult:
+        """Deliver the sink's due entries in order until one is not due or fails transiently.
+
+        One drain per sink at a time: a second caller waits, so no entry is sent twice.
+        """
+        with self._locks[sink_name]:
+            return self._drain(self._sinks[sink_name], sink_name, stop)
+
+    def _drain(self, sink: Sink, sink_name: str, stop: threading.Event | None) -> DrainResult:
+        done = {"delivered": 0, "retrying": 0, "dead": 0}
+        digest_after = sink.digest_after if isinstance(sink, DigestSink) else 0
+        while stop is None or not stop.is_set():
+            due = self._store.next_due(sink_name)  # one indexed read before parsing a batch
+            if due is None or due > self._clock():
+                break
+            entries = self._store.pending(sink_name, limit=MAX_DIGEST if digest_after else _BATCH)
+            recorded = self._record_accepted(entries)
+            if recorded:
+                done["delivered"] += recorded
+                continue
+            now = self._clock()
+            if not entries or entries[0].next_attempt_at > now:
+                break
+            # The due events at the head of the line (notices skipped: they go on their own
+            # after the digest); an entry waiting to be retried ends it, so nothing is sent
+            # before an older entry that is still due later.
+            events = []
+            for entry in entries:
+                if entry.next_attempt_at > now:
+                    break
+                if isinstance(entry.event, Event):
+                    events.append(entry)
+            # more due events than digest_after: one digest
+            digest = 0 < digest_after < len(events)
+            groups = [events] if digest else [[entry] for entry in entries]
+            for group in groups:
+                if stop is not None and stop.is_set():
+                    break
+                if group[0].next_attempt_at > self._clock():
+                    return DrainResult(**done)
+                started = time.monotonic()
+                outcome, counts = self._attempt(sink, group, stop)
+                self._on_attempt(sink_name, outcome, time.monotonic() - started)
+                for key, count in counts.items():
+                    done[key] += count
+                if outcome == "retrying":
+                    return DrainResult(**done)
+        return DrainResult(**done)
+
+    def _record_accepted(self, entries: Sequence[OutboxEntry]) -> int:
+        """Write the marks a full disk kept from being written; returns how many entries."""
+        recorded = 0
+        for entry in entries:
+            accepted = self._unrecorded.get(entry.id)
+            if accepted is None:
+                continue
+            self._store.mark_delivered(accepted.ids, accepted.at, message=accepted.message)
+            for entry_id in accepted.ids:
+                self._unrecorded.pop(entry_id, None)
+            group = [e for e in entries if e.id in accepted.ids]
+            log.info(
+                "recorded the earlier delivery of %s to %s (not sent again)",
+                _describe(group),
+                entry.sink,
+                extra=_log_keys(group),
+            )
+            for settled in group:
+                self._settled(settled, "delivered", None)
+            recorded += len(group)
+        return recorded
+
+    def _delivery(self, entry: OutboxEntry) -> Delivery:
+        return Delivery(
+            outbox_id=entry.id,
+            sink=entry.sink,
+            event=entry.event,
+            rules=entry.rules,
+            attempts=entry.attempts,
+        )
+
+    def _attempt(
+        self, sink: Sink, entries: list[OutboxEntry], stop: threading.Event | None
+    ) -> tuple[str, dict[str, int]]:
+        """Send one entry (or a digest of several) and record the outcome."""
+        head = entries[0]
+        message: MessageRef | None = None
+        living = (
+            len(entries) == 1 and isinstance(sink, LivingSink) and isinstance(head.event, Event)
+        )
+        card: MessageRef | None = None
+        if living and isinstance(head.event, Event):  # a state error here is retried, not dead
+            known = self._store.message(head.sink, head.event.project_id, head.event.report.id)
+            card = MessageRef(*known) if known is not None else None
+        started = time.monotonic()
+        try:
+            if len(entries) > 1:
+                assert isinstance(sink, DigestSink)
+                sink.send_digest([self._delivery(e) for e in entries])
+            elif living and isinstance(sink, LivingSink):
+                message = sink.send_report(self._delivery(head), card)
+            else:
+                sink.send(self._delivery(head))
+        except SinkError as exc:
+            return self._failed(entries, exc, stop)
+        except Exception as exc:  # a bug in a sink must not stop the others
+            log.exception("sink %s crashed on %s", head.sink, _describe(entries))
+            error = SinkError(f"internal error: {type(exc).__name__}", permanent=True)
+            return self._failed(entries, error, stop)
+        now = self._clock()
+        ids = tuple(e.id for e in entries)
+        try:
+            self._store.mark_delivered(ids, now, message=message)
+        except StateError:
+            accepted = _Accepted(now, ids, message)
+            self._unrecorded.update(dict.fromkeys(ids, accepted))
+            raise
+        log.info(
+            "delivered %s to %s",
+            _describe(entries),
+            head.sink,
+            extra={
+                **_log_keys(entries),
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+        for entry in entries:
+            self._settled(entry, "delivered", None)
+        return "delivered", {"delivered": len(entries)}
+
+    def _settled(self, entry: OutboxEntry, outcome: str, error: str | None) -> None:
+        try:
+            self._on_settled(entry, outcome, error)
+        except Exception:  # a watcher's bug must not stop deliveries
+            log.exception("sink %s: error after recording an outcome", entry.sink)
+
+    def _failed(
+        self, entries: list[OutboxEntry], exc: SinkError, stop: threading.Event | None
+    ) -> tuple[str, dict[str, int]]:
+        now = self._clock()
+        head = entries[0]
+        ids = [e.id for e in entries]
+        extra = _log_keys(entries)
+        if exc.permanent:
+            self._store.mark_dead(ids, now, str(exc))
+            log.error(
+                "dead letter: %s to sink %s failed permanently: %s "
+                "(fix the sink, then `notifier outbox retry --sink %s`)",
+                _describe(entries),
+                head.sink,
+                exc,
+                head.sink,
+                extra={**extra, "error": str(exc)},
+            )
+            for entry in entries:
+                self._settled(entry, "dead", str(exc))
+            return "dead", {"dead": len(entries)}
+        if stop is not None and stop.is_set():  # cut short by the shutdown: nothing to record
+            log.info(
+                "sink %s: %s not sent, the notifier is stopping (sent after the restart)",
+                head.sink,
+                _describe(entries),
+                extra=extra,
+            )
+            return "retrying", {"retrying": len(entries)}
+        attempts = max(e.attempts for e in entries) + 1
+        wait = backoff(attempts, self._settings, exc.retry_after)
+        expired = [e for e in entries if now + wait - e.created_at > self._settings.give_up_after]
+        retry = [e for e in entries if e not in expired]
+        asked = " (as Retry-After asks)" if exc.retry_after is not None else ""
+        reason = (
+            f"gave up after {attempts} attempts: the next one, in {wait:.0f} s{asked}, "
+            f"would fall past delivery.give_up_after; last error: "
+            f"{str(exc).removesuffix('; will retry')}"
+        )
+        self._store.mark_failed(
+            [e.id for e in retry],
+            now + wait,
+            str(exc),
+            dead=[e.id for e in expired],
+            now=now,
+            reason=reason,
+        )
+        if expired:
+            log.error(
+                "dead letter: %s to sink %s: %s",
+                _describe(expired),
+                head.sink,
+                reason,
+                extra={**_log_keys(expired), "error": reason},
+            )
+            for entry in expired:
+                self._settled(entry, "dead", reason)
+        if not retry:
+            return "dead", {"dead": len(expired)}
+        log.warning(
+            "sink %s: %s failed (attempt %d), retrying in %.1fs: %s",
+            head.sink,
+            _describe(retry),
+            attempts,
+            wait,
+            exc,
+            extra={**_log_keys(retry), "error": str(exc)},
+        )
+        return "retrying", {"retrying": len(retry), "dead": len(expired)}
+
+    def next_due(self) -> float | None:
+        """The earliest time any sink has an entry due, or None when the outbox is empty."""
+        times = [t for name in self._sinks if (t := self._store.next_due(name)) is not None]
+        return min(times) if times else None

@@ -1,0 +1,37 @@
+"""A faithful fake of PostHog's signal reports API, and a story that keeps it changing.
+
+Used by ``notifier demo`` and by the tests. Standard library only: a ``ThreadingHTTPServer`` on
+127.0.0.1, port 0, served from a daemon thread.
+
+- ``server``: ``BackgroundServer`` and ``FakeRequestHandler``, the HTTP plumbing every fake uses.
+- ``posthog``: ``FakePostHog`` (data, fault injection, the endpoints) and ``RequestRecord``.
+- ``facts``: PostHog's statuses, fields per API version, URL prefixes and error bodies.
+- ``listing``: DRF limit/offset paging and each version's ordering.
+- ``story``: ``DemoStory``, believable report life cycles, one change per call.
+
+Import from ``notifier.demo.simulator``; the submodules are an implementation detail.
+"""
+
+from __future__ import annotations
+
+from notifier.demo.simulator.facts import INVALID_KEY as INVALID_KEY
+from notifier.demo.simulator.facts import NO_KEY as NO_KEY
+from notifier.demo.simulator.facts import NOT_FOUND as NOT_FOUND
+from notifier.demo.simulator.facts import PROJECT_NOT_FOUND as PROJECT_NOT_FOUND
+from notifier.demo.simulator.facts import REPORT_STATUSES
+from notifier.demo.simulator.facts import SERVER_ERROR as SERVER_ERROR
+from notifier.demo.simulator.facts import throttled_body as throttled_body
+from notifier.demo.simulator.posthog import FakePostHog, RequestRecord
+from notifier.demo.simulator.server import BackgroundServer, FakeRequestHandler
+from notifier.demo.simulator.story import DemoStory
+
+# The same names as before the split; the error bodies and ``throttled_body`` stay importable
+# (re-exported with ``as``) without joining ``import *``.
+__all__ = [
+    "REPORT_STATUSES",
+    "BackgroundServer",
+    "DemoStory",
+    "FakePostHog",
+    "FakeRequestHandler",
+    "RequestRecord",
+]

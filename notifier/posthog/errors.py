@@ -1,0 +1,147 @@
+"""PostHog's error answers, read: status code and ``detail`` → a ``SourceError`` that says
+what to do. Messages are built from status codes and PostHog's ``detail`` only (never headers
+or URLs), so they carry no secret.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import httpx
+
+from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.posthog.parse import decode_json
+
+_THROTTLE_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+_TRANSIENT_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def error_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The body when it is a JSON object (PostHog's ``{type, code, detail, attr}``)."""
+    try:
+        body = decode_json(response.content, 0)
+    except SourceError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def detail_of(response: httpx.Response) -> str:
+    """PostHog's ``detail`` (or a short note about the body), never more than 300 characters."""
+    try:
+        body = decode_json(response.content, 0)
+    except SourceError:
+        return "(the body is not JSON)"
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        detail: str = body["detail"]
+        return detail[:300]
+    return "(no detail)"
+
+
+def retry_after_of(response: httpx.Response) -> float | None:
+    """The wait PostHog asks for: a Retry-After header (seconds or an HTTP date), or only the
+    429 body's ``detail`` ("Expected available in N seconds.")."""
+    header = (response.headers.get("retry-after") or "").strip()
+    if header:
+        try:
+            seconds = float(header)
+        except ValueError:
+            try:
+                seconds = parsedate_to_datetime(header).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                seconds = math.nan
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    match = _THROTTLE_DETAIL.search(detail_of(response))
+    return float(match.group(1)) if match else None
+
+
+def auth_error(project_id: int, status: int, detail: str) -> SourceError:
+    """401/403: say which of PostHog's causes it is, and the fix for that cause."""
+    scope = re.search(r"scope '([^']+)'", detail)
+    lowered = detail.lower()
+    if scope:
+        fix = (
+            f"edit the key in PostHog (Settings → Personal API keys) and add the scope "
+            f"'{scope.group(1)}'"
+        )
+    elif "access to the requested project" in lowered:
+        fix = (
+            f"the key is limited to other projects: add project {project_id} to the key in "
+            "PostHog, or remove it from posthog.project_ids"
+        )
+    elif "not provided" in lowered:
+        fix = (
+            "no key reached PostHog: set posthog.api_key (a proxy in between may strip the "
+            "Authorization header)"
+        )
+    else:
+        fix = (
+            "the key is wrong or revoked: create a personal API key (phx_…) with scope "
+            "'task:read' and access to this project, and put it in posthog.api_key"
+        )
+    return SourceError(
+        f"project {project_id}: PostHog refused the API key (HTTP {status}: {detail}); {fix}",
+        kind=SourceErrorKind.AUTH,
+        project_id=project_id,
+        status_code=status,
+    )
+
+
+def classify(response: httpx.Response, project_id: int) -> SourceError:
+    """The ``SourceError`` for an answer that is neither a success nor a 404: its kind decides
+    retry or not, its message what the operator should do."""
+    status = response.status_code
+    detail = detail_of(response)
+    where = f"project {project_id}"
+    if status in (401, 403):
+        return auth_error(project_id, status, detail)
+    if status == 400:
+        body = error_body(response)
+        about_status = "status" in detail.lower() or (body or {}).get("attr") == "status"
+        hint = (
+            " Check posthog.statuses: use only statuses this PostHog knows "
+            "(e.g. potential, candidate, in_progress, pending_input, ready, resolved, "
+            "failed, suppressed)."
+            if about_status
+            else ""
+        )
+        return SourceError(
+            f"{where}: PostHog rejected the request (HTTP 400: {detail}).{hint}",
+            kind=SourceErrorKind.BAD_REQUEST,
+            project_id=project_id,
+            status_code=status,
+        )
+    if status == 429:
+        return SourceError(
+            f"{where}: PostHog is rate limiting this key (HTTP 429: {detail})",
+            kind=SourceErrorKind.THROTTLED,
+            project_id=project_id,
+            status_code=status,
+            retry_after=retry_after_of(response),
+        )
+    if status in _TRANSIENT_STATUS or status >= 500:
+        return SourceError(
+            f"{where}: PostHog answered HTTP {status} ({detail})",
+            kind=SourceErrorKind.TRANSIENT,
+            project_id=project_id,
+            status_code=status,
+            retry_after=retry_after_of(response),
+        )
+    if 300 <= status < 400:
+        return SourceError(
+            f"{where}: PostHog answered with a redirect (HTTP {status}); redirects are not "
+            "followed so the key is never sent elsewhere: set posthog.host to the final origin",
+            kind=SourceErrorKind.INVALID_RESPONSE,
+            project_id=project_id,
+            status_code=status,
+        )
+    return SourceError(
+        f"{where}: unexpected HTTP {status} from PostHog ({detail})",
+        kind=SourceErrorKind.INVALID_RESPONSE,
+        project_id=project_id,
+        status_code=status,
+    )

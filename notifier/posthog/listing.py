@@ -1,0 +1,85 @@
+"""A listing as the notifier keeps it: ids, the reports that changed, its high-water mark.
+
+``Gathered`` adds up a listing's pages; ``Listing`` is the result. Pure, no I/O: the PostHog
+client (``notifier.posthog.client``) fetches the pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from notifier.core.models import Report
+from notifier.posthog.parse import Page
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One project's listing. ``complete`` is False when it cannot be trusted to hold every
+    report (items had to be skipped, or the server stopped sending before the end), so no report
+    may be concluded removed from it.
+
+    ``reports`` holds the parsed reports: all of them, or, when the snapshot's versions were
+    given (``known``), only those whose version differs. ``ids`` holds every id listed.
+    ``partial`` marks an incremental listing that stopped at its cut-off: it holds only the
+    reports updated since, and says nothing about the others. ``high_water`` is the latest
+    ``updated_at`` listed.
+    """
+
+    reports: dict[str, Report]
+    complete: bool
+    skipped: int
+    requests: int
+    ids: frozenset[str] = frozenset()
+    partial: bool = False
+    cut_short: bool = False  # the server stopped sending before the end (an empty page)
+    changed_first: bool = False  # an incremental listing (it may have read to the end)
+    high_water: datetime | None = None
+    count: int | None = None  # the server's total, as the first page said
+    seconds: float = 0.0  # how long the listing took
+
+
+def instant(text: str | None) -> datetime | None:
+    """An API timestamp (ISO 8601, ``Z`` or an offset; naive read as UTC), None if unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class Gathered:
+    """What a listing's pages brought so far: ids, parsed reports, the newest and oldest
+    ``updated_at`` (in serving order)."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, Report] = {}
+        self.ids: set[str] = set()
+        self.high: datetime | None = None  # the latest updated_at listed
+        self.oldest: datetime | None = None  # ordered listings: the last (oldest) so far
+        self.undated = False
+
+    def take(self, page: Page, *, ordered: bool) -> int | None:
+        """Add a page; returns how many ids it brought that were not seen before, or None when
+        ``ordered`` (most recently updated first) and the page breaks that order."""
+        fresh = 0
+        for rid, updated, report in page.served:
+            repeat = rid in self.ids
+            fresh += not repeat
+            self.ids.add(rid)
+            self.reports.pop(rid, None)  # a repeat moves to its latest position and copy
+            if report is not None:
+                self.reports[rid] = report
+            moment = instant(updated)
+            if moment is not None and (self.high is None or moment > self.high):
+                self.high = moment
+            # A repeat is an item that slid onto the next page while others changed: it says
+            # nothing about the server's ordering (and its updated_at may be above the oldest).
+            if ordered and not repeat:
+                if moment is None or (self.oldest is not None and moment > self.oldest):
+                    self.undated = moment is None
+                    return None
+                self.oldest = moment
+        return fresh

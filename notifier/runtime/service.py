@@ -1,0 +1,221 @@
+"""`notifier run`: the daemon's process life — signals, the stop grace, configuration reloads.
+
+The main thread takes the signals; the notifier runs in a ``Runner`` thread. SIGTERM/SIGINT
+stop it (in-flight work gets a grace period, then is abandoned: nothing is lost, since an
+unsaved cycle is redone and an unconfirmed delivery re-sent on the next start). SIGHUP — or a
+change to the file with ``--watch-config`` — reloads the YAML: an invalid file is logged and
+the running configuration stays; a valid one replaces it between cycles, keeping the state and
+every pending delivery (they live in the state database) and the metrics registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from notifier.config.load import load_config
+from notifier.config.settings import Settings
+from notifier.core.errors import ConfigError
+from notifier.posthog.budget import RequestBudget
+from notifier.runtime import logs
+from notifier.runtime.daemon import Notifier
+from notifier.runtime.metrics import Metrics
+
+log = logging.getLogger("notifier")
+
+EXIT_OK = 0
+
+
+#: After SIGTERM/SIGINT, how long in-flight work may take before it is abandoned: under the 10 s
+#: `docker stop` waits before its SIGKILL. ``NOTIFIER_STOP_GRACE`` (seconds) overrides it, e.g.
+#: for Kubernetes' longer ``terminationGracePeriodSeconds``.
+STOP_GRACE_SECONDS = 8.0
+
+
+def _stop_grace() -> float:
+    raw = os.environ.get("NOTIFIER_STOP_GRACE", "")
+    try:
+        grace = float(raw) if raw.strip() else STOP_GRACE_SECONDS
+    except ValueError:
+        grace = -1.0
+    if not 0 < grace < 86400:
+        log.warning(
+            "NOTIFIER_STOP_GRACE=%r is not a number of seconds; using %g", raw, STOP_GRACE_SECONDS
+        )
+        return STOP_GRACE_SECONDS
+    return grace
+
+
+class Runner(threading.Thread):
+    """One ``Notifier.run`` in a thread, so the main thread can take signals and reloads; an
+    exception it raises (e.g. http.listen taken) is handed back to the main thread."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        super().__init__(name="notifier", daemon=True)
+        self.notifier = notifier
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.notifier.run(self.stop)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by finish()
+            self.error = exc
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join()
+        self.notifier.close()
+        if self.error is not None:
+            raise self.error
+
+
+def reloaded(path: Path, current: Settings, metrics: Metrics) -> Settings | None:
+    """The new configuration, or None (logged, counted) when it cannot replace ``current``."""
+    try:
+        new = load_config(path)
+        if new.state.path.resolve() != current.state.path.resolve():
+            raise ConfigError(
+                [
+                    f"state.path: cannot change on reload ({current.state.path} → "
+                    f"{new.state.path}); restart the notifier to move the state"
+                ],
+                source=str(path),
+            )
+    except ConfigError as exc:
+        metrics.config_reloaded(False)
+        log.error(
+            "config reload rejected, the running configuration stays in use: %s",
+            exc,
+            extra={"event": "config_reload", "error": str(exc)},
+        )
+        return None
+    metrics.config_reloaded(True)
+    log.info(
+        "config reloaded from %s: %d projects, %d sinks, %d rules; in effect from the next cycle",
+        path,
+        len(new.posthog.project_ids),
+        len(new.sinks),
+        len(new.rules),
+        extra={"event": "config_reload"},
+    )
+    return new
+
+
+def _watch_file(path: Path, reload: threading.Event, stop: threading.Event) -> None:
+    """Set ``reload`` whenever the file's content changes (checked every second)."""
+
+    def fingerprint() -> bytes | None:
+        try:
+            return hashlib.sha256(path.read_bytes()).digest()
+        except OSError:
+            return None
+
+    seen = fingerprint()
+    while not stop.wait(1.0):
+        now = fingerprint()
+        if now is not None and now != seen:
+            seen = now
+            log.info("%s changed: reloading", path, extra={"event": "config_changed"})
+            reload.set()
+
+
+def same_budget(old: Settings, new: Settings) -> bool:
+    """Whether a reloaded configuration keeps the running request budget: same PostHog, same
+    key, same limits."""
+    a, b = old.posthog, new.posthog
+    return (a.host, a.api_key, a.requests_per_minute, a.requests_per_hour) == (
+        b.host,
+        b.api_key,
+        b.requests_per_minute,
+        b.requests_per_hour,
+    )
+
+
+def cmd_run(
+    settings: Settings,
+    path: Path | None = None,
+    *,
+    watch: bool = False,
+    formatter: logs.RedactingFormatter | None = None,
+) -> int:
+    """The daemon, until SIGTERM or SIGINT; SIGHUP (or, with ``watch``, a change to the file)
+    reloads the configuration.
+
+    A reload is validated first: an invalid file is logged and the running configuration stays.
+    A valid one replaces it between cycles: in-flight work finishes, the state and every pending
+    delivery stay (they live in the state database), and the next cycle uses the new rules,
+    sinks and projects.
+
+    In-flight work gets ``STOP_GRACE_SECONDS`` (or ``$NOTIFIER_STOP_GRACE``) to finish; whatever
+    still runs then (a PostHog request or a send that hangs) is abandoned by exiting at once,
+    which loses nothing: an uncommitted cycle is simply redone and an unconfirmed delivery is
+    sent again on the next start. A second signal exits at once too.
+    """
+    stop = threading.Event()
+    reload = threading.Event()
+    done = threading.Event()
+    grace = _stop_grace()
+
+    def _abandon(why: str) -> None:
+        log.warning(
+            "%s: abandoning in-flight work and exiting (nothing is lost: an unfinished cycle is "
+            "redone and an unconfirmed delivery is sent again on the next start)",
+            why,
+            extra={"event": "stop_abandoned"},
+        )
+        logging.shutdown()  # flush every handler: os._exit skips it
+        os._exit(EXIT_OK)
+
+    def _watchdog(name: str) -> None:
+        if not done.wait(grace):
+            _abandon(f"in-flight work did not finish within {grace:g} s of {name}")
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            _abandon(f"received {name} again")
+        log.info("received %s: finishing in-flight work", name)
+        stop.set()
+        threading.Thread(target=_watchdog, args=(name,), name="stop-watchdog", daemon=True).start()
+
+    def _hup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP: reloading the configuration", extra={"event": "config_reload"})
+        reload.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if path is not None:
+        signal.signal(signal.SIGHUP, _hup)
+        if watch:
+            threading.Thread(
+                target=_watch_file, args=(path, reload, stop), name="config-watch", daemon=True
+            ).start()
+    metrics = Metrics()
+    budget: RequestBudget | None = None
+    try:
+        while True:
+            runner = Runner(Notifier(settings, metrics=metrics, budget=budget))
+            runner.start()
+            new: Settings | None = None
+            while runner.is_alive() and not stop.wait(0.2):
+                if reload.is_set() and path is not None:
+                    reload.clear()
+                    new = reloaded(path, settings, metrics)
+                    if new is not None:
+                        break
+            runner.finish()
+            if new is None or stop.is_set():
+                return EXIT_OK
+            if formatter is not None:
+                formatter.set_secrets((*formatter.secrets, *new.secrets()))
+            # the same key keeps its budget: a reload must not grant a fresh hour's worth
+            budget = runner.notifier.budget if same_budget(settings, new) else None
+            settings = new
+    finally:
+        done.set()

@@ -1,0 +1,96 @@
+"""Where events go: one module per sink behind the small ``Sink`` protocol.
+
+``SINK_TYPES`` is the explicit registry (settings ``type`` → factory); ``build_sinks`` turns the
+configured sinks into ready objects, sharing one ``Pacer`` (Slack's one message per second per
+channel, workspace pauses on 429) between them. Building does no I/O: connections open on first
+send.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from notifier.config.settings import (
+    ConsoleSinkSettings,
+    SinkSettings,
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    WebhookSinkSettings,
+)
+from notifier.core.errors import ConfigError
+from notifier.core.models import Links
+from notifier.core.rules import Rule
+from notifier.sinks.base import Sink
+from notifier.sinks.console import ConsoleSink
+from notifier.sinks.slack.bot import SlackSink
+from notifier.sinks.slack.incoming import SlackWebhookSink
+from notifier.sinks.slack.pace import Pacer
+from notifier.sinks.webhook import WebhookSink
+
+SinkFactory = Callable[[SinkSettings, Links, Mapping[str, Rule], Pacer], Sink]
+
+
+def _slack(settings: SinkSettings, links: Links, rules: Mapping[str, Rule], pacer: Pacer) -> Sink:
+    assert isinstance(settings, SlackSinkSettings)
+    return SlackSink(settings, links, rules=rules, pacer=pacer)
+
+
+def _slack_webhook(
+    settings: SinkSettings, links: Links, rules: Mapping[str, Rule], pacer: Pacer
+) -> Sink:
+    assert isinstance(settings, SlackWebhookSinkSettings)
+    return SlackWebhookSink(settings, links, rules=rules, pacer=pacer)
+
+
+def _webhook(settings: SinkSettings, links: Links, _rules: Mapping[str, Rule], _p: Pacer) -> Sink:
+    assert isinstance(settings, WebhookSinkSettings)
+    return WebhookSink(settings, links)
+
+
+def _console(settings: SinkSettings, links: Links, _rules: Mapping[str, Rule], _p: Pacer) -> Sink:
+    assert isinstance(settings, ConsoleSinkSettings)
+    return ConsoleSink(settings, links)
+
+
+SINK_TYPES: Final[dict[str, SinkFactory]] = {
+    "slack": _slack,
+    "slack_webhook": _slack_webhook,
+    "webhook": _webhook,
+    "console": _console,
+}
+
+
+def build_sink(
+    settings: SinkSettings,
+    links: Links,
+    *,
+    rules: Mapping[str, Rule] | None = None,
+    pacer: Pacer | None = None,
+) -> Sink:
+    """The sink for one settings object. Raises ``ConfigError`` for an unknown type."""
+    factory = SINK_TYPES.get(settings.type)
+    if factory is None:
+        known = ", ".join(sorted(SINK_TYPES))
+        raise ConfigError([f"sinks.{settings.name}.type: unknown sink type (known: {known})"])
+    return factory(settings, links, rules or {}, pacer if pacer is not None else Pacer())
+
+
+def build_sinks(
+    settings: Mapping[str, SinkSettings],
+    links: Links,
+    *,
+    rules: Mapping[str, Rule] | None = None,
+    cancel: threading.Event | None = None,
+    pacer: Pacer | None = None,
+) -> dict[str, Sink]:
+    """Every configured sink by name, sharing one pacer.
+
+    ``rules`` (by name) give the Slack sinks ``reply_broadcast`` and rule templates; ``cancel``
+    (the notifier's stop) cuts pacing waits short; ``pacer`` replaces the shared one (tests).
+    """
+    shared = pacer if pacer is not None else Pacer(cancel=cancel)
+    return {
+        name: build_sink(sink, links, rules=rules, pacer=shared) for name, sink in settings.items()
+    }

@@ -1,0 +1,190 @@
+"""Slack through an incoming webhook URL.
+
+``WebhookClient`` never raises on 4xx/5xx: success is HTTP 200 with the body ``ok``, anything else
+is read from the status and the plain-text body (``no_service``, ``channel_is_archived``, …).
+The URL itself is the credential, so it never appears in a message or a log line.
+
+An incoming webhook answers only ``ok``: no ``ts``, so its posts can be neither edited nor
+threaded, and every event is a new post (no living message). Many events at once are one digest;
+every post waits for its turn on the shared ``Pacer`` (the URL is the channel) and a 429 pauses
+the webhooks of that workspace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+from slack_sdk.webhook import WebhookClient, WebhookResponse
+
+from notifier import __version__
+from notifier.config.settings import SlackWebhookSinkSettings
+from notifier.core.errors import SinkError
+from notifier.core.models import Delivery, Event, Links, Notice
+from notifier.core.rules import Rule
+from notifier.render import (
+    SlackMessage,
+    digest_message,
+    notice_slack_message,
+    notice_text_only,
+    text_only,
+)
+from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact, utc_now
+from notifier.sinks.compose import slack_card
+from notifier.sinks.slack.bot import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
+from notifier.sinks.slack.pace import Pacer, webhook_keys
+
+log = logging.getLogger(__name__)
+
+SERVICE: Final = "the Slack webhook"
+
+#: What to do about each documented error body.
+HINTS: Final[Mapping[str, str]] = {
+    "invalid_payload": "Slack could not read the message",
+    "user_not_found": "the webhook's user no longer exists — create a new webhook URL",
+    "action_prohibited": "a workspace admin restricted posting to the webhook's channel",
+    "invalid_token": "the webhook URL is no longer valid — create a new one",
+    "channel_not_found": "the webhook's channel no longer exists — create a new webhook URL",
+    "no_service": "the webhook was removed or its app uninstalled — create a new webhook URL",
+    "no_active_hooks": "the webhook is disabled — re-enable it or create a new webhook URL",
+    "channel_is_archived": "the webhook's channel is archived — unarchive it or create a new "
+    "webhook URL for another channel",
+    "team_disabled": "the Slack workspace is disabled",
+    "invalid_blocks": "Slack refused the message blocks, even as text only",
+    "invalid_blocks_format": "Slack refused the message blocks, even as text only",
+    "msg_blocks_too_long": "the message blocks were too long, and the text-only retry failed",
+}
+
+
+class SlackWebhookSink:
+    """Posts each delivery as a Block Kit card to a Slack incoming webhook.
+
+    ``rules`` (name → ``Rule``) supply rule templates; ``pacer`` is shared with the other sinks
+    (a private one when not given).
+    """
+
+    def __init__(
+        self,
+        settings: SlackWebhookSinkSettings,
+        links: Links,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        rules: Mapping[str, Rule] | None = None,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.name = settings.name
+        self._settings = settings
+        self._links = links
+        self._clock = clock
+        self._rule_templates = {
+            name: rule.templates for name, rule in (rules or {}).items() if rule.templates
+        }
+        self._pacer = pacer if pacer is not None else Pacer()
+        self._channel_key, self._workspace = webhook_keys(settings.url)
+        path = urlsplit(settings.url).path
+        self._secrets = (settings.url, path) if len(path) >= 8 else (settings.url,)
+        self._client = WebhookClient(
+            settings.url,
+            # urllib takes float seconds; slack_sdk merely annotates int.
+            timeout=cast(int, settings.timeout),
+            retry_handlers=[],
+            logger=SDK_LOGGER,
+            user_agent_prefix=f"{USER_AGENT_PRODUCT}/{__version__}",
+        )
+
+    @property
+    def digest_after(self) -> int:
+        """More due events than this go out as one digest (0: never)."""
+        return self._settings.digest_after
+
+    def send(self, delivery: Delivery) -> None:
+        """Post the card; on a blocks error, once more at once as text only."""
+        event = delivery.event
+        if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
+            self._deliver(notice_slack_message(event), notice_text_only(event))
+            return
+        card = slack_card(
+            self._settings,
+            event,
+            delivery.rules,
+            self._links,
+            self._rule_templates,
+            timestamp=self._clock(),
+        )
+        self._deliver(card, text_only(event, self._links))
+
+    def send_digest(self, deliveries: Sequence[Delivery]) -> None:
+        """One message for many events: counts and a line per report."""
+        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
+        message = digest_message(events, self._links)
+        self._deliver(message, message.text)
+
+    def close(self) -> None:
+        """Nothing to release: urllib opens a connection per request."""
+
+    def _deliver(self, message: SlackMessage, plain: str) -> None:
+        response = self._post(text=message.text, blocks=list(message.blocks))
+        if _ok(response):
+            return
+        code = _body(response, self._secrets)
+        if response.status_code >= 500 or response.status_code == 429 or code not in BLOCK_ERRORS:
+            raise self._error(response)
+        log.warning(
+            "slack_webhook sink %s: Slack refused the blocks (%s); posting as text only",
+            self.name,
+            code,
+        )
+        retry = self._post(text=plain, blocks=None)
+        if not _ok(retry):
+            error = self._error(retry)
+            raise SinkError(
+                f"{code}: Slack refused the blocks, and the text-only retry failed: {error}",
+                permanent=error.permanent,
+                retry_after=error.retry_after,
+            )
+
+    def _post(self, *, text: str, blocks: list[dict[str, Any]] | None) -> WebhookResponse:
+        try:
+            with self._pacer.post(self._channel_key, self._workspace) as turn:
+                response = self._client.send(
+                    text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+                )
+                turn.used = _ok(response)  # refused: nothing reached the channel
+        except IO_ERRORS as exc:
+            error = transient_io_error(exc, SERVICE, self._settings.timeout)
+            raise SinkError(redact(str(error), self._secrets), permanent=False) from exc
+        if response.status_code == 429:
+            retry_after = parse_retry_after(header(response.headers, "Retry-After"), self._clock())
+            self._pacer.pause(self._workspace, retry_after)
+        return response
+
+    def _error(self, response: WebhookResponse) -> SinkError:
+        status = response.status_code
+        body = _body(response, self._secrets)
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(header(response.headers, "Retry-After"), self._clock())
+            what = "is rate limiting" if status == 429 else "is having trouble"
+            return SinkError(
+                f"HTTP {status} {body}: {SERVICE} {what}; will retry",
+                permanent=False,
+                retry_after=retry_after,
+            )
+        hint = HINTS.get(
+            body,
+            "see https://docs.slack.dev/messaging/sending-messages-using-"
+            "incoming-webhooks/#handling_errors",
+        )
+        return SinkError(f"HTTP {status} {body}: {hint}", permanent=True)
+
+
+def _ok(response: WebhookResponse) -> bool:
+    return response.status_code == 200 and (response.body or "").strip() == "ok"
+
+
+def _body(response: WebhookResponse, secrets: tuple[str, ...]) -> str:
+    """The plain-text error body on one short line, the URL redacted should it be echoed."""
+    text = " ".join(redact(response.body or "", secrets).split())
+    return text[:120] or "(empty body)"

@@ -1,0 +1,3 @@
+"""The state database behind one ``Store``: snapshots, the outbox, living messages and outages
+(``store``), its tables and migrations (``schema``).
+"""

@@ -1,0 +1,127 @@
+"""The state database's tables, and the steps that bring an older file up to date.
+
+A fresh database goes through the same steps as an upgraded one; a file written by a newer
+notifier is refused. SQLite-specific (``PRAGMA user_version``); the tables themselves are plain
+SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from notifier.core.errors import StateError
+
+SCHEMA_VERSION: Final = 4
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS projects (
+        project_id INTEGER PRIMARY KEY,
+        baselined_at REAL NOT NULL,
+        last_success_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS reports (
+        project_id INTEGER NOT NULL,
+        report_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        listed INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (project_id, report_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        project_id INTEGER NOT NULL,
+        report_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        event TEXT NOT NULL,
+        rules TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        finished_at REAL,
+        UNIQUE (event_id, sink)
+    )""",
+    "CREATE INDEX IF NOT EXISTS outbox_by_sink ON outbox (sink, state, id)",
+    # self-alerts: outages under way ('project:4242', 'sink:slack'), so that a restart neither
+    # restarts the self_alerts.after clock nor repeats the alert, and still says "recovered"
+    """CREATE TABLE IF NOT EXISTS outages (
+        subject TEXT PRIMARY KEY,
+        since REAL NOT NULL,
+        error TEXT NOT NULL,
+        hint TEXT NOT NULL,
+        alerted INTEGER NOT NULL DEFAULT 0
+    )""",
+)
+
+
+#: What each schema version adds to the one before (the tables above are version 1). A fresh
+#: database goes through the same steps as an upgraded one.
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    2: (
+        # incremental polling: the latest updated_at listed, when the last full listing ran;
+        # a report's status, so that reports by status are counted without reading snapshots
+        "ALTER TABLE projects ADD COLUMN high_water TEXT",
+        "ALTER TABLE projects ADD COLUMN full_sync_at REAL",
+        "ALTER TABLE reports ADD COLUMN status TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX IF NOT EXISTS reports_by_status ON reports (project_id, listed, status)",
+    ),
+    3: (
+        # living messages: the Slack message (channel id, ts) each bot-token sink keeps up to
+        # date for a report; written with the `delivered` mark of the entry that posted it
+        """CREATE TABLE IF NOT EXISTS messages (
+            sink TEXT NOT NULL,
+            project_id INTEGER NOT NULL,
+            report_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (sink, project_id, report_id)
+        )""",
+    ),
+    4: (
+        # the report's updated_at a living message shows: a late, older event leaves it be
+        "ALTER TABLE messages ADD COLUMN shown TEXT",
+    ),
+}
+
+
+def _fill_statuses(conn: sqlite3.Connection) -> None:
+    """Schema 2: the status column of snapshot rows written before it existed, a thousand rows
+    at a time (a large state file must not be read into memory at once)."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, data FROM reports WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,)
+        ).fetchall()
+        if not rows:
+            return
+        conn.executemany(
+            "UPDATE reports SET status = ? WHERE rowid = ?",
+            [(str(json.loads(data).get("status", "")), rowid) for rowid, data in rows],
+        )
+        last = rows[-1][0]
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the tables and apply every step the file lacks (inside the caller's transaction);
+    ``StateError`` for a file from a newer notifier."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"state database {path} was written by a newer notifier (schema "
+            f"{version} > {SCHEMA_VERSION}); upgrade the notifier or use another path"
+        )
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[step]:
+            conn.execute(statement)
+        if step == 2:
+            _fill_statuses(conn)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
