@@ -19,9 +19,9 @@ import pytest
 from notifier.cli.app import cmd_check
 from notifier.config.settings import Settings
 from notifier.core.models import EventType
+from notifier.core.times import parse_instant
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog
-from notifier.posthog.listing import instant
 from notifier.runtime.daemon import Notifier
 from notifier.state.schema import SCHEMA_VERSION
 from notifier.state.store import Store
@@ -276,7 +276,7 @@ def test_a_change_behind_a_long_listing_is_still_reached_by_the_next_cycle(
     run = notifier(posthog_extra="page_size: 2", poll_extra="overlap: 1s")
 
     def stamp(base: str, seconds: float) -> str:
-        moment = instant(base)
+        moment = parse_instant(base)
         assert moment is not None
         return (moment + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

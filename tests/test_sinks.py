@@ -18,13 +18,14 @@ from standardwebhooks.webhooks import Webhook
 
 from notifier.config.settings import (
     ConsoleSinkSettings,
+    RuleSettings,
     SlackSinkSettings,
     SlackWebhookSinkSettings,
     WebhookSinkSettings,
 )
 from notifier.core.errors import SinkError
 from notifier.core.models import Delivery, Event, EventType, Links, Report
-from notifier.core.rules import Match, Rule
+from notifier.core.rules import Match
 from notifier.render import (
     digest_message,
     slack_message,
@@ -420,16 +421,16 @@ PROGRESS = Event.create(
 )
 
 
-def living(slack: FakeSlack, **rules: Rule) -> SlackSink:
+def living(slack: FakeSlack, **rules: RuleSettings) -> SlackSink:
     settings = SlackSinkSettings(
         name="slack", token=slack.token, channel=CHANNEL, api_url=slack.api_url, timeout=2.0
     )
     return SlackSink(settings, LINKS, rules=rules, pacer=Pacer(interval=0.0))
 
 
-def rule(name: str, *, broadcast: bool = False, templates: Templates | None = None) -> Rule:
+def rule(name: str, *, broadcast: bool = False, templates: Templates | None = None) -> RuleSettings:
     compiled = compile_templates(templates, f'rules[0] "{name}"') if templates else None
-    return Rule(name, Match(), ("slack",), reply_broadcast=broadcast, templates=compiled)
+    return RuleSettings(name, Match(), ("slack",), reply_broadcast=broadcast, templates=compiled)
 
 
 def test_slack_living_message_posts_then_updates_and_replies_in_its_thread(

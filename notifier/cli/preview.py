@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from notifier.config.settings import (
+    RuleSettings,
     Settings,
     SinkSettings,
     SlackSinkSettings,
@@ -64,7 +65,7 @@ SAMPLE_ENRICHMENT: Final = Enrichment(
 _PAYLOAD_INDENT: Final = 2
 
 
-def rule_templates(rules: Sequence[Rule]) -> dict[str, CompiledTemplates]:
+def rule_templates(rules: Sequence[RuleSettings]) -> dict[str, CompiledTemplates]:
     """Each templated rule's compiled templates, by rule name (what ``compose_event`` takes)."""
     return {rule.name: rule.templates for rule in rules if rule.templates is not None}
 

@@ -60,7 +60,7 @@ from notifier.config.yamlload import (
     read_text,
 )
 from notifier.core.errors import ConfigError
-from notifier.core.rules import REGEX_MAX_SIZE, Match, Rule, regex_size
+from notifier.core.rules import REGEX_MAX_SIZE, Match, regex_size
 from notifier.render.templates import CompiledTemplates
 
 __all__ = ["load_config", "parse_config", "parse_duration"]
@@ -327,7 +327,7 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
 
 
 def _warnings(
-    model: ConfigModel, sinks: Mapping[str, st.SinkSettings], rules: tuple[Rule, ...]
+    model: ConfigModel, sinks: Mapping[str, st.SinkSettings], rules: tuple[st.RuleSettings, ...]
 ) -> list[str]:
     """Valid but unwise: printed by ``check`` and logged at start."""
     poll, delivery, used = model.poll, model.delivery, {s for r in rules for s in r.sinks}
@@ -371,7 +371,7 @@ def _build(
     if base_dir is not None and not state_path.is_absolute():
         state_path = base_dir / state_path
     rules = tuple(
-        Rule(
+        st.RuleSettings(
             r.name,
             matches[i],
             tuple(r.sinks),

@@ -19,6 +19,14 @@ FirstRun = Literal["baseline", "notify"]
 
 
 @dataclass(frozen=True, slots=True)
+class RuleSettings(Rule):
+    """A configured rule: how it routes (``core.rules.Rule``) and, for the Slack sinks it routes
+    to, the templates that replace the sink's (and the default) text."""
+
+    templates: CompiledTemplates | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PostHogSettings:
     """Where and how to list signal reports."""
 
@@ -171,7 +179,7 @@ class Settings:
 
     posthog: PostHogSettings
     sinks: Mapping[str, SinkSettings]
-    rules: tuple[Rule, ...]
+    rules: tuple[RuleSettings, ...]
     poll: PollSettings = PollSettings()
     state: StateSettings = StateSettings()
     delivery: DeliverySettings = DeliverySettings()

@@ -30,7 +30,7 @@ from notifier.config.types import (
 )
 from notifier.config.yamlload import Loc, Problem, Said
 from notifier.core.models import EventType, Links
-from notifier.core.rules import Rule, top_level
+from notifier.core.rules import top_level
 from notifier.render.templates import (
     LIMITS,
     CompiledTemplates,
@@ -311,7 +311,9 @@ def build_sink(name: str, model: BaseModel, templates: CompiledTemplates | None)
     return st.ConsoleSinkSettings(name)
 
 
-def _rule_warnings(sinks: Mapping[str, st.SinkSettings], rules: Sequence[Rule]) -> list[str]:
+def _rule_warnings(
+    sinks: Mapping[str, st.SinkSettings], rules: Sequence[st.RuleSettings]
+) -> list[str]:
     found = []
     for index, rule in enumerate(rules):
         where, kinds = rule_where(index, rule.name), [sinks[s].type for s in rule.sinks]
@@ -349,7 +351,7 @@ def _fragile(where: str, compiled: CompiledTemplates) -> list[str]:
 def _sink_warnings(
     sinks: Mapping[str, st.SinkSettings],
     models: Mapping[str, BaseModel],
-    rules: Sequence[Rule],
+    rules: Sequence[st.RuleSettings],
 ) -> list[str]:
     found = []
     for name, sink in sinks.items():
@@ -380,7 +382,7 @@ def _sink_warnings(
 def sink_warnings(
     sinks: Mapping[str, st.SinkSettings],
     models: Mapping[str, BaseModel],
-    rules: Sequence[Rule],
+    rules: Sequence[st.RuleSettings],
 ) -> list[str]:
     """Valid but unwise uses of reply_broadcast, templates, batch and digest_after."""
     return _rule_warnings(sinks, rules) + _sink_warnings(sinks, models, rules)

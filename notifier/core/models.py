@@ -11,10 +11,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
+
+from notifier.core.times import iso_instant
 
 #: Fields whose change (status unchanged) makes an ``updated`` event, compared only when the
 #: field is present in both copies: a PostHog upgrade that adds or drops a field is not a change.
@@ -369,12 +370,6 @@ class NoticeKind(StrEnum):
 
 #: The outbox JSON of a notice carries ``"object": "notice"``; rows without it are events.
 NOTICE_OBJECT: Final = "notice"
-
-
-def iso_instant(seconds: float) -> str:
-    """Unix seconds as ``2026-01-15T14:02:11.123Z`` (UTC, milliseconds)."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def notice_id(kind: NoticeKind, subject: str, since: str) -> str:

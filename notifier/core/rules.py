@@ -25,7 +25,6 @@ from typing import Any, Final
 import regex
 
 from notifier.core.models import MISSING, Event, EventType, Report
-from notifier.render.templates import CompiledTemplates
 
 DEFAULT_EVENTS: Final = frozenset({EventType.NEW, EventType.STATUS_CHANGED})
 
@@ -86,7 +85,6 @@ class Rule:
     sinks: tuple[str, ...]
     stop: bool = False
     reply_broadcast: bool = False  # Slack threads: replies for this rule also go to the channel
-    templates: CompiledTemplates | None = None  # overrides the sink's (and the default) text
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ from notifier.core.diff import diff
 from notifier.core.errors import SourceError
 from notifier.core.models import Event, EventType
 from notifier.core.rules import Route, Rule, route
+from notifier.core.times import parse_instant
 from notifier.posthog.client import PostHogClient
-from notifier.posthog.listing import Listing, instant
+from notifier.posthog.listing import Listing
 from notifier.state.store import CycleWrite, ProjectState, SnapshotRow, Store
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class CyclePlan:
 
 
 def _cut_off(high_water: str | None, overlap: float) -> datetime | None:
-    moment = instant(high_water)
+    moment = parse_instant(high_water)
     return None if moment is None else moment - timedelta(seconds=overlap)
 
 
@@ -221,7 +222,7 @@ def plan_cycle(
         or snapshot[rid].listed != row.listed
         or snapshot[rid].report.version != row.report.version
     ]
-    high_water = _high_water(listing, instant(state.high_water))
+    high_water = _high_water(listing, parse_instant(state.high_water))
     write = CycleWrite(
         project_id=project_id,
         upserts=upserts,
@@ -261,7 +262,7 @@ def _missed(event: Event, cut_off: datetime) -> bool:
     it changed before ``cut_off``, and not only in fields that change without ``updated_at``."""
     if event.type is EventType.REMOVED or set(event.changes) <= DERIVED_FIELDS:
         return False
-    moment = instant(event.report.updated_at)
+    moment = parse_instant(event.report.updated_at)
     return moment is not None and moment < cut_off
 
 

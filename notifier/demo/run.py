@@ -19,11 +19,12 @@ from notifier.config.settings import (
     HttpSettings,
     PollSettings,
     PostHogSettings,
+    RuleSettings,
     Settings,
     StateSettings,
 )
 from notifier.core.models import EventType
-from notifier.core.rules import Match, Rule
+from notifier.core.rules import Match
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import DemoStory, FakePostHog
 from notifier.runtime.daemon import Notifier
@@ -38,7 +39,7 @@ def demo_settings(host: str, api_key: str, state_dir: Path, interval: float) -> 
         posthog=PostHogSettings(host=host, api_key=api_key, project_ids=(PROJECT_ID,)),
         sinks={"console": ConsoleSinkSettings(name="console")},
         rules=(
-            Rule(
+            RuleSettings(
                 name="everything to the console",
                 match=Match(events=frozenset(EventType)),
                 sinks=("console",),

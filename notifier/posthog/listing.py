@@ -7,9 +7,10 @@ client (``notifier.posthog.client``) fetches the pages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from notifier.core.models import Report
+from notifier.core.times import parse_instant
 from notifier.posthog.parse import Page
 
 
@@ -39,17 +40,6 @@ class Listing:
     seconds: float = 0.0  # how long the listing took
 
 
-def instant(text: str | None) -> datetime | None:
-    """An API timestamp (ISO 8601, ``Z`` or an offset; naive read as UTC), None if unreadable."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 class Gathered:
     """What a listing's pages brought so far: ids, parsed reports, the newest and oldest
     ``updated_at`` (in serving order)."""
@@ -72,7 +62,7 @@ class Gathered:
             self.reports.pop(rid, None)  # a repeat moves to its latest position and copy
             if report is not None:
                 self.reports[rid] = report
-            moment = instant(updated)
+            moment = parse_instant(updated)
             if moment is not None and (self.high is None or moment > self.high):
                 self.high = moment
             # A repeat is an item that slid onto the next page while others changed: it says

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.core.models import NO_ENRICHMENT, Enrichment, Recording, Report, item_version
+from notifier.core.times import parse_instant
 
 _SKIP_REASON_CHARS: Final = 200
 
@@ -232,16 +233,6 @@ def _time(value: Any) -> str | None:
     return _text(value, _TIME_CHARS)
 
 
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _typed(items: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """``(type, content)`` of the items an enrichment reads, newest first: in the order served
     (PostHog serves artefacts newest first), or by ``created_at`` when every one has a readable
@@ -255,7 +246,7 @@ def _typed(items: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
         content = item.get("content")
         found.append(
             (
-                _moment(item.get("created_at")),
+                parse_instant(item.get("created_at")),
                 item["type"],
                 content if isinstance(content, Mapping) else {},
             )

@@ -9,10 +9,11 @@ characters everywhere. Pure functions: the durations shown are computed from the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from notifier.core.models import Notice, NoticeKind
+from notifier.core.times import parse_instant
 from notifier.render.slack import (
     MAX_CONTEXT_ELEMENTS,
     MAX_HEADER,
@@ -49,14 +50,6 @@ def notice_headline(notice: Notice) -> str:
     return text
 
 
-def _instant(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def format_span(seconds: float) -> str:
     """``45 s``, ``15 min``, ``2 h 5 min``, ``3 d 4 h``."""
     seconds = max(0.0, seconds)
@@ -79,7 +72,7 @@ def _clock(moment: datetime, *, date: bool = True) -> str:
 def notice_timing(notice: Notice) -> str:
     """``Since 2026-01-15 14:02 UTC (failing for 15 min)`` or, for a recovery,
     ``Failed from 2026-01-15 14:02 UTC until 14:40 UTC (38 min)``."""
-    since, at = _instant(notice.since), _instant(notice.at)
+    since, at = parse_instant(notice.since), parse_instant(notice.at)
     if since is None or at is None:  # not from this notifier; show what it says
         return f"Since {one_line(notice.since)[:40]}"
     span = format_span((at - since).total_seconds())

@@ -14,6 +14,7 @@ from typing import Final
 
 from notifier.config.settings import (
     ConsoleSinkSettings,
+    RuleSettings,
     SinkSettings,
     SlackSinkSettings,
     SlackWebhookSinkSettings,
@@ -21,7 +22,6 @@ from notifier.config.settings import (
 )
 from notifier.core.errors import ConfigError
 from notifier.core.models import Links
-from notifier.core.rules import Rule
 from notifier.sinks.base import Sink
 from notifier.sinks.console import ConsoleSink
 from notifier.sinks.slack.bot import SlackSink
@@ -29,27 +29,33 @@ from notifier.sinks.slack.incoming import SlackWebhookSink
 from notifier.sinks.slack.pace import Pacer
 from notifier.sinks.webhook import WebhookSink
 
-SinkFactory = Callable[[SinkSettings, Links, Mapping[str, Rule], Pacer], Sink]
+SinkFactory = Callable[[SinkSettings, Links, Mapping[str, RuleSettings], Pacer], Sink]
 
 
-def _slack(settings: SinkSettings, links: Links, rules: Mapping[str, Rule], pacer: Pacer) -> Sink:
+def _slack(
+    settings: SinkSettings, links: Links, rules: Mapping[str, RuleSettings], pacer: Pacer
+) -> Sink:
     assert isinstance(settings, SlackSinkSettings)
     return SlackSink(settings, links, rules=rules, pacer=pacer)
 
 
 def _slack_webhook(
-    settings: SinkSettings, links: Links, rules: Mapping[str, Rule], pacer: Pacer
+    settings: SinkSettings, links: Links, rules: Mapping[str, RuleSettings], pacer: Pacer
 ) -> Sink:
     assert isinstance(settings, SlackWebhookSinkSettings)
     return SlackWebhookSink(settings, links, rules=rules, pacer=pacer)
 
 
-def _webhook(settings: SinkSettings, links: Links, _rules: Mapping[str, Rule], _p: Pacer) -> Sink:
+def _webhook(
+    settings: SinkSettings, links: Links, _rules: Mapping[str, RuleSettings], _p: Pacer
+) -> Sink:
     assert isinstance(settings, WebhookSinkSettings)
     return WebhookSink(settings, links)
 
 
-def _console(settings: SinkSettings, links: Links, _rules: Mapping[str, Rule], _p: Pacer) -> Sink:
+def _console(
+    settings: SinkSettings, links: Links, _rules: Mapping[str, RuleSettings], _p: Pacer
+) -> Sink:
     assert isinstance(settings, ConsoleSinkSettings)
     return ConsoleSink(settings, links)
 
@@ -66,7 +72,7 @@ def build_sink(
     settings: SinkSettings,
     links: Links,
     *,
-    rules: Mapping[str, Rule] | None = None,
+    rules: Mapping[str, RuleSettings] | None = None,
     pacer: Pacer | None = None,
 ) -> Sink:
     """The sink for one settings object. Raises ``ConfigError`` for an unknown type."""
@@ -81,7 +87,7 @@ def build_sinks(
     settings: Mapping[str, SinkSettings],
     links: Links,
     *,
-    rules: Mapping[str, Rule] | None = None,
+    rules: Mapping[str, RuleSettings] | None = None,
     cancel: threading.Event | None = None,
     pacer: Pacer | None = None,
 ) -> dict[str, Sink]:

@@ -27,11 +27,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifier import __version__
-from notifier.config.settings import SlackSinkSettings
+from notifier.config.settings import RuleSettings, SlackSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.models import Delivery, Event, Links, Notice
-from notifier.core.rules import Rule
-from notifier.posthog.listing import instant
+from notifier.core.times import parse_instant
 from notifier.render import (
     SlackMessage,
     digest_message,
@@ -97,7 +96,7 @@ HINTS: Final[Mapping[str, str]] = {
 
 def _older(updated_at: str | None, shown: str | None) -> bool:
     """Whether a report copy is older than the one a card shows (unknown: not older)."""
-    mine, theirs = instant(updated_at), instant(shown)
+    mine, theirs = parse_instant(updated_at), parse_instant(shown)
     return mine is not None and theirs is not None and mine < theirs
 
 
@@ -115,7 +114,7 @@ IO_ERRORS: Final = (OSError, http.client.HTTPException)
 class SlackSink:
     """Keeps one Block Kit card per report up to date in one channel, with a bot token.
 
-    ``rules`` (name → ``Rule``) supply ``reply_broadcast`` and rule templates; ``pacer`` is
+    ``rules`` (name → ``RuleSettings``) supply ``reply_broadcast`` and rule templates; ``pacer`` is
     shared with the other sinks (a private one when not given).
     """
 
@@ -125,7 +124,7 @@ class SlackSink:
         links: Links,
         *,
         clock: Callable[[], datetime] = utc_now,
-        rules: Mapping[str, Rule] | None = None,
+        rules: Mapping[str, RuleSettings] | None = None,
         pacer: Pacer | None = None,
     ) -> None:
         self.name = settings.name

@@ -21,10 +21,9 @@ from urllib.parse import urlsplit
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from notifier import __version__
-from notifier.config.settings import SlackWebhookSinkSettings
+from notifier.config.settings import RuleSettings, SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.models import Delivery, Event, Links, Notice
-from notifier.core.rules import Rule
 from notifier.render import (
     SlackMessage,
     digest_message,
@@ -62,8 +61,8 @@ HINTS: Final[Mapping[str, str]] = {
 class SlackWebhookSink:
     """Posts each delivery as a Block Kit card to a Slack incoming webhook.
 
-    ``rules`` (name → ``Rule``) supply rule templates; ``pacer`` is shared with the other sinks
-    (a private one when not given).
+    ``rules`` (name → ``RuleSettings``) supply rule templates; ``pacer`` is shared with the
+    other sinks (a private one when not given).
     """
 
     def __init__(
@@ -72,7 +71,7 @@ class SlackWebhookSink:
         links: Links,
         *,
         clock: Callable[[], datetime] = utc_now,
-        rules: Mapping[str, Rule] | None = None,
+        rules: Mapping[str, RuleSettings] | None = None,
         pacer: Pacer | None = None,
     ) -> None:
         self.name = settings.name
