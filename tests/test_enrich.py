@@ -16,9 +16,10 @@ import pytest
 
 from notifier.config.settings import Settings
 from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, Links, Recording
-from notifier.cycle.enrich import MAX_PER_CYCLE
+from notifier.cycle.enrich import MAX_PER_CYCLE, WINDOW
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog
+from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
 from notifier.render import slack_message
 from notifier.runtime.daemon import Notifier
@@ -141,19 +142,18 @@ def start(
         enrich: Sequence[str] = ("slack",),
         sinks: dict[str, dict[str, Any]] | None = None,
         posthog: dict[str, Any] | None = None,
+        enrich_window: float = WINDOW,
         **config: Any,
     ) -> Run:
         config.setdefault("poll_extra", "full_sync_every: 0s")
         settings = enriching(load(make_config(**config)), enrich, **(sinks or {}))
         settings = replace(settings, posthog=replace(settings.posthog, **(posthog or {})))
-        notifier = Notifier(settings)
+        ph, waits = settings.posthog, []
+        budget = RequestBudget(ph.requests_per_minute, ph.requests_per_hour)
+        source = PostHogClient(ph, sleep=waits.append, budget=budget)
+        notifier = Notifier(settings, source=source, budget=budget, enrich_window=enrich_window)
         opened.append(notifier)
-        run = Run(notifier)
-        notifier.source.close()
-        notifier.source = PostHogClient(
-            settings.posthog, sleep=run.waits.append, budget=notifier.budget
-        )
-        return run
+        return Run(notifier, waits)
 
     yield make
     for notifier in opened:
@@ -349,8 +349,7 @@ def test_a_slow_posthog_costs_the_window_at_most(
 ) -> None:
     """Artefacts that do not come within the enrichment window: the cycle goes on without
     them, without trying the other reports, long before PostHog would have answered."""
-    run = start(first_run="notify")
-    run.notifier.enrich_window = 0.5
+    run = start(first_run="notify", enrich_window=0.5)
     reports = [add_rich(posthog, f"r{i}") for i in range(3)]
     posthog.stall_next(10, times=9, path_contains="/artefacts/")
     started = time.monotonic()

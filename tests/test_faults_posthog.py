@@ -23,6 +23,7 @@ from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog
 from notifier.posthog.client import STALE_PAGES, PostHogClient
 from notifier.runtime.daemon import Notifier
+from notifier.runtime.project_health import ProjectHealth
 from tests.conftest import API_KEY, PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 
@@ -34,8 +35,23 @@ PAGE_2 = "offset=2"  # matches page 2 of a page_size 2 listing (and no page of O
 class Run:
     """A Notifier whose PostHog client records its retry waits instead of sleeping."""
 
-    notifier: Notifier
+    opened: list[Notifier]
     waits: list[float] = field(default_factory=list)
+    notifier: Notifier = field(init=False)
+
+    def build(self, settings: Settings, health: dict[int, ProjectHealth] | None = None) -> None:
+        """The notifier for ``settings``, its PostHog retries recorded in ``waits``."""
+        source = PostHogClient(settings.posthog, sleep=self.waits.append)
+        self.notifier = Notifier(settings, source=source, health=health)
+        self.opened.append(self.notifier)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """The operator fixed the config: a new notifier takes over the state and each
+        project's poll health."""
+        old = self.notifier
+        self.opened.remove(old)
+        old.close()
+        self.build(settings, old.health)
 
     def poll(self, project_id: int = PROJECT) -> CyclePlan | None:
         return self.notifier.poll(project_id)
@@ -64,11 +80,8 @@ def runs(
         settings = load(make_config(**config))
         if timeout is not None:
             settings = replace(settings, posthog=replace(settings.posthog, timeout=timeout))
-        notifier = Notifier(settings)
-        opened.append(notifier)
-        notifier.source.close()
-        run = Run(notifier)
-        notifier.source = PostHogClient(settings.posthog, sleep=run.waits.append)
+        run = Run(opened)
+        run.build(settings)
         return run
 
     yield make
@@ -341,8 +354,8 @@ def _auth_ok(f: FakePostHog, run: Run) -> None:
 
 
 def _statuses_fixed(f: FakePostHog, run: Run) -> None:
-    settings = replace(run.notifier.settings.posthog, statuses=("ready",))
-    run.notifier.source = PostHogClient(settings, sleep=run.waits.append)
+    settings = run.notifier.settings
+    run.reconfigure(replace(settings, posthog=replace(settings.posthog, statuses=("ready",))))
 
 
 def _refuse_401(f: FakePostHog) -> None:

@@ -36,11 +36,10 @@ def test_unchanged_reports_are_not_loaded_or_written(
     and writes exactly the changed report; reports by status still count every report. The
     same with full and with incremental listings."""
     reports = [posthog.add_report(PROJECT, title=f"r{i}", status="ready") for i in range(30)]
-    notifier = Notifier(load(make_config(poll_extra=poll_extra)))
-    store = CountingStore(notifier.settings.state.path)
+    settings = load(make_config(poll_extra=poll_extra))
+    store = CountingStore(settings.state.path)
     store.loaded = []
-    notifier.store.close()
-    notifier.store = store
+    notifier = Notifier(settings, store=store)
     try:
         baseline = notifier.poll(PROJECT)
         assert baseline is not None

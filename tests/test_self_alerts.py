@@ -272,9 +272,8 @@ def start(load: Callable[[Path], Settings], clock: Clock) -> Iterator[Callable[[
 
     def make(path: Path) -> Notifier:
         settings = load(path)
-        notifier = Notifier(settings, alert_clock=clock)
-        notifier.source.close()
-        notifier.source = PostHogClient(settings.posthog, sleep=lambda _seconds: None)
+        source = PostHogClient(settings.posthog, sleep=lambda _seconds: None)
+        notifier = Notifier(settings, source=source, alert_clock=clock)
         opened.append(notifier)
         return notifier
 

@@ -1,0 +1,172 @@
+"""Polling one project, as the daemon does it: the cycle (``cycle.pipeline``) run within its
+deadline, enriched, committed, and its outcome counted.
+
+``Poller.poll`` never raises for PostHog or state trouble: a failure is logged once per outage
+(``ProjectHealth``), paused after repeated errors, reported through the self-alerts and counted
+in the metrics; the next cycle starts from the unchanged state. A bug in a cycle is logged with
+its traceback and treated the same way, so polling never stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from notifier.config.settings import Settings
+from notifier.core.errors import SourceError, StateError
+from notifier.cycle.enrich import WINDOW, enrich_plan
+from notifier.cycle.pipeline import CyclePlan, commit, plan_cycle
+from notifier.delivery.selfalerts import SelfAlerts, source_hint
+from notifier.posthog.client import PostHogClient
+from notifier.runtime.metrics import Metrics
+from notifier.runtime.project_health import ProjectHealth
+from notifier.runtime.vitals import Vitals
+from notifier.state.store import Store
+
+log = logging.getLogger("notifier.runtime.daemon")  # the poll's own log lines, as before
+
+
+class Poller:
+    """Runs the cycles of every configured project and keeps their health."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: PostHogClient,
+        store: Store,
+        metrics: Metrics,
+        self_alerts: SelfAlerts,
+        vitals: Vitals,
+        wake: Callable[[Iterable[str]], None],
+        after_cycle: Callable[[int, CyclePlan | None], None] | None = None,
+        enrich_window: float = WINDOW,
+        health: dict[int, ProjectHealth] | None = None,
+    ) -> None:
+        """``wake`` tells the delivery threads of these sinks that entries are due;
+        ``enrich_window`` is how long a cycle may spend fetching artefacts; ``health`` is where
+        each project's health is kept (shared with the probes)."""
+        self._settings = settings
+        self._source = source
+        self._store = store
+        self._metrics = metrics
+        self._self_alerts = self_alerts
+        self._vitals = vitals
+        self._wake = wake
+        self._after_cycle = after_cycle
+        self._enrich_window = enrich_window
+        self.health = health if health is not None else {}
+        for pid in settings.posthog.project_ids:
+            self.health.setdefault(pid, ProjectHealth())
+        self._synced: set[int] = set()  # projects fully listed since this notifier started
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The hard limit for one cycle."""
+        poll = self._settings.poll
+        return poll.deadline if poll.deadline is not None else max(60.0, 3 * poll.interval)
+
+    def poll(self, project_id: int) -> CyclePlan | None:
+        """One cycle for one project; None when it failed or was skipped (paused)."""
+        health = self.health.setdefault(project_id, ProjectHealth())
+        if time.time() < health.not_before:
+            log.debug("project %s: paused after errors until %s", project_id, health.not_before)
+            self._vitals.cycle_attempted(project_id, None)
+            self._metrics.poll(project_id, "paused", None)
+            self._self_alerts.poll_paused(project_id)
+            return None
+        started = time.monotonic()
+        self._vitals.cycle_attempted(project_id, time.time() + self.deadline_seconds)
+        plan: CyclePlan | None = None
+        outcome = "internal_error"
+        try:
+            plan, added = self._cycle(project_id, started + self.deadline_seconds)
+        except (SourceError, StateError) as exc:
+            outcome = exc.kind.value if isinstance(exc, SourceError) else "state_error"
+            health.failed(project_id, exc, self._settings.poll.interval)
+            self._self_alerts.poll_failed(
+                project_id, health.last_error or str(exc), source_hint(exc, project_id)
+            )
+        except Exception as exc:  # a bug must not end polling, nor go unseen
+            log.exception(
+                "project %s: the cycle crashed; nothing was changed",
+                project_id,
+                extra={"event": "poll_failed", "project_id": project_id},
+            )
+            self._crashed(project_id, health, exc)
+        else:
+            outcome = "success"
+            self._succeeded(project_id, plan, added, time.monotonic() - started)
+        finally:
+            health.cycles += 1
+            self._metrics.poll(project_id, outcome, time.monotonic() - started)
+            self._vitals.cycle_finished(project_id)
+            if self._after_cycle is not None:
+                self._after_cycle(project_id, plan)
+        if plan is not None:
+            self._wake({sink for _, sink, _ in plan.write.outbox})
+        return plan
+
+    def _cycle(self, project_id: int, deadline: float) -> tuple[CyclePlan, int]:
+        """List, diff, route, enrich and commit; the plan and how many entries it queued."""
+        settings = self._settings
+        plan = plan_cycle(
+            project_id,
+            source=self._source,
+            store=self._store,
+            rules=settings.rules,
+            first_run=settings.first_run,
+            now=time.time(),
+            deadline=deadline,
+            # the first cycle of each project in a process lists everything
+            full_sync_every=settings.poll.full_sync_every if project_id in self._synced else 0.0,
+            overlap=settings.poll.overlap,
+        )
+        plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
+            plan, self._source, settings.sinks, deadline=deadline, window=self._enrich_window
+        )
+        return plan, commit(plan, self._store)
+
+    def _crashed(self, project_id: int, health: ProjectHealth, exc: Exception) -> None:
+        health.failures += 1
+        health.last_error = "internal error"
+        self._self_alerts.poll_failed(
+            project_id, f"internal error ({type(exc).__name__})", source_hint(exc, project_id)
+        )
+
+    def _succeeded(self, project_id: int, plan: CyclePlan, added: int, took: float) -> None:
+        if not plan.incremental:
+            self._synced.add(project_id)
+        self.health[project_id].succeeded(project_id)
+        self._self_alerts.poll_succeeded(project_id)
+        log.info(
+            plan.summary(added, took),
+            extra={"event": "cycle", "project_id": project_id, "duration_ms": round(took * 1000)},
+        )
+        self._count(project_id, plan)
+
+    def _count(self, project_id: int, plan: CyclePlan) -> None:
+        """Metrics of a committed cycle: its events and the project's reports by status."""
+        events = [e.type.value for e in plan.events]
+        last_success = self.health[project_id].last_success or time.time()
+        if plan.missed:
+            log.warning(
+                "project %s: the full listing found %d changes the incremental listings missed "
+                "(they are delivered now); if this repeats, raise poll.overlap",
+                project_id,
+                plan.missed,
+                extra={"event": "missed_events", "project_id": project_id},
+            )
+        try:
+            statuses = self._store.status_counts(project_id)
+        except StateError:
+            statuses = None  # the cycle is committed; the gauge waits for the next one
+        self._metrics.poll_succeeded(
+            project_id,
+            last_success,
+            events,
+            statuses,
+            incremental=plan.incremental,
+            missed=plan.missed,
+        )
