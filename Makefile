@@ -12,7 +12,7 @@ K8S_MIN_VERSION := 1.30.0
 # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed version.
 LOCK_FLAGS ?=
 
-.PHONY: venv demo test lint lint-deploy typecheck unit soak bench lock clean
+.PHONY: venv demo test quick lint lint-deploy typecheck unit soak bench lock clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ unit: $(STAMP)
 	$(BIN)/pytest -n auto
 
 test: lint typecheck lint-deploy unit
+
+# The suite without the slow crash and container tests (they start notifier processes).
+quick: $(STAMP)
+	$(BIN)/pytest -n auto -m "not slow and not soak"
 
 # 2,000 accelerated cycles with churn; prints memory, file descriptor and state size figures.
 soak: $(STAMP)

@@ -48,6 +48,23 @@ def leaked(text: str | bytes) -> list[str]:
     return [name for name, secret in SECRETS.items() if secret in text]
 
 
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def _root_entries() -> set[str]:
+    """What stands at the repository's top level, hidden entries (caches) aside."""
+    return {p.name for p in REPOSITORY.iterdir() if not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_outside_tmp_path() -> Iterator[None]:
+    """No test writes into the repository: a relative ``state.path`` or heartbeat would land
+    at its top level (where the tests run), so the session fails if anything new appears."""
+    before = _root_entries()
+    yield
+    assert _root_entries() <= before, f"tests wrote {sorted(_root_entries() - before)}"
+
+
 _CAPTURE_FIXTURES = ("capsys", "capfd", "capsysbinary", "capfdbinary")
 
 

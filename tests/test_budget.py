@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,11 +136,11 @@ def test_waiting_warns_once_with_the_numbers(caplog: pytest.LogCaptureFixture) -
     assert sum(waited) == pytest.approx(120.0)
 
 
-def test_a_throttled_answer_pauses_the_budget(posthog: FakePostHog) -> None:
+def test_a_throttled_answer_pauses_the_budget(posthog: FakePostHog, tmp_path: Path) -> None:
     """PostHog's 429 (wait only in `detail`) pauses the shared budget for that long."""
     clock = Clock()
     b = budget(clock)
-    settings = _settings(posthog)
+    settings = _settings(posthog, tmp_path)
     client = PostHogClient(settings.posthog, budget=b, sleep=lambda _s: None)
     posthog.add_report(PROJECT)
     posthog.throttle_next(42)
@@ -152,9 +153,10 @@ def test_a_throttled_answer_pauses_the_budget(posthog: FakePostHog) -> None:
         client.close()
 
 
-def _settings(posthog: FakePostHog, **poll: object) -> Settings:
+def _settings(posthog: FakePostHog, state_dir: Path, **poll: object) -> Settings:
     data: dict[str, Any] = {
         "posthog": {"host": posthog.url, "api_key": posthog.api_key, "project_ids": [1, 2, 3]},
+        "state": {"path": str(state_dir / "state.db")},
         "sinks": {"out": {"type": "console"}},
         "rules": [{"name": "all", "match": {}, "sinks": ["out"]}],
         "http": {"listen": None},
@@ -178,6 +180,7 @@ def _settings(posthog: FakePostHog, **poll: object) -> Settings:
 )
 def test_expected_requests_per_hour(
     posthog: FakePostHog,
+    tmp_path: Path,
     poll: dict[str, object],
     reports: int,
     per_hour: int,
@@ -185,7 +188,7 @@ def test_expected_requests_per_hour(
     full: int,
 ) -> None:
     """The arithmetic `check` prints: quiet incremental cycles plus periodic full listings."""
-    settings = _settings(posthog, **poll)
+    settings = _settings(posthog, tmp_path, **poll)
     expected = expected_requests_per_hour(settings, reports)
     assert (expected.per_hour, expected.quiet_cycles, expected.full_listings) == (
         per_hour,
@@ -197,11 +200,11 @@ def test_expected_requests_per_hour(
     assert not expected.fits(tight)
 
 
-def test_a_reload_keeps_the_budget_of_the_same_key(posthog: FakePostHog) -> None:
+def test_a_reload_keeps_the_budget_of_the_same_key(posthog: FakePostHog, tmp_path: Path) -> None:
     """After a reload with the same host, key and limits the running budget is kept (a reload
     must not grant a fresh hour's worth of requests), bound to the new notifier's stop event;
     another key or other limits get a new one."""
-    settings = _settings(posthog)
+    settings = _settings(posthog, tmp_path)
     old = Notifier(settings)
     stopped = threading.Event()
     stopped.set()  # the old notifier has been stopped: its waits are abandoned

@@ -59,10 +59,14 @@ _OFFLINE = re.compile(
     re.IGNORECASE,
 )
 
-pytestmark = pytest.mark.skipif(
-    os.name != "posix" or os.geteuid() != 0,
-    reason="plays the container's non-root user (uid 65534), which needs the tests to run as root",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.name != "posix" or os.geteuid() != 0,
+        reason="plays the container's non-root user (uid 65534), which needs the tests to run "
+        "as root",
+    ),
+]
 
 
 # --- the image -----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from tests.conftest import PROJECT
 from tests.fakes import ReceivedWebhook, WebhookReceiver
 from tests.helpers import wait_for as shared_wait_for
 
+pytestmark = pytest.mark.slow
+
 SEED = 20260115
 KILLS = 24  # plus the one right after the baseline; a multiple of the 6 modes
 TO_HOOK = (

@@ -111,11 +111,6 @@ class HttpSettings:
 
     listen: str | None = DEFAULT_LISTEN
 
-    @property
-    def address(self) -> tuple[str, int] | None:
-        """``(host, port)`` to bind, or None when the listener is off."""
-        return None if self.listen is None else split_listen(self.listen)
-
 
 @dataclass(frozen=True, slots=True)
 class SlackSinkSettings:

@@ -17,7 +17,7 @@ verbose mode ``(?x)``, where that expansion cannot be told from the text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -269,8 +269,3 @@ def compile_regex(pattern: str) -> regex.Pattern[str]:
             "characters); use smaller counts, e.g. {1,} instead of {1000,}"
         )
     return regex.compile(pattern)
-
-
-def referenced_sinks(rules: Iterable[Rule]) -> set[str]:
-    """Every sink name some rule routes to."""
-    return {sink for rule in rules for sink in rule.sinks}

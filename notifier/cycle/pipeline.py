@@ -8,7 +8,6 @@ is; ``commit`` writes the plan in one transaction. A cycle that fails anywhere b
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -269,25 +268,3 @@ def _missed(event: Event, cut_off: datetime) -> bool:
 def commit(plan: CyclePlan, store: Store) -> int:
     """Write the plan in one transaction; returns how many outbox entries were added."""
     return store.commit_cycle(plan.write)
-
-
-def run_cycle(
-    project_id: int,
-    *,
-    source: PostHogClient,
-    store: Store,
-    rules: Sequence[Rule],
-    first_run: FirstRun,
-    deadline: float | None = None,
-) -> tuple[CyclePlan, int]:
-    """Plan and commit one cycle."""
-    plan = plan_cycle(
-        project_id,
-        source=source,
-        store=store,
-        rules=rules,
-        first_run=first_run,
-        now=time.time(),
-        deadline=deadline,
-    )
-    return plan, commit(plan, store)

@@ -150,11 +150,6 @@ class Deliverer:
         # the channel on every pass. A restart forgets this and sends them again (at least once).
         self._unrecorded: dict[int, _Accepted] = {}
 
-    @property
-    def sink_names(self) -> list[str]:
-        """The sinks this deliverer drains."""
-        return list(self._sinks)
-
     def drain(self, sink_name: str, stop: threading.Event | None = None) -> DrainResult:
         """Deliver the sink's due entries in order until one is not due or fails transiently.
 
