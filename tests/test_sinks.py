@@ -26,6 +26,7 @@ from notifier.config.settings import (
 from notifier.core.errors import SinkError
 from notifier.core.models import Delivery, Event, EventType, Links, Report
 from notifier.core.rules import Match
+from notifier.core.times import parse_retry_after
 from notifier.render import (
     digest_message,
     slack_message,
@@ -34,7 +35,7 @@ from notifier.render import (
     webhook_body,
 )
 from notifier.render.templates import Templates, compile_templates
-from notifier.sinks.base import MessageRef, parse_retry_after
+from notifier.sinks.base import MessageRef
 from notifier.sinks.compose import compose_event
 from notifier.sinks.console import ConsoleSink
 from notifier.sinks.registry import build_sinks

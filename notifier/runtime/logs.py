@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-REDACTED = "[redacted]"
+from notifier.core.secrets import redact
+
 LogFormat = Literal["json", "text"]
 
 #: Everything a LogRecord carries by itself; any other attribute came from ``extra=``.
@@ -82,14 +83,6 @@ def _parts(secret: str) -> Iterator[str]:
     for part in (parts.path, parts.path.lstrip("/"), parts.query, password):
         if part and len(part) >= 8 and part.strip("/"):
             yield part
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``[redacted]``."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def setup(

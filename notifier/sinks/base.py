@@ -12,9 +12,7 @@ remember; the sink never touches the store), and a ``DigestSink`` takes many eve
 
 from __future__ import annotations
 
-import email.utils
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -77,33 +75,6 @@ class DigestSink(Protocol):
         ...
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date, never < 0.
-
-    Returns None when the value is missing or unreadable.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     """A header value by case-insensitive name; list values (slack_sdk's) give their first."""
     if not headers:
@@ -115,13 +86,6 @@ def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
                 return str(value[0]) if value else None
             return str(value)
     return None
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret (longest first) replaced by ``[redacted]``."""
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -25,14 +25,10 @@ from notifier import __version__
 from notifier.config.settings import WebhookSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.models import Delivery, Event, Links, Notice
+from notifier.core.secrets import redact
+from notifier.core.times import parse_retry_after
 from notifier.render import notice_webhook_body, sign, webhook_batch_body, webhook_body
-from notifier.sinks.base import (
-    USER_AGENT_PRODUCT,
-    describe_exception,
-    parse_retry_after,
-    redact,
-    utc_now,
-)
+from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, utc_now
 
 #: Statuses worth retrying (the Standard Webhooks / Svix convention); other 5xx are too.
 RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})

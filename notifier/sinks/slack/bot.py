@@ -30,7 +30,7 @@ from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.models import Delivery, Event, Links, Notice
-from notifier.core.times import parse_instant
+from notifier.core.times import parse_instant, parse_retry_after
 from notifier.render import (
     SlackMessage,
     digest_message,
@@ -39,14 +39,7 @@ from notifier.render import (
     text_only,
     thread_reply,
 )
-from notifier.sinks.base import (
-    USER_AGENT_PRODUCT,
-    MessageRef,
-    describe_exception,
-    header,
-    parse_retry_after,
-    utc_now,
-)
+from notifier.sinks.base import USER_AGENT_PRODUCT, MessageRef, describe_exception, header, utc_now
 from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.pace import Pacer, bot_keys
 

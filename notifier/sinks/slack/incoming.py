@@ -24,6 +24,8 @@ from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.models import Delivery, Event, Links, Notice
+from notifier.core.secrets import redact
+from notifier.core.times import parse_retry_after
 from notifier.render import (
     SlackMessage,
     digest_message,
@@ -31,7 +33,7 @@ from notifier.render import (
     notice_text_only,
     text_only,
 )
-from notifier.sinks.base import USER_AGENT_PRODUCT, header, parse_retry_after, redact, utc_now
+from notifier.sinks.base import USER_AGENT_PRODUCT, header, utc_now
 from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.bot import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
 from notifier.sinks.slack.pace import Pacer, webhook_keys
