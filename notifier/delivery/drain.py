@@ -27,6 +27,7 @@ from typing import Final
 from notifier.config.settings import DeliverySettings
 from notifier.core.errors import SinkError, StateError
 from notifier.core.models import Delivery, Event, Notice
+from notifier.core.outcomes import DeliveryOutcome
 from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
 from notifier.state.store import OutboxEntry, Store
 
@@ -45,6 +46,11 @@ class DrainResult:
     delivered: int = 0
     retrying: int = 0
     dead: int = 0
+
+    @classmethod
+    def of(cls, counts: Mapping[DeliveryOutcome, int]) -> DrainResult:
+        """The result from entries counted by outcome."""
+        return cls(**{outcome.value: count for outcome, count in counts.items()})
 
 
 def backoff(
@@ -129,8 +135,8 @@ class Deliverer:
         settings: DeliverySettings,
         *,
         clock: Callable[[], float] = time.time,
-        on_attempt: Callable[[str, str, float], None] | None = None,
-        on_settled: Callable[[OutboxEntry, str, str | None], None] | None = None,
+        on_attempt: Callable[[str, DeliveryOutcome, float], None] | None = None,
+        on_settled: Callable[[OutboxEntry, DeliveryOutcome, str | None], None] | None = None,
     ) -> None:
         self._store = store
         # told of every attempt's (sink, outcome: delivered | retrying | dead, seconds taken);
@@ -159,7 +165,7 @@ class Deliverer:
             return self._drain(self._sinks[sink_name], sink_name, stop)
 
     def _drain(self, sink: Sink, sink_name: str, stop: threading.Event | None) -> DrainResult:
-        done = {"delivered": 0, "retrying": 0, "dead": 0}
+        done = dict.fromkeys(DeliveryOutcome, 0)
         digest_after = sink.digest_after if isinstance(sink, DigestSink) else 0
         while stop is None or not stop.is_set():
             due = self._store.next_due(sink_name)  # one indexed read before parsing a batch
@@ -168,7 +174,7 @@ class Deliverer:
             entries = self._store.pending(sink_name, limit=MAX_DIGEST if digest_after else _BATCH)
             recorded = self._record_accepted(entries)
             if recorded:
-                done["delivered"] += recorded
+                done[DeliveryOutcome.DELIVERED] += recorded
                 continue
             now = self._clock()
             if not entries or entries[0].next_attempt_at > now:
@@ -189,15 +195,15 @@ class Deliverer:
                 if stop is not None and stop.is_set():
                     break
                 if group[0].next_attempt_at > self._clock():
-                    return DrainResult(**done)
+                    return DrainResult.of(done)
                 started = time.monotonic()
                 outcome, counts = self._attempt(sink, group, stop)
                 self._on_attempt(sink_name, outcome, time.monotonic() - started)
                 for key, count in counts.items():
                     done[key] += count
-                if outcome == "retrying":
-                    return DrainResult(**done)
-        return DrainResult(**done)
+                if outcome is DeliveryOutcome.RETRYING:
+                    return DrainResult.of(done)
+        return DrainResult.of(done)
 
     def _record_accepted(self, entries: Sequence[OutboxEntry]) -> int:
         """Write the marks a full disk kept from being written; returns how many entries."""
@@ -217,7 +223,7 @@ class Deliverer:
                 extra=_log_keys(group),
             )
             for settled in group:
-                self._settled(settled, "delivered", None)
+                self._settled(settled, DeliveryOutcome.DELIVERED, None)
             recorded += len(group)
         return recorded
 
@@ -232,7 +238,7 @@ class Deliverer:
 
     def _attempt(
         self, sink: Sink, entries: list[OutboxEntry], stop: threading.Event | None
-    ) -> tuple[str, dict[str, int]]:
+    ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
         """Send one entry (or a digest of several) and record the outcome."""
         head = entries[0]
         message: MessageRef | None = None
@@ -276,10 +282,10 @@ class Deliverer:
             },
         )
         for entry in entries:
-            self._settled(entry, "delivered", None)
-        return "delivered", {"delivered": len(entries)}
+            self._settled(entry, DeliveryOutcome.DELIVERED, None)
+        return DeliveryOutcome.DELIVERED, {DeliveryOutcome.DELIVERED: len(entries)}
 
-    def _settled(self, entry: OutboxEntry, outcome: str, error: str | None) -> None:
+    def _settled(self, entry: OutboxEntry, outcome: DeliveryOutcome, error: str | None) -> None:
         try:
             self._on_settled(entry, outcome, error)
         except Exception:  # a watcher's bug must not stop deliveries
@@ -287,7 +293,7 @@ class Deliverer:
 
     def _failed(
         self, entries: list[OutboxEntry], exc: SinkError, stop: threading.Event | None
-    ) -> tuple[str, dict[str, int]]:
+    ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
         now = self._clock()
         head = entries[0]
         ids = [e.id for e in entries]
@@ -304,8 +310,8 @@ class Deliverer:
                 extra={**extra, "error": str(exc)},
             )
             for entry in entries:
-                self._settled(entry, "dead", str(exc))
-            return "dead", {"dead": len(entries)}
+                self._settled(entry, DeliveryOutcome.DEAD, str(exc))
+            return DeliveryOutcome.DEAD, {DeliveryOutcome.DEAD: len(entries)}
         if stop is not None and stop.is_set():  # cut short by the shutdown: nothing to record
             log.info(
                 "sink %s: %s not sent, the notifier is stopping (sent after the restart)",
@@ -313,7 +319,7 @@ class Deliverer:
                 _describe(entries),
                 extra=extra,
             )
-            return "retrying", {"retrying": len(entries)}
+            return DeliveryOutcome.RETRYING, {DeliveryOutcome.RETRYING: len(entries)}
         attempts = max(e.attempts for e in entries) + 1
         wait = backoff(attempts, self._settings, exc.retry_after)
         expired = [e for e in entries if now + wait - e.created_at > self._settings.give_up_after]
@@ -341,9 +347,9 @@ class Deliverer:
                 extra={**_log_keys(expired), "error": reason},
             )
             for entry in expired:
-                self._settled(entry, "dead", reason)
+                self._settled(entry, DeliveryOutcome.DEAD, reason)
         if not retry:
-            return "dead", {"dead": len(expired)}
+            return DeliveryOutcome.DEAD, {DeliveryOutcome.DEAD: len(expired)}
         log.warning(
             "sink %s: %s failed (attempt %d), retrying in %.1fs: %s",
             head.sink,
@@ -353,7 +359,10 @@ class Deliverer:
             exc,
             extra={**_log_keys(retry), "error": str(exc)},
         )
-        return "retrying", {"retrying": len(retry), "dead": len(expired)}
+        return DeliveryOutcome.RETRYING, {
+            DeliveryOutcome.RETRYING: len(retry),
+            DeliveryOutcome.DEAD: len(expired),
+        }
 
     def next_due(self) -> float | None:
         """The earliest time any sink has an entry due, or None when the outbox is empty."""

@@ -31,6 +31,7 @@ from typing import Any
 from notifier.config.settings import SelfAlertSettings
 from notifier.core.errors import SourceError, SourceErrorKind, StateError
 from notifier.core.models import Notice, NoticeKind
+from notifier.core.outcomes import DeliveryOutcome
 from notifier.render.notice import notice_timing
 from notifier.state.store import OutageRow, OutboxEntry, Store
 
@@ -216,12 +217,14 @@ class SelfAlerts:
 
     # -- sinks ----------------------------------------------------------------------------
 
-    def delivery_settled(self, entry: OutboxEntry, outcome: str, error: str | None) -> None:
-        """The ``Deliverer`` delivered (``"delivered"``) or dead-lettered (``"dead"``) an entry."""
+    def delivery_settled(
+        self, entry: OutboxEntry, outcome: DeliveryOutcome, error: str | None
+    ) -> None:
+        """The ``Deliverer`` delivered or dead-lettered an entry."""
         with self._lock:
-            if outcome == "delivered":
+            if outcome is DeliveryOutcome.DELIVERED:
                 self._sink_delivered(entry.sink)
-            elif outcome == "dead" and not isinstance(entry.event, Notice):
+            elif outcome is DeliveryOutcome.DEAD and not isinstance(entry.event, Notice):
                 self._sink_dead(entry.sink, error or "dead-lettered")
 
     def _sink_dead(self, sink: str, error: str) -> None:

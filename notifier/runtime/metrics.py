@@ -32,6 +32,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from notifier import __version__
+from notifier.core.outcomes import DeliveryOutcome, PollOutcome
 
 # ``*_created`` series (one per counter and histogram child) only double the series count.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -40,9 +41,6 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 #: A send is one HTTP request with a 10-15 s timeout.
 SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-#: Outcomes a poll cycle counts under besides the ``SourceErrorKind`` values.
-POLL_OUTCOMES = ("success", "paused", "state_error", "internal_error")
-DELIVERY_OUTCOMES = ("delivered", "retrying", "dead")
 OUTBOX_STATES = ("pending", "dead")
 
 
@@ -108,7 +106,7 @@ class Metrics:
             "notifier_polls",
             "Poll cycles per project by outcome: success, paused (waiting after errors), "
             "auth, not_found, bad_request, throttled, transient, invalid_response, state_error, "
-            "internal_error",
+            "internal_error",  # PollOutcome
             ["project_id", "outcome"],
             registry=registry,
         )
@@ -217,12 +215,12 @@ class Metrics:
         """Create the usual series at 0 (so ``rate()`` and ``increase()`` see them from the
         start) and record that the configuration was loaded."""
         for project in projects:
-            self.polls.labels(str(project), "success")
+            self.polls.labels(str(project), PollOutcome.SUCCESS)
             self.missed_events.labels(str(project))
             for kind in ("full", "incremental"):
                 self.listings.labels(str(project), kind)
         for sink in sinks:
-            for outcome in DELIVERY_OUTCOMES:
+            for outcome in DeliveryOutcome:
                 self.deliveries.labels(sink, outcome)
         self.config_last_reload_success.set(1)
         self.config_last_reload_success_time.set(time.time())
@@ -253,7 +251,7 @@ class Metrics:
         """A PostHog request waited ``seconds`` for the request budget."""
         self.budget_wait.inc(seconds)
 
-    def delivery(self, sink: str, outcome: str, seconds: float) -> None:
+    def delivery(self, sink: str, outcome: DeliveryOutcome, seconds: float) -> None:
         """One delivery attempt ended."""
         self.deliveries.labels(sink, outcome).inc()
         self.delivery_duration.labels(sink).observe(seconds)
@@ -262,7 +260,7 @@ class Metrics:
         """A poll cycle was started (or skipped while the project is paused)."""
         self.last_attempt.set(now)
 
-    def poll(self, project: int, outcome: str, seconds: float | None) -> None:
+    def poll(self, project: int, outcome: PollOutcome, seconds: float | None) -> None:
         """A poll cycle ended; ``seconds`` is None when it was not attempted (paused)."""
         self.polls.labels(str(project), outcome).inc()
         if seconds is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from notifier.config.settings import Settings
 from notifier.core.errors import SourceError, StateError
+from notifier.core.outcomes import PollOutcome
 from notifier.cycle.enrich import WINDOW, enrich_plan
 from notifier.cycle.pipeline import CyclePlan, commit, plan_cycle
 from notifier.delivery.selfalerts import SelfAlerts, source_hint
@@ -73,17 +74,17 @@ class Poller:
         if time.time() < health.not_before:
             log.debug("project %s: paused after errors until %s", project_id, health.not_before)
             self._vitals.cycle_attempted(project_id, None)
-            self._metrics.poll(project_id, "paused", None)
+            self._metrics.poll(project_id, PollOutcome.PAUSED, None)
             self._self_alerts.poll_paused(project_id)
             return None
         started = time.monotonic()
         self._vitals.cycle_attempted(project_id, time.time() + self.deadline_seconds)
         plan: CyclePlan | None = None
-        outcome = "internal_error"
+        outcome = PollOutcome.INTERNAL_ERROR  # until the cycle says otherwise
         try:
             plan, added = self._cycle(project_id, started + self.deadline_seconds)
         except (SourceError, StateError) as exc:
-            outcome = exc.kind.value if isinstance(exc, SourceError) else "state_error"
+            outcome = PollOutcome.failed(exc)
             health.failed(project_id, exc, self._settings.poll.interval)
             self._self_alerts.poll_failed(
                 project_id, health.last_error or str(exc), source_hint(exc, project_id)
@@ -96,7 +97,7 @@ class Poller:
             )
             self._crashed(project_id, health, exc)
         else:
-            outcome = "success"
+            outcome = PollOutcome.SUCCESS
             self._succeeded(project_id, plan, added, time.monotonic() - started)
         finally:
             health.cycles += 1
