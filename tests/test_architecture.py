@@ -177,8 +177,6 @@ KNOWN_OVERSIZED: frozenset[str] = frozenset(
         "notifier/posthog/client.py:PostHogClient",
         "notifier/posthog/client.py:_get",
         "notifier/posthog/client.py:_list",
-        "notifier/render/slack.py",
-        "notifier/render/templates.py",
         "notifier/runtime/metrics.py:__init__",
         "notifier/runtime/service.py:cmd_run",
         "notifier/state/store.py",

@@ -39,7 +39,7 @@ from notifier.render import (
     notice_text_only,
     notice_webhook_body,
 )
-from notifier.render.slack import MAX_BLOCKS_JSON, MAX_HEADER
+from notifier.render.blocks import MAX_BLOCKS_JSON, MAX_HEADER
 from notifier.runtime.daemon import Notifier
 from notifier.state.store import Store
 from tests.conftest import PROJECT, WEBHOOK_SECRET

@@ -4,6 +4,7 @@ signed webhook body or terminal text.
 Imports only ``notifier.core.models``; no I/O.
 """
 
+from notifier.render.blocks import SlackMessage, block_kit_builder_url
 from notifier.render.console import console_text
 from notifier.render.digest import digest_message, webhook_batch_body, webhook_batch_payload
 from notifier.render.notice import (
@@ -15,14 +16,7 @@ from notifier.render.notice import (
     notice_webhook_body,
     notice_webhook_payload,
 )
-from notifier.render.slack import (
-    SlackMessage,
-    block_kit_builder_url,
-    fallback_text,
-    slack_message,
-    text_only,
-    thread_reply,
-)
+from notifier.render.slack import fallback_text, slack_message, text_only, thread_reply
 from notifier.render.text import (
     escape_mrkdwn,
     format_number,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from notifier.core.models import Event, EventType, Links
-from notifier.render.slack import (
+from notifier.render.blocks import (
     MAX_BLOCKS,
     MAX_BLOCKS_JSON,
     MAX_SECTION_TEXT,
@@ -24,10 +24,10 @@ from notifier.render.slack import (
     context_block,
     header_block,
     link,
-    report_url,
     section,
     status_word,
 )
+from notifier.render.slack import report_url
 from notifier.render.text import (
     describe_changes,
     escape_truncate,

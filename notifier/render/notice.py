@@ -14,12 +14,7 @@ from typing import Any, Final
 
 from notifier.core.models import Notice, NoticeKind
 from notifier.core.times import parse_instant
-from notifier.render.slack import (
-    MAX_CONTEXT_ELEMENTS,
-    MAX_HEADER,
-    MAX_SECTION_TEXT,
-    SlackMessage,
-)
+from notifier.render.blocks import MAX_CONTEXT_ELEMENTS, MAX_HEADER, MAX_SECTION_TEXT, SlackMessage
 from notifier.render.text import escape_truncate, one_line, truncate
 from notifier.render.webhook import encode_json, iso_utc
 
