@@ -179,8 +179,6 @@ KNOWN_OVERSIZED: frozenset[str] = frozenset(
         "notifier/posthog/client.py:_list",
         "notifier/runtime/metrics.py:__init__",
         "notifier/runtime/service.py:cmd_run",
-        "notifier/state/store.py",
-        "notifier/state/store.py:Store",
     }
 )
 

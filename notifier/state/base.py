@@ -1,0 +1,134 @@
+"""``StateStore``: the contract of the state database, as the rest of the notifier uses it.
+
+``store.Store`` (SQLite) meets it; a PostgreSQL store must too. The guarantees behind the
+signatures: ``commit_cycle`` writes a cycle's snapshot rows, outbox entries and project marks in
+ONE transaction; an outbox entry exists once per (event or notice, sink); each mark of a
+delivery attempt (with its living message) is one transaction; every failure is a
+``StateError``. Times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from notifier.core.models import Notice
+from notifier.state.records import (
+    CycleWrite,
+    MessageRef,
+    OutageRow,
+    OutboxEntry,
+    ProjectState,
+    SnapshotRow,
+)
+
+
+class StateStore(Protocol):
+    """What the cycle, delivery, runtime and CLI ask of the state database."""
+
+    @property
+    def path(self) -> Path:
+        """Where the state lives; the delivery's per-sink lock files sit beside it."""
+        ...
+
+    def close(self) -> None:
+        """Release every connection."""
+        ...
+
+    # -- snapshots and the cycle commit ------------------------------------------------------
+
+    def project_state(self, project_id: int) -> ProjectState:
+        """The project's baseline mark, high-water mark and last full listing."""
+        ...
+
+    def status_counts(self, project_id: int) -> dict[str, int]:
+        """The project's listed reports by status, without reading snapshots."""
+        ...
+
+    def snapshot_index(
+        self, project_id: int, report_ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, bool]]:
+        """Report id → (version, listed): every report, or only these ids, none parsed."""
+        ...
+
+    def snapshot_rows(self, project_id: int, report_ids: Sequence[str]) -> dict[str, SnapshotRow]:
+        """The snapshot rows of these reports (those that exist)."""
+        ...
+
+    def commit_cycle(self, write: CycleWrite) -> int:
+        """Persist one cycle in one transaction; returns how many outbox entries were added."""
+        ...
+
+    # -- outbox and living messages ------------------------------------------------------------
+
+    def enqueue_notice(self, notice: Notice, sinks: Sequence[str], now: float) -> int:
+        """Queue the notifier's own notice for each sink, once; returns how many were added."""
+        ...
+
+    def pending(self, sink: str, limit: int = 100) -> list[OutboxEntry]:
+        """A sink's pending entries, oldest first (delivery order)."""
+        ...
+
+    def entries(self, state: str, sink: str | None = None) -> list[OutboxEntry]:
+        """Entries in one state ('pending', 'dead', 'delivered'), optionally for one sink."""
+        ...
+
+    def next_due(self, sink: str) -> float | None:
+        """When the sink's first pending entry is due, or None when it has none."""
+        ...
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Outbox entries by (sink, state)."""
+        ...
+
+    def mark_delivered(
+        self, entry_ids: int | Sequence[int], now: float, *, message: MessageRef | None = None
+    ) -> None:
+        """The sink accepted the entries; remember its living message in the same transaction."""
+        ...
+
+    def mark_dead(self, entry_ids: int | Sequence[int], now: float, error: str) -> None:
+        """A permanent failure: keep the entries, with the reason, for a person."""
+        ...
+
+    def mark_failed(
+        self,
+        retry: Sequence[int],
+        next_attempt_at: float,
+        error: str,
+        *,
+        dead: Sequence[int] = (),
+        now: float = 0.0,
+        reason: str = "",
+    ) -> None:
+        """One failed attempt in one transaction: ``retry`` entries later, ``dead`` ones now."""
+        ...
+
+    def retry_dead(self, now: float, sink: str | None = None) -> int:
+        """Put dead entries back in line; returns how many."""
+        ...
+
+    def prune(self, before: float, *, messages_before: float | None = None) -> int:
+        """Forget old delivered entries and stale living messages; returns entries forgotten."""
+        ...
+
+    def message(
+        self, sink: str, project_id: int, report_id: str
+    ) -> tuple[str, str, str | None] | None:
+        """The ``(channel, ts, shown)`` of the sink's living message about the report, if any."""
+        ...
+
+    # -- outages -------------------------------------------------------------------------------
+
+    def outages(self) -> list[OutageRow]:
+        """Every outage under way."""
+        ...
+
+    def save_outage(self, outage: OutageRow) -> None:
+        """Record an outage, or update it."""
+        ...
+
+    def end_outage(self, subject: str) -> None:
+        """Forget an outage: it is over."""
+        ...

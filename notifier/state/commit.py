@@ -1,0 +1,26 @@
+"""The cycle commit: one cycle's outcome (changed snapshot rows, deleted rows, outbox entries,
+the project's baseline and high-water marks) is written in ONE transaction: a crash leaves
+either the old state or the new, never half. An event is therefore queued for delivery exactly
+when the snapshot that no longer produces it is saved.
+"""
+
+from __future__ import annotations
+
+from notifier.state.database import Database
+from notifier.state.outbox import insert_entries, outbox_row
+from notifier.state.records import CycleWrite
+from notifier.state.snapshots import mark_project, write_reports
+
+
+class CycleCommit(Database):
+    """``commit_cycle``: snapshot, outbox and project marks, all or nothing."""
+
+    def commit_cycle(self, write: CycleWrite) -> int:
+        """Persist one cycle atomically; returns how many outbox entries were added."""
+        with self._write("save the cycle") as conn:
+            mark_project(conn, write)
+            write_reports(conn, write)
+            return insert_entries(
+                conn,
+                (outbox_row(event, sink, rules, write.now) for event, sink, rules in write.outbox),
+            )
