@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from notifier.cli.app import cmd_check
+from notifier.cli.check import cmd_check
 from notifier.config.load import parse_config
 from notifier.config.settings import SlackSinkSettings
 from notifier.config.yamlload import MAX_NODES
@@ -33,7 +33,7 @@ from notifier.core.rules import REGEX_MAX_SIZE, REGEX_TIMEOUT, regex_size, route
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.logs import RedactingFormatter
 from notifier.sinks.slack.bot import SlackSink
-from tests.conftest import PROJECT, WEBHOOK_SECRET, leaked
+from tests.factories import PROJECT, WEBHOOK_SECRET, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
 
 BASE: dict[str, Any] = {

@@ -8,7 +8,7 @@ import io
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from notifier.cli.app import cmd_check
+from notifier.cli.check import cmd_check
 from notifier.config.settings import Settings
 from notifier.core.models import EventType
 from notifier.core.times import parse_instant
@@ -25,7 +25,7 @@ from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.state.schema import SCHEMA_VERSION
 from notifier.state.store import Store
-from tests.conftest import PROJECT
+from tests.factories import PROJECT, Notifiers
 from tests.helpers import wait_for
 
 OTHER = 7
@@ -35,21 +35,16 @@ CONSOLE = "out: {type: console}"
 
 @pytest.fixture
 def notifier(
-    make_config: Callable[..., Path], load: Callable[[Path], Settings]
-) -> Iterator[Callable[..., Notifier]]:
+    make_config: Callable[..., Path], load: Callable[[Path], Settings], notifiers: Notifiers
+) -> Callable[..., Notifier]:
     """A Notifier built from make_config(**config), closed afterwards."""
-    opened: list[Notifier] = []
 
     def make(*, store_type: type[Store] = Store, **config: Any) -> Notifier:
         config.setdefault("posthog_extra", "page_size: 100")
         settings = load(make_config(**config))
-        built = Notifier(settings, store=store_type(settings.state.path))
-        opened.append(built)
-        return built
+        return notifiers.build(settings, store=store_type(settings.state.path))
 
-    yield make
-    for built in opened:
-        built.close()
+    return make
 
 
 def poll(notifier: Notifier, project_id: int = PROJECT) -> CyclePlan:

@@ -9,13 +9,15 @@ would be sent. No PostHog request, no state database, no post.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from notifier.cli.shared import EXIT_OK, Subparsers
 from notifier.config.settings import (
     RuleSettings,
     Settings,
@@ -63,6 +65,42 @@ SAMPLE_ENRICHMENT: Final = Enrichment(
     actionability_explanation="Reproducible from the recordings; the click handler never fires.",
 )
 _PAYLOAD_INDENT: Final = 2
+
+
+def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    preview = sub.add_parser(
+        "preview",
+        parents=[common],
+        help="show what each sink would receive for a sample event; sends nothing",
+        description="Route a sample event (or a report saved from PostHog's API) through the "
+        "rules and print what each sink would receive: Slack's Block Kit JSON with a Block Kit "
+        "Builder link, a webhook's JSON body, console text. Sends nothing, contacts no one, "
+        "needs no state file.",
+    )
+    preview.add_argument(
+        "--event",
+        choices=list(EVENT_TYPES),
+        default=DEFAULT_EVENT,
+        metavar="TYPE",
+        help=f"{', '.join(EVENT_TYPES)} (default {DEFAULT_EVENT})",
+    )
+    preview.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.json",
+        help="one report as PostHog's API returns it (default: a built-in sample)",
+    )
+    preview.add_argument("--sink", metavar="NAME", help="only this sink")
+
+
+def cmd_preview(
+    settings: Settings, event: str, report: Path | None, sink: str | None, out: TextIO
+) -> int:
+    """Print what each sink (or one) would receive for a sample event; send nothing."""
+    run_preview(
+        settings, out, event_type=event, report_path=report, sink_name=sink, now=datetime.now(UTC)
+    )
+    return EXIT_OK
 
 
 def rule_templates(rules: Sequence[RuleSettings]) -> dict[str, CompiledTemplates]:

@@ -1,0 +1,127 @@
+"""`notifier outbox [list|retry]`: show pending and dead entries as a table, or requeue the dead."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from notifier.cli.shared import EXIT_OK, Subparsers
+from notifier.config.settings import Settings
+from notifier.core.errors import ConfigError
+from notifier.core.models import Notice
+
+if TYPE_CHECKING:
+    from notifier.state.store import OutboxEntry, Store
+
+_OUTBOX_COLUMNS = (
+    ("STATE", 7),
+    ("SINK", 16),
+    ("EVENT", 16),
+    ("REPORT", 46),
+    ("AGE", 5),
+    ("TRIES", 5),
+    ("NEXT TRY", 8),
+)
+
+
+def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    outbox = sub.add_parser("outbox", parents=[common], help="show or retry pending/dead entries")
+    outbox.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    outbox.add_argument("--sink", help="only this sink")
+
+
+def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -> int:
+    """List pending and dead entries (a table, oldest first), or put dead ones back in line."""
+    from notifier.state.store import Store  # noqa: PLC0415
+
+    if action == "retry" and sink is not None and sink not in settings.sinks:
+        known = ", ".join(settings.sinks) or "none"
+        raise ConfigError([f"outbox retry --sink: unknown sink {sink!r} (defined: {known})"])
+    store = Store(settings.state.path)
+    try:
+        now = time.time()
+        if action == "retry":
+            _retry(store, settings, sink, now, out)
+        else:
+            _list(store, settings, sink, now, out)
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def _retry(store: Store, settings: Settings, sink: str | None, now: float, out: TextIO) -> None:
+    """Put the dead entries of ``sink`` (or every configured sink) back in line."""
+    sinks = [sink] if sink is not None else list(settings.sinks)
+    count = sum(store.retry_dead(now, name) for name in sinks)
+    where = f" for sink {sink}" if sink else ""
+    out.write(
+        f"requeued {count} dead entries{where}; a running notifier sends them within "
+        "30 s (or run `notifier once`)\n"
+    )
+
+
+def _list(store: Store, settings: Settings, sink: str | None, now: float, out: TextIO) -> None:
+    """The table of pending then dead entries, and what to do about orphans and the dead."""
+    rows = [*store.entries("pending", sink), *store.entries("dead", sink)]
+    if not rows:
+        where = f" for sink {sink}" if sink else ""
+        out.write(f"the outbox is empty{where}: nothing pending, nothing dead\n")
+        return
+    pending = sum(e.state == "pending" for e in rows)
+    out.write(f"{pending} pending, {len(rows) - pending} dead\n\n")
+    out.write(" ".join(f"{name:<{width}}" for name, width in _OUTBOX_COLUMNS) + " LAST ERROR\n")
+    head: dict[str, float] = {}  # a sink's entries wait behind its oldest pending one
+    for e in rows:
+        out.write(_row(e, now, head))
+    orphans = sorted({e.sink for e in rows} - set(settings.sinks))
+    for name in orphans:
+        out.write(
+            f"\nsink {name!r} is not in the config: its entries wait until it is defined again\n"
+        )
+    if pending < len(rows):
+        out.write(
+            "\ndead entries stay until retried: fix the sink, then "
+            "`notifier outbox retry [--sink NAME]`\n"
+        )
+
+
+def _row(e: OutboxEntry, now: float, head: dict[str, float]) -> str:
+    """One line of the table; ``head`` (a sink's first pending entry's next try) is updated."""
+    if isinstance(e.event, Notice):  # the notifier's own notice (self_alerts)
+        kind, about = e.event.kind.value, _cell(f"notifier: {e.event.subject}", 46)
+    else:
+        report = e.event.report
+        title = _cell(report.title or "untitled", 34)
+        kind, about = e.event.type.value, f"{title} ({report.id[:8]})"
+    if e.state == "pending":
+        head.setdefault(e.sink, e.next_attempt_at)
+    due = max(e.next_attempt_at, head.get(e.sink, 0.0)) - now
+    next_try = ("now" if due <= 0 else f"in {_duration(due)}") if e.state == "pending" else "-"
+    cells = (
+        e.state,
+        _cell(e.sink, 16),
+        kind,
+        about,
+        _duration(now - e.created_at),
+        str(e.attempts),
+        next_try,
+    )
+    line = " ".join(f"{c:<{w}}" for c, (_, w) in zip(cells, _OUTBOX_COLUMNS, strict=True))
+    return f"{line} {_cell(e.last_error or '-', 200)}\n"
+
+
+def _duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``5h``, ``3d``: coarse, for a table."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _cell(text: str | None, width: int) -> str:
+    """One line of printable text (report titles come from PostHog: no terminal escapes),
+    cut to ``width`` with an ellipsis."""
+    flat = "".join(ch for ch in " ".join((text or "").split()) if ch.isprintable())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
