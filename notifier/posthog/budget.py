@@ -25,6 +25,7 @@ from typing import Final
 
 from notifier.config.settings import Settings
 from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.posthog.errors import abandoned
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,7 @@ class RequestBudget:
             try:
                 while True:
                     if self._cancel.is_set():
-                        raise SourceError(
-                            f"project {project_id}: stopping; the cycle was abandoned",
-                            kind=SourceErrorKind.TRANSIENT,
-                            project_id=project_id,
-                        )
+                        raise abandoned(project_id)
                     now = self._clock()
                     head = self._queue[0] is ticket
                     wait = self._needed(now) if head else 1.0

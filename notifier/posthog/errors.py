@@ -5,15 +5,14 @@ or URLs), so they carry no secret.
 
 from __future__ import annotations
 
-import math
 import re
-import time
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
 
 from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.core.times import parse_retry_after
 from notifier.posthog.parse import decode_json
 
 _THROTTLE_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
@@ -44,19 +43,20 @@ def detail_of(response: httpx.Response) -> str:
 def retry_after_of(response: httpx.Response) -> float | None:
     """The wait PostHog asks for: a Retry-After header (seconds or an HTTP date), or only the
     429 body's ``detail`` ("Expected available in N seconds.")."""
-    header = (response.headers.get("retry-after") or "").strip()
-    if header:
-        try:
-            seconds = float(header)
-        except ValueError:
-            try:
-                seconds = parsedate_to_datetime(header).timestamp() - time.time()
-            except (TypeError, ValueError, IndexError, OverflowError):
-                seconds = math.nan
-        if math.isfinite(seconds):
-            return max(0.0, seconds)
+    asked = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+    if asked is not None:
+        return asked
     match = _THROTTLE_DETAIL.search(detail_of(response))
     return float(match.group(1)) if match else None
+
+
+def abandoned(project_id: int) -> SourceError:
+    """The notifier is stopping: the request is not made (or not tried again)."""
+    return SourceError(
+        f"project {project_id}: stopping; the cycle was abandoned",
+        kind=SourceErrorKind.TRANSIENT,
+        project_id=project_id,
+    )
 
 
 def auth_error(project_id: int, status: int, detail: str) -> SourceError:
@@ -115,18 +115,13 @@ def classify(response: httpx.Response, project_id: int) -> SourceError:
             project_id=project_id,
             status_code=status,
         )
-    if status == 429:
+    if status in _TRANSIENT_STATUS or status >= 500:  # 429 included: PostHog is throttling
+        throttled = status == 429
         return SourceError(
-            f"{where}: PostHog is rate limiting this key (HTTP 429: {detail})",
-            kind=SourceErrorKind.THROTTLED,
-            project_id=project_id,
-            status_code=status,
-            retry_after=retry_after_of(response),
-        )
-    if status in _TRANSIENT_STATUS or status >= 500:
-        return SourceError(
-            f"{where}: PostHog answered HTTP {status} ({detail})",
-            kind=SourceErrorKind.TRANSIENT,
+            f"{where}: PostHog is rate limiting this key (HTTP 429: {detail})"
+            if throttled
+            else f"{where}: PostHog answered HTTP {status} ({detail})",
+            kind=SourceErrorKind.THROTTLED if throttled else SourceErrorKind.TRANSIENT,
             project_id=project_id,
             status_code=status,
             retry_after=retry_after_of(response),

@@ -1,7 +1,7 @@
 """A listing as the notifier keeps it: ids, the reports that changed, its high-water mark.
 
-``Gathered`` adds up a listing's pages; ``Listing`` is the result. Pure, no I/O: the PostHog
-client (``notifier.posthog.client``) fetches the pages.
+``Gathered`` adds up a listing's pages; ``Listing`` is the result. Pure, no I/O: the
+listing reader (``notifier.posthog.reader``) fetches the pages.
 """
 
 from __future__ import annotations

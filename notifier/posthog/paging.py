@@ -1,5 +1,5 @@
 """Reading a listing's pages: what the snapshot knows of a page's ids, and the page requested
-ahead while the current one is read. Used by ``notifier.posthog.client``'s listing loop.
+ahead while the current one is read. Used by ``notifier.posthog.reader``'s listing loop.
 """
 
 from __future__ import annotations

@@ -1,0 +1,168 @@
+"""One connection to PostHog (``Session``): the httpx client that carries the key, a GET with
+its retries (``notifier.posthog.retry``) and its turn in the request budget, and the count of
+requests each thread made.
+
+A GET answers a success or a 404 (what a 404 means is the caller's to say); every other outcome
+becomes a ``SourceError`` (``notifier.posthog.errors``), and each is told to ``on_response``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from notifier import __version__
+from notifier.config.settings import PostHogSettings
+from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.posthog.budget import RequestBudget
+from notifier.posthog.errors import classify
+from notifier.posthog.parse import decode_json, invalid
+from notifier.posthog.retry import RetryPolicy
+
+
+def _seconds(seconds: float) -> str:
+    """``30s``, ``0.5s``: a timeout as people write it."""
+    return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
+
+
+def _transient(project_id: int, message: str) -> SourceError:
+    """A failure worth trying again (no answer, or no connection)."""
+    return SourceError(
+        f"project {project_id}: {message}", kind=SourceErrorKind.TRANSIENT, project_id=project_id
+    )
+
+
+class Session:
+    """GETs against the configured host, retried by a ``RetryPolicy``, paced by the budget."""
+
+    def __init__(
+        self,
+        settings: PostHogSettings,
+        *,
+        retry: RetryPolicy,
+        transport: httpx.BaseTransport | None = None,
+        on_response: Callable[[str], None] | None = None,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        """``on_response`` is told of every request's outcome: the status code, or timeout /
+        connection_error / decoding_error (the daemon counts them for /metrics)."""
+        self._settings = settings
+        self._retry = retry
+        self._budget = budget
+        self._on_response = on_response or (lambda _outcome: None)
+        self._client = httpx.Client(
+            base_url=settings.host,
+            headers={
+                "authorization": f"Bearer {settings.api_key}",
+                "accept": "application/json",
+                "user-agent": f"posthog-signal-notifier/{__version__}",
+            },
+            timeout=settings.timeout,
+            follow_redirects=False,
+            transport=transport,
+        )
+        self.requests_made = 0
+        self._here = threading.local()  # requests made by this thread (one cycle at a time)
+        #: full listings download their next page here while reading the current one
+        self.ahead_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="posthog-ahead")
+
+    def close(self) -> None:
+        """Release the connection pool and the page-ahead threads."""
+        self.ahead_pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    def get(
+        self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
+    ) -> httpx.Response:
+        """One GET with bounded retries for throttling and transient failures."""
+        return self._retry.run(
+            lambda remaining: self._start(remaining, project_id, deadline),
+            lambda timeout: self._send(path, params, project_id, timeout),
+            project_id,
+            deadline,
+        )
+
+    def get_counted(
+        self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
+    ) -> tuple[httpx.Response | Exception, int]:
+        """``get`` on a worker thread: the answer (or the error, to raise on the cycle's
+        thread) and how many requests it made."""
+        before = self.requests_here()
+        try:
+            outcome: httpx.Response | Exception = self.get(path, params, project_id, deadline)
+        except Exception as exc:  # raised on the cycle's thread if the page is used  # noqa: BLE001
+            outcome = exc
+        return outcome, self.requests_here() - before
+
+    def count_here(self, requests: int) -> None:
+        """Count requests made for this thread's cycle by another thread."""
+        self._here.count = self.requests_here() + requests
+
+    def requests_here(self) -> int:
+        """Requests made so far by the calling thread: projects are polled concurrently, and
+        each cycle counts its own."""
+        count: int = getattr(self._here, "count", 0)
+        return count
+
+    @staticmethod
+    def decode(response: httpx.Response, project_id: int) -> Any:
+        """The JSON body of an answer; raises ``SourceError`` when it is not JSON."""
+        return decode_json(
+            response.content,
+            project_id,
+            status=response.status_code,
+            content_type=response.headers.get("content-type"),
+        )
+
+    def _start(self, remaining: float | None, project_id: int, deadline: float | None) -> float:
+        """Before an attempt: its timeout, once the budget let it go (what that raises is not
+        retried)."""
+        timeout = (
+            self._settings.timeout if remaining is None else min(self._settings.timeout, remaining)
+        )
+        if self._budget is not None:
+            self._budget.acquire(project_id, deadline)
+            if deadline is not None:  # waiting for the budget used some of the time left
+                timeout = max(0.001, min(timeout, deadline - time.monotonic()))
+        return timeout
+
+    def _send(
+        self, path: str, params: dict[str, Any], project_id: int, timeout: float
+    ) -> httpx.Response:
+        """One attempt: a success or a 404, else a ``SourceError`` (retried if transient)."""
+        try:
+            self.requests_made += 1
+            self._here.count = self.requests_here() + 1
+            response = self._client.get(path, params=params, timeout=timeout)
+        except httpx.DecodingError as exc:
+            self._on_response("decoding_error")
+            raise invalid(
+                project_id,
+                f"PostHog's answer could not be decoded ({type(exc).__name__}: {exc})",
+            ) from exc
+        except httpx.TimeoutException as exc:
+            self._on_response("timeout")
+            failed = _transient(
+                project_id,
+                f"PostHog did not answer within {_seconds(timeout)} ({type(exc).__name__})",
+            )
+        except httpx.RequestError as exc:  # connection refused or reset, protocol errors
+            self._on_response("connection_error")
+            failed = _transient(
+                project_id,
+                f"cannot reach PostHog at {self._settings.host} ({type(exc).__name__}: {exc})",
+            )
+        else:
+            self._on_response(str(response.status_code))
+            if response.status_code < 300 or response.status_code == 404:
+                return response
+            failed = classify(response, project_id)
+            if failed.kind is SourceErrorKind.THROTTLED and self._budget is not None:
+                # the limit is the key's: every project waits, not only this one
+                self._budget.pause(failed.retry_after if failed.retry_after is not None else 10.0)
+        raise failed
