@@ -23,30 +23,17 @@ from notifier.core import errors
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.sinks.slack import pace
+from tests.factories import (
+    API_KEY,
+    PROJECT,
+    SECRETS,
+    SLACK_TOKEN,
+    SLACK_WEBHOOK_PATH,
+    WEBHOOK_SECRET,
+    Notifiers,
+    leaked,
+)
 from tests.fakes import FakeSlack, WebhookReceiver
-
-API_KEY = "phx_e2e_secret_key_0123456789"
-WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-SLACK_TOKEN = "xoxb-e2e-SECRET-token-123"
-SLACK_WEBHOOK_PATH = "/services/T0E2E/B0E2E/SECRETwebhookPath123"  # the URL's secret part
-PROJECT = 4242
-
-#: What must never show up in output, logs, exception text or state files.
-SECRETS: dict[str, str] = {
-    "API_KEY": API_KEY,
-    "SLACK_TOKEN": SLACK_TOKEN,
-    "SLACK_WEBHOOK_PATH": SLACK_WEBHOOK_PATH,
-    "WEBHOOK_SECRET": WEBHOOK_SECRET,
-    "WEBHOOK_SECRET (base64 part)": WEBHOOK_SECRET.removeprefix("whsec_"),
-}
-
-
-def leaked(text: str | bytes) -> list[str]:
-    """The names of the recognisable secrets that appear in ``text``."""
-    if isinstance(text, bytes):
-        return [name for name, secret in SECRETS.items() if secret.encode() in text]
-    return [name for name, secret in SECRETS.items() if secret in text]
-
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -267,6 +254,14 @@ def load(env: dict[str, str]) -> Callable[[Path], Settings]:
         return parse_config(path.read_text(), source=str(path), env=env, base_dir=path.parent)
 
     return load_settings
+
+
+@pytest.fixture
+def notifiers() -> Iterator[Notifiers]:
+    """Build notifiers with ``notifiers.build(settings, **parts)``; closed after the test."""
+    built = Notifiers()
+    yield built
+    built.close_all()
 
 
 @pytest.fixture

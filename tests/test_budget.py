@@ -20,7 +20,7 @@ from notifier.posthog.budget import RequestBudget, expected_requests_per_hour
 from notifier.posthog.client import PostHogClient
 from notifier.runtime.daemon import Notifier
 from notifier.runtime.service import same_budget
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 
 
 class Clock:

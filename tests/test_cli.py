@@ -15,7 +15,7 @@ import pytest
 
 from notifier import __version__
 from notifier.demo.simulator import FakePostHog
-from tests.conftest import API_KEY, PROJECT, leaked
+from tests.factories import API_KEY, PROJECT, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import wait_for
 

@@ -40,7 +40,7 @@ import pytest
 import yaml
 
 from notifier.demo.simulator import FakePostHog
-from tests.conftest import PROJECT, leaked
+from tests.factories import PROJECT, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import wait_for
 

@@ -28,7 +28,7 @@ from notifier.core.models import Event, EventType, Report
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.service import STOP_GRACE_SECONDS
 from notifier.state.store import CycleWrite, SnapshotRow, Store
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 from tests.fakes import ReceivedWebhook, WebhookReceiver
 from tests.helpers import wait_for as shared_wait_for
 

@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 from notifier.demo.simulator import FakePostHog
 from notifier.state.store import Store
-from tests.conftest import PROJECT, WEBHOOK_SECRET
+from tests.factories import PROJECT, WEBHOOK_SECRET
 from tests.fakes import FakeSlack, WebhookReceiver
 
 Once = Callable[..., int]

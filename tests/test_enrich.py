@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,9 @@ from notifier.cycle.enrich import MAX_PER_CYCLE, WINDOW
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog
 from notifier.posthog.budget import RequestBudget
-from notifier.posthog.client import PostHogClient
 from notifier.render import slack_message
 from notifier.runtime.daemon import Notifier
-from tests.conftest import PROJECT
+from tests.factories import PROJECT, Notifiers
 from tests.fakes import FakeSlack
 from tests.helpers import wait_for
 
@@ -131,11 +130,10 @@ def enriching(settings: Settings, sinks: Sequence[str], **sink_fields: dict[str,
 
 @pytest.fixture
 def start(
-    make_config: Callable[..., Path], load: Callable[[Path], Settings]
-) -> Iterator[Callable[..., Run]]:
+    make_config: Callable[..., Path], load: Callable[[Path], Settings], notifiers: Notifiers
+) -> Callable[..., Run]:
     """A factory of Runs: ``enrich`` names the sinks that ask for artefacts, ``sinks`` sets
     other sink fields, ``posthog`` PostHog settings; the rest goes to make_config."""
-    opened: list[Notifier] = []
 
     def make(
         *,
@@ -150,14 +148,12 @@ def start(
         settings = replace(settings, posthog=replace(settings.posthog, **(posthog or {})))
         ph, waits = settings.posthog, []
         budget = RequestBudget(ph.requests_per_minute, ph.requests_per_hour)
-        source = PostHogClient(ph, sleep=waits.append, budget=budget)
-        notifier = Notifier(settings, source=source, budget=budget, enrich_window=enrich_window)
-        opened.append(notifier)
+        notifier = notifiers.build(
+            settings, waits=waits, budget=budget, enrich_window=enrich_window
+        )
         return Run(notifier, waits)
 
-    yield make
-    for notifier in opened:
-        notifier.close()
+    return make
 
 
 def enrich_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

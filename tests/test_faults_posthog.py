@@ -8,8 +8,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -19,91 +19,21 @@ import pytest
 from notifier.config.settings import PostHogSettings, Settings
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.core.models import Event, EventType
-from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog
 from notifier.posthog.client import STALE_PAGES, PostHogClient
-from notifier.runtime.daemon import Notifier
-from notifier.runtime.project_health import ProjectHealth
-from tests.conftest import API_KEY, PROJECT
+from tests.factories import API_KEY, PROJECT, Notifiers, Run, errors, events, runs
 from tests.fakes import FakeSlack, WebhookReceiver
 
 OTHER = 7  # a second project in the same fake PostHog, to show failures stay per project
 PAGE_2 = "offset=2"  # matches page 2 of a page_size 2 listing (and no page of OTHER)
 
 
-@dataclass
-class Run:
-    """A Notifier whose PostHog client records its retry waits instead of sleeping."""
-
-    opened: list[Notifier]
-    waits: list[float] = field(default_factory=list)
-    notifier: Notifier = field(init=False)
-
-    def build(self, settings: Settings, health: dict[int, ProjectHealth] | None = None) -> None:
-        """The notifier for ``settings``, its PostHog retries recorded in ``waits``."""
-        source = PostHogClient(settings.posthog, sleep=self.waits.append)
-        self.notifier = Notifier(settings, source=source, health=health)
-        self.opened.append(self.notifier)
-
-    def reconfigure(self, settings: Settings) -> None:
-        """The operator fixed the config: a new notifier takes over the state and each
-        project's poll health."""
-        old = self.notifier
-        self.opened.remove(old)
-        old.close()
-        self.build(settings, old.health)
-
-    def poll(self, project_id: int = PROJECT) -> CyclePlan | None:
-        return self.notifier.poll(project_id)
-
-    def later(self, project_id: int = PROJECT) -> None:
-        """Let any pause PostHog asked for (or backoff) run out."""
-        self.notifier.health[project_id].not_before = 0.0
-
-    def state(self, project_id: int = PROJECT) -> dict[str, tuple[str, bool]]:
-        """The snapshot: report id → (version, listed)."""
-        rows = self.notifier.store.snapshot(project_id)
-        return {rid: (row.report.version, row.listed) for rid, row in rows.items()}
-
-
-def runs(
-    make_config: Callable[..., Path], load: Callable[[Path], Settings]
-) -> Iterator[Callable[..., Run]]:
-    """Yield a factory of Runs built from make_config(**config) (``timeout`` overrides
-    posthog.timeout); close their Notifiers afterwards."""
-    opened: list[Notifier] = []
-
-    def make(*, timeout: float | None = None, **config: Any) -> Run:
-        # These tests are about full listings (paging, removals): every cycle lists everything
-        # unless a test says otherwise. Incremental listings have tests/test_incremental.py.
-        config.setdefault("poll_extra", "full_sync_every: 0s")
-        settings = load(make_config(**config))
-        if timeout is not None:
-            settings = replace(settings, posthog=replace(settings.posthog, timeout=timeout))
-        run = Run(opened)
-        run.build(settings)
-        return run
-
-    yield make
-    for notifier in opened:
-        notifier.close()
-
-
 @pytest.fixture
 def start(
-    make_config: Callable[..., Path], load: Callable[[Path], Settings]
-) -> Iterator[Callable[..., Run]]:
+    make_config: Callable[..., Path], load: Callable[[Path], Settings], notifiers: Notifiers
+) -> Callable[..., Run]:
     """Build a Run (a Notifier recording its retry waits) from make_config(**config)."""
-    yield from runs(make_config, load)
-
-
-def events(plan: CyclePlan | None) -> set[tuple[str, str]]:
-    assert plan is not None, "the cycle failed"
-    return {(e.type.value, e.report.id) for e in plan.events}
-
-
-def errors(caplog: pytest.LogCaptureFixture, level: int = logging.ERROR) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == level]
+    return runs(make_config, load, notifiers)
 
 
 # ------------------------------------------------------------------ a failing page or body

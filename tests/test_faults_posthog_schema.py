@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,16 @@ from notifier.posthog.parse import (
     parse_page,
     parse_retrieved,
 )
-from tests.conftest import PROJECT
+from tests.factories import PROJECT, Notifiers, Run, errors, events, runs
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
-from tests.test_faults_posthog import Run, errors, events, runs
 
 
 @pytest.fixture
 def start(
-    make_config: Callable[..., Path], load: Callable[[Path], Settings]
-) -> Iterator[Callable[..., Run]]:
+    make_config: Callable[..., Path], load: Callable[[Path], Settings], notifiers: Notifiers
+) -> Callable[..., Run]:
     """Build a Run (a Notifier recording its retry waits) from make_config(**config)."""
-    yield from runs(make_config, load)
+    return runs(make_config, load, notifiers)
 
 
 # --------------------------------------------------------------------------- schema drift

@@ -23,7 +23,7 @@ from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.sinks.slack.incoming import HINTS as WEBHOOK_HINTS
 from notifier.state.store import OutboxEntry, Store
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 from tests.fakes import FakeSlack, SlackCall, WebhookReceiver
 from tests.helpers import run_notifier, wait_for
 

@@ -33,7 +33,7 @@ from notifier.runtime.probes import (
     readiness,
     write_heartbeat,
 )
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import run_notifier, running
 from tests.helpers import wait_for as shared_wait_for

@@ -28,7 +28,7 @@ from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.sinks.registry import build_sinks
 from notifier.sinks.slack.pace import Pacer, webhook_keys
-from tests.conftest import PROJECT, WEBHOOK_SECRET
+from tests.factories import PROJECT, WEBHOOK_SECRET
 from tests.fakes import FakeSlack, SlackMessage, WebhookReceiver
 
 CHANNEL = "C0123456789"

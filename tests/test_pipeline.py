@@ -12,7 +12,7 @@ from notifier.config.settings import Settings
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.state.store import SnapshotRow, Store
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 
 
 class CountingStore(Store):

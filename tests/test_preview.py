@@ -23,7 +23,7 @@ from notifier.demo.simulator import FakePostHog
 from notifier.render import SlackMessage, block_kit_builder_url
 from notifier.render.templates import sample_event
 from notifier.sinks.compose import compose_event
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.test_cli import assert_no_secrets, notifier
 

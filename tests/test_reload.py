@@ -16,7 +16,7 @@ from notifier.config.settings import Settings
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.service import reloaded
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import wait_for
 

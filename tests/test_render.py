@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -14,9 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from notifier.core.models import Enrichment, Event, EventType, Links, Recording, Report
+from notifier.core.models import Enrichment, Event, EventType, Recording, Report
 from notifier.render import (
-    SlackMessage,
     console_text,
     escape_mrkdwn,
     format_number,
@@ -30,121 +28,24 @@ from notifier.render import (
     webhook_body,
 )
 from notifier.render.text import escape_truncate
-
-LINKS = Links("https://us.posthog.com")
-RAW: dict[str, Any] = {
-    "id": "0c9e7d1e-2b7a-4c1e-9a53-6f2f1d8b7a11",
-    "title": "Checkout button unresponsive on Safari",
-    "summary": "Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
-    "status": "ready",
-    "total_weight": 2.35,
-    "signal_count": 7,
-    "relevant_user_count": 12,
-    "created_at": "2026-01-14T09:12:03.512345Z",
-    "updated_at": "2026-01-15T16:40:11.004211Z",
-    "artefact_count": 7,
-}
-URL = "https://us.posthog.com/project/1/inbox/reports/0c9e7d1e-2b7a-4c1e-9a53-6f2f1d8b7a11"
-INJECTIONS = ("<!channel>", "<!here>", "<@U1>", "<#C1>", "<https://evil|x>", "<!subteam^S1>")
-
-
-def report(**fields: Any) -> Report:
-    return Report.from_api({**RAW, **fields})
-
-
-def new(**fields: Any) -> Event:
-    return Event.create(EventType.NEW, 1, report(**fields), None, {})
-
-
-def status_changed() -> Event:
-    before = report(status="in_progress")
-    return Event.create(
-        EventType.STATUS_CHANGED, 1, report(), before, {"status": ("in_progress", "ready")}
-    )
-
-
-def updated() -> Event:
-    before = report(total_weight=1.2, signal_count=3)
-    after = report(total_weight=2.4, signal_count=5)
-    changes = {"total_weight": (1.2, 2.4), "signal_count": (3, 5)}
-    return Event.create(EventType.UPDATED, 1, after, before, changes)
-
-
-def removed() -> Event:
-    return Event.create(EventType.REMOVED, 1, report(), report(), {})
-
-
-def texts(message: SlackMessage) -> list[str]:
-    """Every text string of the card, in order."""
-    found: list[str] = [message.text]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list | tuple):
-            for value in node:
-                walk(value)
-
-    walk(list(message.blocks))
-    return found
-
-
-def block(message: SlackMessage, kind: str, index: int = 0) -> dict[str, Any]:
-    return [b for b in message.blocks if b["type"] == kind][index]
-
-
-def field_texts(message: SlackMessage) -> list[str]:
-    [fields] = [b["fields"] for b in message.blocks if "fields" in b]
-    return [f["text"] for f in fields]
-
-
-def section_texts(message: SlackMessage) -> list[str]:
-    return [b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b]
-
-
-#: The only ``<…>`` a message may hold: a link this notifier built to the PostHog host.
-OWN_LINK = re.compile(r"<https://us\.posthog\.com/[^<>|\s]*\|[^<>]+>")
-
-
-def assert_no_raw_markup(message: SlackMessage) -> None:
-    """No mention, channel link or disguised link survives: every ``<`` opens one of our links."""
-    for text in texts(message):
-        rest = OWN_LINK.sub("", text)
-        assert "<" not in rest, text
-        assert ">" not in rest, text
-
-
-def assert_block_kit_limits(message: SlackMessage) -> None:
-    """Every documented Block Kit limit, with Slack's ~13k total size as 12k."""
-    blocks = json.loads(json.dumps(list(message.blocks)))
-    assert 0 < len(message.text) <= 40_000
-    assert 0 < len(blocks) <= 50
-    assert len(json.dumps(blocks, ensure_ascii=False)) <= 12_000
-    for b in blocks:
-        if b["type"] == "header":
-            assert b["text"]["type"] == "plain_text"
-            assert 0 < len(b["text"]["text"]) <= 150
-        elif b["type"] == "section":
-            assert "text" in b or "fields" in b
-            if "text" in b:
-                assert 0 < len(b["text"]["text"]) <= 3000
-            if "fields" in b:
-                assert 0 < len(b["fields"]) <= 10
-                assert all(0 < len(f["text"]) <= 2000 for f in b["fields"])
-        elif b["type"] == "context":
-            assert 0 < len(b["elements"]) <= 10
-            assert all(0 < len(e["text"]) <= 2000 for e in b["elements"])
-        elif b["type"] == "actions":
-            assert 0 < len(b["elements"]) <= 25
-            for button in b["elements"]:
-                assert 0 < len(button["text"]["text"]) <= 75
-                assert 0 < len(button["url"]) <= 3000
-        else:
-            pytest.fail(f"unexpected block type {b['type']}")
-
+from tests.factories import (
+    INJECTIONS,
+    LINKS,
+    RAW,
+    URL,
+    new,
+    removed,
+    report,
+    status_changed,
+    updated,
+)
+from tests.slack_checks import (
+    assert_block_kit_limits,
+    assert_no_raw_markup,
+    block,
+    field_texts,
+    section_texts,
+)
 
 # --- text helpers -------------------------------------------------------------------------
 

@@ -39,22 +39,24 @@ from notifier.render import (
     webhook_payload,
 )
 from notifier.render.webhook import encode_json
-from tests.test_render import (
+from tests.factories import (
     INJECTIONS,
     LINKS,
     RAW,
     URL,
+    new,
+    removed,
+    report,
+    status_changed,
+    updated,
+)
+from tests.slack_checks import (
     assert_block_kit_limits,
     assert_no_raw_markup,
     block,
     field_texts,
-    new,
-    removed,
-    report,
     section_texts,
-    status_changed,
     texts,
-    updated,
 )
 
 GOLDEN = Path(__file__).parent / "golden"

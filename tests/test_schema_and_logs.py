@@ -15,7 +15,7 @@ import yaml
 
 from notifier.config.schema import json_schema
 from notifier.demo.simulator import FakePostHog
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 
 ROOT = Path(__file__).resolve().parent.parent
 

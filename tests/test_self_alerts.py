@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from notifier.core.models import (
     outbox_item_from_json,
 )
 from notifier.demo.simulator import FakePostHog
-from notifier.posthog.client import PostHogClient
 from notifier.render import (
     notice_console_text,
     notice_fallback_text,
@@ -42,7 +41,7 @@ from notifier.render import (
 from notifier.render.blocks import MAX_BLOCKS_JSON, MAX_HEADER
 from notifier.runtime.daemon import Notifier
 from notifier.state.store import Store
-from tests.conftest import PROJECT, WEBHOOK_SECRET
+from tests.factories import PROJECT, WEBHOOK_SECRET, Notifiers
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
 from tests.helpers import running, wait_for
 
@@ -266,20 +265,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def start(load: Callable[[Path], Settings], clock: Clock) -> Iterator[Callable[[Path], Notifier]]:
+def start(
+    load: Callable[[Path], Settings], clock: Clock, notifiers: Notifiers
+) -> Callable[[Path], Notifier]:
     """A Notifier for a config, with the hand clock and PostHog retries that do not sleep."""
-    opened: list[Notifier] = []
-
-    def make(path: Path) -> Notifier:
-        settings = load(path)
-        source = PostHogClient(settings.posthog, sleep=lambda _seconds: None)
-        notifier = Notifier(settings, source=source, alert_clock=clock)
-        opened.append(notifier)
-        return notifier
-
-    yield make
-    for notifier in opened:
-        notifier.close()
+    return lambda path: notifiers.build(load(path), waits=[], alert_clock=clock)
 
 
 def notices(slack: FakeSlack, via: str) -> list[str]:

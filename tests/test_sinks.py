@@ -24,7 +24,7 @@ from notifier.config.settings import (
     WebhookSinkSettings,
 )
 from notifier.core.errors import SinkError
-from notifier.core.models import Delivery, Event, EventType, Links, Report
+from notifier.core.models import Delivery, Event, EventType, Report
 from notifier.core.rules import Match
 from notifier.core.times import parse_retry_after
 from notifier.render import (
@@ -43,29 +43,18 @@ from notifier.sinks.slack.bot import SlackSink
 from notifier.sinks.slack.incoming import SlackWebhookSink
 from notifier.sinks.slack.pace import Pacer, bot_keys, webhook_keys
 from notifier.sinks.webhook import WebhookSink, batch_id
+from tests import factories
+from tests.factories import LINKS, RAW, new
 from tests.fakes import FakeSlack, WebhookReceiver
 
-LINKS = Links("https://us.posthog.com")
 CHANNEL = "C0123456789"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-RAW: dict[str, Any] = {
-    "id": "0c9e7d1e-2b7a-4c1e-9a53-6f2f1d8b7a11",
-    "title": "Checkout button unresponsive on Safari",
-    "summary": "Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
-    "status": "ready",
-    "total_weight": 2.35,
-    "signal_count": 7,
-    "relevant_user_count": 12,
-    "created_at": "2026-01-14T09:12:03.512345Z",
-    "updated_at": "2026-01-15T16:40:11.004211Z",
-    "artefact_count": 7,
-}
-EVENT = Event.create(EventType.NEW, 1, Report.from_api(RAW), None, {})
+EVENT = new()
 FIXED = datetime(2026, 1, 15, 16, 40, 11, tzinfo=UTC)
 
 
 def delivery(sink: str = "sink") -> Delivery:
-    return Delivery(outbox_id=1, sink=sink, event=EVENT, rules=("ready-reports",))
+    return factories.delivery(EVENT, sink)
 
 
 def failure(send: Callable[[Delivery], None]) -> SinkError:

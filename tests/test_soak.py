@@ -25,7 +25,7 @@ from notifier.config.settings import Settings
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.state.store import WAL_LIMIT
-from tests.conftest import PROJECT
+from tests.factories import PROJECT
 from tests.fakes import WebhookReceiver
 
 CYCLES = int(os.environ.get("SOAK_CYCLES", "2000"))
