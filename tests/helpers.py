@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from notifier.config.settings import Settings
 from notifier.runtime.daemon import Notifier
+from tests.factories import leaked
 
 
 def wait_for(
@@ -30,16 +31,28 @@ def wait_for(
         time.sleep(poll)
 
 
-def run_notifier(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m notifier ARGS`` with ``env`` added to this environment; output captured."""
-    return subprocess.run(
+def run_notifier(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m notifier ARGS`` with ``env`` added to this environment; output captured and
+    checked for leaked secrets."""
+    result = subprocess.run(
         [sys.executable, "-m", "notifier", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=timeout,
         check=False,
     )
+    assert not leaked(result.stdout + result.stderr), f"{leaked(result.stdout + result.stderr)}"
+    return result
+
+
+def assert_no_secrets(text: str, env: dict[str, str]) -> None:
+    """No value of ``env`` and no recognisable secret appears in ``text``."""
+    for name, secret in env.items():
+        assert secret not in text, f"{name} leaked"
+    assert not leaked(text), f"{leaked(text)} leaked"  # also the webhook path, whsec_'s base64
 
 
 @contextmanager

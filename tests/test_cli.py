@@ -15,35 +15,14 @@ import pytest
 
 from notifier import __version__
 from notifier.demo.simulator import FakePostHog
-from tests.factories import API_KEY, PROJECT, leaked
+from tests.factories import API_KEY, PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
-from tests.helpers import wait_for
-
-
-def notifier(
-    *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "notifier", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert not leaked(result.stdout + result.stderr), f"{leaked(result.stdout + result.stderr)}"
-    return result
-
-
-def assert_no_secrets(text: str, env: dict[str, str]) -> None:
-    for name, secret in env.items():
-        assert secret not in text, f"{name} leaked"
-    assert not leaked(text), f"{leaked(text)} leaked"  # also the webhook path, whsec_'s base64
+from tests.helpers import assert_no_secrets, run_notifier, wait_for
 
 
 def test_version() -> None:
     """--version prints the version and exits 0."""
-    result = notifier("--version", env={})
+    result = run_notifier("--version", env={})
     assert result.returncode == 0
     assert __version__ in result.stdout
 
@@ -53,7 +32,7 @@ def test_check_summarises_a_valid_config(
 ) -> None:
     """`check` exits 0 and names projects, sinks and rules without showing a secret."""
     path = make_config()
-    result = notifier("check", "-c", str(path), "--log-level", "debug", env=env)
+    result = run_notifier("check", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 0, result.stderr
     assert str(PROJECT) in result.stdout
     for sink in ("slack", "slack-hook", "hook"):
@@ -81,7 +60,7 @@ rules:
     sinks: [pager]
 """
     )
-    result = notifier("check", "-c", str(path), "--log-level", "debug", env=env)
+    result = run_notifier("check", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 2
     err = result.stderr
     assert "poll.interval" in err
@@ -95,7 +74,7 @@ rules:
 
 def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
     """No config file: exit 2 with the path it looked for."""
-    result = notifier("check", "-c", str(tmp_path / "nope.yaml"), env={})
+    result = run_notifier("check", "-c", str(tmp_path / "nope.yaml"), env={})
     assert result.returncode == 2
     assert "nope.yaml" in result.stderr
 
@@ -113,7 +92,7 @@ def test_once_delivers_and_logs_no_secret(
         first_run="notify",
         rules="- {name: all, match: {}, sinks: [slack, slack-hook, hook]}",
     )
-    result = notifier("once", "-c", str(path), "--log-level", "debug", env=env)
+    result = run_notifier("once", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 0, result.stderr
     assert [m.via for m in slack.messages].count("api") == 1
     assert [m.via for m in slack.messages].count("webhook") == 1
@@ -136,14 +115,16 @@ def test_once_exits_1_when_a_delivery_is_dead(
     posthog.add_report(PROJECT, title="x")
     path = make_config(first_run="notify", rules="- {name: all, match: {}, sinks: [slack]}")
     slack.fail_next("channel_not_found")
-    result = notifier("once", "-c", str(path), env=env)
+    result = run_notifier("once", "-c", str(path), env=env)
     assert result.returncode == 1
     assert "channel_not_found" in result.stderr
-    listing = notifier("outbox", "-c", str(path), env=env)
+    listing = run_notifier("outbox", "-c", str(path), env=env)
     assert "dead" in listing.stdout
     assert "channel_not_found" in listing.stdout
-    assert notifier("outbox", "retry", "--sink", "slack", "-c", str(path), env=env).returncode == 0
-    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    assert (
+        run_notifier("outbox", "retry", "--sink", "slack", "-c", str(path), env=env).returncode == 0
+    )
+    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
     assert len([m for m in slack.messages if m.via == "api"]) == 1
     notices = [(m.text or "").split(":")[0] for m in slack.messages if m.via == "webhook"]
     assert notices == [
@@ -160,11 +141,11 @@ def test_dry_run_prints_and_changes_nothing(
 ) -> None:
     """`dry-run` shows each event, its sinks and payloads; it sends and stores nothing."""
     path = make_config()
-    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
     posthog.add_report(PROJECT, title="Only a rehearsal")
     db = path.parent / "state.db"
     before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM reports").fetchone()
-    result = notifier("dry-run", "-c", str(path), "--log-level", "debug", env=env)
+    result = run_notifier("dry-run", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 0, result.stderr
     assert "Only a rehearsal" in result.stdout
     assert "→ slack (slack)" in result.stdout
@@ -173,7 +154,7 @@ def test_dry_run_prints_and_changes_nothing(
     after = sqlite3.connect(db).execute("SELECT COUNT(*) FROM reports").fetchone()
     assert before == after
     assert_no_secrets(result.stdout + result.stderr, env)
-    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
     assert len(slack.messages) == 1  # the real run still sees the event
 
 
@@ -185,13 +166,13 @@ def test_test_sink_sends_a_sample(
 ) -> None:
     """`test-sink NAME` posts a sample to that sink only; an unknown name is exit 2."""
     path = make_config()
-    result = notifier("test-sink", "hook", "-c", str(path), env=env)
+    result = run_notifier("test-sink", "hook", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert len(receiver.received) == 1
     body = json.loads(receiver.received[0].body)
     assert body["type"] == "signal_report.status_changed"
     assert slack.messages == []
-    assert notifier("test-sink", "pager", "-c", str(path), env=env).returncode == 2
+    assert run_notifier("test-sink", "pager", "-c", str(path), env=env).returncode == 2
 
 
 @pytest.mark.timeout(60)
@@ -225,7 +206,7 @@ def test_run_stops_cleanly_on_sigterm_mid_cycle(
 
 def test_demo_runs_without_config() -> None:
     """`notifier demo` needs no config or credentials and prints messages about reports."""
-    result = notifier("demo", "--cycles", "3", "--interval", "0.3", env={})
+    result = run_notifier("demo", "--cycles", "3", "--interval", "0.3", env={})
     assert result.returncode == 0, result.stderr
     assert "New signal report" in result.stdout
     assert "cycle 3/3" in result.stdout
@@ -266,7 +247,7 @@ def test_check_says_how_each_sink_delivers(
         '    template: {text: "{{ event.title }}", title: "{{ report.title }}"}',
     )
     _inject(path, "    type: webhook", "    type: webhook\n    batch: true")
-    result = notifier("check", "-c", str(path), env=env)
+    result = run_notifier("check", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines()]
     slack = lines.index(next(line for line in lines if line.startswith("slack ")))
@@ -308,7 +289,7 @@ def test_check_lists_every_template_problem(
 - {name: needs input, sinks: [slack], template: {title: "{% if %}"}}
 """
     path = make_config(rules=rules)
-    result = notifier("check", "-c", str(path), env=env)
+    result = run_notifier("check", "-c", str(path), env=env)
     assert result.returncode == 2
     err = result.stderr
     assert err.startswith(f"error: {path}: 2 problems:")
@@ -330,9 +311,9 @@ def test_dry_run_applies_rule_templates(
   template: {body: "Rehearsed: {{ report.title }}"}
 """
     path = make_config(rules=rules)
-    assert notifier("once", "-c", str(path), env=env).returncode == 0
+    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
     posthog.add_report(PROJECT, title="Only a rehearsal")
-    result = notifier("dry-run", "-c", str(path), env=env)
+    result = run_notifier("dry-run", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert "→ slack (slack) by rules: all" in result.stdout
     assert '"text": "Rehearsed: Only a rehearsal"' in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,6 +14,7 @@ from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.demo.simulator import FakePostHog
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
+from tests.helpers import wait_for
 
 KEY = "phx_source_test_key_123456"
 
@@ -322,3 +324,34 @@ def test_artefacts_keep_to_the_deadline_and_the_budget(fake: FakePostHog) -> Non
     assert info.value.kind is SourceErrorKind.THROTTLED
     assert time.monotonic() - started < 4
     assert len(fake.requests) == 1
+
+
+def test_a_retry_wait_ends_at_once_when_the_notifier_stops(fake: FakePostHog) -> None:
+    """A Retry-After wait is spent on the cancel event: setting it (the notifier stops) ends
+    the wait and the cycle at once, with no request after the one that was refused."""
+    cancel = threading.Event()
+    config = PostHogSettings(host=fake.url, api_key=KEY, project_ids=(1,), timeout=2.0)
+    source = PostHogClient(config, cancel=cancel, max_wait=600)
+    fake.fail_next(503, headers={"Retry-After": "300"})
+    failed: list[BaseException] = []
+
+    def listing() -> None:
+        try:
+            source.list_reports(1)
+        except SourceError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=listing, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(fake.requests) >= 1, what="the refused request")
+        asked = len(fake.requests)
+        cancel.set()
+        thread.join(timeout=30)  # a bound: the wait itself was 300 s
+        assert not thread.is_alive(), "the wait went on after the notifier stopped"
+    finally:
+        cancel.set()
+        source.close()
+    [error] = failed
+    assert "stopping" in str(error)
+    assert len(fake.requests) == asked
