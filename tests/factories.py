@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from notifier.config.settings import Settings
-from notifier.core.models import Delivery, Event, EventType, Links, Report
+from notifier.core.events import Event, EventType
+from notifier.core.outbox import Delivery
+from notifier.core.report import Links, Report
 from notifier.cycle.pipeline import CyclePlan
 from notifier.posthog.client import PostHogClient
 from notifier.runtime.daemon import Notifier

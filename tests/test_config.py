@@ -38,7 +38,8 @@ from notifier.config.sinks import (
     WebhookSink,
 )
 from notifier.core.errors import ConfigError
-from notifier.core.models import EventType, Links, Report
+from notifier.core.events import EventType
+from notifier.core.report import Links, Report
 from notifier.core.rules import Condition, Match, Op
 from notifier.render.templates import render, sample_event
 

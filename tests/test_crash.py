@@ -24,7 +24,8 @@ from typing import Any, TextIO
 import pytest
 
 from notifier.core.errors import StateError
-from notifier.core.models import Event, EventType, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import Report
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.service import STOP_GRACE_SECONDS
 from notifier.state.store import CycleWrite, SnapshotRow, Store

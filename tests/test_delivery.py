@@ -12,7 +12,9 @@ import pytest
 
 from notifier.config.settings import DeliverySettings
 from notifier.core.errors import SinkError, StateError
-from notifier.core.models import Delivery, Event, EventType, Notice, NoticeKind, Report
+from notifier.core.events import Event, EventType
+from notifier.core.outbox import Delivery, Notice, NoticeKind
+from notifier.core.report import Report
 from notifier.delivery.drain import MAX_DIGEST, Deliverer, backoff
 from notifier.sinks.base import MessageRef
 from notifier.state.store import CycleWrite, Store

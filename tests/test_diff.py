@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notifier.core.diff import compare, diff
-from notifier.core.models import Event, EventType, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import Report
 
 
 def rep(report_id: str = "r1", **fields: Any) -> Report:

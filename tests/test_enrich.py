@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from notifier.config.settings import Settings
-from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, Links, Recording
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, Recording
+from notifier.core.report import Links
 from notifier.cycle.enrich import MAX_PER_CYCLE, WINDOW
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog

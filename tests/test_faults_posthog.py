@@ -18,7 +18,7 @@ import pytest
 
 from notifier.config.settings import PostHogSettings, Settings
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.core.models import Event, EventType
+from notifier.core.events import Event, EventType
 from notifier.demo.simulator import FakePostHog
 from notifier.posthog.client import STALE_PAGES, PostHogClient
 from tests.factories import API_KEY, PROJECT, Notifiers, Run, errors, events, runs

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from notifier.config.settings import Settings
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, EventType, Recording, Report
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
+from notifier.core.report import Report
 from notifier.demo.simulator import PROJECT_NOT_FOUND, FakePostHog
 from notifier.posthog.parse import (
     ARTEFACT_TEXT_CHARS,

@@ -28,7 +28,9 @@ from notifier.config.load import parse_config
 from notifier.config.settings import SlackSinkSettings
 from notifier.config.yamlload import MAX_NODES
 from notifier.core.errors import ConfigError, SinkError
-from notifier.core.models import Delivery, Event, EventType, Links, Report
+from notifier.core.events import Event, EventType
+from notifier.core.outbox import Delivery
+from notifier.core.report import Links, Report
 from notifier.core.rules import REGEX_MAX_SIZE, REGEX_TIMEOUT, regex_size, route
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.logs import RedactingFormatter

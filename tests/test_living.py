@@ -23,7 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from notifier.config.settings import Settings, SlackSinkSettings, WebhookSinkSettings
 from notifier.core.errors import StateError
-from notifier.core.models import Links
+from notifier.core.report import Links
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.sinks.registry import build_sinks

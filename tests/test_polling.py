@@ -18,7 +18,7 @@ import pytest
 
 from notifier.cli.check import cmd_check
 from notifier.config.settings import Settings
-from notifier.core.models import EventType
+from notifier.core.events import EventType
 from notifier.core.times import parse_instant
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog

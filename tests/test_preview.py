@@ -17,7 +17,8 @@ import pytest
 from notifier.cli import preview as preview_module
 from notifier.cli.preview import SAMPLE_ENRICHMENT, run_preview
 from notifier.config.settings import Settings
-from notifier.core.models import Event, EventType, Links
+from notifier.core.events import Event, EventType
+from notifier.core.report import Links
 from notifier.core.rules import route
 from notifier.demo.simulator import FakePostHog
 from notifier.render import SlackMessage, block_kit_builder_url

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from notifier.core.models import Enrichment, Event, EventType, Recording, Report
+from notifier.core.events import Enrichment, Event, EventType, Recording
+from notifier.core.report import Report
 from notifier.render import (
     console_text,
     escape_mrkdwn,

@@ -19,15 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notifier.core.models import (
-    NO_ENRICHMENT,
-    TRACKED_FIELDS,
-    Enrichment,
-    Event,
-    EventType,
-    Recording,
-    Report,
-)
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
+from notifier.core.report import TRACKED_FIELDS, Report
 from notifier.render import (
     SlackMessage,
     block_kit_builder_url,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier.core.models import MISSING, Event, EventType, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import MISSING, Report
 from notifier.core.rules import Condition, Match, Op, Rule, check, matches, route
 
 

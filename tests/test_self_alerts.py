@@ -22,14 +22,9 @@ from standardwebhooks.webhooks import Webhook
 from notifier.config.load import parse_config
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError
-from notifier.core.models import (
-    Event,
-    EventType,
-    Notice,
-    NoticeKind,
-    Report,
-    outbox_item_from_json,
-)
+from notifier.core.events import Event, EventType
+from notifier.core.outbox import Notice, NoticeKind, outbox_item_from_json
+from notifier.core.report import Report
 from notifier.demo.simulator import FakePostHog
 from notifier.render import (
     notice_console_text,

@@ -24,7 +24,9 @@ from notifier.config.settings import (
     WebhookSinkSettings,
 )
 from notifier.core.errors import SinkError
-from notifier.core.models import Delivery, Event, EventType, Report
+from notifier.core.events import Event, EventType
+from notifier.core.outbox import Delivery
+from notifier.core.report import Report
 from notifier.core.rules import Match
 from notifier.core.times import parse_retry_after
 from notifier.render import (

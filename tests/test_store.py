@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from notifier.core.errors import StateError
-from notifier.core.models import Event, EventType, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import Report
 from notifier.state.schema import SCHEMA_VERSION
 from notifier.state.store import CycleWrite, SnapshotRow, Store
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from notifier.core.errors import ConfigError, NotifierError
-from notifier.core.models import Event, EventType, Links, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import Links, Report
 from notifier.render.templates import (
     LIMITS,
     CompiledTemplates,

@@ -11,7 +11,7 @@ from notifier.cli.preview import payload_text, rule_templates
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import SourceError
-from notifier.core.models import Links
+from notifier.core.report import Links
 from notifier.cycle.pipeline import plan_cycle
 from notifier.render.console import console_text
 from notifier.sinks.compose import compose_event

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 from notifier.cli.shared import EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError
-from notifier.core.models import Notice
+from notifier.core.outbox import Notice
 
 if TYPE_CHECKING:
     from notifier.state.store import OutboxEntry, Store

@@ -28,7 +28,8 @@ from notifier.config.settings import (
 )
 from notifier.core.diff import compare
 from notifier.core.errors import ConfigError
-from notifier.core.models import Enrichment, Event, EventType, Links, Recording, Report
+from notifier.core.events import Enrichment, Event, EventType, Recording
+from notifier.core.report import Links, Report
 from notifier.core.rules import Rule, matches, route, top_level
 from notifier.render import SlackMessage, block_kit_builder_url
 from notifier.render.templates import CompiledTemplates, sample_event

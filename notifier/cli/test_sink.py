@@ -9,7 +9,9 @@ from typing import TextIO
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError, SinkError
-from notifier.core.models import Delivery, Event, EventType, Links, Report
+from notifier.core.events import Event, EventType
+from notifier.core.outbox import Delivery
+from notifier.core.report import Links, Report
 
 
 def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Final
 import regex
 
 from notifier.config.yamlload import Loc, Problem
-from notifier.core.models import EventType
+from notifier.core.events import EventType
 from notifier.core.rules import Condition, Match, Op, compile_regex
 
 OPS: Final = {op.value: op for op in Op}

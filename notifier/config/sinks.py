@@ -29,7 +29,8 @@ from notifier.config.types import (
     whsec,
 )
 from notifier.config.yamlload import Loc, Problem, Said
-from notifier.core.models import EventType, Links
+from notifier.core.events import EventType
+from notifier.core.report import Links
 from notifier.core.rules import top_level
 from notifier.render.templates import (
     LIMITS,

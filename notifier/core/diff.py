@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from typing import Any
 
-from notifier.core.models import MISSING, TRACKED_FIELDS, Changes, Event, EventType, Report
+from notifier.core.events import Changes, Event, EventType
+from notifier.core.report import MISSING, TRACKED_FIELDS, Report
 
 
 def compare(before: Report, after: Report) -> dict[str, tuple[Any, Any]]:

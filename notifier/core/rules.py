@@ -24,7 +24,8 @@ from typing import Any, Final
 
 import regex
 
-from notifier.core.models import MISSING, Event, EventType, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import MISSING, Report
 
 DEFAULT_EVENTS: Final = frozenset({EventType.NEW, EventType.STATUS_CHANGED})
 

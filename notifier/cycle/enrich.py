@@ -35,7 +35,7 @@ from typing import Final
 
 from notifier.config.settings import SinkSettings, WebhookSinkSettings
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, EventType
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType
 from notifier.cycle.pipeline import CyclePlan, Routed
 from notifier.posthog.client import PostHogClient
 from notifier.posthog.parse import parse_enrichment

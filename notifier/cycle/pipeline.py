@@ -18,7 +18,7 @@ from typing import Final
 from notifier.config.settings import FirstRun
 from notifier.core.diff import diff
 from notifier.core.errors import SourceError
-from notifier.core.models import Event, EventType
+from notifier.core.events import Event, EventType
 from notifier.core.rules import Route, Rule, route
 from notifier.core.times import parse_instant
 from notifier.posthog.client import PostHogClient

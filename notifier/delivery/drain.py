@@ -26,7 +26,8 @@ from typing import Final
 
 from notifier.config.settings import DeliverySettings
 from notifier.core.errors import SinkError, StateError
-from notifier.core.models import Delivery, Event, Notice
+from notifier.core.events import Event
+from notifier.core.outbox import Delivery, Notice
 from notifier.core.outcomes import DeliveryOutcome
 from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
 from notifier.state.store import OutboxEntry, Store

@@ -30,7 +30,7 @@ from typing import Any
 
 from notifier.config.settings import SelfAlertSettings
 from notifier.core.errors import SourceError, SourceErrorKind, StateError
-from notifier.core.models import Notice, NoticeKind
+from notifier.core.outbox import Notice, NoticeKind
 from notifier.core.outcomes import DeliveryOutcome
 from notifier.render.notice import notice_timing
 from notifier.state.store import OutageRow, OutboxEntry, Store

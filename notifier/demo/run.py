@@ -23,7 +23,7 @@ from notifier.config.settings import (
     Settings,
     StateSettings,
 )
-from notifier.core.models import EventType
+from notifier.core.events import EventType
 from notifier.core.rules import Match
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import DemoStory, FakePostHog

@@ -24,7 +24,7 @@ import httpx
 
 from notifier.config.settings import PostHogSettings
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.core.models import Report
+from notifier.core.report import Report
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.listing import Listing
 from notifier.posthog.paging import Known

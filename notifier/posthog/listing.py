@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from notifier.core.models import Report
+from notifier.core.report import Report
 from notifier.core.times import parse_instant
 from notifier.posthog.parse import Page
 

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.core.models import NO_ENRICHMENT, Enrichment, Recording, Report, item_version
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Recording
+from notifier.core.report import Report, item_version
 from notifier.core.times import parse_instant
 
 _SKIP_REASON_CHARS: Final = 200

@@ -1,7 +1,7 @@
 """Pure rendering: an event (or the notifier's notice about itself) becomes a Slack card, a
 signed webhook body or terminal text.
 
-Imports only ``notifier.core.models``; no I/O.
+Imports only ``notifier.core``; no I/O.
 """
 
 from notifier.render.blocks import SlackMessage, block_kit_builder_url

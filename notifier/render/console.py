@@ -10,7 +10,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Final
 
-from notifier.core.models import Event, Links
+from notifier.core.events import Event
+from notifier.core.report import Links
 from notifier.render.text import (
     event_emoji,
     event_status,

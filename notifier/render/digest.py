@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from notifier.core.models import Event, EventType, Links
+from notifier.core.events import Event, EventType
+from notifier.core.report import Links
 from notifier.render.blocks import (
     MAX_BLOCKS,
     MAX_BLOCKS_JSON,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from notifier.core.models import Notice, NoticeKind
+from notifier.core.outbox import Notice, NoticeKind
 from notifier.core.times import parse_instant
 from notifier.render.blocks import MAX_CONTEXT_ELEMENTS, MAX_HEADER, MAX_SECTION_TEXT, SlackMessage
 from notifier.render.text import escape_truncate, one_line, truncate

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from notifier.core.models import NO_ENRICHMENT, Enrichment, Event, EventType, Links, Recording
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
+from notifier.core.report import Links
 from notifier.render.blocks import (
     LINK_URL_CHARS,
     MAX_BUTTON_TEXT,

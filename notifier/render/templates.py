@@ -23,7 +23,8 @@ from urllib.parse import quote
 import jinja2
 
 from notifier.core.errors import ConfigError
-from notifier.core.models import Event, EventType, Links, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import Links, Report
 from notifier.render import text as txt
 from notifier.render.sandbox import compile_source, describe, generate
 

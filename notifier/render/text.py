@@ -11,7 +11,8 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
-from notifier.core.models import Event, EventType, Report
+from notifier.core.events import Event, EventType
+from notifier.core.report import Report
 
 ELLIPSIS: Final = "…"
 UNTITLED: Final = "Untitled report"

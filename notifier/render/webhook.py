@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from notifier.core.models import Event, Links, thaw
+from notifier.core.events import Event
+from notifier.core.report import Links, thaw
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from notifier.config.settings import Settings
-from notifier.core.models import Links
+from notifier.core.report import Links
 from notifier.cycle.enrich import WINDOW
 from notifier.cycle.pipeline import CyclePlan
 from notifier.delivery.drain import Deliverer, DrainResult

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from notifier.core.models import Delivery
+from notifier.core.outbox import Delivery
 
 USER_AGENT_PRODUCT = "posthog-signal-notifier"
 

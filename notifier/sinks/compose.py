@@ -26,7 +26,8 @@ from notifier.config.settings import (
     SlackWebhookSinkSettings,
     WebhookSinkSettings,
 )
-from notifier.core.models import Event, Links
+from notifier.core.events import Event
+from notifier.core.report import Links
 from notifier.render import SlackMessage, console_text, slack_message, webhook_body
 from notifier.render.templates import CompiledTemplates, RenderedText, TemplateError, render
 

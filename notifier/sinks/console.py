@@ -9,7 +9,8 @@ from typing import TextIO
 
 from notifier.config.settings import ConsoleSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.models import Delivery, Links, Notice
+from notifier.core.outbox import Delivery, Notice
+from notifier.core.report import Links
 from notifier.render import console_text, notice_console_text
 
 

@@ -21,7 +21,7 @@ from notifier.config.settings import (
     WebhookSinkSettings,
 )
 from notifier.core.errors import ConfigError
-from notifier.core.models import Links
+from notifier.core.report import Links
 from notifier.sinks.base import Sink
 from notifier.sinks.console import ConsoleSink
 from notifier.sinks.slack.bot import SlackSink

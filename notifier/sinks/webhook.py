@@ -24,7 +24,9 @@ import httpx
 from notifier import __version__
 from notifier.config.settings import WebhookSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.models import Delivery, Event, Links, Notice
+from notifier.core.events import Event
+from notifier.core.outbox import Delivery, Notice
+from notifier.core.report import Links
 from notifier.core.secrets import redact
 from notifier.core.times import parse_retry_after
 from notifier.render import notice_webhook_body, sign, webhook_batch_body, webhook_body

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from notifier.core.models import Notice
+from notifier.core.outbox import Notice
 from notifier.state.records import (
     CycleWrite,
     MessageRef,

@@ -14,7 +14,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from notifier.core.models import Event, Notice, outbox_item_from_json
+from notifier.core.events import Event
+from notifier.core.outbox import Notice, outbox_item_from_json
 from notifier.state.database import Database, compact, ids_of
 from notifier.state.messages import forget_messages, remember_message
 from notifier.state.records import MessageRef, OutboxEntry

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from notifier.core.models import Event, Notice, Report
+from notifier.core.events import Event
+from notifier.core.outbox import Notice
+from notifier.core.report import Report
 
 #: ``(channel, ts)`` or ``(channel, ts, shown)``, as a sink reports the living message it keeps
 MessageRef: TypeAlias = tuple[str, str] | tuple[str, str, str | None]

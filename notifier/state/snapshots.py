@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
-from notifier.core.models import Report
+from notifier.core.report import Report
 from notifier.state.database import Database, compact
 from notifier.state.records import CycleWrite, ProjectState, SnapshotRow
 

@@ -29,7 +29,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.models import Delivery, Event, Links, Notice
+from notifier.core.events import Event
+from notifier.core.outbox import Delivery, Notice
+from notifier.core.report import Links
 from notifier.core.times import parse_instant, parse_retry_after
 from notifier.render import (
     SlackMessage,

@@ -23,7 +23,9 @@ from slack_sdk.webhook import WebhookClient, WebhookResponse
 from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.models import Delivery, Event, Links, Notice
+from notifier.core.events import Event
+from notifier.core.outbox import Delivery, Notice
+from notifier.core.report import Links
 from notifier.core.secrets import redact
 from notifier.core.times import parse_retry_after
 from notifier.render import (

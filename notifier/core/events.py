@@ -1,0 +1,174 @@
+"""What happened to a report: an ``Event`` (new, status changed, updated, removed) with the
+changes and what the artefacts add (``Enrichment``), and its JSON for the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Final
+
+from notifier.core.report import Report, as_str, thaw
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A session recording an artefact (``video_segment``) points at, with what it shows."""
+
+    session_id: str
+    text: str | None = None  # the segment's description, untrusted text
+    start_time: str | None = None
+    end_time: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        """Plain JSON; fields that are None are left out."""
+        fields = (
+            ("session_id", self.session_id),
+            ("text", self.text),
+            ("start_time", self.start_time),
+            ("end_time", self.end_time),
+        )
+        return {name: value for name, value in fields if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Recording | None:
+        """The inverse of ``to_json``; None when ``data`` has no string ``session_id``."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("session_id"), str):
+            return None
+        return cls(
+            session_id=data["session_id"],
+            text=as_str(data.get("text")),
+            start_time=as_str(data.get("start_time")),
+            end_time=as_str(data.get("end_time")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    """What a report's artefacts add to its message (opt-in per sink: ``enrich: [artefacts]``).
+
+    Empty when the sink does not ask for it or fetching the artefacts failed: a message never
+    waits for, nor fails because of, its enrichment.
+    """
+
+    recordings: tuple[Recording, ...] = ()  # at most three, newest first
+    priority_explanation: str | None = None  # of the latest priority_judgment
+    actionability_explanation: str | None = None  # of the latest actionability_judgment
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON, as the outbox keeps it inside the event; empty parts are left out (an
+        empty enrichment is ``{}``)."""
+        data: dict[str, Any] = {}
+        if self.recordings:
+            data["recordings"] = [r.to_json() for r in self.recordings]
+        if self.priority_explanation is not None:
+            data["priority_explanation"] = self.priority_explanation
+        if self.actionability_explanation is not None:
+            data["actionability_explanation"] = self.actionability_explanation
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Enrichment:
+        """The inverse of ``to_json``. Never raises: anything unreadable (an older row without
+        it, a hand-edited one) reads as no enrichment, part by part."""
+        if not isinstance(data, Mapping):
+            return NO_ENRICHMENT
+        raw = data.get("recordings")
+        read = (Recording.from_json(r) for r in raw) if isinstance(raw, list) else ()
+        enrichment = cls(
+            recordings=tuple(r for r in read if r is not None),
+            priority_explanation=as_str(data.get("priority_explanation")),
+            actionability_explanation=as_str(data.get("actionability_explanation")),
+        )
+        return NO_ENRICHMENT if enrichment == NO_ENRICHMENT else enrichment
+
+
+NO_ENRICHMENT: Final = Enrichment()
+
+
+class EventType(StrEnum):
+    """What happened to a report between two complete listings."""
+
+    NEW = "new"
+    STATUS_CHANGED = "status_changed"
+    UPDATED = "updated"
+    REMOVED = "removed"
+
+
+#: ``{"status": ("in_progress", "ready"), ...}``: field → (before, after).
+Changes = Mapping[str, tuple[Any, Any]]
+
+
+def event_id(project_id: int, report_id: str, event_type: EventType, version: str) -> str:
+    """Deterministic: a cycle recomputed after a crash yields the same id."""
+    blob = f"{project_id}:{report_id}:{event_type.value}:{version}"
+    return "evt_" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change to one report. ``report`` is the current copy (the last known for removed)."""
+
+    id: str
+    type: EventType
+    project_id: int
+    report: Report
+    previous: Report | None
+    changes: Changes
+    #: What the report's artefacts add (only for sinks with ``enrich: [artefacts]``); not part
+    #: of the event's identity.
+    enrichment: Enrichment = field(default_factory=lambda: NO_ENRICHMENT, compare=False)
+
+    @classmethod
+    def create(
+        cls,
+        event_type: EventType,
+        project_id: int,
+        report: Report,
+        previous: Report | None,
+        changes: Changes,
+    ) -> Event:
+        """Build an event, deriving its deterministic id from the report versions it describes."""
+        version = report.version if previous is None else f"{previous.version}>{report.version}"
+        return cls(
+            id=event_id(project_id, report.id, event_type, version),
+            type=event_type,
+            project_id=project_id,
+            report=report,
+            previous=previous,
+            changes=MappingProxyType(dict(changes)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON, as stored in the outbox (``enrichment`` only when there is one)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type.value,
+            "project_id": self.project_id,
+            "report": self.report.to_json(),
+            "previous": self.previous.to_json() if self.previous is not None else None,
+            "changes": {k: [thaw(a), thaw(b)] for k, (a, b) in self.changes.items()},
+        }
+        enrichment = self.enrichment.to_json()
+        if enrichment:  # left out when empty: rows stay as they were before enrichment
+            data["enrichment"] = enrichment
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Event:
+        """The inverse of ``to_json``; rows written before enrichment existed have none."""
+        previous = data.get("previous")
+        return cls(
+            id=str(data["id"]),
+            type=EventType(data["type"]),
+            project_id=int(data["project_id"]),
+            report=Report.from_api(data["report"]),
+            previous=Report.from_api(previous) if previous is not None else None,
+            changes=MappingProxyType(
+                {str(k): (v[0], v[1]) for k, v in dict(data.get("changes") or {}).items()}
+            ),
+            enrichment=Enrichment.from_json(data.get("enrichment")),
+        )
