@@ -15,18 +15,16 @@ rate-limit handler would sleep inside the delivery thread. Every SDK or socket e
 
 from __future__ import annotations
 
-import http.client
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.events import Event
@@ -41,18 +39,18 @@ from notifier.render import (
     text_only,
     thread_reply,
 )
-from notifier.sinks.base import USER_AGENT_PRODUCT, MessageRef, describe_exception, header, utc_now
+from notifier.sinks.base import MessageRef, header, utc_now
 from notifier.sinks.compose import slack_card
+from notifier.sinks.slack.common import (
+    BLOCK_ERRORS,
+    IO_ERRORS,
+    SlackPoster,
+    sdk_options,
+    transient_io_error,
+)
 from notifier.sinks.slack.pace import Pacer, bot_keys
 
 log = logging.getLogger(__name__)
-
-#: slack_sdk logs failed requests itself; the SinkError says it better, so keep the SDK quiet.
-SDK_LOGGER: Final = logging.getLogger("notifier.sinks.slack.sdk")
-SDK_LOGGER.setLevel(logging.CRITICAL)
-
-#: Codes that mean "the blocks were refused": worth one immediate text-only retry.
-BLOCK_ERRORS: Final = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
 #: ``chat.update`` codes meaning the card cannot be edited any more (deleted, too old): post anew.
 GONE_ERRORS: Final = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
@@ -95,23 +93,8 @@ def _older(updated_at: str | None, shown: str | None) -> bool:
     return mine is not None and theirs is not None and mine < theirs
 
 
-def transient_io_error(exc: BaseException, service: str, timeout: float) -> SinkError:
-    """A socket, urllib or http.client error: always worth retrying later."""
-    if isinstance(exc, TimeoutError) or "timed out" in str(exc).lower():
-        return SinkError(f"{service} did not answer within {timeout:g} s", permanent=False)
-    return SinkError(f"cannot reach {service}: {describe_exception(exc)}", permanent=False)
-
-
-#: The I/O errors urllib-based clients raise: URLError and TimeoutError are OSErrors.
-IO_ERRORS: Final = (OSError, http.client.HTTPException)
-
-
-class SlackSink:
-    """Keeps one Block Kit card per report up to date in one channel, with a bot token.
-
-    ``rules`` (name → ``RuleSettings``) supply ``reply_broadcast`` and rule templates; ``pacer`` is
-    shared with the other sinks (a private one when not given).
-    """
+class SlackSink(SlackPoster[SlackSinkSettings]):
+    """Keeps one Block Kit card per report up to date in one channel, with a bot token."""
 
     def __init__(
         self,
@@ -122,34 +105,15 @@ class SlackSink:
         rules: Mapping[str, RuleSettings] | None = None,
         pacer: Pacer | None = None,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
-        self._links = links
-        self._clock = clock
-        self._rules = dict(rules or {})
-        self._rule_templates = {
-            name: rule.templates for name, rule in self._rules.items() if rule.templates
-        }
-        self._pacer = pacer if pacer is not None else Pacer()
+        super().__init__(settings, links, clock=clock, rules=rules, pacer=pacer)
         self._channel_key, self._workspace = bot_keys(
             settings.api_url, settings.token, settings.channel
         )
         self._client = WebClient(
-            token=settings.token,
-            base_url=settings.api_url,
-            # urllib takes float seconds; slack_sdk merely annotates int.
-            timeout=cast(int, settings.timeout),
-            retry_handlers=[],
-            logger=SDK_LOGGER,
-            user_agent_prefix=f"{USER_AGENT_PRODUCT}/{__version__}",
+            token=settings.token, base_url=settings.api_url, **sdk_options(settings.timeout)
         )
         parts = urlsplit(settings.api_url)  # in messages: host and port, never user:password@
         self._service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"
-
-    @property
-    def digest_after(self) -> int:
-        """More due events than this go out as one digest (0: never)."""
-        return self._settings.digest_after
 
     def send(self, delivery: Delivery) -> None:
         """Post the card (or the notice) as a new message."""

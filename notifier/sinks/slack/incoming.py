@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.events import Event
@@ -35,9 +34,15 @@ from notifier.render import (
     notice_text_only,
     text_only,
 )
-from notifier.sinks.base import USER_AGENT_PRODUCT, header, utc_now
+from notifier.sinks.base import header, utc_now
 from notifier.sinks.compose import slack_card
-from notifier.sinks.slack.bot import BLOCK_ERRORS, IO_ERRORS, SDK_LOGGER, transient_io_error
+from notifier.sinks.slack.common import (
+    BLOCK_ERRORS,
+    IO_ERRORS,
+    SlackPoster,
+    sdk_options,
+    transient_io_error,
+)
 from notifier.sinks.slack.pace import Pacer, webhook_keys
 
 log = logging.getLogger(__name__)
@@ -62,12 +67,8 @@ HINTS: Final[Mapping[str, str]] = {
 }
 
 
-class SlackWebhookSink:
-    """Posts each delivery as a Block Kit card to a Slack incoming webhook.
-
-    ``rules`` (name → ``RuleSettings``) supply rule templates; ``pacer`` is shared with the
-    other sinks (a private one when not given).
-    """
+class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
+    """Posts each delivery as a Block Kit card to a Slack incoming webhook."""
 
     def __init__(
         self,
@@ -78,30 +79,11 @@ class SlackWebhookSink:
         rules: Mapping[str, RuleSettings] | None = None,
         pacer: Pacer | None = None,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
-        self._links = links
-        self._clock = clock
-        self._rule_templates = {
-            name: rule.templates for name, rule in (rules or {}).items() if rule.templates
-        }
-        self._pacer = pacer if pacer is not None else Pacer()
+        super().__init__(settings, links, clock=clock, rules=rules, pacer=pacer)
         self._channel_key, self._workspace = webhook_keys(settings.url)
         path = urlsplit(settings.url).path
         self._secrets = (settings.url, path) if len(path) >= 8 else (settings.url,)
-        self._client = WebhookClient(
-            settings.url,
-            # urllib takes float seconds; slack_sdk merely annotates int.
-            timeout=cast(int, settings.timeout),
-            retry_handlers=[],
-            logger=SDK_LOGGER,
-            user_agent_prefix=f"{USER_AGENT_PRODUCT}/{__version__}",
-        )
-
-    @property
-    def digest_after(self) -> int:
-        """More due events than this go out as one digest (0: never)."""
-        return self._settings.digest_after
+        self._client = WebhookClient(settings.url, **sdk_options(settings.timeout))
 
     def send(self, delivery: Delivery) -> None:
         """Post the card; on a blocks error, once more at once as text only."""
