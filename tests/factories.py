@@ -164,7 +164,7 @@ def runs(
 
     def make(*, timeout: float | None = None, **config: Any) -> Run:
         # These tests are about full listings (paging, removals): every cycle lists everything
-        # unless a test says otherwise. Incremental listings have tests/test_incremental.py.
+        # unless a test says otherwise. Incremental listings have tests/test_polling.py.
         config.setdefault("poll_extra", "full_sync_every: 0s")
         settings = load(make_config(**config))
         if timeout is not None:

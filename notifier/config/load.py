@@ -2,8 +2,8 @@
 
 The pipeline: read the document (``yamlload``: size cap, no aliases, ``${VAR}``, ``*_file``
 secrets) → check unknown keys, the rules and the message templates on the raw dict → validate
-types with the pydantic models below (value types in ``config_types``, sinks and templates in
-``config_sinks``) → build the frozen ``Settings``. Problems from every step land in one
+types with the pydantic models below (value types in ``config.types``, sinks and templates in
+``config.sinks``) → build the frozen ``Settings``. Problems from every step land in one
 ``ConfigError``. Messages come from key paths and our own words, never from input values, and
 any secret value is scrubbed from them anyway.
 """

@@ -8,8 +8,9 @@ memory; both judge it with ``liveness``: healthy while a cycle was attempted wit
 still running within its deadline). ``readiness`` is ``/readyz``: the state is readable and every
 project has had a successful poll or is still within its first interval.
 
-``serve`` starts a stdlib ``ThreadingHTTPServer`` (daemon threads) for ``/healthz``, ``/readyz``
-and ``/metrics``; nothing here knows the daemon, which hands it an ``Endpoints``.
+``HealthServer`` serves ``/healthz``, ``/readyz`` and ``/metrics`` from a stdlib
+``ThreadingHTTPServer`` (daemon threads); nothing here knows the daemon, which hands it an
+``Endpoints`` (``vitals.Vitals``).
 """
 
 from __future__ import annotations
