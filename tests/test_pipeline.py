@@ -61,9 +61,9 @@ def test_unchanged_reports_are_not_loaded_or_written(
         notifier.close()
 
 
+@pytest.mark.usefixtures("receiver")
 def test_housekeeping_prunes_delivered_entries_after_keep_delivered(
     posthog: FakePostHog,
-    receiver: object,
     make_config: Callable[..., Path],
     load: Callable[[Path], Settings],
 ) -> None:

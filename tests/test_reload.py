@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from notifier.config.settings import Settings
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.metrics import Metrics
@@ -116,9 +118,9 @@ def test_invalid_config_is_rejected_and_the_old_one_kept(
     assert slack.messages == []
 
 
+@pytest.mark.usefixtures("slack")
 def test_watch_config_reloads_on_change_and_pending_deliveries_survive(
     posthog: FakePostHog,
-    slack: FakeSlack,
     receiver: WebhookReceiver,
     make_config: Callable[..., Path],
     env: dict[str, str],
