@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.factories import (
     SLACK_WEBHOOK_PATH,
     WEBHOOK_SECRET,
     Notifiers,
+    World,
     leaked,
 )
 from tests.fakes import FakeSlack, WebhookReceiver
@@ -246,6 +248,13 @@ def env(slack: FakeSlack) -> dict[str, str]:
         "SLACK_WEBHOOK_URL": slack.webhook_url,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
+
+
+@pytest.fixture
+def world(request: pytest.FixtureRequest) -> World:
+    """The fakes, make_config and env in one (the fixtures of those names): for tests that use
+    them all."""
+    return World(**{part.name: request.getfixturevalue(part.name) for part in fields(World)})
 
 
 @pytest.fixture

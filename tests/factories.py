@@ -19,8 +19,10 @@ from notifier.core.events import Event, EventType
 from notifier.core.outbox import Delivery
 from notifier.core.report import Links, Report
 from notifier.cycle.pipeline import CyclePlan
+from notifier.demo.simulator import FakePostHog
 from notifier.posthog.client import PostHogClient
 from notifier.runtime.daemon import Notifier
+from tests.fakes import FakeSlack, WebhookReceiver
 
 API_KEY = "phx_e2e_secret_key_0123456789"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -181,3 +183,16 @@ def events(plan: CyclePlan | None) -> set[tuple[str, str]]:
 
 def errors(caplog: pytest.LogCaptureFixture, level: int = logging.ERROR) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+@dataclass(frozen=True)
+class World:
+    """The fakes a notifier under test talks to and the config that points it at them (the
+    ``world`` fixture): ``make_config(**kwargs)`` writes config.yaml, ``env`` holds the
+    ``${VAR}``s it reads."""
+
+    posthog: FakePostHog
+    slack: FakeSlack
+    receiver: WebhookReceiver
+    make_config: Callable[..., Path]
+    env: dict[str, str]

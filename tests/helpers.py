@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from notifier.config.settings import Settings
 from notifier.runtime.daemon import Notifier
@@ -46,6 +47,14 @@ def run_notifier(
     )
     assert not leaked(result.stdout + result.stderr), f"{leaked(result.stdout + result.stderr)}"
     return result
+
+
+def inject(path: Path, old: str, new: str) -> None:
+    """Replace the first ``old`` in the file at ``path``, which must hold it, with ``new``: a
+    key added to a written config, or a mistake put into it."""
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
 
 
 def assert_no_secrets(text: str, env: dict[str, str]) -> None:

@@ -168,12 +168,6 @@ KNOWN_OVERSIZED: frozenset[str] = frozenset(
     {
         "notifier/config/load.py",
         "notifier/config/load.py:_build",
-        "notifier/cycle/enrich.py:_enrich",
-        "notifier/cycle/pipeline.py:plan_cycle",
-        "notifier/delivery/drain.py:_failed",
-        "notifier/demo/simulator/posthog.py",
-        "notifier/demo/simulator/posthog.py:FakePostHog",
-        "notifier/runtime/service.py:cmd_run",
     }
 )
 

@@ -17,7 +17,7 @@ from notifier import __version__
 from notifier.demo.simulator import FakePostHog
 from tests.factories import API_KEY, PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
-from tests.helpers import assert_no_secrets, run_notifier, wait_for
+from tests.helpers import assert_no_secrets, inject, run_notifier, wait_for
 
 
 def test_version() -> None:
@@ -212,12 +212,6 @@ def test_demo_runs_without_config() -> None:
     assert "cycle 3/3" in result.stdout
 
 
-def _inject(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
 MESSAGE_RULES = """
 - name: ready reports
   match: {status: ready}
@@ -235,18 +229,18 @@ def test_check_says_how_each_sink_delivers(
     batch and enrich settings and "template: ok"; per rule reply_broadcast and its template;
     and warns about a reply_broadcast that cannot work."""
     path = make_config(rules=MESSAGE_RULES)
-    _inject(
+    inject(
         path,
         "    channel: C0123456789",
         "    channel: C0123456789\n    digest_after: 0\n    enrich: [artefacts]",
     )
-    _inject(
+    inject(
         path,
         "    type: slack_webhook",
         "    type: slack_webhook\n"
         '    template: {text: "{{ event.title }}", title: "{{ report.title }}"}',
     )
-    _inject(path, "    type: webhook", "    type: webhook\n    batch: true")
+    inject(path, "    type: webhook", "    type: webhook\n    batch: true")
     result = run_notifier("check", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines()]

@@ -29,8 +29,8 @@ from notifier.core.report import Report
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.service import STOP_GRACE_SECONDS
 from notifier.state.store import CycleWrite, SnapshotRow, Store
-from tests.factories import PROJECT
-from tests.fakes import ReceivedWebhook, WebhookReceiver
+from tests.factories import PROJECT, World
+from tests.fakes import ReceivedWebhook
 from tests.helpers import wait_for as shared_wait_for
 
 pytestmark = pytest.mark.slow
@@ -203,24 +203,18 @@ class Story:
 
 
 @pytest.mark.timeout(90)
-def test_sigkill_at_random_points_loses_nothing(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-    tmp_path: Path,
-) -> None:
+def test_sigkill_at_random_points_loses_nothing(world: World, tmp_path: Path) -> None:
     """25 SIGKILLs (mid-listing, after the commit, mid-send, at random) while reports change:
     every change is delivered, at most one duplicate per kill, and the state file is sound."""
     rng = random.Random(SEED)
-    config = make_config(rules=TO_HOOK, posthog_extra="page_size: 3")
+    config = world.make_config(rules=TO_HOOK, posthog_extra="page_size: 3")
     db = tmp_path / "state.db"
-    story = Story(posthog, db, rng)
+    story = Story(world.posthog, db, rng)
     for _ in range(7):
         story.add(notify=False)  # recorded silently by the baseline
 
     kills = 0
-    with daemon(config, env, tmp_path / "run-0.log") as first:
+    with daemon(config, world.env, tmp_path / "run-0.log") as first:
         wait_for(lambda: baselined(db), 10, "the baseline")
         first.kill()
         kills += 1
@@ -231,7 +225,7 @@ def test_sigkill_at_random_points_loses_nothing(
         for _ in range(rng.randint(1, 3)):
             story.change()
         outbox_rows = len(query(db, "SELECT id FROM outbox"))
-        running = Daemon(config, env, tmp_path / f"run-{i}.log")
+        running = Daemon(config, world.env, tmp_path / f"run-{i}.log")
         try:
             if mode == "listing":  # killed while a page of the listing is being answered
                 pages = [rng.randint(1, 5)]
@@ -243,7 +237,7 @@ def test_sigkill_at_random_points_loses_nothing(
                     if pages[0] == 0:
                         target.kill()
 
-                posthog.on_list_page = on_page
+                world.posthog.on_list_page = on_page
             elif mode.startswith("send"):  # killed with a request at the receiver, unanswered
 
                 def on_arrival(
@@ -253,9 +247,9 @@ def test_sigkill_at_random_points_loses_nothing(
                     if lost:  # the request dies with the sender: the receiver never takes it
                         raise ConnectionResetError("the sender is gone")
 
-                receiver.on_arrival = on_arrival
+                world.receiver.on_arrival = on_arrival
             elif mode == "commit":  # killed once the cycle is committed, before it is sent
-                receiver.stall_seconds = 0.5
+                world.receiver.stall_seconds = 0.5
                 wait_for(
                     lambda rows=outbox_rows: len(query(db, "SELECT id FROM outbox")) > rows,
                     10,
@@ -271,27 +265,27 @@ def test_sigkill_at_random_points_loses_nothing(
                 running.kill()
             code = running.wait(10)
         finally:
-            posthog.on_list_page = None
-            receiver.on_arrival = None
-            receiver.stall_seconds = 0.0
+            world.posthog.on_list_page = None
+            world.receiver.on_arrival = None
+            world.receiver.stall_seconds = 0.0
             running.kill()
         assert code == -signal.SIGKILL, f"run {i} ({mode}) exited by itself:\n{running.text()}"
         kills += 1
 
     def delivered() -> set[Key]:
-        return {key_of(r.json()) for r in list(receiver.received)}
+        return {key_of(r.json()) for r in list(world.receiver.received)}
 
     def settled() -> bool:
         pending = query(db, "SELECT COUNT(*) FROM outbox WHERE state != 'delivered'")
         return story.expected <= delivered() and pending == [(0,)]
 
-    with daemon(config, env, tmp_path / "run-last.log") as last:
+    with daemon(config, world.env, tmp_path / "run-last.log") as last:
         wait_for(lambda: f"project {PROJECT}: " in last.text(), 10, "a cycle")
         wait_for(settled, 20, "every change delivered")
         stop_cleanly(last)
 
     by_event: dict[str, list[ReceivedWebhook]] = defaultdict(list)
-    for request in receiver.received:
+    for request in world.receiver.received:
         by_event[request.json()["data"]["event_id"]].append(request)
     keys = {event_id: key_of(requests[0].json()) for event_id, requests in by_event.items()}
     assert set(keys.values()) == story.expected  # everything, and nothing that did not happen
@@ -311,37 +305,32 @@ def test_sigkill_at_random_points_loses_nothing(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sink_timeout", ["2s", "30s"])
 def test_sigterm_mid_send_exits_0_and_delivers_after_restart(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-    tmp_path: Path,
-    sink_timeout: str,
+    world: World, tmp_path: Path, sink_timeout: str
 ) -> None:
     """SIGTERM while a send hangs on a stalled receiver (timing out before, or long after, the
     10 s a container gets): exit 0 within 10 s; the entry is delivered after the restart with
     the same webhook-id."""
-    posthog.add_report(PROJECT, title="already there")
-    config = make_config(rules=TO_HOOK)
+    world.posthog.add_report(PROJECT, title="already there")
+    config = world.make_config(rules=TO_HOOK)
     config.write_text(config.read_text().replace("timeout: 2s", f"timeout: {sink_timeout}"))
     db = tmp_path / "state.db"
     arrived: list[ReceivedWebhook] = []
-    with daemon(config, env, tmp_path / "run-1.log") as running:
+    with daemon(config, world.env, tmp_path / "run-1.log") as running:
         wait_for(lambda: baselined(db), 10, "the baseline")
-        receiver.stall_seconds = 60
-        receiver.on_arrival = arrived.append
-        posthog.add_report(PROJECT, title="sent while stopping")
+        world.receiver.stall_seconds = 60
+        world.receiver.on_arrival = arrived.append
+        world.posthog.add_report(PROJECT, title="sent while stopping")
         wait_for(lambda: bool(arrived), 10, "the send to start")
         assert stop_cleanly(running) < 10
         assert "SIGTERM" in running.text()
-    assert receiver.received == []  # the stalled request was never answered
+    assert world.receiver.received == []  # the stalled request was never answered
     assert query(db, "SELECT state FROM outbox") == [("pending",)]
-    receiver.stall_seconds = 0
-    receiver.on_arrival = None
-    with daemon(config, env, tmp_path / "run-2.log") as running:
-        wait_for(lambda: len(receiver.received) == 1, 10, "the delivery after the restart")
+    world.receiver.stall_seconds = 0
+    world.receiver.on_arrival = None
+    with daemon(config, world.env, tmp_path / "run-2.log") as running:
+        wait_for(lambda: len(world.receiver.received) == 1, 10, "the delivery after the restart")
         stop_cleanly(running)
-    [request] = receiver.received
+    [request] = world.receiver.received
     assert request.json()["data"]["report"]["title"] == "sent while stopping"
     assert request.headers["webhook-id"] == arrived[0].headers["webhook-id"]
     assert query(db, "SELECT state FROM outbox") == [("delivered",)]
@@ -349,62 +338,51 @@ def test_sigterm_mid_send_exits_0_and_delivers_after_restart(
 
 @pytest.mark.timeout(60)
 def test_sigterm_while_posthog_hangs_abandons_the_cycle_and_loses_nothing(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-    tmp_path: Path,
+    world: World, tmp_path: Path
 ) -> None:
     """SIGTERM while a listing hangs with posthog.timeout 30s: past the stop grace (or at a
     second SIGTERM) the cycle is abandoned with a warning and the daemon exits 0; the change is
     delivered after the restart."""
     assert STOP_GRACE_SECONDS < 10  # `docker stop` sends SIGKILL after 10 s
-    posthog.add_report(PROJECT, title="already there")
-    config = make_config(rules=TO_HOOK)
+    world.posthog.add_report(PROJECT, title="already there")
+    config = world.make_config(rules=TO_HOOK)
     config.write_text(config.read_text().replace("timeout: 5s", "timeout: 30s"))
     db = tmp_path / "state.db"
-    quick = {**env, "NOTIFIER_STOP_GRACE": "2"}
+    quick = {**world.env, "NOTIFIER_STOP_GRACE": "2"}
     with daemon(config, quick, tmp_path / "run-1.log") as running:
         wait_for(lambda: baselined(db), 10, "the baseline")
-        posthog.stall_seconds = 60
-        posthog.add_report(PROJECT, title="found after the restart")
-        listed = len(posthog.requests)
-        wait_for(lambda: len(posthog.requests) > listed, 10, "a listing in flight")
+        world.posthog.stall_seconds = 60
+        world.posthog.add_report(PROJECT, title="found after the restart")
+        listed = len(world.posthog.requests)
+        wait_for(lambda: len(world.posthog.requests) > listed, 10, "a listing in flight")
         assert stop_cleanly(running) < 10
         assert "did not finish within 2 s of SIGTERM" in running.text()
-    patient = {**env, "NOTIFIER_STOP_GRACE": "60"}
+    patient = {**world.env, "NOTIFIER_STOP_GRACE": "60"}
     with daemon(config, patient, tmp_path / "run-2.log") as running:
-        listed = len(posthog.requests)
-        wait_for(lambda: len(posthog.requests) > listed, 10, "a listing in flight")
+        listed = len(world.posthog.requests)
+        wait_for(lambda: len(world.posthog.requests) > listed, 10, "a listing in flight")
         running.process.send_signal(signal.SIGTERM)
         wait_for(lambda: "received SIGTERM" in running.text(), 5, "the first SIGTERM")
         code, took = stop(running)  # a second signal: leave now
         assert (code, took < 5) == (0, True), running.text()
         assert "received SIGTERM again" in running.text()
     assert query(db, "SELECT COUNT(*) FROM outbox") == [(0,)]
-    posthog.stall_seconds = 0
-    with daemon(config, env, tmp_path / "run-3.log") as running:
-        wait_for(lambda: len(receiver.received) == 1, 10, "the delivery after the restart")
+    world.posthog.stall_seconds = 0
+    with daemon(config, world.env, tmp_path / "run-3.log") as running:
+        wait_for(lambda: len(world.receiver.received) == 1, 10, "the delivery after the restart")
         stop_cleanly(running)
-    assert receiver.received[0].json()["data"]["report"]["title"] == "found after the restart"
+    assert world.receiver.received[0].json()["data"]["report"]["title"] == "found after the restart"
 
 
 # --- an unusable or full state store --------------------------------------------------------
 
 
 @pytest.mark.parametrize("blocker", ["parent is a file", "path is a directory"])
-def test_unusable_state_path_is_a_clear_error(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-    tmp_path: Path,
-    blocker: str,
-) -> None:
+def test_unusable_state_path_is_a_clear_error(world: World, tmp_path: Path, blocker: str) -> None:
     """A state path that cannot be a database: `run` exits 1 at once naming the path and the
     fix, without a traceback; once the path is usable, the notifier starts from scratch."""
-    posthog.add_report(PROJECT, title="already there")
-    config = make_config(rules=TO_HOOK)
+    world.posthog.add_report(PROJECT, title="already there")
+    config = world.make_config(rules=TO_HOOK)
     if blocker == "parent is a file":
         (tmp_path / "state").write_text("not a directory")
         state = tmp_path / "state" / "state.db"
@@ -414,7 +392,7 @@ def test_unusable_state_path_is_a_clear_error(
         state.mkdir()
         expected = f"{state}: cannot open it: it is a directory"
     config.write_text(config.read_text().replace(str(tmp_path / "state.db"), str(state)))
-    with daemon(config, env, tmp_path / "run-1.log") as running:
+    with daemon(config, world.env, tmp_path / "run-1.log") as running:
         code = running.wait(10)
         err = running.text()
     assert code == 1, err
@@ -424,72 +402,64 @@ def test_unusable_state_path_is_a_clear_error(
         (tmp_path / "state").unlink()
     else:
         state.rmdir()
-    with daemon(config, env, tmp_path / "run-2.log") as running:
+    with daemon(config, world.env, tmp_path / "run-2.log") as running:
         wait_for(lambda: baselined(state), 10, "the baseline")
-        posthog.add_report(PROJECT, title="after the fix")
-        wait_for(lambda: len(receiver.received) == 1, 10, "the delivery")
+        world.posthog.add_report(PROJECT, title="after the fix")
+        wait_for(lambda: len(world.receiver.received) == 1, 10, "the delivery")
         stop_cleanly(running)
-    assert receiver.received[0].json()["data"]["report"]["title"] == "after the fix"
+    assert world.receiver.received[0].json()["data"]["report"]["title"] == "after the fix"
 
 
 def test_disk_full_keeps_nothing_and_the_next_cycle_delivers_exactly(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-    tmp_path: Path,
+    world: World, tmp_path: Path
 ) -> None:
     """The daemon's cycles fail while the disk is full: a clear error each cycle, the snapshot
     untouched, nothing queued; after the fault is removed the next cycle delivers exactly the
     changes made meanwhile, once each."""
-    a = posthog.add_report(PROJECT, title="a", status="in_progress")
-    posthog.add_report(PROJECT, title="b")
-    config = make_config(rules=TO_HOOK)
+    a = world.posthog.add_report(PROJECT, title="a", status="in_progress")
+    world.posthog.add_report(PROJECT, title="b")
+    config = world.make_config(rules=TO_HOOK)
     db = tmp_path / "state.db"
-    with daemon(config, env, tmp_path / "run.log") as running:
+    with daemon(config, world.env, tmp_path / "run.log") as running:
         wait_for(lambda: baselined(db), 10, "the baseline")
         before = query(db, "SELECT * FROM reports ORDER BY report_id")
         execute(db, DISK_FULL.format(op="INSERT"))
-        new = posthog.add_report(PROJECT, title="c")
-        changed = posthog.update_report(PROJECT, a["id"], status="ready")
+        new = world.posthog.add_report(PROJECT, title="c")
+        changed = world.posthog.update_report(PROJECT, a["id"], status="ready")
         wait_for(lambda: running.text().count("database or disk is full") >= 2, 10, "2 failures")
         assert query(db, "SELECT * FROM reports ORDER BY report_id") == before
         assert query(db, "SELECT COUNT(*) FROM outbox") == [(0,)]
-        assert receiver.received == []
+        assert world.receiver.received == []
         error = next(line for line in running.text().splitlines() if "disk is full" in line)
         assert json.loads(error)["level"] == "error"  # JSON logs when not on a terminal
         assert f"state database {db}: cannot save the cycle" in error
         assert "nothing of this cycle was kept" in error
         execute(db, "DROP TRIGGER disk_full")
-        wait_for(lambda: len(receiver.received) >= 2, 10, "the deliveries")
+        wait_for(lambda: len(world.receiver.received) >= 2, 10, "the deliveries")
         cycles = running.text().count(f"project {PROJECT}: ")
         wait_for(lambda: running.text().count(f"project {PROJECT}: ") > cycles, 10, "a cycle")
         stop_cleanly(running)
-    assert sorted(key_of(r.json()) for r in receiver.received) == sorted(
+    assert sorted(key_of(r.json()) for r in world.receiver.received) == sorted(
         [("new", new["id"], new["updated_at"]), ("status_changed", a["id"], changed["updated_at"])]
     )
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
 def test_disk_full_while_recording_a_delivery_does_not_repeat_it(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    load: Callable[[Path], Any],
-    tmp_path: Path,
+    world: World, load: Callable[[Path], Any], tmp_path: Path
 ) -> None:
     """A delivery the sink accepted but the full disk cannot record stays pending with a clear
     StateError; later passes retry the record, not the send, so the channel does not get the
     message again on every pass. Only a restart sends it again (same webhook-id)."""
     from notifier.runtime.daemon import Notifier  # noqa: PLC0415
 
-    config = make_config(rules=TO_HOOK)
+    config = world.make_config(rules=TO_HOOK)
     db = tmp_path / "state.db"
     for restart in (False, True):
         notifier = Notifier(load(config))
         try:
             assert notifier.poll(PROJECT) is not None  # (the baseline the first time)
-            posthog.add_report(PROJECT, title=f"restart={restart}")
+            world.posthog.add_report(PROJECT, title=f"restart={restart}")
             assert notifier.poll(PROJECT) is not None
             execute(db, DISK_FULL.format(op="UPDATE"))
             for _ in range(3):
@@ -508,9 +478,12 @@ def test_disk_full_while_recording_a_delivery_does_not_repeat_it(
         finally:
             notifier.close()
     assert query(db, "SELECT state FROM outbox") == [("delivered",), ("delivered",)]
-    titles = [r.json()["data"]["report"]["title"] for r in receiver.received]
+    titles = [r.json()["data"]["report"]["title"] for r in world.receiver.received]
     assert titles == ["restart=False", "restart=True", "restart=True"]
-    assert receiver.received[1].headers["webhook-id"] == receiver.received[2].headers["webhook-id"]
+    assert (
+        world.receiver.received[1].headers["webhook-id"]
+        == world.receiver.received[2].headers["webhook-id"]
+    )
 
 
 def test_real_sqlite_full_is_reported_as_such_and_rolled_back(tmp_path: Path) -> None:

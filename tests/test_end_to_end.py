@@ -62,13 +62,8 @@ def test_status_change_routed_by_previous(
     posthog: FakePostHog, slack: FakeSlack, receiver: WebhookReceiver, once: Once
 ) -> None:
     """A rule on `previous.status` fires for in_progress → ready but not candidate → ready."""
-    rules = """
-    - name: research finished
-      match:
-        status: ready
-        previous: {status: in_progress}
-      sinks: [slack]
-    """
+    condition = "{status: ready, previous: {status: in_progress}}"
+    rules = f"- {{name: research finished, match: {condition}, sinks: [slack]}}"
     a = posthog.add_report(PROJECT, title="A", status="in_progress")
     b = posthog.add_report(PROJECT, title="B", status="candidate")
     assert once(rules=rules) == 0

@@ -256,7 +256,7 @@ def test_a_wait_past_the_cycle_deadline_is_not_slept(posthog: FakePostHog) -> No
     client = PostHogClient(settings, sleep=waits.append)
     posthog.throttle_next(30)
     with pytest.raises(SourceError) as info:
-        client.list_reports(PROJECT, deadline=time.monotonic() + 10)
+        client.list_reports(PROJECT, cycle=client.start_cycle(PROJECT, time.monotonic() + 10))
     client.close()
     assert info.value.kind is SourceErrorKind.THROTTLED
     assert info.value.retry_after == 30

@@ -23,7 +23,7 @@ from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.sinks.slack.incoming import HINTS as WEBHOOK_HINTS
 from notifier.state.store import OutboxEntry, Store
-from tests.factories import PROJECT
+from tests.factories import PROJECT, World
 from tests.fakes import FakeSlack, SlackCall, WebhookReceiver
 from tests.helpers import run_notifier, wait_for
 
@@ -136,24 +136,20 @@ def add(posthog: FakePostHog, count: int, start: int = 0) -> list[str]:
 
 
 def test_transient_slack_errors_retry_the_same_entry_until_delivered(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """ok:false transient codes, HTTP 5xx (even an HTML page) and a 429 are retried on the same
     entry until Slack recovers: one message, in order, the other sinks undisturbed."""
-    add(posthog, 2)
-    slack.fail_next("internal_error")
-    slack.fail_next("service_unavailable")
-    slack.fail_next("request_timeout")
-    slack.fail_next("fatal_error", status=500)
-    slack.fail_next("proxy", status=503, raw=HTML_503)
-    slack.fail_next("ratelimited", retry_after=0)
+    add(world.posthog, 2)
+    world.slack.fail_next("internal_error")
+    world.slack.fail_next("service_unavailable")
+    world.slack.fail_next("request_timeout")
+    world.slack.fail_next("fatal_error", status=500)
+    world.slack.fail_next("proxy", status=503, raw=HTML_503)
+    world.slack.fail_next("ratelimited", retry_after=0)
     assert run_once() == 0
-    assert titles(slack, "api") == ["Report A", "Report B"]
-    assert [c.error for c in posts(slack)][:6] == [
+    assert titles(world.slack, "api") == ["Report A", "Report B"]
+    assert [c.error for c in posts(world.slack)][:6] == [
         "internal_error",
         "service_unavailable",
         "request_timeout",
@@ -164,17 +160,12 @@ def test_transient_slack_errors_retry_the_same_entry_until_delivered(
     entries = outbox("slack")
     assert (entries["Report A"].state, entries["Report A"].attempts) == ("delivered", 7)
     assert (entries["Report B"].state, entries["Report B"].attempts) == ("delivered", 1)
-    assert titles(slack, "webhook") == ["Report A", "Report B"]
-    assert hooked(receiver) == ["Report A", "Report B"]
+    assert titles(world.slack, "webhook") == ["Report A", "Report B"]
+    assert hooked(world.receiver) == ["Report A", "Report B"]
 
 
 def test_permanent_slack_errors_dead_letter_each_entry_with_its_reason(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
-    caplog: pytest.LogCaptureFixture,
+    world: World, run_once: RunOnce, outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each permanent code dead-letters its entry at once (one attempt, the code and a hint in
     the reason and in an ERROR log) and the next entry goes; the other sinks get everything."""
@@ -188,9 +179,9 @@ def test_permanent_slack_errors_dead_letter_each_entry_with_its_reason(
         "missing_scope",
         "some_new_error",
     ]
-    names = add(posthog, len(codes) + 1)
+    names = add(world.posthog, len(codes) + 1)
     for code in codes:
-        slack.fail_next(code)
+        world.slack.fail_next(code)
     with caplog.at_level(logging.ERROR):
         assert run_once() == 1  # something was dead-lettered
     entries = outbox("slack")
@@ -206,40 +197,40 @@ def test_permanent_slack_errors_dead_letter_each_entry_with_its_reason(
         assert name in log.getMessage()
         assert "sink slack" in log.getMessage()
     assert entries[names[-1]].state == "delivered"
-    assert titles(slack, "api") == [names[-1]]
-    assert titles(slack, "webhook") == names
-    assert hooked(receiver) == names
+    assert titles(world.slack, "api") == [names[-1]]
+    assert titles(world.slack, "webhook") == names
+    assert hooked(world.receiver) == names
 
 
 def test_refused_blocks_go_once_as_text_only(
-    posthog: FakePostHog, slack: FakeSlack, run_once: RunOnce, outbox: Outbox
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """invalid_blocks / msg_blocks_too_long: the same attempt posts the message again as text
     only, and that counts as delivered (bot token and incoming webhook alike)."""
-    add(posthog, 1)
-    slack.fail_next("invalid_blocks")
-    slack.webhook_fail_next(400, "msg_blocks_too_long")
+    add(world.posthog, 1)
+    world.slack.fail_next("invalid_blocks")
+    world.slack.webhook_fail_next(400, "msg_blocks_too_long")
     assert run_once() == 0
     for via, sink in (("api", "slack"), ("webhook", "slack-hook")):
-        [message] = [m for m in slack.messages if m.via == via]
+        [message] = [m for m in world.slack.messages if m.via == via]
         assert message.blocks is None
         assert "Report A" in (message.text or "")
         entry = outbox(sink)["Report A"]
         assert (entry.state, entry.attempts) == ("delivered", 1)
-    assert len(posts(slack)) == 2
-    assert len(hook_posts(slack)) == 2
+    assert len(posts(world.slack)) == 2
+    assert len(hook_posts(world.slack)) == 2
 
 
 def test_blocks_and_text_both_refused_is_dead_after_one_text_retry(
-    posthog: FakePostHog, slack: FakeSlack, run_once: RunOnce, outbox: Outbox
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """When the text-only retry is refused too the entry is dead, after exactly two posts,
     with both reasons."""
-    add(posthog, 1)
-    slack.fail_next("msg_blocks_too_long")
-    slack.fail_next("no_text")
-    slack.webhook_fail_next(400, "invalid_blocks")
-    slack.webhook_fail_next(400, "invalid_payload")
+    add(world.posthog, 1)
+    world.slack.fail_next("msg_blocks_too_long")
+    world.slack.fail_next("no_text")
+    world.slack.webhook_fail_next(400, "invalid_blocks")
+    world.slack.webhook_fail_next(400, "invalid_payload")
     assert run_once() == 1
     api, hook = outbox("slack")["Report A"], outbox("slack-hook")["Report A"]
     assert (api.state, api.attempts, hook.state, hook.attempts) == ("dead", 1, "dead", 1)
@@ -249,35 +240,29 @@ def test_blocks_and_text_both_refused_is_dead_after_one_text_retry(
     assert hook.last_error is not None
     assert hook.last_error.startswith("invalid_blocks: ")
     assert "invalid_payload" in hook.last_error
-    assert len(posts(slack)) == 2
-    assert len(hook_posts(slack)) == 2
-    assert slack.messages == []
+    assert len(posts(world.slack)) == 2
+    assert len(hook_posts(world.slack)) == 2
+    assert world.slack.messages == []
 
 
 def test_refused_blocks_then_ratelimited_text_is_retried_later(
-    posthog: FakePostHog, slack: FakeSlack, run_once: RunOnce, outbox: Outbox
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """A text-only retry that is rate limited is a transient failure, not a dead letter: the
     next attempt goes through."""
-    add(posthog, 1)
-    slack.fail_next("invalid_blocks")
-    slack.fail_next("ratelimited", retry_after=0)
+    add(world.posthog, 1)
+    world.slack.fail_next("invalid_blocks")
+    world.slack.fail_next("ratelimited", retry_after=0)
     assert run_once() == 0
     entry = outbox("slack")["Report A"]
     assert (entry.state, entry.attempts) == ("delivered", 2)
-    assert titles(slack, "api") == ["Report A"]
+    assert titles(world.slack, "api") == ["Report A"]
 
 
 # --- Slack incoming webhook -------------------------------------------------------------------
 
 
-def test_slack_webhook_error_bodies(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
-) -> None:
+def test_slack_webhook_error_bodies(world: World, run_once: RunOnce, outbox: Outbox) -> None:
     """Server trouble (500 rollup_error, a 502 page, 503, 429 + Retry-After) is retried on the
     same entry; each documented refusal body dead-letters its entry with the body and a hint."""
     refusals = [
@@ -289,17 +274,17 @@ def test_slack_webhook_error_bodies(
         (404, "channel_not_found"),
         (400, "invalid_payload"),
     ]
-    names = add(posthog, 1)
-    slack.webhook_fail_next(500, "rollup_error")
-    slack.webhook_fail_next(502, "<html><body>Bad Gateway</body></html>")
-    slack.webhook_fail_next(503, "")
-    slack.webhook_fail_next(429, "rate limited", headers={"Retry-After": "0"})
+    names = add(world.posthog, 1)
+    world.slack.webhook_fail_next(500, "rollup_error")
+    world.slack.webhook_fail_next(502, "<html><body>Bad Gateway</body></html>")
+    world.slack.webhook_fail_next(503, "")
+    world.slack.webhook_fail_next(429, "rate limited", headers={"Retry-After": "0"})
     assert run_once() == 0
     entry = outbox("slack-hook")["Report A"]
     assert (entry.state, entry.attempts) == ("delivered", 5)
-    names += add(posthog, len(refusals) + 1, start=1)
+    names += add(world.posthog, len(refusals) + 1, start=1)
     for status, body in refusals:
-        slack.webhook_fail_next(status, body)
+        world.slack.webhook_fail_next(status, body)
     assert run_once() == 1
     entries = outbox("slack-hook")
     for name, (status, body) in zip(names[1:], refusals, strict=False):
@@ -307,43 +292,37 @@ def test_slack_webhook_error_bodies(
         assert (entry.state, entry.attempts) == ("dead", 1)
         assert entry.last_error == f"HTTP {status} {body}: {WEBHOOK_HINTS[body]}"
     assert entries[names[-1]].state == "delivered"
-    assert titles(slack, "webhook") == [names[0], names[-1]]
-    assert titles(slack, "api") == names
-    assert hooked(receiver) == names
+    assert titles(world.slack, "webhook") == [names[0], names[-1]]
+    assert titles(world.slack, "api") == names
+    assert hooked(world.receiver) == names
 
 
 # --- signed webhook ---------------------------------------------------------------------------
 
 
 def test_webhook_transient_statuses_retry_with_the_same_webhook_id(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """408, 429, 500, 502, 503 and 504 are retried on the same entry until the receiver
     accepts it; every attempt carries the same webhook-id and event id, and order holds."""
-    add(posthog, 2)
+    add(world.posthog, 2)
     statuses = [408, 429, 500, 502, 503, 504]
     for status in statuses:
-        receiver.respond_next(status, body=b"try later")
+        world.receiver.respond_next(status, body=b"try later")
     assert run_once() == 0
-    attempts = [r for r in receiver.received if r.json()["data"]["report"]["title"] == "Report A"]
+    attempts = [
+        r for r in world.receiver.received if r.json()["data"]["report"]["title"] == "Report A"
+    ]
     assert [r.status for r in attempts] == [*statuses, 204]
     assert len({r.headers["webhook-id"] for r in attempts}) == 1
     assert len({r.json()["data"]["event_id"] for r in attempts}) == 1
-    assert hooked(receiver) == ["Report A", "Report B"]
+    assert hooked(world.receiver) == ["Report A", "Report B"]
     assert outbox("hook")["Report A"].attempts == len(statuses) + 1
-    assert titles(slack, "api") == ["Report A", "Report B"]
+    assert titles(world.slack, "api") == ["Report A", "Report B"]
 
 
 def test_webhook_permanent_statuses_are_dead_lettered_and_redirects_not_followed(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """410 Gone, redirects (301/302/307/308: never followed) and other 4xx dead-letter their
     entry at once with the reason; the entry after them is delivered."""
@@ -357,9 +336,9 @@ def test_webhook_permanent_statuses_are_dead_lettered_and_redirects_not_followed
         (401, "refused our credentials"),
         (404, "rejected the delivery"),
     ]
-    names = add(posthog, len(refusals) + 1)
+    names = add(world.posthog, len(refusals) + 1)
     for status, _ in refusals:
-        receiver.respond_next(status, headers={"Location": receiver.url + "/moved"})
+        world.receiver.respond_next(status, headers={"Location": world.receiver.url + "/moved"})
     assert run_once() == 1
     entries = outbox("hook")
     for name, (status, reason) in zip(names, refusals, strict=False):
@@ -369,73 +348,61 @@ def test_webhook_permanent_statuses_are_dead_lettered_and_redirects_not_followed
         assert f"HTTP {status}" in entry.last_error
         assert reason in entry.last_error
     assert entries[names[-1]].state == "delivered"
-    assert {r.path for r in receiver.received} == {"/hook"}  # no Location was requested
-    assert len(receiver.received) == len(names)
-    assert titles(slack, "api") == names
+    assert {r.path for r in world.receiver.received} == {"/hook"}  # no Location was requested
+    assert len(world.receiver.received) == len(names)
+    assert titles(world.slack, "api") == names
 
 
 def test_retry_after_is_waited_for_while_other_sinks_go_on(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """Slack's 429 and the receiver's 503 ask for 1 s: neither is retried sooner, entries behind
     them wait (order per sink), and the incoming webhook delivers meanwhile."""
-    add(posthog, 2)
-    slack.fail_next("ratelimited", retry_after=1)
-    receiver.respond_next(503, headers={"Retry-After": "1"})
+    add(world.posthog, 2)
+    world.slack.fail_next("ratelimited", retry_after=1)
+    world.receiver.respond_next(503, headers={"Retry-After": "1"})
     assert run_once() == 0
-    first, second = posts(slack)[0], posts(slack)[1]
+    first, second = posts(world.slack)[0], posts(world.slack)[1]
     assert first.error == "ratelimited"
     assert second.received_at - first.received_at >= 1.0
-    refused, accepted = receiver.received[0], receiver.received[1]
+    refused, accepted = world.receiver.received[0], world.receiver.received[1]
     assert (refused.status, accepted.status) == (503, 204)
     assert accepted.received_at - refused.received_at >= 1.0
     assert accepted.headers["webhook-id"] == refused.headers["webhook-id"]
-    assert titles(slack, "api") == ["Report A", "Report B"]
-    assert hooked(receiver) == ["Report A", "Report B"]
-    webhook_done = max(m.received_at for m in slack.messages if m.via == "webhook")
+    assert titles(world.slack, "api") == ["Report A", "Report B"]
+    assert hooked(world.receiver) == ["Report A", "Report B"]
+    webhook_done = max(m.received_at for m in world.slack.messages if m.via == "webhook")
     assert webhook_done < second.received_at  # did not wait for the Slack API
     assert outbox("slack")["Report A"].attempts == 2
 
 
 def test_slow_sinks_time_out_and_deliver_later(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """Each sink answers its first request after its timeout: a transient failure, retried;
     the slow request landed after all, so the receiver sees the event twice, with one
     webhook-id to de-duplicate by (at least once)."""
-    add(posthog, 1)
-    slack.stall_next(1.0, times=2)  # the Web API post, then the incoming webhook post
-    receiver.stall_next(1.0)
+    add(world.posthog, 1)
+    world.slack.stall_next(1.0, times=2)  # the Web API post, then the incoming webhook post
+    world.receiver.stall_next(1.0)
     assert run_once(sink_timeout=0.3) == 0
     for sink in ("slack", "slack-hook", "hook"):
         entry = outbox(sink)["Report A"]
         assert (entry.state, entry.attempts) == ("delivered", 2)
     # the stalled request is answered 1 s after it arrived
-    wait_for(lambda: len(receiver.received) >= 2, 5, "the stalled request", poll=0.02)
-    first, second = receiver.received
+    wait_for(lambda: len(world.receiver.received) >= 2, 5, "the stalled request", poll=0.02)
+    first, second = world.receiver.received
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert first.json()["data"]["event_id"] == second.json()["data"]["event_id"]
 
 
 def test_a_sink_failing_past_give_up_after_is_dead_lettered(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    outbox: Outbox,
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """A receiver that keeps answering 503 is retried until give_up_after, then dead-lettered
     with the number of attempts and the last error."""
-    add(posthog, 1)
-    receiver.respond_next(503, times=1000)
+    add(world.posthog, 1)
+    world.receiver.respond_next(503, times=1000)
     assert run_once(give_up_after=0.5, max_wait=2) == 1
     entry = outbox("hook")["Report A"]
     assert entry.state == "dead"
@@ -444,52 +411,46 @@ def test_a_sink_failing_past_give_up_after_is_dead_lettered(
     assert entry.last_error.startswith(f"gave up after {entry.attempts} attempts: ")
     assert "would fall past delivery.give_up_after; last error: " in entry.last_error
     assert entry.last_error.endswith("HTTP 503")  # no "will retry" in a dead letter
-    assert titles(slack, "api") == ["Report A"]
+    assert titles(world.slack, "api") == ["Report A"]
 
 
 def test_retry_after_zero_is_not_a_request_per_round_trip(
-    posthog: FakePostHog, receiver: WebhookReceiver, run_once: RunOnce, outbox: Outbox
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """A receiver answering 503 with Retry-After: 0 forever is retried no faster than
     min(backoff_initial, 1 s) apart (0.05 s here), not in a tight loop, until give_up_after."""
     assert backoff(1, DeliverySettings(), retry_after=0.0) == 1.0
     assert backoff(1, DeliverySettings(), retry_after=30.0) == 30.0
-    add(posthog, 1)
-    receiver.respond_next(503, headers={"Retry-After": "0"}, times=1000)
+    add(world.posthog, 1)
+    world.receiver.respond_next(503, headers={"Retry-After": "0"}, times=1000)
     assert run_once(give_up_after=0.5, max_wait=2) == 1
     entry = outbox("hook")["Report A"]
     assert entry.state == "dead"
     assert 2 <= entry.attempts <= 0.5 / 0.05 + 2  # was ~90 with no floor
-    assert len(receiver.received) == entry.attempts
+    assert len(world.receiver.received) == entry.attempts
 
 
 # --- `notifier outbox` ------------------------------------------------------------------------
 
 
 def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    run_once: RunOnce,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-    outbox: Outbox,
+    world: World, run_once: RunOnce, outbox: Outbox
 ) -> None:
     """`outbox` shows a table (header, sink, report title, age, attempts, next attempt, last
     error) of pending and dead entries; `outbox retry --sink` re-queues only that sink's dead
     entries, which then go out with their original webhook-id."""
-    posthog.add_report(PROJECT, title="Checkout \x1b[2Jbroken\nfor everyone")
-    slack.fail_next("channel_not_found")
-    slack.webhook_fail_next(404, "no_service")
-    receiver.respond_next(410)
+    world.posthog.add_report(PROJECT, title="Checkout \x1b[2Jbroken\nfor everyone")
+    world.slack.fail_next("channel_not_found")
+    world.slack.webhook_fail_next(404, "no_service")
+    world.receiver.respond_next(410)
     assert run_once() == 1
-    posthog.add_report(PROJECT, title="Report B")
-    receiver.respond_next(503, headers={"Retry-After": "600"})
-    slack.fail_next("channel_not_found")
+    world.posthog.add_report(PROJECT, title="Report B")
+    world.receiver.respond_next(503, headers={"Retry-After": "600"})
+    world.slack.fail_next("channel_not_found")
     assert run_once(max_wait=0) == 1
-    config = str(make_config(rules=ALL_SINKS, first_run="notify"))
+    config = str(world.make_config(rules=ALL_SINKS, first_run="notify"))
 
-    listing = run_notifier("outbox", "-c", config, env=env)
+    listing = run_notifier("outbox", "-c", config, env=world.env)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert lines[0] == "1 pending, 4 dead"
@@ -510,21 +471,21 @@ def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     assert sum(row.split()[1] == "slack" and "channel_not_found" in row for row in dead) == 2
     assert "`notifier outbox retry [--sink NAME]`" in listing.stdout
 
-    unknown = run_notifier("outbox", "retry", "--sink", "pager", "-c", config, env=env)
+    unknown = run_notifier("outbox", "retry", "--sink", "pager", "-c", config, env=world.env)
     assert unknown.returncode == 2
     assert "unknown sink 'pager'" in unknown.stderr
-    requeued = run_notifier("outbox", "retry", "--sink", "hook", "-c", config, env=env)
+    requeued = run_notifier("outbox", "retry", "--sink", "hook", "-c", config, env=world.env)
     assert requeued.returncode == 0, requeued.stderr
     assert requeued.stdout.startswith("requeued 1 dead entries for sink hook")
-    only_hook = run_notifier("outbox", "--sink", "hook", "-c", config, env=env)
+    only_hook = run_notifier("outbox", "--sink", "hook", "-c", config, env=world.env)
     assert only_hook.stdout.splitlines()[0] == "2 pending, 0 dead"
     assert " now " in only_hook.stdout  # the re-queued entry is due at once
 
-    first_id = receiver.received[0].headers["webhook-id"]
+    first_id = world.receiver.received[0].headers["webhook-id"]
     assert run_once(max_wait=0) == 1  # Report B still waits for its Retry-After
-    retried = receiver.received[-1]
+    retried = world.receiver.received[-1]
     assert (retried.status, retried.headers["webhook-id"]) == (204, first_id)
     assert outbox("slack")["Report B"].state == "dead"  # other sinks' dead entries stay
-    assert run_notifier("outbox", "retry", "-c", config, env=env).stdout.startswith(
+    assert run_notifier("outbox", "retry", "-c", config, env=world.env).stdout.startswith(
         "requeued 3 dead entries;"
     )

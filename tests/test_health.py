@@ -23,7 +23,6 @@ from notifier import __version__
 from notifier.config.load import HttpModel, parse_config
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError, NotifierError
-from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.runtime.probes import (
     Heartbeat,
@@ -33,8 +32,7 @@ from notifier.runtime.probes import (
     readiness,
     write_heartbeat,
 )
-from tests.factories import PROJECT
-from tests.fakes import FakeSlack, WebhookReceiver
+from tests.factories import PROJECT, World
 from tests.helpers import run_notifier, running
 from tests.helpers import wait_for as shared_wait_for
 
@@ -200,23 +198,19 @@ def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
 
 
 def test_healthz_and_metrics_after_a_cycle_with_events_and_deliveries(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    load: Callable[[Path], Settings],
+    world: World, load: Callable[[Path], Settings]
 ) -> None:
     """After a cycle that finds two new reports and delivers them (one dead-lettered by the
     receiver's 410), /healthz is 200 and /metrics holds every family with those numbers."""
-    posthog.add_report(PROJECT, title="one", status="ready")
-    posthog.add_report(PROJECT, title="two", status="candidate")
-    receiver.respond_next(410)
+    world.posthog.add_report(PROJECT, title="one", status="ready")
+    world.posthog.add_report(PROJECT, title="two", status="candidate")
+    world.receiver.respond_next(410)
     started = time.time()
     # without self-alerts: the dead letter would also be reported to Slack (test_self_alerts.py)
-    config = make_config(first_run="notify", extra="self_alerts: {sinks: []}")
+    config = world.make_config(first_run="notify", extra="self_alerts: {sinks: []}")
     with running(load(config)) as notifier:
         project = str(PROJECT)
-        wait_for(lambda: len(slack.messages) == 2 and len(receiver.received) == 2)
+        wait_for(lambda: len(world.slack.messages) == 2 and len(world.receiver.received) == 2)
 
         def delivered_and_dead() -> bool:
             found = samples(get(notifier, "/metrics").text)
@@ -271,14 +265,12 @@ def test_healthz_and_metrics_after_a_cycle_with_events_and_deliveries(
 
 
 def test_readyz_waits_for_each_project_first_success(
-    posthog: FakePostHog,
-    make_config: Callable[..., Path],
-    load: Callable[[Path], Settings],
+    world: World, load: Callable[[Path], Settings]
 ) -> None:
     """PostHog failing past a project's first interval: /readyz 503 naming the project and the
     error, /healthz still 200 (the scheduler is fine); once PostHog answers, /readyz is 200."""
-    posthog.fail_next(500, times=1000)
-    with running(load(make_config())) as notifier:
+    world.posthog.fail_next(500, times=1000)
+    with running(load(world.make_config())) as notifier:
         started = notifier.started_at
         assert started is not None
 
@@ -301,7 +293,7 @@ def test_readyz_waits_for_each_project_first_success(
         assert value(found, "notifier_project_ready", project_id=str(PROJECT)) == 0
         assert value(found, "notifier_posthog_requests_total", status_code="500") >= 3
 
-        posthog.clear_faults()
+        world.posthog.clear_faults()
         wait_for(lambda: get(notifier, "/readyz").status_code == 200, what="/readyz 200")
         assert get(notifier, "/readyz").json()["projects"][str(PROJECT)]["failures_in_a_row"] == 0
 

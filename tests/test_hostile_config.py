@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,8 +34,9 @@ from notifier.core.rules import REGEX_MAX_SIZE, REGEX_TIMEOUT, regex_size, route
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.logs import RedactingFormatter
 from notifier.sinks.slack.bot import SlackSink
-from tests.factories import PROJECT, WEBHOOK_SECRET, leaked
+from tests.factories import PROJECT, WEBHOOK_SECRET, World, leaked
 from tests.fakes import FakeSlack, WebhookReceiver
+from tests.helpers import inject
 
 BASE: dict[str, Any] = {
     "posthog": {"host": "https://us.posthog.com", "api_key": "phx_test_key", "project_ids": [1]},
@@ -241,12 +241,6 @@ def test_huge_flat_document_is_refused_before_parsing() -> None:
 # --- through the command line: exit 2, nothing started ---------------------------------------
 
 
-def _inject(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
 HOSTILE: dict[str, tuple[dict[str, Any], tuple[str, str] | None, dict[str, str], str]] = {
     # case: (make_config arguments, text replacement, env override, expected in stderr)
     "invalid-yaml": (
@@ -343,21 +337,14 @@ HOSTILE: dict[str, tuple[dict[str, Any], tuple[str, str] | None, dict[str, str],
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_cli_check_and_run_exit_2_and_start_nothing(
-    case: str,
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-) -> None:
+def test_cli_check_and_run_exit_2_and_start_nothing(case: str, world: World) -> None:
     """`check` and `run` on a hostile config: exit 2, the problem with its key path on stderr,
     no traceback, no secret, no request anywhere and no state file."""
     arguments, replacement, env_override, expected = HOSTILE[case]
-    path = make_config(**arguments)
+    path = world.make_config(**arguments)
     if replacement is not None:
-        _inject(path, *replacement)
-    full_env = {**os.environ, **env, **env_override}
+        inject(path, *replacement)
+    full_env = {**os.environ, **world.env, **env_override}
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "notifier", command, "-c", str(path), "--log-level", "debug"],
@@ -385,9 +372,9 @@ def test_cli_check_and_run_exit_2_and_start_nothing(
         assert not leaked(out + err), leaked(out + err)
         if "WEBHOOK_SECRET" in env_override:
             assert env_override["WEBHOOK_SECRET"] not in out + err
-    assert posthog.requests == []
-    assert slack.calls == []
-    assert receiver.received == []
+    assert world.posthog.requests == []
+    assert world.slack.calls == []
+    assert world.receiver.received == []
     assert not (path.parent / "state.db").exists()
 
 

@@ -12,14 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from notifier.config.settings import Settings
-from notifier.demo.simulator import FakePostHog
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.service import reloaded
-from tests.factories import PROJECT
-from tests.fakes import FakeSlack, WebhookReceiver
+from tests.factories import PROJECT, World
 from tests.helpers import wait_for
 
 TO_HOOK = "- {name: to hook, match: {}, sinks: [hook]}"
@@ -29,16 +25,20 @@ TO_BOTH = "- {name: to both, match: {}, sinks: [hook, slack]}"
 class Daemon:
     """`notifier run` as a subprocess, its stderr collected in a file."""
 
-    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path, path: Path) -> None:
         self.process = process
         self.log = log
+        self.path = path
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
 
 @contextmanager
-def daemon(path: Path, env: dict[str, str], *args: str) -> Iterator[Daemon]:
+def daemon(world: World, *args: str) -> Iterator[Daemon]:
+    """`notifier run ARGS` on a config routing everything to the webhook (TO_HOOK), entered
+    once its baseline cycle is done; it must exit 0 on SIGTERM at the end."""
+    path = world.make_config(rules=TO_HOOK)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "stderr"
         with log.open("wb") as sink:
@@ -54,12 +54,13 @@ def daemon(path: Path, env: dict[str, str], *args: str) -> Iterator[Daemon]:
                     "text",
                     *args,
                 ],
-                env={**os.environ, **env},
+                env={**os.environ, **world.env},
                 stdout=subprocess.DEVNULL,
                 stderr=sink,
             )
-        running = Daemon(process, log)
+        running = Daemon(process, log, path)
         try:
+            wait_for(lambda: "first cycle" in running.text(), what="the baseline cycle")
             yield running
         finally:
             if process.poll() is None:
@@ -71,69 +72,46 @@ def daemon(path: Path, env: dict[str, str], *args: str) -> Iterator[Daemon]:
         assert process.returncode == 0, running.text()
 
 
-def test_sighup_applies_a_valid_config_from_the_next_cycle(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-) -> None:
+def test_sighup_applies_a_valid_config_from_the_next_cycle(world: World) -> None:
     """After SIGHUP the new rules route the next events; nothing is re-sent or lost."""
-    path = make_config(rules=TO_HOOK)
-    with daemon(path, env) as running:
-        wait_for(lambda: "first cycle" in running.text(), what="the baseline cycle")
-        posthog.add_report(PROJECT, title="before the reload")
-        wait_for(lambda: len(receiver.received) == 1, what="the first delivery")
-        make_config(rules=TO_BOTH)
+    with daemon(world) as running:
+        world.posthog.add_report(PROJECT, title="before the reload")
+        wait_for(lambda: len(world.receiver.received) == 1, what="the first delivery")
+        world.make_config(rules=TO_BOTH)
         running.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "config reloaded" in running.text(), what="the reload")
         # the old rules serve until the cycle under way ends: add the report once the notifier
         # with the new rules runs, or the old one may still route it
         wait_for(lambda: running.text().count("notifier running") == 2, what="the new notifier")
-        posthog.add_report(PROJECT, title="after the reload")
-        wait_for(lambda: len(slack.messages) == 1, what="a Slack message under the new rules")
-        wait_for(lambda: len(receiver.received) == 2, what="the second webhook")
-    assert "after the reload" in str(slack.messages[0].blocks)
-    assert len(receiver.received) == 2  # the first report was not notified again
+        world.posthog.add_report(PROJECT, title="after the reload")
+        wait_for(lambda: len(world.slack.messages) == 1, what="a Slack message under the new rules")
+        wait_for(lambda: len(world.receiver.received) == 2, what="the second webhook")
+    assert "after the reload" in str(world.slack.messages[0].blocks)
+    assert len(world.receiver.received) == 2  # the first report was not notified again
 
 
-def test_invalid_config_is_rejected_and_the_old_one_kept(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-) -> None:
+def test_invalid_config_is_rejected_and_the_old_one_kept(world: World) -> None:
     """A broken file on SIGHUP logs its problems; the daemon keeps running the old rules."""
-    path = make_config(rules=TO_HOOK)
-    with daemon(path, env) as running:
-        wait_for(lambda: "first cycle" in running.text(), what="the baseline cycle")
-        good = path.read_text()
-        path.write_text(good.replace("sinks: [hook]", "sinks: [pager]"))
+    with daemon(world) as running:
+        good = running.path.read_text()
+        running.path.write_text(good.replace("sinks: [hook]", "sinks: [pager]"))
         running.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "config reload rejected" in running.text(), what="the rejection")
         assert "rules[0].sinks[0]: unknown sink 'pager'" in running.text()
-        posthog.add_report(PROJECT, title="still routed by the old rules")
-        wait_for(lambda: len(receiver.received) == 1, what="delivery under the old rules")
-    assert slack.messages == []
+        world.posthog.add_report(PROJECT, title="still routed by the old rules")
+        wait_for(lambda: len(world.receiver.received) == 1, what="delivery under the old rules")
+    assert world.slack.messages == []
 
 
-@pytest.mark.usefixtures("slack")
-def test_watch_config_reloads_on_change_and_pending_deliveries_survive(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    env: dict[str, str],
-) -> None:
+def test_watch_config_reloads_on_change_and_pending_deliveries_survive(world: World) -> None:
     """With --watch-config an edit is enough; an entry waiting for a failing receiver before
     the reload is delivered after it, once."""
-    path = make_config(rules=TO_HOOK)
-    with daemon(path, env, "--watch-config") as running:
-        wait_for(lambda: "first cycle" in running.text(), what="the baseline cycle")
+    receiver = world.receiver
+    with daemon(world, "--watch-config") as running:
         receiver.respond_next(503, times=3, headers={"Retry-After": "1"})
-        posthog.add_report(PROJECT, title="waiting in the outbox")
+        world.posthog.add_report(PROJECT, title="waiting in the outbox")
         wait_for(lambda: len(receiver.received) >= 1, what="a failed attempt")
-        make_config(rules=TO_BOTH)
+        world.make_config(rules=TO_BOTH)
         wait_for(lambda: "config reloaded" in running.text(), what="the reload on change")
         wait_for(
             lambda: any(r.status < 300 for r in receiver.received), what="the retried delivery"

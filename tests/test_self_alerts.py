@@ -25,7 +25,6 @@ from notifier.core.errors import ConfigError
 from notifier.core.events import Event, EventType
 from notifier.core.outbox import Notice, NoticeKind, outbox_item_from_json
 from notifier.core.report import Report
-from notifier.demo.simulator import FakePostHog
 from notifier.render import (
     notice_console_text,
     notice_fallback_text,
@@ -36,7 +35,7 @@ from notifier.render import (
 from notifier.render.blocks import MAX_BLOCKS_JSON, MAX_HEADER
 from notifier.runtime.daemon import Notifier
 from notifier.state.store import Store
-from tests.factories import PROJECT, WEBHOOK_SECRET, Notifiers
+from tests.factories import PROJECT, WEBHOOK_SECRET, Notifiers, World
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
 from tests.helpers import running, wait_for
 
@@ -259,12 +258,20 @@ def clock() -> Clock:
     return Clock()
 
 
+Start = Callable[..., Notifier]
+
+
 @pytest.fixture
 def start(
-    load: Callable[[Path], Settings], clock: Clock, notifiers: Notifiers
-) -> Callable[[Path], Notifier]:
-    """A Notifier for a config, with the hand clock and PostHog retries that do not sleep."""
-    return lambda path: notifiers.build(load(path), waits=[], alert_clock=clock)
+    world: World, load: Callable[[Path], Settings], clock: Clock, notifiers: Notifiers
+) -> Start:
+    """A Notifier for the config ``make_config(**config)`` writes, with the hand clock and
+    PostHog retries that do not sleep."""
+
+    def build(**config: Any) -> Notifier:
+        return notifiers.build(load(world.make_config(**config)), waits=[], alert_clock=clock)
+
+    return build
 
 
 def notices(slack: FakeSlack, via: str) -> list[str]:
@@ -285,35 +292,29 @@ def self_alert_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
 
 
 def test_posthog_failing_past_after_is_reported_once_then_its_recovery(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    start: Callable[[Path], Notifier],
-    clock: Clock,
-    caplog: pytest.LogCaptureFixture,
+    world: World, start: Start, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Failing polls say nothing until ``after``; then one source_failing to every sink (signed
     webhook of type notifier.source_failing); later failures add nothing; the next good cycle
     sends one source_recovered."""
-    notifier = start(make_config(extra="self_alerts: {after: 1s}"))
+    notifier = start(extra="self_alerts: {after: 1s}")
     assert notifier.poll(PROJECT) is not None  # the baseline
-    posthog.fail_next(500, times=10_000)
+    world.posthog.fail_next(500, times=10_000)
     assert notifier.poll(PROJECT) is None
     clock.advance(0.5)
     assert notifier.poll(PROJECT) is None
     notifier.drain_all()
-    assert slack.messages == []
-    assert receiver.received == []
+    assert world.slack.messages == []
+    assert world.receiver.received == []
 
     clock.advance(0.6)  # 1.1 s since the first failure
     assert notifier.poll(PROJECT) is None
     notifier.drain_all()
     failing = HEADERS[NoticeKind.SOURCE_FAILING]
-    assert notices(slack, "api") == [failing]
-    assert notices(slack, "webhook") == [failing]
-    assert hook_types(receiver) == ["notifier.source_failing"]
-    hook = receiver.received[0]
+    assert notices(world.slack, "api") == [failing]
+    assert notices(world.slack, "webhook") == [failing]
+    assert hook_types(world.receiver) == ["notifier.source_failing"]
+    hook = world.receiver.received[0]
     Webhook(WEBHOOK_SECRET).verify(hook.body, hook.headers)  # raises if the signature is wrong
     data = hook.json()["data"]
     assert data["project_id"] == PROJECT
@@ -328,98 +329,83 @@ def test_posthog_failing_past_after_is_reported_once_then_its_recovery(
         clock.advance(60)
         assert notifier.poll(PROJECT) is None
     notifier.drain_all()
-    assert len(receiver.received) == 1
-    assert len(slack.messages) == 2
+    assert len(world.receiver.received) == 1
+    assert len(world.slack.messages) == 2
 
-    posthog.clear_faults()
+    world.posthog.clear_faults()
     clock.advance(60)
     assert notifier.poll(PROJECT) is not None
     notifier.drain_all()
     recovered = HEADERS[NoticeKind.SOURCE_RECOVERED]
-    assert notices(slack, "api") == [failing, recovered]
-    assert notices(slack, "webhook") == [failing, recovered]
-    assert hook_types(receiver) == ["notifier.source_failing", "notifier.source_recovered"]
-    assert receiver.bodies()[1]["data"]["since"] == data["since"]
+    assert notices(world.slack, "api") == [failing, recovered]
+    assert notices(world.slack, "webhook") == [failing, recovered]
+    assert hook_types(world.receiver) == ["notifier.source_failing", "notifier.source_recovered"]
+    assert world.receiver.bodies()[1]["data"]["since"] == data["since"]
     assert [r.levelno for r in self_alert_logs(caplog)] == [logging.WARNING, logging.INFO]
     assert notifier.poll(PROJECT) is not None  # and a good cycle after that: nothing
     notifier.drain_all()
-    assert len(receiver.received) == 2
+    assert len(world.receiver.received) == 2
 
 
 def test_a_project_paused_after_errors_is_reported_too(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    start: Callable[[Path], Notifier],
-    clock: Clock,
+    world: World, start: Start, clock: Clock
 ) -> None:
     """A refused key pauses the project; the skipped cycles still count towards ``after``, and
     the notice says what to do about the key."""
-    notifier = start(make_config(extra="self_alerts: {after: 10m, sinks: [hook]}"))
-    posthog.fail_next(403, times=10_000)
+    notifier = start(extra="self_alerts: {after: 10m, sinks: [hook]}")
+    world.posthog.fail_next(403, times=10_000)
     assert notifier.poll(PROJECT) is None
     clock.advance(601)
     assert notifier.poll(PROJECT) is None  # skipped: paused after the refusal
     notifier.drain_all()
-    assert hook_types(receiver) == ["notifier.source_failing"]
-    assert "posthog.api_key" in receiver.bodies()[0]["data"]["hint"]
+    assert hook_types(world.receiver) == ["notifier.source_failing"]
+    assert "posthog.api_key" in world.receiver.bodies()[0]["data"]["hint"]
 
 
-def test_an_alerted_outage_survives_a_restart(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    start: Callable[[Path], Notifier],
-    clock: Clock,
-) -> None:
+def test_an_alerted_outage_survives_a_restart(world: World, start: Start, clock: Clock) -> None:
     """Outages are kept in the state file: after a restart the same outage is not reported
     again, and its recovery still is (so is `notifier once` from cron)."""
-    path = make_config(extra="self_alerts: {after: 1s, sinks: [hook]}")
-    first = start(path)
-    posthog.fail_next(500, times=10_000)
+    config = {"extra": "self_alerts: {after: 1s, sinks: [hook]}"}
+    first = start(**config)
+    world.posthog.fail_next(500, times=10_000)
     first.poll(PROJECT)
     clock.advance(2)
     first.poll(PROJECT)
     first.drain_all()
     first.close()
-    assert hook_types(receiver) == ["notifier.source_failing"]
+    assert hook_types(world.receiver) == ["notifier.source_failing"]
 
-    second = start(path)
+    second = start(**config)  # the same config file, written again
     clock.advance(3600)
     assert second.poll(PROJECT) is None
     second.drain_all()
-    assert hook_types(receiver) == ["notifier.source_failing"]
-    posthog.clear_faults()
+    assert hook_types(world.receiver) == ["notifier.source_failing"]
+    world.posthog.clear_faults()
     assert second.poll(PROJECT) is not None
     second.drain_all()
-    assert hook_types(receiver) == ["notifier.source_failing", "notifier.source_recovered"]
+    assert hook_types(world.receiver) == ["notifier.source_failing", "notifier.source_recovered"]
 
 
 def test_a_sink_dead_lettering_is_reported_through_the_others(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    start: Callable[[Path], Notifier],
-    caplog: pytest.LogCaptureFixture,
+    world: World, start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Slack dead-lettering reports → one sink_failing, at once, through the webhook only (a
     sink cannot report its own failure); more dead letters in the same outage add nothing; the
     next delivery to Slack → sink_recovered."""
-    notifier = start(make_config(first_run="notify", extra="self_alerts: {sinks: [slack, hook]}"))
-    posthog.add_report(PROJECT, title="one")
-    posthog.add_report(PROJECT, title="two")
-    slack.fail_next("channel_not_found", times=2)
+    notifier = start(first_run="notify", extra="self_alerts: {sinks: [slack, hook]}")
+    world.posthog.add_report(PROJECT, title="one")
+    world.posthog.add_report(PROJECT, title="two")
+    world.slack.fail_next("channel_not_found", times=2)
     assert notifier.poll(PROJECT) is not None
     notifier.drain_all()
     notifier.drain_all()
-    assert slack.messages == []
-    assert hook_types(receiver) == [
+    assert world.slack.messages == []
+    assert hook_types(world.receiver) == [
         "signal_report.new",
         "signal_report.new",
         "notifier.sink_failing",
     ]
-    data = receiver.bodies()[2]["data"]
+    data = world.receiver.bodies()[2]["data"]
     assert data["sink"] == "slack"
     assert data["project_id"] is None
     assert data["error"].startswith("channel_not_found: the bot cannot see channel")
@@ -428,30 +414,24 @@ def test_a_sink_dead_lettering_is_reported_through_the_others(
     assert logged.levelno == logging.WARNING
     assert logged.sink == "slack"  # type: ignore[attr-defined]
 
-    posthog.add_report(PROJECT, title="three")
+    world.posthog.add_report(PROJECT, title="three")
     assert notifier.poll(PROJECT) is not None
     notifier.drain_all()
     notifier.drain_all()
-    assert len(slack.messages) == 1  # the report; Slack is not told about itself
-    assert hook_types(receiver)[3:] == ["signal_report.new", "notifier.sink_recovered"]
-    assert "notifier outbox retry --sink slack" in receiver.bodies()[4]["data"]["hint"]
+    assert len(world.slack.messages) == 1  # the report; Slack is not told about itself
+    assert hook_types(world.receiver)[3:] == ["signal_report.new", "notifier.sink_recovered"]
+    assert "notifier outbox retry --sink slack" in world.receiver.bodies()[4]["data"]["hint"]
 
 
-def test_notices_that_fail_cause_no_more_notices(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    start: Callable[[Path], Notifier],
-) -> None:
+def test_notices_that_fail_cause_no_more_notices(world: World, start: Start) -> None:
     """Every sink dead-lettering: each is reported once to the others, those notices are
     dead-lettered too, and that is the end of it (no loop)."""
     rules = "- {name: all, match: {}, sinks: [slack, slack-hook, hook]}"
-    notifier = start(make_config(first_run="notify", rules=rules))
-    posthog.add_report(PROJECT, title="one")
-    slack.fail_next("channel_not_found", times=100)
-    slack.webhook_fail_next(404, "no_service", times=100)
-    receiver.respond_next(410, times=100)
+    notifier = start(first_run="notify", rules=rules)
+    world.posthog.add_report(PROJECT, title="one")
+    world.slack.fail_next("channel_not_found", times=100)
+    world.slack.webhook_fail_next(404, "no_service", times=100)
+    world.receiver.respond_next(410, times=100)
     notifier.poll(PROJECT)
     for _ in range(4):
         notifier.drain_all()
@@ -469,21 +449,14 @@ def test_notices_that_fail_cause_no_more_notices(
     assert len(dead) == 3 + 6
 
 
-def test_an_empty_sink_list_turns_self_alerts_off(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    start: Callable[[Path], Notifier],
-    clock: Clock,
-) -> None:
+def test_an_empty_sink_list_turns_self_alerts_off(world: World, start: Start, clock: Clock) -> None:
     """``self_alerts: {sinks: []}``: neither a failing project nor a dead-lettering sink is
     reported."""
-    notifier = start(make_config(first_run="notify", extra="self_alerts: {after: 0s, sinks: []}"))
-    posthog.add_report(PROJECT, title="one")
-    slack.fail_next("channel_not_found")
+    notifier = start(first_run="notify", extra="self_alerts: {after: 0s, sinks: []}")
+    world.posthog.add_report(PROJECT, title="one")
+    world.slack.fail_next("channel_not_found")
     notifier.poll(PROJECT)
-    posthog.fail_next(500, times=10_000)
+    world.posthog.fail_next(500, times=10_000)
     clock.advance(60)
     notifier.poll(PROJECT)
     notifier.drain_all()
@@ -494,29 +467,25 @@ def test_an_empty_sink_list_turns_self_alerts_off(
         for e in notifier.store.entries(state)
         if isinstance(e.event, Notice)
     ]
-    assert hook_types(receiver) == ["signal_report.new"]
+    assert hook_types(world.receiver) == ["signal_report.new"]
 
 
 def test_the_daemon_wakes_the_sinks_for_a_notice(
-    posthog: FakePostHog,
-    slack: FakeSlack,
-    receiver: WebhookReceiver,
-    make_config: Callable[..., Path],
-    load: Callable[[Path], Settings],
+    world: World, load: Callable[[Path], Settings]
 ) -> None:
     """`notifier run`: a poll thread queues the notice and the idle delivery threads send it at
     once (no waiting for their 30 s timer)."""
-    settings = load(make_config(extra="self_alerts: {after: 50ms, sinks: [hook]}"))
-    posthog.fail_next(401, times=10_000)
+    settings = load(world.make_config(extra="self_alerts: {after: 50ms, sinks: [hook]}"))
+    world.posthog.fail_next(401, times=10_000)
     with running(settings):  # stopped, closed and its thread joined on the way out
         wait_for(
-            lambda: "notifier.source_failing" in hook_types(receiver),
+            lambda: "notifier.source_failing" in hook_types(world.receiver),
             15,
             "a source_failing webhook",
             poll=0.02,
         )
-    assert hook_types(receiver) == ["notifier.source_failing"]
-    assert slack.messages == []
+    assert hook_types(world.receiver) == ["notifier.source_failing"]
+    assert world.slack.messages == []
 
 
 def test_recovery_is_not_lost_when_it_cannot_be_queued(tmp_path: Path) -> None:

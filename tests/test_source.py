@@ -312,15 +312,15 @@ def test_artefacts_keep_to_the_deadline_and_the_budget(fake: FakePostHog) -> Non
     report = fake.add_report(1)
     source = client(fake)
     with pytest.raises(SourceError):
-        source.artefacts(1, report["id"], time.monotonic() - 1)
+        source.artefacts(1, report["id"], cycle=source.start_cycle(1, time.monotonic() - 1))
     assert fake.requests == []
     budget = RequestBudget(1, 100)
     config = PostHogSettings(host=fake.url, api_key=KEY, project_ids=(1,), timeout=2.0)
     paced = PostHogClient(config, sleep=lambda _s: None, budget=budget)
-    assert paced.artefacts(1, report["id"], time.monotonic() + 5) == []
+    assert paced.artefacts(1, report["id"], cycle=paced.start_cycle(1, time.monotonic() + 5)) == []
     started = time.monotonic()
     with pytest.raises(SourceError) as info:
-        paced.artefacts(1, report["id"], time.monotonic() + 5)
+        paced.artefacts(1, report["id"], cycle=paced.start_cycle(1, time.monotonic() + 5))
     assert info.value.kind is SourceErrorKind.THROTTLED
     assert time.monotonic() - started < 4
     assert len(fake.requests) == 1

@@ -14,8 +14,8 @@ from notifier.config.settings import (
     SlackWebhookSinkSettings,
     WebhookSinkSettings,
 )
+from notifier.core.times import format_span
 from notifier.posthog.budget import expected_requests_per_hour
-from notifier.render.notice import format_span
 from notifier.render.templates import CompiledTemplates
 
 

@@ -10,6 +10,7 @@ from notifier.cli.shared import EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError
 from notifier.core.outbox import Notice
+from notifier.core.times import format_span
 
 if TYPE_CHECKING:
     from notifier.state.store import OutboxEntry, Store
@@ -97,27 +98,20 @@ def _row(e: OutboxEntry, now: float, head: dict[str, float]) -> str:
     if e.state == "pending":
         head.setdefault(e.sink, e.next_attempt_at)
     due = max(e.next_attempt_at, head.get(e.sink, 0.0)) - now
-    next_try = ("now" if due <= 0 else f"in {_duration(due)}") if e.state == "pending" else "-"
+    next_try = (
+        ("now" if due <= 0 else f"in {format_span(due, 'short')}") if e.state == "pending" else "-"
+    )
     cells = (
         e.state,
         _cell(e.sink, 16),
         kind,
         about,
-        _duration(now - e.created_at),
+        format_span(now - e.created_at, "short"),
         str(e.attempts),
         next_try,
     )
     line = " ".join(f"{c:<{w}}" for c, (_, w) in zip(cells, _OUTBOX_COLUMNS, strict=True))
     return f"{line} {_cell(e.last_error or '-', 200)}\n"
-
-
-def _duration(seconds: float) -> str:
-    """``45s``, ``12m``, ``5h``, ``3d``: coarse, for a table."""
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
 
 
 def _cell(text: str | None, width: int) -> str:

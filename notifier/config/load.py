@@ -47,7 +47,6 @@ from notifier.config.types import (
     listify,
     origin,
     parse_duration,
-    shown,
     unique,
 )
 from notifier.config.yamlload import (
@@ -61,6 +60,7 @@ from notifier.config.yamlload import (
 )
 from notifier.core.errors import ConfigError
 from notifier.core.rules import REGEX_MAX_SIZE, Match, regex_size
+from notifier.core.times import format_span
 from notifier.render.templates import CompiledTemplates
 
 __all__ = ["load_config", "parse_config", "parse_duration"]
@@ -340,13 +340,14 @@ def _warnings(
     ]
     if not rules:
         found.append("rules: there are none, so nothing will be sent; add a rule")
+    interval = format_span(poll.interval, "config")
     if poll.interval < 10:
         found.append(
-            f"poll.interval: {shown(poll.interval)} is under 10s; every cycle lists "
+            f"poll.interval: {interval} is under 10s; every cycle lists "
             "every project and PostHog allows 480 requests/minute; try 60s"
         )
     if "jitter" in poll.model_fields_set and poll.jitter > poll.interval:
-        found.append(f"poll.jitter: longer than poll.interval; using {shown(poll.interval)}")
+        found.append(f"poll.jitter: longer than poll.interval; using {interval}")
     if delivery.backoff_max < delivery.backoff_initial:
         found.append("delivery.backoff_max: shorter than backoff_initial; using backoff_initial")
     if alerting is not None and len(alerting) == 1 and len(model.sinks) > 1:

@@ -25,11 +25,6 @@ WHSEC_HELP: Final = (
 )
 
 
-def shown(value: float) -> str:
-    """Seconds as the config would write them: ``500ms``, ``30s``."""
-    return f"{value * 1000:g}ms" if 0 < value < 1 else f"{value:g}s"
-
-
 def parse_duration(value: object) -> float:
     """``90s``, ``5m``, ``1h``, ``1d``, ``500ms`` or a number of seconds → seconds (≥ 0)."""
     seconds = math.nan

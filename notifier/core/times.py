@@ -1,6 +1,6 @@
-"""Instants and waits as the notifier reads and writes them: PostHog's ISO 8601 timestamps in,
-Unix seconds out as ISO 8601, and the wait a ``Retry-After`` header asks for. One parser each
-for every timestamp and every ``Retry-After`` the notifier reads.
+"""Instants, waits and durations as the notifier reads and writes them: PostHog's ISO 8601
+timestamps in, Unix seconds out as ISO 8601, the wait a ``Retry-After`` header asks for, and a
+duration shown to people. One function each, for every place that needs it.
 """
 
 from __future__ import annotations
@@ -8,6 +8,9 @@ from __future__ import annotations
 import email.utils
 import math
 from datetime import UTC, datetime
+from typing import Literal
+
+SpanStyle = Literal["words", "short", "config"]
 
 
 def parse_instant(value: object) -> datetime | None:
@@ -53,3 +56,33 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def format_span(seconds: float, style: SpanStyle = "words") -> str:
+    """A duration for people.
+
+    ``words`` (messages, notices, `check`): ``0.5 s``, ``45 s``, ``15 min``, ``2 h 5 min``,
+    ``3 d 4 h``;
+    ``short`` (table cells): the largest whole unit, ``45s``, ``12m``, ``5h``, ``3d``;
+    ``config`` (as a config file writes it, in messages about a setting): ``500ms``, ``30s``.
+    """
+    seconds = max(0.0, seconds)
+    if style == "config":
+        return f"{seconds * 1000:g}ms" if 0 < seconds < 1 else f"{seconds:g}s"
+    if style == "short":
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds >= size:
+                return f"{int(seconds // size)}{unit}"
+        return f"{int(seconds)}s"
+    if seconds < 10:
+        return f"{round(seconds, 1):g} s"  # a timeout of 0.5 s is not "0 s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

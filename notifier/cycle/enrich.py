@@ -3,7 +3,7 @@
 After a cycle is planned and routed, and before its outbox entries are written, each report
 about to be notified to a sink that asks for it has its artefacts fetched once (not once per
 sink): up to three session recordings and the explanations of the latest priority and
-actionability judgments (``api.parse_enrichment``). The enrichment is stored in the outbox with
+actionability judgments (``posthog.parse``). The enrichment is stored in the outbox with
 the event, so delivery retries and restarts never fetch again, and only the entries of sinks that
 ask for it carry it.
 
@@ -27,13 +27,13 @@ logs one WARNING with the reason and the fix.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
 from notifier.config.settings import SinkSettings, WebhookSinkSettings
+from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType
 from notifier.cycle.pipeline import CyclePlan, Routed
@@ -109,19 +109,20 @@ def enrich_plan(
     source: PostHogClient,
     sinks: Mapping[str, SinkSettings],
     *,
-    deadline: float | None,
+    cycle: CycleContext,
     window: float = WINDOW,
     cap: int = MAX_PER_CYCLE,
 ) -> CyclePlan:
     """The plan with each enrichment attached: to the routed events, and to the outbox entries
-    of the sinks that ask for it (those of other sinks stay as they were). ``deadline`` is the
-    cycle's (``time.monotonic()``); enriching ends ``window`` seconds from now at the latest.
+    of the sinks that ask for it (those of other sinks stay as they were). ``cycle`` is the
+    plan's (its requests count in the plan's); enriching ends ``window`` seconds from now at
+    the latest, and never past the cycle's deadline.
 
     Never raises: an event whose artefacts cannot be read goes without, and so does every
     event of the cycle should enriching itself break (logged with its traceback).
     """
     try:
-        return _enrich(plan, source, sinks, deadline=deadline, window=window, cap=cap)
+        return _enrich(plan, source, sinks, cycle=cycle, window=window, cap=cap)
     except Exception:  # a bug in enriching must not hold the notifications back
         log.exception(
             "project %s: enriching the events failed; they go out without artefacts",
@@ -136,18 +137,36 @@ def _enrich(
     source: PostHogClient,
     sinks: Mapping[str, SinkSettings],
     *,
-    deadline: float | None,
+    cycle: CycleContext,
     window: float,
     cap: int,
 ) -> CyclePlan:
     showing = _showing(plan, sinks)
     if not showing:
         return plan
-    started = source.requests_here()
-    ends = time.monotonic() + window
-    ends = ends if deadline is None else min(ends, deadline)
+    started = cycle.requests.made
     tally = _Tally()
-    found: dict[str, Enrichment] = {}  # report id → enrichment
+    found = _fetch(plan, source, showing, cycle.within(window), tally, window=window, cap=cap)
+    requests = cycle.requests.made - started
+    _log(plan.project_id, tally, cap)
+    if not any(e != NO_ENRICHMENT for e in found.values()):
+        return replace(plan, requests=plan.requests + requests)
+    return _attach(plan, found, sinks, requests=plan.requests + requests, enriched=tally.enriched)
+
+
+def _fetch(
+    plan: CyclePlan,
+    source: PostHogClient,
+    showing: set[str],
+    cycle: CycleContext,
+    tally: _Tally,
+    *,
+    window: float,
+    cap: int,
+) -> dict[str, Enrichment]:
+    """Each report's enrichment (report id → enrichment), fetched once per report, for the
+    events routed to a sink in ``showing``; within the cycle's (shortened) deadline."""
+    found: dict[str, Enrichment] = {}
     seen: set[str] = set()  # report ids considered: one fetch per report
     for routed in plan.routed:
         event = routed.event
@@ -160,29 +179,54 @@ def _enrich(
         if tally.wanted > cap:
             tally.capped += 1
             continue
-        if not tally.stopped and time.monotonic() >= ends:
+        if not tally.stopped and _out(cycle):
             tally.stop(_out_of_time(window))
         if tally.stopped:
             tally.failed += 1  # the others would fail alike, or there is no time left
             continue
-        try:
-            items = source.artefacts(plan.project_id, event.report.id, ends)
-        except SourceError as exc:
-            tally.failed += 1
-            reason = _reason(exc, plan.project_id)
-            if time.monotonic() >= ends:
-                tally.stop(f"{reason}; {_out_of_time(window)}")
-            elif exc.kind in _SYSTEMIC:
-                tally.stop(reason)
-            else:
-                tally.error = tally.error or reason
-            continue
-        found[event.report.id] = enrichment = parse_enrichment(items)
-        tally.enriched += enrichment != NO_ENRICHMENT
-    requests = source.requests_here() - started
-    _log(plan.project_id, tally, cap)
-    if not any(e != NO_ENRICHMENT for e in found.values()):
-        return replace(plan, requests=plan.requests + requests)
+        enrichment = _fetch_one(source, cycle, event.report.id, tally, window)
+        if enrichment is not None:
+            found[event.report.id] = enrichment
+            tally.enriched += enrichment != NO_ENRICHMENT
+    return found
+
+
+def _out(cycle: CycleContext) -> bool:
+    """Whether the (enriching) cycle's time is up."""
+    left = cycle.time_left()
+    return left is not None and left <= 0
+
+
+def _fetch_one(
+    source: PostHogClient, cycle: CycleContext, report_id: str, tally: _Tally, window: float
+) -> Enrichment | None:
+    """One report's enrichment; None when its artefacts could not be read (told to ``tally``,
+    which stops trying when the others would fail alike or the time is up)."""
+    try:
+        items = source.artefacts(cycle.project_id, report_id, cycle=cycle)
+    except SourceError as exc:
+        tally.failed += 1
+        reason = _reason(exc, cycle.project_id)
+        if _out(cycle):
+            tally.stop(f"{reason}; {_out_of_time(window)}")
+        elif exc.kind in _SYSTEMIC:
+            tally.stop(reason)
+        else:
+            tally.error = tally.error or reason
+        return None
+    return parse_enrichment(items)
+
+
+def _attach(
+    plan: CyclePlan,
+    found: Mapping[str, Enrichment],
+    sinks: Mapping[str, SinkSettings],
+    *,
+    requests: int,
+    enriched: int,
+) -> CyclePlan:
+    """The plan with the enrichments found attached to its routed events and to the outbox
+    entries of the sinks that ask for them."""
     enrich_to = {name for name, sink in sinks.items() if wants_artefacts(sink)}
 
     def attach(event: Event) -> Event:
@@ -199,8 +243,8 @@ def _enrich(
         plan,
         routed=tuple(Routed(attach(r.event), r.routes) for r in plan.routed),
         write=replace(plan.write, outbox=outbox),
-        requests=plan.requests + requests,
-        enriched=tally.enriched,
+        requests=requests,
+        enriched=enriched,
     )
 
 

@@ -2,7 +2,9 @@
 
 ``plan_cycle`` does all the reading and computing and changes nothing, so ``dry-run`` uses it as
 is; ``commit`` writes the plan in one transaction. A cycle that fails anywhere before the commit
-(any page, any parse error) raises and leaves the state as it was.
+(any page, any parse error) raises and leaves the state as it was. Its requests run in one
+``CycleContext`` (``notifier.core.context``): the caller's (its deadline, the notifier's stop
+event), or one without a deadline.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import partial
 from typing import Final
 
 from notifier.config.settings import FirstRun
+from notifier.core.context import CycleContext
 from notifier.core.diff import diff
 from notifier.core.errors import SourceError
 from notifier.core.events import Event, EventType
@@ -84,13 +87,12 @@ def _cut_off(high_water: str | None, overlap: float) -> datetime | None:
 
 
 def _list(
-    project_id: int,
+    cycle: CycleContext,
     source: PostHogClient,
     state: ProjectState,
     store: Store,
     *,
     now: float,
-    deadline: float | None,
     full_sync_every: float,
     cut_off: datetime | None,
 ) -> tuple[Listing, Mapping[str, tuple[str, bool]] | None]:
@@ -104,13 +106,14 @@ def _list(
         or full_sync_every <= 0
         or now - state.full_sync_at >= full_sync_every
     )
+    project_id = cycle.project_id
     if not full_due and cut_off is not None and source.incremental(project_id):
         known = partial(store.snapshot_index, project_id)
-        listing = source.list_changed(project_id, cut_off, deadline, known=known)
+        listing = source.list_changed(project_id, cut_off, known=known, cycle=cycle)
         if listing is not None:
             return listing, None
     index = store.snapshot_index(project_id)
-    return source.list_reports(project_id, deadline, known=index), index
+    return source.list_reports(project_id, known=index, cycle=cycle), index
 
 
 def _high_water(listing: Listing, stored: datetime | None) -> datetime | None:
@@ -138,6 +141,117 @@ def _missing(
     return [rid for rid, (_, listed) in index.items() if listed and rid not in listing.ids]
 
 
+@dataclass(slots=True)
+class _Settled:
+    """The reports as the cycle leaves them, and those it found gone or could not decide."""
+
+    current: dict[str, SnapshotRow]
+    gone: set[str] = field(default_factory=set)
+    unresolved: list[str] = field(default_factory=list)
+
+
+def _settle(
+    source: PostHogClient,
+    cycle: CycleContext,
+    listing: Listing,
+    snapshot: Mapping[str, SnapshotRow],
+    *,
+    baselined: bool,
+) -> _Settled:
+    """The changed reports listed, and every loaded snapshot report the listing did not bring:
+    fetched by id when a complete listing of a baselined project should have brought it, else
+    kept as is (we cannot tell)."""
+    settled = _Settled({rid: SnapshotRow(report, True) for rid, report in listing.reports.items()})
+    for rid, row in snapshot.items():
+        if rid in settled.current:
+            continue
+        if row.listed and listing.complete and baselined:
+            _look_up(source, cycle, rid, row, settled)
+        else:
+            settled.current[rid] = row  # we cannot tell: keep as is
+    return settled
+
+
+def _look_up(
+    source: PostHogClient, cycle: CycleContext, rid: str, row: SnapshotRow, settled: _Settled
+) -> None:
+    """Fetch a listed report the listing did not bring: gone, still there, or undecided (kept
+    as is until the next cycle)."""
+    project_id = cycle.project_id
+    try:
+        found = source.retrieve(project_id, rid, cycle=cycle)
+    except SourceError as exc:
+        log.warning(
+            "project %s: report %s is missing from the listing and could not be fetched "
+            "(%s); deciding next cycle",
+            project_id,
+            rid,
+            exc,
+            extra={"event": "retrieve_failed", "project_id": project_id, "report_id": rid},
+        )
+        settled.unresolved.append(rid)
+        settled.current[rid] = row
+        return
+    if found is None:
+        settled.gone.add(rid)
+    else:
+        # Skipped by paging (it is still listable): look for it again if it stays missing.
+        # Hidden by the listing (e.g. suppressed): keep it, without fetching it every cycle.
+        settled.current[rid] = SnapshotRow(found, source.lists(found))
+
+
+def _events(
+    project_id: int,
+    snapshot: Mapping[str, SnapshotRow],
+    settled: _Settled,
+    *,
+    baselined: bool,
+    first_run: FirstRun,
+) -> list[Event]:
+    """What changed since the snapshot; on a project's first cycle, nothing (``baseline``) or
+    every report as new (``notify``)."""
+    reports = {rid: row.report for rid, row in settled.current.items()}
+    if baselined:
+        previous = {rid: row.report for rid, row in snapshot.items()}
+        return diff(project_id, previous, reports, settled.gone)
+    if first_run == "notify":
+        return diff(project_id, {}, reports)
+    return []
+
+
+def _write(
+    listing: Listing,
+    snapshot: Mapping[str, SnapshotRow],
+    settled: _Settled,
+    *,
+    project_id: int,
+    routed: Sequence[Routed],
+    high_water: str | None,
+    now: float,
+) -> CycleWrite:
+    """What the cycle writes: the rows that differ from the snapshot, the reports gone, the
+    outbox entries, and the next high-water mark."""
+    upserts = [
+        row
+        for rid, row in settled.current.items()
+        if rid not in snapshot
+        or snapshot[rid].listed != row.listed
+        or snapshot[rid].report.version != row.report.version
+    ]
+    mark = _high_water(listing, parse_instant(high_water))
+    return CycleWrite(
+        project_id=project_id,
+        upserts=upserts,
+        deletes=sorted(settled.gone),
+        outbox=[(r.event, rt.sink, rt.rules) for r in routed for rt in r.routes],
+        now=now,
+        high_water=None if mark is None else mark.isoformat(),
+        # a listing cut short is no full sync: removals still wait for one (skipped items do
+        # not count, or a report PostHog can never serve would make every cycle a full one)
+        full_sync=not listing.partial and not listing.cut_short,
+    )
+
+
 def plan_cycle(
     project_id: int,
     *,
@@ -146,92 +260,40 @@ def plan_cycle(
     rules: Sequence[Rule],
     first_run: FirstRun,
     now: float,
-    deadline: float | None = None,
+    cycle: CycleContext | None = None,
     full_sync_every: float = 0.0,
     overlap: float = 60.0,
 ) -> CyclePlan:
     """Read PostHog and the snapshot and compute the cycle's outcome; writes nothing.
 
-    With ``full_sync_every`` > 0, a cycle lists only what changed since the project's
-    high-water mark (minus ``overlap``) unless a full listing is due; 0 lists everything always.
+    ``cycle`` carries the deadline, the stop event and the request count (None: a new cycle
+    without a deadline). With ``full_sync_every`` > 0, a cycle lists only what changed since
+    the project's high-water mark (minus ``overlap``) unless a full listing is due; 0 lists
+    everything always.
     """
-    started = source.requests_here()
+    cycle = source.start_cycle(project_id) if cycle is None else cycle
+    started = cycle.requests.made
     state = store.project_state(project_id)
     cut_off = _cut_off(state.high_water, overlap)
     listing, index = _list(
-        project_id,
-        source,
-        state,
-        store,
-        now=now,
-        deadline=deadline,
-        full_sync_every=full_sync_every,
-        cut_off=cut_off,
+        cycle, source, state, store, now=now, full_sync_every=full_sync_every, cut_off=cut_off
     )
     baselined = state.baselined
     # The listing parsed only reports whose version differs from the snapshot's: only those,
     # and the listed reports a full listing did not bring, are loaded and compared.
-    changed = listing.reports
     missing = _missing(listing, index, store, project_id)
-    snapshot = store.snapshot_rows(project_id, [*changed, *missing])
-    previous = {rid: row.report for rid, row in snapshot.items()}
-    current = {rid: SnapshotRow(report, True) for rid, report in changed.items()}
-    gone: set[str] = set()
-    unresolved: list[str] = []
-    for rid, row in snapshot.items():
-        if rid in current:
-            continue
-        if not (row.listed and listing.complete and baselined):
-            current[rid] = row  # we cannot tell: keep as is
-            continue
-        try:
-            found = source.retrieve(project_id, rid, deadline)
-        except SourceError as exc:
-            log.warning(
-                "project %s: report %s is missing from the listing and could not be fetched "
-                "(%s); deciding next cycle",
-                project_id,
-                rid,
-                exc,
-                extra={"event": "retrieve_failed", "project_id": project_id, "report_id": rid},
-            )
-            unresolved.append(rid)
-            current[rid] = row
-            continue
-        if found is None:
-            gone.add(rid)
-        else:
-            # Skipped by paging (it is still listable): look for it again if it stays missing.
-            # Hidden by the listing (e.g. suppressed): keep it, without fetching it every cycle.
-            current[rid] = SnapshotRow(found, source.lists(found))
-
-    reports = {rid: row.report for rid, row in current.items()}
-    if baselined:
-        events = diff(project_id, previous, reports, gone)
-    elif first_run == "notify":
-        events = diff(project_id, {}, reports)
-    else:
-        events = []
+    snapshot = store.snapshot_rows(project_id, [*listing.reports, *missing])
+    settled = _settle(source, cycle, listing, snapshot, baselined=baselined)
+    events = _events(project_id, snapshot, settled, baselined=baselined, first_run=first_run)
     routed = tuple(Routed(e, tuple(route(e, rules))) for e in events)
-
-    upserts = [
-        row
-        for rid, row in current.items()
-        if rid not in snapshot
-        or snapshot[rid].listed != row.listed
-        or snapshot[rid].report.version != row.report.version
-    ]
-    high_water = _high_water(listing, parse_instant(state.high_water))
-    write = CycleWrite(
+    write = _write(
+        listing,
+        snapshot,
+        settled,
         project_id=project_id,
-        upserts=upserts,
-        deletes=sorted(gone),
-        outbox=[(r.event, rt.sink, rt.rules) for r in routed for rt in r.routes],
+        routed=routed,
+        high_water=state.high_water,
         now=now,
-        high_water=None if high_water is None else high_water.isoformat(),
-        # a listing cut short is no full sync: removals still wait for one (skipped items do
-        # not count, or a report PostHog can never serve would make every cycle a full one)
-        full_sync=not listing.partial and not listing.cut_short,
     )
     missed = 0
     if baselined and not listing.partial and cut_off is not None:
@@ -244,8 +306,8 @@ def plan_cycle(
         baseline=not baselined and first_run == "baseline",
         routed=routed,
         write=write,
-        requests=source.requests_here() - started,
-        unresolved=tuple(unresolved),
+        requests=cycle.requests.made - started,
+        unresolved=tuple(settled.unresolved),
         incremental=listing.changed_first,
         missed=missed,
     )

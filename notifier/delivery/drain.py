@@ -107,6 +107,27 @@ def _log_keys(entry: OutboxEntry | Sequence[OutboxEntry]) -> dict[str, object]:
     }
 
 
+def _delivery(entry: OutboxEntry) -> Delivery:
+    """What a sink is handed for an outbox entry."""
+    return Delivery(
+        outbox_id=entry.id,
+        sink=entry.sink,
+        event=entry.event,
+        rules=entry.rules,
+        attempts=entry.attempts,
+    )
+
+
+def _give_up_reason(attempts: int, wait: float, exc: SinkError) -> str:
+    """The dead letter's reason when the next attempt would fall past ``give_up_after``."""
+    asked = " (as Retry-After asks)" if exc.retry_after is not None else ""
+    return (
+        f"gave up after {attempts} attempts: the next one, in {wait:.0f} s{asked}, "
+        f"would fall past delivery.give_up_after; last error: "
+        f"{str(exc).removesuffix('; will retry')}"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Accepted:
     """A send the sink accepted whose ``delivered`` mark could not be written yet."""
@@ -228,15 +249,6 @@ class Deliverer:
             recorded += len(group)
         return recorded
 
-    def _delivery(self, entry: OutboxEntry) -> Delivery:
-        return Delivery(
-            outbox_id=entry.id,
-            sink=entry.sink,
-            event=entry.event,
-            rules=entry.rules,
-            attempts=entry.attempts,
-        )
-
     def _attempt(
         self, sink: Sink, entries: list[OutboxEntry], stop: threading.Event | None
     ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
@@ -254,11 +266,11 @@ class Deliverer:
         try:
             if len(entries) > 1:
                 assert isinstance(sink, DigestSink)
-                sink.send_digest([self._delivery(e) for e in entries])
+                sink.send_digest([_delivery(e) for e in entries])
             elif living and isinstance(sink, LivingSink):
-                message = sink.send_report(self._delivery(head), card)
+                message = sink.send_report(_delivery(head), card)
             else:
-                sink.send(self._delivery(head))
+                sink.send(_delivery(head))
         except SinkError as exc:
             return self._failed(entries, exc, stop)
         except Exception as exc:  # a bug in a sink must not stop the others
@@ -295,42 +307,50 @@ class Deliverer:
     def _failed(
         self, entries: list[OutboxEntry], exc: SinkError, stop: threading.Event | None
     ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
+        """Record a failed send: a permanent failure is dead-lettered at once, a transient one
+        rescheduled (or not recorded at all when the notifier is stopping)."""
         now = self._clock()
-        head = entries[0]
-        ids = [e.id for e in entries]
-        extra = _log_keys(entries)
         if exc.permanent:
-            self._store.mark_dead(ids, now, str(exc))
-            log.error(
-                "dead letter: %s to sink %s failed permanently: %s "
-                "(fix the sink, then `notifier outbox retry --sink %s`)",
-                _describe(entries),
-                head.sink,
-                exc,
-                head.sink,
-                extra={**extra, "error": str(exc)},
-            )
-            for entry in entries:
-                self._settled(entry, DeliveryOutcome.DEAD, str(exc))
-            return DeliveryOutcome.DEAD, {DeliveryOutcome.DEAD: len(entries)}
+            return self._dead_at_once(entries, exc, now)
         if stop is not None and stop.is_set():  # cut short by the shutdown: nothing to record
             log.info(
                 "sink %s: %s not sent, the notifier is stopping (sent after the restart)",
-                head.sink,
+                entries[0].sink,
                 _describe(entries),
-                extra=extra,
+                extra=_log_keys(entries),
             )
             return DeliveryOutcome.RETRYING, {DeliveryOutcome.RETRYING: len(entries)}
+        return self._reschedule(entries, exc, now)
+
+    def _dead_at_once(
+        self, entries: list[OutboxEntry], exc: SinkError, now: float
+    ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
+        """Dead-letter the entries of a permanent failure."""
+        sink = entries[0].sink
+        self._store.mark_dead([e.id for e in entries], now, str(exc))
+        log.error(
+            "dead letter: %s to sink %s failed permanently: %s "
+            "(fix the sink, then `notifier outbox retry --sink %s`)",
+            _describe(entries),
+            sink,
+            exc,
+            sink,
+            extra={**_log_keys(entries), "error": str(exc)},
+        )
+        for entry in entries:
+            self._settled(entry, DeliveryOutcome.DEAD, str(exc))
+        return DeliveryOutcome.DEAD, {DeliveryOutcome.DEAD: len(entries)}
+
+    def _reschedule(
+        self, entries: list[OutboxEntry], exc: SinkError, now: float
+    ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
+        """Retry the entries of a transient failure after the backoff (or Retry-After); those
+        whose next attempt would fall past ``give_up_after`` are dead-lettered instead."""
         attempts = max(e.attempts for e in entries) + 1
         wait = backoff(attempts, self._settings, exc.retry_after)
         expired = [e for e in entries if now + wait - e.created_at > self._settings.give_up_after]
         retry = [e for e in entries if e not in expired]
-        asked = " (as Retry-After asks)" if exc.retry_after is not None else ""
-        reason = (
-            f"gave up after {attempts} attempts: the next one, in {wait:.0f} s{asked}, "
-            f"would fall past delivery.give_up_after; last error: "
-            f"{str(exc).removesuffix('; will retry')}"
-        )
+        reason = _give_up_reason(attempts, wait, exc)
         self._store.mark_failed(
             [e.id for e in retry],
             now + wait,
@@ -340,20 +360,12 @@ class Deliverer:
             reason=reason,
         )
         if expired:
-            log.error(
-                "dead letter: %s to sink %s: %s",
-                _describe(expired),
-                head.sink,
-                reason,
-                extra={**_log_keys(expired), "error": reason},
-            )
-            for entry in expired:
-                self._settled(entry, DeliveryOutcome.DEAD, reason)
+            self._gave_up(expired, reason)
         if not retry:
             return DeliveryOutcome.DEAD, {DeliveryOutcome.DEAD: len(expired)}
         log.warning(
             "sink %s: %s failed (attempt %d), retrying in %.1fs: %s",
-            head.sink,
+            entries[0].sink,
             _describe(retry),
             attempts,
             wait,
@@ -364,6 +376,18 @@ class Deliverer:
             DeliveryOutcome.RETRYING: len(retry),
             DeliveryOutcome.DEAD: len(expired),
         }
+
+    def _gave_up(self, expired: list[OutboxEntry], reason: str) -> None:
+        """Log and report the entries ``_reschedule`` dead-lettered past ``give_up_after``."""
+        log.error(
+            "dead letter: %s to sink %s: %s",
+            _describe(expired),
+            expired[0].sink,
+            reason,
+            extra={**_log_keys(expired), "error": reason},
+        )
+        for entry in expired:
+            self._settled(entry, DeliveryOutcome.DEAD, reason)
 
     def next_due(self) -> float | None:
         """The earliest time any sink has an entry due, or None when the outbox is empty."""

@@ -1,7 +1,8 @@
 """The PostHog adapter.
 
 - ``client``: ``PostHogClient``, the endpoints (list, retrieve, artefacts) the cycle calls.
-- ``session``: ``Session``, the httpx connection: one GET, its budget turn, request counting.
+- ``session``: ``Session``, the httpx connection: one GET of a cycle (``CycleContext``), its
+  budget turn, and its count in the cycle's requests.
 - ``retry``: ``RetryPolicy``, bounded retries (tenacity) honouring Retry-After and shutdown.
 - ``paths``: ``Paths``, the API path prefix this PostHog version serves.
 - ``reader``: ``ListingReader``, the full and incremental listing loops and their checks.

@@ -8,6 +8,10 @@ offsets itself, de-duplicates by id, and retries throttling and transient errors
 of times within the cycle's deadline. Every failure becomes a ``SourceError`` whose message says
 what to do, built from status codes and PostHog's ``detail`` only.
 
+Each call belongs to one cycle (``notifier.core.context.CycleContext``, opened by
+``start_cycle``): its deadline, the notifier's stop event, and the count of its requests. A call
+given none runs in a cycle of its own, without a deadline.
+
 The endpoints live here; the requests in ``session`` (retried by ``retry``), the path prefix in
 ``paths``, the listing loop in ``reader``, reading a body in ``parse``.
 """
@@ -16,13 +20,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Final
 
 import httpx
 
 from notifier.config.settings import PostHogSettings
+from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.core.report import Report
 from notifier.posthog.budget import RequestBudget
@@ -66,49 +70,34 @@ class PostHogClient:
         budget: RequestBudget | None = None,
     ) -> None:
         """``budget``: the key's request budget, shared with every other user of the key (None:
-        requests are not paced). ``sleep`` spends the waits between retries (by default on the
-        ``cancel`` event, which the notifier sets when it stops); ``on_response`` is told of
-        every request's outcome."""
+        requests are not paced). ``cancel`` is the notifier's stop event, which every cycle
+        this client starts carries; ``sleep`` spends the waits between retries (by default on
+        that event); ``on_response`` is told of every request's outcome."""
         self._settings = settings
-        cancel = cancel or threading.Event()
-        retry = RetryPolicy(
-            attempts=attempts, max_wait=max_wait, sleep=sleep or cancel.wait, cancel=cancel
-        )
+        self._cancel = cancel or threading.Event()
+        retry = RetryPolicy(attempts=attempts, max_wait=max_wait, sleep=sleep)
         self._session = Session(
             settings, retry=retry, transport=transport, on_response=on_response, budget=budget
         )
         self._paths = Paths(settings, self._session)
         self._reader = ListingReader(settings, self._session, self._paths)
 
-    @property
-    def requests_made(self) -> int:
-        """Requests made by this client, on every thread."""
-        return self._session.requests_made
-
-    @property
-    def ahead_pool(self) -> ThreadPoolExecutor:
-        """Where full listings download their next page while reading the current one."""
-        return self._session.ahead_pool
-
     def close(self) -> None:
         """Release the connection pool and the page-ahead threads."""
         self._session.close()
 
-    def get_counted(
-        self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
-    ) -> tuple[httpx.Response | Exception, int]:
-        """A GET on a worker thread: the answer (or the error, to raise on the cycle's thread)
-        and how many requests it made."""
-        return self._session.get_counted(path, params, project_id, deadline)
+    def start_cycle(self, project_id: int, deadline: float | None = None) -> CycleContext:
+        """A new cycle of a project: ``deadline`` (``time.monotonic()``; None: none), this
+        client's stop event, and a request count of its own."""
+        return CycleContext(project_id, deadline, self._cancel)
 
-    def count_here(self, requests: int) -> None:
-        """Count requests made for this thread's cycle by another thread."""
-        self._session.count_here(requests)
-
-    def requests_here(self) -> int:
-        """Requests made so far by the calling thread: projects are polled concurrently, and
-        each cycle counts its own."""
-        return self._session.requests_here()
+    def _in(self, project_id: int, cycle: CycleContext | None) -> CycleContext:
+        """The cycle a call runs in: the one given (of the same project), or a new one."""
+        if cycle is None:
+            return self.start_cycle(project_id)
+        if cycle.project_id != project_id:
+            raise ValueError(f"a cycle of project {cycle.project_id} used for {project_id}")
+        return cycle
 
     # -- listing ------------------------------------------------------------------------------
 
@@ -126,9 +115,9 @@ class PostHogClient:
     def list_reports(
         self,
         project_id: int,
-        deadline: float | None = None,
         *,
         known: Mapping[str, tuple[str, bool]] | None = None,
+        cycle: CycleContext | None = None,
     ) -> Listing:
         """Every report of a project, all pages; raises ``SourceError`` if any page fails.
 
@@ -138,7 +127,7 @@ class PostHogClient:
         A server that keeps repeating itself or never ends fails the cycle. With ``known`` (the
         snapshot's ``id → (version, listed)``), only reports that differ are parsed.
         """
-        listing = self._reader.read(project_id, deadline, known)
+        listing = self._reader.read(self._in(project_id, cycle), known)
         assert listing is not None  # only incremental listings give up
         return listing
 
@@ -151,9 +140,9 @@ class PostHogClient:
         self,
         project_id: int,
         since: datetime,
-        deadline: float | None = None,
         *,
         known: Known | None = None,
+        cycle: CycleContext | None = None,
     ) -> Listing | None:
         """The reports updated at or after ``since``, most recent first: pages are fetched until
         one ends before ``since``, so a quiet project costs one request.
@@ -162,12 +151,12 @@ class PostHogClient:
         (PostHog V1, or an item without ``updated_at``): the caller lists everything instead,
         and ``incremental`` says False from then on.
         """
-        return self._reader.read(project_id, deadline, known, since=since)
+        return self._reader.read(self._in(project_id, cycle), known, since=since)
 
     # -- one report ---------------------------------------------------------------------------
 
     def retrieve(
-        self, project_id: int, report_id: str, deadline: float | None = None
+        self, project_id: int, report_id: str, *, cycle: CycleContext | None = None
     ) -> Report | None:
         """One report by id; ``None`` when PostHog answers 404 for it (deleted, or hidden by V1).
 
@@ -175,7 +164,7 @@ class PostHogClient:
         found.") raises instead: concluding from it that the report is gone would be a guess.
         """
         path = self._paths.report(project_id, report_id)
-        response = self._session.get(path, {}, project_id, deadline)
+        response = self._session.get(path, {}, self._in(project_id, cycle))
         if response.status_code == 404:
             self._check_gone(response, project_id, report_id)
             return None
@@ -208,8 +197,8 @@ class PostHogClient:
         self,
         project_id: int,
         report_id: str,
-        deadline: float | None = None,
         *,
+        cycle: CycleContext | None = None,
         pages: int = ARTEFACT_PAGES,
         enough: Callable[[Sequence[Any]], bool] = artefacts_suffice,
     ) -> list[Any]:
@@ -218,16 +207,17 @@ class PostHogClient:
 
         V1–V3 answer every artefact at once; V4+ page them like the listing: pages are read
         until ``enough(items so far)`` says older ones can add nothing, the last page, or
-        ``pages`` pages. Each request takes its turn in the request budget and ends by
-        ``deadline``; any failure raises ``SourceError``.
+        ``pages`` pages. Each request takes its turn in the request budget and ends by the
+        cycle's deadline; any failure raises ``SourceError``.
         """
+        cycle = self._in(project_id, cycle)
         path = self._paths.report(project_id, report_id) + "artefacts/"
         items: list[Any] = []
         for number in range(max(1, pages)):
             params: dict[str, Any] = {"limit": ARTEFACT_PAGE_SIZE}
             if number:
                 params["offset"] = len(items)
-            response = self._session.get(path, params, project_id, deadline)
+            response = self._session.get(path, params, cycle)
             if response.status_code == 404:
                 if number:  # the report went away between two pages: keep what was read
                     break

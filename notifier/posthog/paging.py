@@ -10,18 +10,16 @@ from typing import Any, Protocol
 
 import httpx
 
+from notifier.core.context import CycleContext
 
-class _Client(Protocol):
-    """What ``Ahead`` needs of the PostHog client."""
+
+class _Session(Protocol):
+    """What ``Ahead`` needs of the PostHog session."""
 
     @property
     def ahead_pool(self) -> ThreadPoolExecutor: ...
 
-    def get_counted(
-        self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
-    ) -> tuple[httpx.Response | Exception, int]: ...
-
-    def count_here(self, requests: int) -> None: ...
+    def get(self, path: str, params: dict[str, Any], cycle: CycleContext) -> httpx.Response: ...
 
 
 #: The snapshot's ``id → (version, listed)``, or a lookup of it for the ids of one page.
@@ -42,20 +40,17 @@ def known_for(body: Any, known: Known | None) -> Mapping[str, tuple[str, bool]] 
 class Ahead:
     """At most one listing page requested ahead, on a worker thread, while the current page is
     read: a full listing then costs about the server's time or the client's, not both. Its
-    requests count for the cycle's thread; an unused one is waited for and dropped."""
+    requests count in the cycle's request count; an unused one is waited for and dropped."""
 
-    def __init__(self, client: _Client, project_id: int, deadline: float | None) -> None:
-        self._client = client
-        self.project_id = project_id
-        self.deadline = deadline
-        self._pending: tuple[int, Future[tuple[httpx.Response | Exception, int]]] | None = None
+    def __init__(self, session: _Session, cycle: CycleContext) -> None:
+        self._session = session
+        self.cycle = cycle
+        self._pending: tuple[int, Future[httpx.Response]] | None = None
 
     def fetch(self, path: str, params: dict[str, Any], offset: int) -> None:
         """Request the page at ``offset`` now (unless one is already on its way)."""
         if self._pending is None:
-            future = self._client.ahead_pool.submit(
-                self._client.get_counted, path, params, self.project_id, self.deadline
-            )
+            future = self._session.ahead_pool.submit(self._session.get, path, params, self.cycle)
             self._pending = (offset, future)
 
     def take(self, offset: int) -> httpx.Response | None:
@@ -64,22 +59,13 @@ class Ahead:
             return None
         wanted, future = self._pending
         self._pending = None
-        outcome = self._settle(future)
         if wanted != offset:
+            future.exception()  # waited for (its requests counted), and dropped
             return None
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    def _settle(
-        self, future: Future[tuple[httpx.Response | Exception, int]]
-    ) -> httpx.Response | Exception:
-        outcome, made = future.result()
-        self._client.count_here(made)
-        return outcome
+        return future.result()
 
     def close(self) -> None:
         """Wait for (and drop) a page nobody needed, so that its requests are counted."""
         if self._pending is not None:
-            self._settle(self._pending[1])
+            self._pending[1].exception()
             self._pending = None

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from notifier.config.settings import PostHogSettings
+from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.posthog.errors import detail_of
 from notifier.posthog.session import Session
@@ -44,15 +45,15 @@ class Paths:
         prefix = self._fixed or self._prefix.get(project_id) or PREFIXES[0]
         return _path(project_id, prefix, quote(report_id, safe=""))
 
-    def first_page(
-        self, project_id: int, params: dict[str, Any], deadline: float | None
-    ) -> httpx.Response:
-        """The first page, finding the API path prefix this PostHog version serves."""
+    def first_page(self, params: dict[str, Any], cycle: CycleContext) -> httpx.Response:
+        """The cycle's project's first page, finding the API path prefix this PostHog version
+        serves."""
+        project_id = cycle.project_id
         known = self._fixed or self._prefix.get(project_id)
         candidates = (known,) if known else PREFIXES
         details: list[str] = []
         for prefix in candidates:
-            response = self._session.get(_path(project_id, prefix), params, project_id, deadline)
+            response = self._session.get(_path(project_id, prefix), params, cycle)
             if response.status_code != 404:
                 if self._prefix.get(project_id) != prefix:
                     log.debug("project %s: reports are at %s/", project_id, prefix)

@@ -19,6 +19,7 @@ from typing import Any, Final
 import httpx
 
 from notifier.config.settings import PostHogSettings
+from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.posthog.listing import Gathered, Listing
 from notifier.posthog.paging import Ahead, Known, known_for
@@ -109,26 +110,23 @@ class ListingReader:
         return project_id not in self._unordered
 
     def read(
-        self,
-        project_id: int,
-        deadline: float | None,
-        known: Known | None,
-        since: datetime | None = None,
+        self, cycle: CycleContext, known: Known | None, since: datetime | None = None
     ) -> Listing | None:
-        """The full listing, or with ``since`` the incremental one: None when the server does
-        not honour its ordering. Raises ``SourceError`` if any page fails."""
+        """The cycle's project's full listing, or with ``since`` the incremental one: None when
+        the server does not honour its ordering. Raises ``SourceError`` if any page fails."""
+        project_id = cycle.project_id
         limit = self._settings.page_size
         ordering = ORDERING if since is None else CHANGED_FIRST
         base: dict[str, Any] = {"limit": limit, "ordering": ordering}
         if self._settings.statuses:
             base["status"] = ",".join(self._settings.statuses)
-        start, began = self._session.requests_here(), time.monotonic()
+        start, began = cycle.requests.made, time.monotonic()
         run = _Progress(limit=limit, since=since, step=limit)
-        ahead = Ahead(self._session, project_id, deadline)
+        ahead = Ahead(self._session, cycle)
         try:
             while True:
                 if run.pages == 0:
-                    response = self._paths.first_page(project_id, {**base, "offset": 0}, deadline)
+                    response = self._paths.first_page({**base, "offset": 0}, cycle)
                 else:
                     response = self._later_page(ahead, base, run.offset, run.ahead())
                 page = self._page_of(response, project_id, known)
@@ -145,7 +143,7 @@ class ListingReader:
         finally:
             ahead.close()
         self._warn_skipped(project_id, run.skipped)
-        return run.listing(self._session.requests_here() - start, time.monotonic() - began)
+        return run.listing(cycle.requests.made - start, time.monotonic() - began)
 
     def _page_of(self, response: httpx.Response, project_id: int, known: Known | None) -> Page:
         """A listing page read, compared by version with what the snapshot knows."""
@@ -157,10 +155,11 @@ class ListingReader:
     ) -> httpx.Response:
         """The page at ``offset`` (fetched ahead, or now); with a ``step``, the one at
         ``offset + step`` is requested ahead before this one is read."""
-        project_id, deadline = ahead.project_id, ahead.deadline
+        cycle = ahead.cycle
+        project_id = cycle.project_id
         path = self._paths.listing(project_id)
         params = {**base, "offset": offset}
-        response = ahead.take(offset) or self._session.get(path, params, project_id, deadline)
+        response = ahead.take(offset) or self._session.get(path, params, cycle)
         if response.status_code == 404:
             raise SourceError(
                 f"project {project_id}: the listing answered 404 at offset {offset}",

@@ -5,9 +5,9 @@ Every transient ``SourceError`` (throttling 429, 5xx answers, timeouts, connecti
 tried again, at most ``attempts`` times in all. The wait is what PostHog asked for (Retry-After,
 or the 429 body's ``detail``), exactly, or else a jittered exponential backoff. A wait beyond
 ``max_wait``, or one that would end at or after the cycle's deadline, is not slept: the last
-error is raised instead. Waits go through the client's ``sleep`` (by default the cancel event's
-``wait``, so a stop ends a wait at once), and no attempt starts once the cancel event is set or
-the deadline has passed.
+error is raised instead. Waits go through the client's ``sleep`` (by default the wait of the
+cycle's cancel event, ``CycleContext.cancel``, so a stop ends a wait at once), and no attempt
+starts once the cancel event is set or the cycle's deadline has passed.
 
 tenacity rather than stamina, because stamina keeps its backoff, sleeping and stop rules to
 itself while tenacity takes each as a plain callable: a wait read from the raised error, a stop
@@ -17,7 +17,6 @@ that sees the upcoming wait, a sleep through the cancel event.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,6 +30,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.posthog.errors import abandoned
 
@@ -76,22 +76,19 @@ class RetryPolicy:
         *,
         attempts: int,
         max_wait: float,
-        sleep: Callable[[float], object],
-        cancel: threading.Event,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
-        """``sleep``: how a wait is spent (tests record the waits instead); ``cancel``: set when
-        the notifier stops, and no attempt starts after that."""
+        """``sleep``: how a wait is spent (tests record the waits instead); by default on the
+        cycle's cancel event, set when the notifier stops (no attempt starts after that)."""
         self._attempts = attempts
         self._max_wait = max_wait
         self._sleep = sleep
-        self._cancel = cancel
 
     def run(
         self,
         start: Callable[[float | None], float],
         send: Callable[[float], T],
-        project_id: int,
-        deadline: float | None,
+        cycle: CycleContext,
     ) -> T:
         """``send(start(seconds left before the deadline, or None))`` until ``send`` returns,
         raises an error that is not transient, or the policy gives up (raising the last error).
@@ -100,8 +97,8 @@ class RetryPolicy:
         ends the call at once, never retried.
         """
         last: SourceError | None = None
-        for attempt in self._retrying(deadline):
-            ready = start(self._time_left(project_id, deadline, last))
+        for attempt in self._retrying(cycle):
+            ready = start(self._time_left(cycle, last))
             with attempt:
                 try:
                     return send(ready)
@@ -110,24 +107,33 @@ class RetryPolicy:
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last error when it gives up")
 
-    def _retrying(self, deadline: float | None) -> Retrying:
+    def _retrying(self, cycle: CycleContext) -> Retrying:
+        sleep = self._sleep or cycle.cancel.wait
+
+        def spend(seconds: float) -> None:
+            """Sleep a wait as a plain float (tenacity passes its own float subclass); waiting
+            on the cancel event, it ends at once when the notifier stops, and ``_time_left``
+            then starts no attempt."""
+            sleep(float(seconds))
+
         return Retrying(
             retry=retry_if_exception(_transient),
             wait=self._wait,
-            stop=stop_after_attempt(self._attempts) | _WaitTooLong(self._max_wait, deadline),
+            stop=stop_after_attempt(self._attempts) | _WaitTooLong(self._max_wait, cycle.deadline),
             before_sleep=self._announce,
-            sleep=self._spend,
+            sleep=spend,
             reraise=True,
         )
 
-    def _time_left(
-        self, project_id: int, deadline: float | None, last: SourceError | None
-    ) -> float | None:
-        """Seconds left before ``deadline`` (None: no deadline); raises when no attempt may
-        start: the notifier is stopping, or the cycle's time is up (the last error, if any)."""
-        if self._cancel.is_set():
+    @staticmethod
+    def _time_left(cycle: CycleContext, last: SourceError | None) -> float | None:
+        """Seconds left before the cycle's deadline (None: no deadline); raises when no attempt
+        may start: the notifier is stopping, or the cycle's time is up (the last error, if
+        any)."""
+        project_id = cycle.project_id
+        if cycle.cancel.is_set():
             raise abandoned(project_id)
-        remaining = None if deadline is None else deadline - time.monotonic()
+        remaining = cycle.time_left()
         if remaining is not None and remaining <= 0:
             raise last or SourceError(
                 f"project {project_id}: the cycle ran out of time (poll.deadline)",
@@ -135,12 +141,6 @@ class RetryPolicy:
                 project_id=project_id,
             )
         return remaining
-
-    def _spend(self, seconds: float) -> None:
-        """Sleep a wait through the client's ``sleep``, as a plain float (tenacity passes its
-        own float subclass); waiting on the cancel event, it ends at once when the notifier
-        stops, and ``_time_left`` then starts no attempt."""
-        self._sleep(float(seconds))
 
     @staticmethod
     def _wait(state: RetryCallState) -> float:

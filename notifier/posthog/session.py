@@ -1,6 +1,7 @@
-"""One connection to PostHog (``Session``): the httpx client that carries the key, a GET with
-its retries (``notifier.posthog.retry``) and its turn in the request budget, and the count of
-requests each thread made.
+"""One connection to PostHog (``Session``): the httpx client that carries the key, and a GET
+for one cycle (``notifier.core.context.CycleContext``) with its retries
+(``notifier.posthog.retry``), its turn in the request budget, and its place in the cycle's
+request count.
 
 A GET answers a success or a 404 (what a 404 means is the caller's to say); every other outcome
 becomes a ``SourceError`` (``notifier.posthog.errors``), and each is told to ``on_response``.
@@ -8,7 +9,6 @@ becomes a ``SourceError`` (``notifier.posthog.errors``), and each is told to ``o
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +18,7 @@ import httpx
 
 from notifier import __version__
 from notifier.config.settings import PostHogSettings
+from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.errors import classify
@@ -66,8 +67,6 @@ class Session:
             follow_redirects=False,
             transport=transport,
         )
-        self.requests_made = 0
-        self._here = threading.local()  # requests made by this thread (one cycle at a time)
         #: full listings download their next page here while reading the current one
         self.ahead_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="posthog-ahead")
 
@@ -76,38 +75,14 @@ class Session:
         self.ahead_pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
-    def get(
-        self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
-    ) -> httpx.Response:
-        """One GET with bounded retries for throttling and transient failures."""
+    def get(self, path: str, params: dict[str, Any], cycle: CycleContext) -> httpx.Response:
+        """One GET for the cycle, with bounded retries for throttling and transient failures;
+        every attempt counts in ``cycle.requests`` (from whichever thread makes it)."""
         return self._retry.run(
-            lambda remaining: self._start(remaining, project_id, deadline),
-            lambda timeout: self._send(path, params, project_id, timeout),
-            project_id,
-            deadline,
+            lambda remaining: self._start(remaining, cycle),
+            lambda timeout: self._send(path, params, cycle, timeout),
+            cycle,
         )
-
-    def get_counted(
-        self, path: str, params: dict[str, Any], project_id: int, deadline: float | None
-    ) -> tuple[httpx.Response | Exception, int]:
-        """``get`` on a worker thread: the answer (or the error, to raise on the cycle's
-        thread) and how many requests it made."""
-        before = self.requests_here()
-        try:
-            outcome: httpx.Response | Exception = self.get(path, params, project_id, deadline)
-        except Exception as exc:  # raised on the cycle's thread if the page is used  # noqa: BLE001
-            outcome = exc
-        return outcome, self.requests_here() - before
-
-    def count_here(self, requests: int) -> None:
-        """Count requests made for this thread's cycle by another thread."""
-        self._here.count = self.requests_here() + requests
-
-    def requests_here(self) -> int:
-        """Requests made so far by the calling thread: projects are polled concurrently, and
-        each cycle counts its own."""
-        count: int = getattr(self._here, "count", 0)
-        return count
 
     @staticmethod
     def decode(response: httpx.Response, project_id: int) -> Any:
@@ -119,25 +94,26 @@ class Session:
             content_type=response.headers.get("content-type"),
         )
 
-    def _start(self, remaining: float | None, project_id: int, deadline: float | None) -> float:
+    def _start(self, remaining: float | None, cycle: CycleContext) -> float:
         """Before an attempt: its timeout, once the budget let it go (what that raises is not
         retried)."""
         timeout = (
             self._settings.timeout if remaining is None else min(self._settings.timeout, remaining)
         )
+        deadline = cycle.deadline
         if self._budget is not None:
-            self._budget.acquire(project_id, deadline)
+            self._budget.acquire(cycle.project_id, deadline)
             if deadline is not None:  # waiting for the budget used some of the time left
                 timeout = max(0.001, min(timeout, deadline - time.monotonic()))
         return timeout
 
     def _send(
-        self, path: str, params: dict[str, Any], project_id: int, timeout: float
+        self, path: str, params: dict[str, Any], cycle: CycleContext, timeout: float
     ) -> httpx.Response:
         """One attempt: a success or a 404, else a ``SourceError`` (retried if transient)."""
+        project_id = cycle.project_id
         try:
-            self.requests_made += 1
-            self._here.count = self.requests_here() + 1
+            cycle.requests.add()
             response = self._client.get(path, params=params, timeout=timeout)
         except httpx.DecodingError as exc:
             self._on_response("decoding_error")

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from notifier.core.outbox import Notice, NoticeKind
-from notifier.core.times import parse_instant
+from notifier.core.times import format_span, parse_instant
 from notifier.render.blocks import MAX_CONTEXT_ELEMENTS, MAX_HEADER, MAX_SECTION_TEXT, SlackMessage
 from notifier.render.text import escape_truncate, one_line, truncate
 from notifier.render.webhook import encode_json, iso_utc
@@ -43,21 +43,6 @@ def notice_headline(notice: Notice) -> str:
         case NoticeKind.SINK_RECOVERED:
             text = f"{RECOVERED_EMOJI} Delivery to sink {sink} recovered"
     return text
-
-
-def format_span(seconds: float) -> str:
-    """``45 s``, ``15 min``, ``2 h 5 min``, ``3 d 4 h``."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def _clock(moment: datetime, *, date: bool = True) -> str:

@@ -1,5 +1,6 @@
 """Polling one project, as the daemon does it: the cycle (``cycle.pipeline``) run within its
-deadline, enriched, committed, and its outcome counted.
+deadline (one ``CycleContext`` from the PostHog client for its listing, fetches and artefacts),
+enriched, committed, and its outcome counted.
 
 ``Poller.poll`` never raises for PostHog or state trouble: a failure is logged once per outage
 (``ProjectHealth``), paused after repeated errors, reported through the self-alerts and counted
@@ -112,6 +113,7 @@ class Poller:
     def _cycle(self, project_id: int, deadline: float) -> tuple[CyclePlan, int]:
         """List, diff, route, enrich and commit; the plan and how many entries it queued."""
         settings = self._settings
+        cycle = self._source.start_cycle(project_id, deadline)
         plan = plan_cycle(
             project_id,
             source=self._source,
@@ -119,13 +121,13 @@ class Poller:
             rules=settings.rules,
             first_run=settings.first_run,
             now=time.time(),
-            deadline=deadline,
+            cycle=cycle,
             # the first cycle of each project in a process lists everything
             full_sync_every=settings.poll.full_sync_every if project_id in self._synced else 0.0,
             overlap=settings.poll.overlap,
         )
         plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
-            plan, self._source, settings.sinks, deadline=deadline, window=self._enrich_window
+            plan, self._source, settings.sinks, cycle=cycle, window=self._enrich_window
         )
         return plan, commit(plan, self._store)
 

@@ -137,6 +137,77 @@ def same_budget(old: Settings, new: Settings) -> bool:
     )
 
 
+class _Signals:
+    """The main thread's signal handlers: SIGTERM/SIGINT set ``stop`` and start the stop grace,
+    SIGHUP (or a change to the watched file) sets ``reload``. ``done`` tells the grace's
+    watchdog that in-flight work finished in time."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.done = threading.Event()
+
+    def install(self, path: Path | None, *, watch: bool) -> None:
+        """Take SIGTERM and SIGINT; with a configuration file, SIGHUP and (``watch``) its
+        changes too."""
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        if path is not None:
+            signal.signal(signal.SIGHUP, self._hup)
+            if watch:
+                threading.Thread(
+                    target=_watch_file,
+                    args=(path, self.reload, self.stop),
+                    name="config-watch",
+                    daemon=True,
+                ).start()
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            _abandon(f"received {name} again")
+        log.info("received %s: finishing in-flight work", name)
+        self.stop.set()
+        threading.Thread(
+            target=self._watchdog, args=(name,), name="stop-watchdog", daemon=True
+        ).start()
+
+    def _watchdog(self, name: str) -> None:
+        if not self.done.wait(self.grace):
+            _abandon(f"in-flight work did not finish within {self.grace:g} s of {name}")
+
+    def _hup(self, _signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP: reloading the configuration", extra={"event": "config_reload"})
+        self.reload.set()
+
+
+def _abandon(why: str) -> None:
+    """Exit at once, leaving in-flight work behind (logged first)."""
+    log.warning(
+        "%s: abandoning in-flight work and exiting (nothing is lost: an unfinished cycle is "
+        "redone and an unconfirmed delivery is sent again on the next start)",
+        why,
+        extra={"event": "stop_abandoned"},
+    )
+    logging.shutdown()  # flush every handler: os._exit skips it
+    os._exit(EXIT_OK)
+
+
+def _until_reload(
+    runner: Runner, signals: _Signals, path: Path | None, settings: Settings, metrics: Metrics
+) -> Settings | None:
+    """Wait while ``runner`` runs; the new configuration once a reload is asked for and valid,
+    None when the notifier stops (a signal, or the runner ended)."""
+    while runner.is_alive() and not signals.stop.wait(0.2):
+        if signals.reload.is_set() and path is not None:
+            signals.reload.clear()
+            new = reloaded(path, settings, metrics)
+            if new is not None:
+                return new
+    return None
+
+
 def cmd_run(
     settings: Settings,
     path: Path | None = None,
@@ -157,60 +228,17 @@ def cmd_run(
     which loses nothing: an uncommitted cycle is simply redone and an unconfirmed delivery is
     sent again on the next start. A second signal exits at once too.
     """
-    stop = threading.Event()
-    reload = threading.Event()
-    done = threading.Event()
-    grace = _stop_grace()
-
-    def _abandon(why: str) -> None:
-        log.warning(
-            "%s: abandoning in-flight work and exiting (nothing is lost: an unfinished cycle is "
-            "redone and an unconfirmed delivery is sent again on the next start)",
-            why,
-            extra={"event": "stop_abandoned"},
-        )
-        logging.shutdown()  # flush every handler: os._exit skips it
-        os._exit(EXIT_OK)
-
-    def _watchdog(name: str) -> None:
-        if not done.wait(grace):
-            _abandon(f"in-flight work did not finish within {grace:g} s of {name}")
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            _abandon(f"received {name} again")
-        log.info("received %s: finishing in-flight work", name)
-        stop.set()
-        threading.Thread(target=_watchdog, args=(name,), name="stop-watchdog", daemon=True).start()
-
-    def _hup(_signum: int, _frame: FrameType | None) -> None:
-        log.info("received SIGHUP: reloading the configuration", extra={"event": "config_reload"})
-        reload.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    if path is not None:
-        signal.signal(signal.SIGHUP, _hup)
-        if watch:
-            threading.Thread(
-                target=_watch_file, args=(path, reload, stop), name="config-watch", daemon=True
-            ).start()
+    signals = _Signals(_stop_grace())
+    signals.install(path, watch=watch)
     metrics = Metrics()
     budget: RequestBudget | None = None
     try:
         while True:
             runner = Runner(Notifier(settings, metrics=metrics, budget=budget))
             runner.start()
-            new: Settings | None = None
-            while runner.is_alive() and not stop.wait(0.2):
-                if reload.is_set() and path is not None:
-                    reload.clear()
-                    new = reloaded(path, settings, metrics)
-                    if new is not None:
-                        break
+            new = _until_reload(runner, signals, path, settings, metrics)
             runner.finish()
-            if new is None or stop.is_set():
+            if new is None or signals.stop.is_set():
                 return EXIT_OK
             if formatter is not None:
                 formatter.set_secrets((*formatter.secrets, *new.secrets()))
@@ -218,4 +246,4 @@ def cmd_run(
             budget = runner.notifier.budget if same_budget(settings, new) else None
             settings = new
     finally:
-        done.set()
+        signals.done.set()

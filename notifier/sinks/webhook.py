@@ -28,7 +28,7 @@ from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
 from notifier.core.report import Links
 from notifier.core.secrets import redact
-from notifier.core.times import parse_retry_after
+from notifier.core.times import format_span, parse_retry_after
 from notifier.render import notice_webhook_body, sign, webhook_batch_body, webhook_body
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, utc_now
 
@@ -117,7 +117,9 @@ class WebhookSink:
             ) as response:
                 snippet = self._snippet(response)
         except httpx.TimeoutException as exc:
-            raise self._fail(f"no answer within {self._settings.timeout:g} s", False) from exc
+            raise self._fail(
+                f"no answer within {format_span(self._settings.timeout)}", False
+            ) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise self._fail(f"the url is not usable: {describe_exception(exc)}", True) from exc
         except httpx.LocalProtocolError as exc:

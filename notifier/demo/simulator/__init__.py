@@ -4,7 +4,11 @@ Used by ``notifier demo`` and by the tests. Standard library only: a ``Threading
 127.0.0.1, port 0, served from a daemon thread.
 
 - ``server``: ``BackgroundServer`` and ``FakeRequestHandler``, the HTTP plumbing every fake uses.
-- ``posthog``: ``FakePostHog`` (data, fault injection, the endpoints) and ``RequestRecord``.
+- ``posthog``: ``FakePostHog``, put together from the parts below, and ``RequestRecord``.
+- ``reports``: ``ReportData``, the projects, reports and artefacts, how they change and how each
+  API version shows them.
+- ``endpoints``: ``PostHogApi``, the answer to one request (paths, key, scopes, paging).
+- ``faults``: ``FaultInjection``, ``fail_next``/``throttle_next``/``stall_next``/``reset_next``.
 - ``facts``: PostHog's statuses, fields per API version, URL prefixes and error bodies.
 - ``listing``: DRF limit/offset paging and each version's ordering.
 - ``story``: ``DemoStory``, believable report life cycles, one change per call.

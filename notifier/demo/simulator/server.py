@@ -72,7 +72,10 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:  # the client went away mid-body: as a real server, drop it
+            raise ConnectionResetError("the request body ended early")
+        return body
 
     def reply(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         """Send a complete response with a Content-Length (keeps the connection usable)."""

@@ -30,7 +30,7 @@ from notifier.core.errors import SinkError
 from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
 from notifier.core.report import Links
-from notifier.core.times import parse_instant, parse_retry_after
+from notifier.core.times import format_span, parse_instant, parse_retry_after
 from notifier.render import (
     SlackMessage,
     digest_message,
@@ -275,7 +275,7 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
         channel = self._settings.channel
         if status == 429 or code == "ratelimited":
             retry_after = parse_retry_after(header(response.headers, "Retry-After"), self._clock())
-            wait = f"{retry_after:g} s" if retry_after is not None else "a while"
+            wait = format_span(retry_after) if retry_after is not None else "a while"
             return SinkError(
                 f"ratelimited: Slack asks to wait {wait} before posting to {channel} again",
                 permanent=False,

@@ -18,6 +18,7 @@ from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackSinkSettings, SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.report import Links
+from notifier.core.times import format_span
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, utc_now
 from notifier.sinks.slack.pace import Pacer
 
@@ -37,7 +38,7 @@ SettingsT = TypeVar("SettingsT", SlackSinkSettings, SlackWebhookSinkSettings)
 def transient_io_error(exc: BaseException, service: str, timeout: float) -> SinkError:
     """A socket, urllib or http.client error: always worth retrying later."""
     if isinstance(exc, TimeoutError) or "timed out" in str(exc).lower():
-        return SinkError(f"{service} did not answer within {timeout:g} s", permanent=False)
+        return SinkError(f"{service} did not answer within {format_span(timeout)}", permanent=False)
     return SinkError(f"cannot reach {service}: {describe_exception(exc)}", permanent=False)
 
 

@@ -1,0 +1,185 @@
+"""The simulated PostHog's endpoints: which request gets which answer, as unkind as the real API.
+
+``PostHogApi`` is the part of ``FakePostHog`` that answers one parsed request, without HTTP:
+two URL prefixes depending on the API version (``/signal_reports`` up to V3, ``/signals/reports``
+from V4), the key and its scopes checked with 403 bodies in PostHog's shape, per-project access,
+400 for an unknown ``status`` filter (V4+), DRF limit/offset paging with absolute ``next`` links
+built from the ``Host`` header (or ``link_base``, an internal host behind a proxy), and the
+artefacts each version serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from notifier.demo.simulator.facts import (
+    _LEGACY_PATH,
+    _NEW_PATH,
+    _PROJECTS_PATH,
+    INVALID_KEY,
+    NO_KEY,
+    NOT_FOUND,
+    PROJECT_NOT_FOUND,
+    REPORT_STATUSES,
+    _error,
+)
+from notifier.demo.simulator.listing import paginate
+from notifier.demo.simulator.reports import ReportData
+
+__all__ = ["Answer", "ApiRequest", "PostHogApi"]
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One request as the endpoints see it; ``number`` counts the requests received so far."""
+
+    method: str
+    path: str
+    raw_query: str
+    host: str
+    query: dict[str, str]
+    authorization: str | None
+    number: int
+
+
+@dataclass
+class Answer:
+    """A status, a JSON payload and extra headers."""
+
+    status: int
+    payload: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+#: The answer, and (project, offset) when it is a page of the report list.
+Routed = tuple[Answer, tuple[int, int] | None]
+
+
+def _permission_denied(detail: str) -> Answer:
+    return Answer(403, _error("authentication_error", "permission_denied", detail))
+
+
+class PostHogApi(ReportData):
+    """The signal reports API, V1 to V5, over ``ReportData``.
+
+    Settings a test may change at any time: ``api_key``, ``allowed_projects`` (projects the key
+    may read; None = all), ``scopes_ok`` (False = key lacks ``task:read``), ``missing_scopes``
+    (e.g. ``{"signal_report:read"}``, which V1's artefacts need), ``link_base`` (origin for
+    ``next``/``previous``; None = from the Host header), ``count_override`` (the listing's
+    ``count``, ``next`` links following it as DRF's would) and ``max_limit`` (at most this many
+    per page, a capped server).
+    """
+
+    def __init__(
+        self, projects: Iterable[int], *, api_version: int, api_key: str, link_base: str | None
+    ) -> None:
+        ReportData.__init__(self, projects, api_version=api_version)
+        self.api_key = api_key
+        self.link_base = link_base
+        self.allowed_projects: set[int] | None = None
+        self.scopes_ok = True
+        self.missing_scopes: set[str] = set()
+        self.count_override: int | None = None
+        self.max_limit: int | None = None
+
+    def _route(self, req: ApiRequest) -> Routed:
+        """The answer, and (project, offset) when it is a page of the report list."""
+        pattern = _NEW_PATH if self.api_version >= 4 else _LEGACY_PATH
+        match = pattern.match(req.path)
+        if match is None and not _PROJECTS_PATH.match(req.path):
+            return Answer(404, NOT_FOUND), None
+        denied = self._authenticate(req.authorization)
+        if denied is not None:
+            return denied, None
+        if req.method != "GET":
+            detail = f'Method "{req.method}" not allowed.'
+            return Answer(405, _error("invalid_request", "method_not_allowed", detail)), None
+        if match is None:
+            return self._list_projects(req), None
+        pid_raw, rid, artefacts = match.group("pid"), match.group("rid"), match.group("art")
+        pid = int(pid_raw) if pid_raw.isdigit() else -1
+        denied = self._refused(pid_raw, pid, artefacts=bool(artefacts))
+        if denied is not None:
+            return denied, None
+        if rid is None:
+            return self._list(pid, req)
+        if artefacts:
+            return self._artefacts(pid, rid, req), None
+        report = self._retrieve(pid, rid)
+        return (Answer(404, NOT_FOUND) if report is None else Answer(200, report)), None
+
+    def _authenticate(self, authorization: str | None) -> Answer | None:
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return Answer(403, NO_KEY)
+        if token.strip() != self.api_key:
+            return Answer(403, INVALID_KEY)
+        return None
+
+    def _refused(self, pid_raw: str, pid: int, *, artefacts: bool) -> Answer | None:
+        """403 when the key may not read the project (or lacks the scope), 404 when the
+        project does not exist; None when the request may go on."""
+        if self.allowed_projects is not None and pid not in self.allowed_projects:
+            return _permission_denied(
+                f"API key does not have access to the requested project: ID {pid_raw}."
+            )
+        if not self._has_project(pid):
+            return Answer(404, PROJECT_NOT_FOUND)
+        scope = "signal_report:read" if artefacts and self.api_version == 1 else "task:read"
+        if not self.scopes_ok or scope in self.missing_scopes:
+            return _permission_denied(f"API key missing required scope '{scope}'")
+        return None
+
+    def _page(
+        self, items: list[Any], req: ApiRequest, count: int | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """DRF's LimitOffsetPagination, links and all."""
+        base = (self.link_base or f"http://{req.host}").rstrip("/") + req.path
+        return paginate(
+            items,
+            base=base,
+            raw_query=req.raw_query,
+            query=req.query,
+            count=count,
+            max_limit=self.max_limit,
+        )
+
+    def _list(self, pid: int, req: ApiRequest) -> Routed:
+        wanted = [s.strip() for s in req.query.get("status", "").split(",") if s.strip()]
+        if self.api_version >= 4:
+            unknown = [s for s in wanted if s not in REPORT_STATUSES]
+            if unknown:
+                detail = f"Invalid status value(s): {', '.join(unknown)}"
+                body = _error("validation_error", "invalid_input", detail, "status")
+                return Answer(400, body), None
+        body, offset = self._report_page(
+            pid,
+            wanted,
+            req.query,
+            lambda ordered: self._page(ordered, req, self.count_override),
+            seed=req.number,
+        )
+        return Answer(200, body), (pid, offset)
+
+    def _artefacts(self, pid: int, rid: str, req: ApiRequest) -> Answer:
+        items = self._artefacts_of(pid, rid)
+        if items is None:
+            return Answer(404, NOT_FOUND)
+        if self.api_version >= 4:
+            body, _ = self._page(items, req)
+            return Answer(200, body)
+        if self.api_version <= 2:
+            items = [a for a in items if a["type"] == "video_segment"]
+        keys = ("id", "type", "content", "created_at")
+        results = [{k: a[k] for k in keys} for a in items]
+        return Answer(200, {"results": results, "count": len(results)})
+
+    def _list_projects(self, req: ApiRequest) -> Answer:
+        ids = self._project_ids()
+        if self.allowed_projects is not None:
+            ids = [pid for pid in ids if pid in self.allowed_projects]
+        items = [{"id": pid, "name": f"Project {pid}"} for pid in ids]
+        body, _ = self._page(items, req)
+        return Answer(200, body)
