@@ -14,8 +14,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "notifier"
 
 #: layer → the layers it may import (besides itself and the ``notifier`` root's ``__version__``)
@@ -163,25 +161,9 @@ def oversized(package: Path) -> list[str]:
 #: the function limit leaves alone.
 TABLES: frozenset[str] = frozenset({"notifier/runtime/metrics.py:__init__"})
 
-#: What is still too big, to be split (issue 10); this list may only shrink.
-KNOWN_OVERSIZED: frozenset[str] = frozenset(
-    {
-        "notifier/config/load.py",
-        "notifier/config/load.py:_build",
-    }
-)
-
 
 def test_modules_classes_and_functions_stay_small() -> None:
-    found = {entry.rsplit(": ", 1)[0] for entry in oversized(PACKAGE)}
-    assert found <= KNOWN_OVERSIZED, sorted(found - KNOWN_OVERSIZED)
-
-
-@pytest.mark.parametrize("entry", sorted(KNOWN_OVERSIZED))
-def test_known_oversized_entries_still_exist(entry: str) -> None:
-    """An entry split since is taken off the list, so the list only ever shrinks."""
-    found = {e.rsplit(": ", 1)[0] for e in oversized(PACKAGE)}
-    assert entry in found, f"{entry} is no longer oversized: take it off KNOWN_OVERSIZED"
+    assert oversized(PACKAGE) == []
 
 
 def test_tables_of_data_exist() -> None:

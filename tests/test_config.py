@@ -13,6 +13,11 @@ import pytest
 import yaml
 
 from notifier.config.load import (
+    load_config,
+    parse_config,
+    parse_duration,
+)
+from notifier.config.model import (
     ConfigModel,
     DeliveryModel,
     PollModel,
@@ -20,9 +25,6 @@ from notifier.config.load import (
     RuleModel,
     SelfAlertsModel,
     StateModel,
-    load_config,
-    parse_config,
-    parse_duration,
 )
 from notifier.config.settings import (
     SlackSinkSettings,

@@ -20,7 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifier import __version__
-from notifier.config.load import HttpModel, parse_config
+from notifier.config.load import parse_config
+from notifier.config.model import HttpModel
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError, NotifierError
 from notifier.runtime.daemon import Notifier

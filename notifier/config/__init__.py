@@ -1,4 +1,6 @@
-"""The configuration: the YAML document (``yamlload``), the settings model every other part
-reads (``settings``), loading and checking it with every problem at once (``load``, ``types``,
-``sinks``, ``match``), and its JSON Schema for editors (``schema``).
+"""The configuration: the YAML document (``yamlload``), the settings every other part reads
+(``settings``), the pydantic models the document is validated against (``model``; value types in
+``types``, sinks and templates in ``sinks``, rule ``match`` blocks in ``match``), the checks
+pydantic cannot make (``checks``), loading with every problem at once (``load``), and the JSON
+Schema for editors (``schema``).
 """

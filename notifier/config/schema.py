@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from notifier.config.load import ConfigModel
+from notifier.config.model import ConfigModel
 
 SCHEMA_URL: Final = "https://json-schema.org/draft/2020-12/schema"
 

@@ -67,24 +67,36 @@ class Notifier:
         self.metrics = metrics or Metrics()
         self.store = store if store is not None else Store(settings.state.path)
         self._cancel = threading.Event()  # set on stop: abandons PostHog retries and waits
-        self.budget = budget or RequestBudget(
-            settings.posthog.requests_per_minute,
-            settings.posthog.requests_per_hour,
-            on_wait=self.metrics.budget_waited,
+        self.budget = (
+            budget
+            if budget is not None
+            else RequestBudget(
+                settings.posthog.requests_per_minute,
+                settings.posthog.requests_per_hour,
+                on_wait=self.metrics.budget_waited,
+            )
         )
         self.budget.bind(self._cancel)  # a budget kept across a reload serves this notifier now
-        self.source = source or PostHogClient(
-            settings.posthog,
-            transport=transport,
-            cancel=self._cancel,
-            on_response=self.metrics.posthog_request,
-            budget=self.budget,
+        self.source = (
+            source
+            if source is not None
+            else PostHogClient(
+                settings.posthog,
+                transport=transport,
+                cancel=self._cancel,
+                on_response=self.metrics.posthog_request,
+                budget=self.budget,
+            )
         )
-        self.sinks: Mapping[str, Sink] = sinks or build_sinks(
-            settings.sinks,
-            self.links,
-            rules={rule.name: rule for rule in settings.rules},
-            cancel=self._cancel,
+        self.sinks: Mapping[str, Sink] = (
+            sinks
+            if sinks is not None
+            else build_sinks(
+                settings.sinks,
+                self.links,
+                rules={rule.name: rule for rule in settings.rules},
+                cancel=self._cancel,
+            )
         )
         self.health = health if health is not None else {}
         self.vitals = Vitals(settings, self.store, self.health, self.metrics, list(self.sinks))

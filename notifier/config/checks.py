@@ -1,0 +1,194 @@
+"""Checks of the raw configuration document that pydantic cannot make: unknown keys (with "did
+you mean"), sink and rule names, rule ``match`` blocks and their regexes, ``self_alerts.sinks``;
+pydantic's own errors in our words; and every secret value in the document, so that no
+message can repeat one. Each check returns ``(key path, problem)`` pairs: ``load`` reports them
+all at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Final
+
+from pydantic import BaseModel, ValidationError
+
+from notifier.config.match import choices, compile_match, regex_texts
+from notifier.config.model import SECTIONS, ConfigModel, RuleModel
+from notifier.config.sinks import (
+    SINK_SECRETS,
+    SINKS,
+    TemplateModel,
+    misplaced,
+)
+from notifier.config.yamlload import (
+    Loc,
+    Problem,
+)
+from notifier.core.rules import REGEX_MAX_SIZE, Match, regex_size
+
+_SINK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
+#: All rule regexes together, in ``rules.regex_size`` units: compiling is memory and time.
+_REGEX_TOTAL_MAX: Final = 5 * REGEX_MAX_SIZE
+#: Keys that also accept ``<key>_file``, per section or sink type.
+SECRETS: Final = {"posthog": ("api_key",), **SINK_SECRETS}
+TOP: Final = list(ConfigModel.model_fields)
+#: Our words for pydantic's error types; the others keep pydantic's message (never the input).
+_MESSAGES: Final = {
+    "missing": "required key is missing; add it",
+    "model_type": "must be a mapping of keys to values",
+    "model_attributes_type": "must be a mapping of keys to values",
+    "dict_type": "must be a mapping of keys to values",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_type": "must be true/false",
+    "bool_parsing": "must be true/false",
+    "list_type": "must be a list, like [a, b]",
+    "string_type": "must be text; quote it",
+    "string_too_short": "must not be empty",
+}
+
+
+def sink_blocks(raw: dict[Any, Any]) -> list[tuple[str, Any, str | None]]:
+    """``(name, body, type)`` for each sink; type is None when missing or unknown."""
+    sinks = raw.get("sinks")
+    found = []
+    for name, body in sinks.items() if isinstance(sinks, dict) else ():
+        kind = body.get("type") if isinstance(body, dict) else None
+        found.append((str(name), body, kind if isinstance(kind, str) and kind in SINKS else None))
+    return found
+
+
+def unknown_keys(raw: dict[Any, Any]) -> list[Problem]:
+    """Keys no model knows, with a "did you mean" when one is close (checked on the raw dict)."""
+
+    def allowed(model: type[BaseModel], secrets: tuple[str, ...] = ()) -> list[str]:
+        return [*model.model_fields, *(f"{key}_file" for key in secrets)]
+
+    blocks: list[tuple[Loc, Any, list[str], str | None]] = [((), raw, TOP, None)]
+    for section, model in SECTIONS.items():
+        known = allowed(model, SECRETS.get(section, ()))
+        blocks.append(((section,), raw.get(section), known, None))
+    templates = allowed(TemplateModel)
+    for name, body, kind in sink_blocks(raw):
+        kinds = [kind] if kind else list(SINKS)  # type unknown: any sink's key is plausible
+        keys = [key for t in kinds for key in allowed(SINKS[t], SECRETS.get(t, ()))]
+        blocks.append((("sinks", name), body, list(dict.fromkeys(keys)), kind))
+        if isinstance(body, dict) and "template" in keys:
+            blocks.append((("sinks", name, "template"), body.get("template"), templates, None))
+    rules = raw.get("rules")
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        blocks.append((("rules", index), rule, allowed(RuleModel), None))
+        if isinstance(rule, dict):
+            blocks.append((("rules", index, "template"), rule.get("template"), templates, None))
+    problems: list[Problem] = []
+    for loc, block, known, kind in blocks:
+        for key in (k for k in block if k not in known) if isinstance(block, dict) else ():
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(known)}"
+            said = misplaced(kind, str(key)) or f"unknown key ({hint})"
+            problems.append(((*loc, str(key)), said))
+    return problems
+
+
+def secret_values(raw: dict[Any, Any]) -> list[str]:
+    """Every secret-looking value in the raw document, longest first, for scrubbing messages."""
+    posthog = raw.get("posthog")
+    found = [posthog.get("api_key")] if isinstance(posthog, dict) else []
+    for _, body, _ in sink_blocks(raw):
+        if isinstance(body, dict):
+            found += [body.get("token"), body.get("url"), body.get("secret")]
+            headers = body.get("headers")
+            found += list(headers.values()) if isinstance(headers, dict) else []
+    texts = {s for v in found if isinstance(v, str) for s in (v, v.strip()) if len(s) >= 6}
+    return sorted(texts, key=len, reverse=True)
+
+
+def check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
+    """Sink names, rule names, sink references and match blocks, on the raw dict."""
+    problems: list[Problem] = []
+    rules = raw.get("rules")
+    texts = [
+        text
+        for rule in (rules if isinstance(rules, list) else [])
+        if isinstance(rule, dict)
+        for text in regex_texts(rule.get("match"))
+    ]
+    # Each pattern's own limit is checked by compile_regex; this is the sum, checked before any
+    # is compiled, since compiling is the cost being avoided.
+    compile_matches = sum(min(regex_size(t), REGEX_MAX_SIZE + 1) for t in texts) <= _REGEX_TOTAL_MAX
+    if not compile_matches:
+        why = "the regexes of all rules together are too large to compile; shorten them"
+        problems.append((("rules",), why))
+    defined = [name for name, _, _ in sink_blocks(raw)]
+    check_sinks = isinstance(raw.get("sinks", {}), dict)  # else the type error says it all
+    for sink in (s for s in defined if not _SINK_NAME.fullmatch(s)):
+        problems.append((("sinks", sink), "invalid sink name; use letters, digits, '_', '.', '-'"))
+    matches, names = {}, dict[str, int]()
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict):
+            continue
+        loc, name = ("rules", index), rule.get("name")
+        name = name.strip() if isinstance(name, str) else None
+        if name is not None and name in names:
+            why = f"duplicate rule name {name!r} (also rules[{names[name]}]); rename one"
+            problems.append(((*loc, "name"), why))
+        elif name is not None:
+            names[name] = index
+        sinks = rule.get("sinks")
+        sinks = [sinks] if isinstance(sinks, str) else sinks if isinstance(sinks, list) else []
+        for i, sink in enumerate(sinks):
+            if check_sinks and isinstance(sink, str) and sink.strip() not in [*defined, ""]:
+                hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
+                problems.append(((*loc, "sinks", i), f"unknown sink {sink.strip()!r} ({hint})"))
+        block = {} if rule.get("match") is None else rule["match"]  # none: every event
+        if not compile_matches:
+            continue
+        match = compile_match(block, (*loc, "match"), problems, fields_only=False)
+        if match is not None:
+            matches[index] = match
+    return matches, problems
+
+
+def check_self_alerts(raw: dict[Any, Any]) -> list[Problem]:
+    """``self_alerts.sinks`` must name defined sinks (like a rule's sinks)."""
+    section = raw.get("self_alerts")
+    sinks = section.get("sinks") if isinstance(section, dict) else None
+    sinks = [sinks] if isinstance(sinks, str) else sinks if isinstance(sinks, list) else []
+    if not isinstance(raw.get("sinks", {}), dict):
+        return []  # the type error says it all
+    defined = [name for name, _, _ in sink_blocks(raw)]
+    problems: list[Problem] = []
+    for i, sink in enumerate(sinks):
+        if isinstance(sink, str) and sink.strip() not in [*defined, ""]:
+            hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
+            problems.append(
+                (("self_alerts", "sinks", i), f"unknown sink {sink.strip()!r} ({hint})")
+            )
+    return problems
+
+
+def pydantic_problems(error: ValidationError) -> list[Problem]:
+    """pydantic errors → problems, from ``loc``, ``type`` and our own words: never the input."""
+    problems: list[Problem] = []
+    for err in error.errors(include_input=False, include_url=False):
+        loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx", {})
+        if loc[:1] == ("sinks",) and len(loc) > 2 and loc[2] in SINKS:
+            loc = loc[:2] + loc[3:]  # drop the discriminator's tag
+        msg = _MESSAGES.get(kind) or err["msg"][:1].lower() + err["msg"][1:]
+        if kind == "extra_forbidden":
+            continue  # reported by unknown_keys, with a suggestion
+        if kind == "union_tag_invalid":
+            loc, msg = (
+                (*loc, "type"),
+                f"unknown sink type {ctx['tag']!r} ({choices(ctx['tag'], list(SINKS))})",
+            )
+        elif kind == "union_tag_not_found":
+            loc, msg = (*loc, "type"), f"required key is missing; one of {', '.join(SINKS)}"
+        elif kind == "literal_error":
+            msg = f"must be one of {ctx['expected']}"
+        elif kind == "value_error":
+            msg = err["msg"].removeprefix("Value error, ")
+        problems.append((loc, msg))
+    return problems
