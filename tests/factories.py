@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import InitVar, dataclass, field, replace
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,8 @@ def runs(
         config.setdefault("poll_extra", "full_sync_every: 0s")
         settings = load(make_config(**config))
         if timeout is not None:
-            settings = replace(settings, posthog=replace(settings.posthog, timeout=timeout))
+            posthog = settings.posthog.model_copy(update={"timeout": timeout})
+            settings = settings.model_copy(update={"posthog": posthog})
         return Run(notifiers, settings)
 
     return make

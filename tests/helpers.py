@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from notifier.cli.app import main
 from notifier.config.settings import Settings
 from notifier.runtime.daemon import Notifier
 from tests.factories import leaked
@@ -30,6 +33,51 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {seconds:g} s: {what}")
         time.sleep(poll)
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` added to ``os.environ`` for the block, then the environment as it was."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextmanager
+def _logging_kept() -> Iterator[None]:
+    """The root logger's handlers and level as they were, whatever ``logs.setup`` did."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    noisy = {name: logging.getLogger(name).level for name in ("apscheduler", "httpx", "httpcore")}
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        for name, was in noisy.items():
+            logging.getLogger(name).setLevel(was)
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``notifier ARGS`` in this process (``cli.app.main``), with ``env`` added to the
+    environment: its exit code and output, checked for leaked secrets. For the commands whose
+    process is not what is tested (``run_notifier`` runs a real one)."""
+    out, err = io.StringIO(), io.StringIO()
+    with _environment(env), _logging_kept(), redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: --version, --help, a usage error
+            code = exc.code if isinstance(exc.code, int) else 1
+    result = subprocess.CompletedProcess(["notifier", *args], code, out.getvalue(), err.getvalue())
+    assert not leaked(result.stdout + result.stderr), f"{leaked(result.stdout + result.stderr)}"
+    return result
 
 
 def run_notifier(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from notifier.config.load import parse_config
 from notifier.config.settings import Settings
@@ -196,7 +196,9 @@ def test_expected_requests_per_hour(
         full,
     )
     assert expected.fits(settings)
-    tight = replace(settings, posthog=replace(settings.posthog, requests_per_hour=per_hour - 1))
+    tight = settings.model_copy(
+        update={"posthog": settings.posthog.model_copy(update={"requests_per_hour": per_hour - 1})}
+    )
     assert not expected.fits(tight)
 
 
@@ -219,7 +221,10 @@ def test_a_reload_keeps_the_budget_of_the_same_key(posthog: FakePostHog, tmp_pat
     finally:
         new.close()
     assert same_budget(settings, settings)
-    other_key = replace(settings, posthog=replace(settings.posthog, api_key="phx_other"))
+    other = settings.posthog.model_copy(update={"api_key": SecretStr("phx_other")})
+    other_key = settings.model_copy(update={"posthog": other})
     assert not same_budget(settings, other_key)
-    tighter = replace(settings, posthog=replace(settings.posthog, requests_per_hour=100))
+    tighter = settings.model_copy(
+        update={"posthog": settings.posthog.model_copy(update={"requests_per_hour": 100})}
+    )
     assert not same_budget(settings, tighter)

@@ -1,4 +1,6 @@
-"""The `notifier` command as a user runs it: a subprocess, a config file, exit codes, output."""
+"""The `notifier` command as a user runs it: a config file, exit codes, output. Commands run in
+this process (`cli.app.main`); `--version`, the demo, one `once` and the signals run the real
+process, since that is what they test."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from notifier import __version__
 from notifier.demo.simulator import FakePostHog
 from tests.factories import API_KEY, PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
-from tests.helpers import assert_no_secrets, inject, run_notifier, wait_for
+from tests.helpers import assert_no_secrets, cli, inject, run_notifier, wait_for
 
 
 def test_version() -> None:
@@ -32,7 +34,7 @@ def test_check_summarises_a_valid_config(
 ) -> None:
     """`check` exits 0 and names projects, sinks and rules without showing a secret."""
     path = make_config()
-    result = run_notifier("check", "-c", str(path), "--log-level", "debug", env=env)
+    result = cli("check", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 0, result.stderr
     assert str(PROJECT) in result.stdout
     for sink in ("slack", "slack-hook", "hook"):
@@ -60,7 +62,7 @@ rules:
     sinks: [pager]
 """
     )
-    result = run_notifier("check", "-c", str(path), "--log-level", "debug", env=env)
+    result = cli("check", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 2
     err = result.stderr
     assert "poll.interval" in err
@@ -74,7 +76,7 @@ rules:
 
 def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
     """No config file: exit 2 with the path it looked for."""
-    result = run_notifier("check", "-c", str(tmp_path / "nope.yaml"), env={})
+    result = cli("check", "-c", str(tmp_path / "nope.yaml"), env={})
     assert result.returncode == 2
     assert "nope.yaml" in result.stderr
 
@@ -115,16 +117,14 @@ def test_once_exits_1_when_a_delivery_is_dead(
     posthog.add_report(PROJECT, title="x")
     path = make_config(first_run="notify", rules="- {name: all, match: {}, sinks: [slack]}")
     slack.fail_next("channel_not_found")
-    result = run_notifier("once", "-c", str(path), env=env)
+    result = cli("once", "-c", str(path), env=env)
     assert result.returncode == 1
     assert "channel_not_found" in result.stderr
-    listing = run_notifier("outbox", "-c", str(path), env=env)
+    listing = cli("outbox", "-c", str(path), env=env)
     assert "dead" in listing.stdout
     assert "channel_not_found" in listing.stdout
-    assert (
-        run_notifier("outbox", "retry", "--sink", "slack", "-c", str(path), env=env).returncode == 0
-    )
-    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
+    assert cli("outbox", "retry", "--sink", "slack", "-c", str(path), env=env).returncode == 0
+    assert cli("once", "-c", str(path), env=env).returncode == 0
     assert len([m for m in slack.messages if m.via == "api"]) == 1
     notices = [(m.text or "").split(":")[0] for m in slack.messages if m.via == "webhook"]
     assert notices == [
@@ -141,11 +141,11 @@ def test_dry_run_prints_and_changes_nothing(
 ) -> None:
     """`dry-run` shows each event, its sinks and payloads; it sends and stores nothing."""
     path = make_config()
-    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
+    assert cli("once", "-c", str(path), env=env).returncode == 0
     posthog.add_report(PROJECT, title="Only a rehearsal")
     db = path.parent / "state.db"
     before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM reports").fetchone()
-    result = run_notifier("dry-run", "-c", str(path), "--log-level", "debug", env=env)
+    result = cli("dry-run", "-c", str(path), "--log-level", "debug", env=env)
     assert result.returncode == 0, result.stderr
     assert "Only a rehearsal" in result.stdout
     assert "→ slack (slack)" in result.stdout
@@ -154,7 +154,7 @@ def test_dry_run_prints_and_changes_nothing(
     after = sqlite3.connect(db).execute("SELECT COUNT(*) FROM reports").fetchone()
     assert before == after
     assert_no_secrets(result.stdout + result.stderr, env)
-    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
+    assert cli("once", "-c", str(path), env=env).returncode == 0
     assert len(slack.messages) == 1  # the real run still sees the event
 
 
@@ -166,13 +166,13 @@ def test_test_sink_sends_a_sample(
 ) -> None:
     """`test-sink NAME` posts a sample to that sink only; an unknown name is exit 2."""
     path = make_config()
-    result = run_notifier("test-sink", "hook", "-c", str(path), env=env)
+    result = cli("test-sink", "hook", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert len(receiver.received) == 1
     body = json.loads(receiver.received[0].body)
     assert body["type"] == "signal_report.status_changed"
     assert slack.messages == []
-    assert run_notifier("test-sink", "pager", "-c", str(path), env=env).returncode == 2
+    assert cli("test-sink", "pager", "-c", str(path), env=env).returncode == 2
 
 
 @pytest.mark.timeout(60)
@@ -241,7 +241,7 @@ def test_check_says_how_each_sink_delivers(
         '    template: {text: "{{ event.title }}", title: "{{ report.title }}"}',
     )
     inject(path, "    type: webhook", "    type: webhook\n    batch: true")
-    result = run_notifier("check", "-c", str(path), env=env)
+    result = cli("check", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines()]
     slack = lines.index(next(line for line in lines if line.startswith("slack ")))
@@ -283,7 +283,7 @@ def test_check_lists_every_template_problem(
 - {name: needs input, sinks: [slack], template: {title: "{% if %}"}}
 """
     path = make_config(rules=rules)
-    result = run_notifier("check", "-c", str(path), env=env)
+    result = cli("check", "-c", str(path), env=env)
     assert result.returncode == 2
     err = result.stderr
     assert err.startswith(f"error: {path}: 2 problems:")
@@ -305,9 +305,9 @@ def test_dry_run_applies_rule_templates(
   template: {body: "Rehearsed: {{ report.title }}"}
 """
     path = make_config(rules=rules)
-    assert run_notifier("once", "-c", str(path), env=env).returncode == 0
+    assert cli("once", "-c", str(path), env=env).returncode == 0
     posthog.add_report(PROJECT, title="Only a rehearsal")
-    result = run_notifier("dry-run", "-c", str(path), env=env)
+    result = cli("dry-run", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert "→ slack (slack) by rules: all" in result.stdout
     assert '"text": "Rehearsed: Only a rehearsal"' in result.stdout

@@ -12,33 +12,26 @@ from typing import Any
 import pytest
 import yaml
 
+from notifier.config.checks import TEMPLATES_MAX_CHARS, TEMPLATES_MAX_COUNT
 from notifier.config.load import (
     load_config,
     parse_config,
     parse_duration,
 )
-from notifier.config.model import (
-    ConfigModel,
-    DeliveryModel,
-    PollModel,
-    PostHogModel,
-    RuleModel,
-    SelfAlertsModel,
-    StateModel,
-)
 from notifier.config.settings import (
+    DeliverySettings,
+    PollSettings,
+    PostHogSettings,
+    RuleSettings,
+    SelfAlertSettings,
+    Settings,
     SlackSinkSettings,
     SlackWebhookSinkSettings,
+    StateSettings,
     WebhookSinkSettings,
 )
-from notifier.config.sinks import (
-    TEMPLATES_MAX_CHARS,
-    TEMPLATES_MAX_COUNT,
-    SlackSink,
-    SlackWebhookSink,
-    TemplateModel,
-    WebhookSink,
-)
+from notifier.config.sinks import TemplateModel
+from notifier.config.types import inputs
 from notifier.core.errors import ConfigError
 from notifier.core.events import EventType
 from notifier.core.report import Links, Report
@@ -106,7 +99,7 @@ def test_example_loads() -> None:
     """config.example.yaml loads with its environment variables set, without warnings."""
     settings = load_config(EXAMPLE, EXAMPLE_ENV)
     assert settings.posthog.host == "https://us.posthog.com"
-    assert settings.posthog.api_key == "phx_example_key"
+    assert settings.posthog.api_key.get_secret_value() == "phx_example_key"
     assert settings.posthog.project_ids == (12345,)
     assert settings.poll.interval == 60
     assert settings.poll.jitter == 5
@@ -115,7 +108,8 @@ def test_example_loads() -> None:
     assert list(settings.sinks) == ["product-channel", "team-hook", "incident-bridge", "stdout"]
     bridge = settings.sinks["incident-bridge"]
     assert isinstance(bridge, WebhookSinkSettings)
-    assert bridge.secret == WHSEC
+    assert bridge.secret is not None
+    assert bridge.secret.get_secret_value() == WHSEC
     assert [rule.name for rule in settings.rules] == ["ready for the team", "urgent, except tests"]
     assert settings.rules[0].match.previous == Match(
         conditions=(Condition("status", Op.IN, ("in_progress", "candidate")),)
@@ -143,27 +137,28 @@ def test_example_needs_its_environment() -> None:
 @pytest.mark.parametrize(
     "model",
     [
-        ConfigModel,
-        PostHogModel,
-        PollModel,
-        StateModel,
-        DeliveryModel,
-        RuleModel,
-        SelfAlertsModel,
+        Settings,
+        PostHogSettings,
+        PollSettings,
+        StateSettings,
+        DeliverySettings,
+        RuleSettings,
+        SelfAlertSettings,
         TemplateModel,
     ],
 )
 def test_example_documents_every_key(model: type[Any]) -> None:
     """Every key a section accepts appears in config.example.yaml, set or commented out."""
     text = EXAMPLE.read_text()
-    for key in model.model_fields:
+    for key in inputs(model):
         assert re.search(rf"^\s*#?\s*-?\s*{key}:", text, re.MULTILINE), key
 
 
 def test_example_documents_every_sink_key() -> None:
     """Every sink key and every <key>_file variant is documented in the example."""
     text = EXAMPLE.read_text()
-    keys = [k for m in (SlackSink, SlackWebhookSink, WebhookSink) for k in m.model_fields]
+    models = (SlackSinkSettings, SlackWebhookSinkSettings, WebhookSinkSettings)
+    keys = [k for m in models for k in inputs(m)]
     assert {"digest_after", "enrich", "template", "batch"} <= set(keys)
     for key in keys:
         assert re.search(rf"^\s*#?\s*{key}:", text, re.MULTILINE), key
@@ -670,7 +665,7 @@ def test_env_defaults_to_process_environment(monkeypatch: pytest.MonkeyPatch) ->
     """Without an explicit env, os.environ is used."""
     monkeypatch.setenv("NOTIFIER_TEST_KEY", "phx_from_environ")
     text = yaml.safe_dump(merged(BASE, {"posthog": {"api_key": "${NOTIFIER_TEST_KEY}"}}))
-    assert parse_config(text, source="x").posthog.api_key == "phx_from_environ"
+    assert parse_config(text, source="x").posthog.api_key.get_secret_value() == "phx_from_environ"
 
 
 def test_keys_are_not_expanded() -> None:
@@ -698,7 +693,7 @@ def test_sink_secret_files(tmp_path: Path, sink: dict[str, str], key: str) -> No
     (tmp_path / "secret").write_text(f"  {value}\n")
     body = {**sink, f"{key}_file": str(tmp_path / "secret")}
     settings = parse({"sinks": {"s": body}, "rules": [{"name": "r", "sinks": ["s"]}]})
-    assert getattr(settings.sinks["s"], key) == value
+    assert getattr(settings.sinks["s"], key).get_secret_value() == value
 
 
 def test_api_key_file_relative_to_config(tmp_path: Path) -> None:
@@ -706,7 +701,10 @@ def test_api_key_file_relative_to_config(tmp_path: Path) -> None:
     (tmp_path / "key.txt").write_text("phx_in_a_file\n")
     config = merged(BASE, {"posthog": {"api_key": DELETE, "api_key_file": "key.txt"}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    assert load_config(tmp_path / "config.yaml", {}).posthog.api_key == "phx_in_a_file"
+    assert (
+        load_config(tmp_path / "config.yaml", {}).posthog.api_key.get_secret_value()
+        == "phx_in_a_file"
+    )
 
 
 @pytest.mark.parametrize(
@@ -1073,6 +1071,20 @@ def test_settings_defaults() -> None:
         "xoxb-test-token",
         "https://hooks.slack.com/services/x",
     )
+
+
+def test_settings_never_show_a_secret() -> None:
+    """The loaded settings are the pydantic models with every secret a SecretStr: printing,
+    formatting or dumping them (as a log line or a debugger would) never shows one."""
+    hook = {**HOOK, "secret": WHSEC, "headers": {"Authorization": "Bearer hdr-secret-value"}}
+    settings = parse({"sinks": {"team-hook": hook}})
+    secrets = settings.secrets()
+    assert {"phx_test_key", "xoxb-test-token", WHSEC, "Bearer hdr-secret-value"} <= set(secrets)
+    shown = [repr(settings), str(settings), f"{settings}", settings.model_dump_json()]
+    shown.append(str(settings.model_dump()))
+    for text in shown:
+        assert "**********" in text
+        assert not [secret for secret in secrets if secret in text]
 
 
 # --- Slack messages: reply_broadcast, templates, digest_after, batch, enrich ----------------

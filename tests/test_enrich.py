@@ -125,8 +125,8 @@ def enriching(settings: Settings, sinks: Sequence[str], **sink_fields: dict[str,
             **sink_fields.get(name, {}),
             **({"enrich": ("artefacts",)} if name in sinks else {}),
         }
-        changed[name] = replace(sink, **fields)
-    return replace(settings, sinks=changed)
+        changed[name] = sink.model_copy(update=fields)
+    return settings.model_copy(update={"sinks": changed})
 
 
 @pytest.fixture
@@ -146,7 +146,8 @@ def start(
     ) -> Run:
         config.setdefault("poll_extra", "full_sync_every: 0s")
         settings = enriching(load(make_config(**config)), enrich, **(sinks or {}))
-        settings = replace(settings, posthog=replace(settings.posthog, **(posthog or {})))
+        posthog_settings = settings.posthog.model_copy(update=posthog or {})
+        settings = settings.model_copy(update={"posthog": posthog_settings})
         ph, waits = settings.posthog, []
         budget = RequestBudget(ph.requests_per_minute, ph.requests_per_hour)
         notifier = notifiers.build(

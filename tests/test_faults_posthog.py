@@ -9,7 +9,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -285,7 +284,8 @@ def _auth_ok(f: FakePostHog, run: Run) -> None:
 
 def _statuses_fixed(f: FakePostHog, run: Run) -> None:
     settings = run.notifier.settings
-    run.reconfigure(replace(settings, posthog=replace(settings.posthog, statuses=("ready",))))
+    ready_only = settings.posthog.model_copy(update={"statuses": ("ready",)})
+    run.reconfigure(settings.model_copy(update={"posthog": ready_only}))
 
 
 def _refuse_401(f: FakePostHog) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from notifier.sinks.slack.incoming import HINTS as WEBHOOK_HINTS
 from notifier.state.store import OutboxEntry, Store
 from tests.factories import PROJECT, World
 from tests.fakes import FakeSlack, SlackCall, WebhookReceiver
-from tests.helpers import run_notifier, wait_for
+from tests.helpers import cli, wait_for
 
 ALL_SINKS = (
     "- {name: all, match: {event: [new, status_changed, updated, removed]}, "
@@ -56,22 +55,24 @@ def run_once(
         defaults = {"rules": ALL_SINKS, "first_run": "notify", "extra": NO_SELF_ALERTS}
         settings = load(make_config(**{**defaults, **config}))
         # these tests follow each entry: no digests (those are pinned in test_living.py)
-        settings = replace(
-            settings,
-            sinks={
-                name: replace(sink, digest_after=0) if hasattr(sink, "digest_after") else sink
-                for name, sink in settings.sinks.items()
-            },
-        )
+        sinks = {
+            name: sink.model_copy(update={"digest_after": 0})
+            if hasattr(sink, "digest_after")
+            else sink
+            for name, sink in settings.sinks.items()
+        }
+        settings = settings.model_copy(update={"sinks": sinks})
         if sink_timeout is not None:
             sinks = {
-                name: replace(sink, timeout=sink_timeout) if hasattr(sink, "timeout") else sink
+                name: sink.model_copy(update={"timeout": sink_timeout})
+                if hasattr(sink, "timeout")
+                else sink
                 for name, sink in settings.sinks.items()
             }
-            settings = replace(settings, sinks=sinks)
+            settings = settings.model_copy(update={"sinks": sinks})
         if give_up_after is not None:
-            delivery = replace(settings.delivery, give_up_after=give_up_after)
-            settings = replace(settings, delivery=delivery)
+            delivery = settings.delivery.model_copy(update={"give_up_after": give_up_after})
+            settings = settings.model_copy(update={"delivery": delivery})
         notifier = Notifier(settings)
         try:
             return notifier.once(max_wait=max_wait)
@@ -450,7 +451,7 @@ def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     assert run_once(max_wait=0) == 1
     config = str(world.make_config(rules=ALL_SINKS, first_run="notify"))
 
-    listing = run_notifier("outbox", "-c", config, env=world.env)
+    listing = cli("outbox", "-c", config, env=world.env)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert lines[0] == "1 pending, 4 dead"
@@ -471,13 +472,13 @@ def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     assert sum(row.split()[1] == "slack" and "channel_not_found" in row for row in dead) == 2
     assert "`notifier outbox retry [--sink NAME]`" in listing.stdout
 
-    unknown = run_notifier("outbox", "retry", "--sink", "pager", "-c", config, env=world.env)
+    unknown = cli("outbox", "retry", "--sink", "pager", "-c", config, env=world.env)
     assert unknown.returncode == 2
     assert "unknown sink 'pager'" in unknown.stderr
-    requeued = run_notifier("outbox", "retry", "--sink", "hook", "-c", config, env=world.env)
+    requeued = cli("outbox", "retry", "--sink", "hook", "-c", config, env=world.env)
     assert requeued.returncode == 0, requeued.stderr
     assert requeued.stdout.startswith("requeued 1 dead entries for sink hook")
-    only_hook = run_notifier("outbox", "--sink", "hook", "-c", config, env=world.env)
+    only_hook = cli("outbox", "--sink", "hook", "-c", config, env=world.env)
     assert only_hook.stdout.splitlines()[0] == "2 pending, 0 dead"
     assert " now " in only_hook.stdout  # the re-queued entry is due at once
 
@@ -486,6 +487,6 @@ def test_outbox_lists_pending_and_dead_and_retry_requeues_one_sink(
     retried = world.receiver.received[-1]
     assert (retried.status, retried.headers["webhook-id"]) == (204, first_id)
     assert outbox("slack")["Report B"].state == "dead"  # other sinks' dead entries stay
-    assert run_notifier("outbox", "retry", "-c", config, env=world.env).stdout.startswith(
+    assert cli("outbox", "retry", "-c", config, env=world.env).stdout.startswith(
         "requeued 3 dead entries;"
     )

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifier import __version__
 from notifier.config.load import parse_config
-from notifier.config.model import HttpModel
-from notifier.config.settings import Settings
+from notifier.config.settings import HttpSettings, Settings
+from notifier.config.types import inputs
 from notifier.core.errors import ConfigError, NotifierError
 from notifier.runtime.daemon import Notifier
 from notifier.runtime.probes import (
@@ -34,7 +34,7 @@ from notifier.runtime.probes import (
     write_heartbeat,
 )
 from tests.factories import PROJECT, World
-from tests.helpers import run_notifier, running
+from tests.helpers import cli, running
 from tests.helpers import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +173,7 @@ def test_http_listen_rejected(text: str, problem: str) -> None:
 def test_example_documents_the_http_section() -> None:
     text = EXAMPLE.read_text()
     assert re.search(r"^http:", text, re.MULTILINE)
-    for key in HttpModel.model_fields:
+    for key in inputs(HttpSettings):
         assert re.search(rf"^\s*#?\s*{key}:", text, re.MULTILINE), key
 
 
@@ -326,7 +326,7 @@ def test_listen_address_in_use_is_a_clear_error(
 
 
 def healthcheck(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return run_notifier("healthcheck", "-c", str(config), env=env)
+    return cli("healthcheck", "-c", str(config), env=env)
 
 
 def test_healthcheck_command(

@@ -14,7 +14,6 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,23 +60,21 @@ def start(make_config: Callable[..., Path], load: Callable[[Path], Settings]) ->
     ) -> Notifier:
         settings = load(make_config(rules=rules, first_run="notify", extra=NO_SELF_ALERTS))
         configured = {
-            name: replace(sink, digest_after=digest_after)
+            name: sink.model_copy(update={"digest_after": digest_after})
             if hasattr(sink, "digest_after")
             else sink
             for name, sink in {**settings.sinks, **(sinks or {})}.items()
         }
-        settings = replace(
-            settings,
-            sinks=configured,
-            rules=tuple(
-                replace(
-                    r,
-                    reply_broadcast=r.name in broadcast,
-                    sinks=(route or {}).get(r.name, r.sinks),
-                )
-                for r in settings.rules
-            ),
+        rules = tuple(
+            r.model_copy(
+                update={
+                    "reply_broadcast": r.name in broadcast,
+                    "sinks": (route or {}).get(r.name, r.sinks),
+                }
+            )
+            for r in settings.rules
         )
+        settings = settings.model_copy(update={"sinks": configured, "rules": rules})
         built = build_sinks(
             settings.sinks,
             Links(settings.posthog.host),

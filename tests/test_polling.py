@@ -9,7 +9,6 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -400,7 +399,9 @@ def test_a_slow_project_does_not_delay_the_others(
     posthog.add_report(OTHER)
     posthog.stall_next(8, path_contains=f"/projects/{PROJECT}/")
     settings = load(make_config(project_ids=(PROJECT, OTHER)))
-    settings = replace(settings, posthog=replace(settings.posthog, timeout=60))
+    settings = settings.model_copy(
+        update={"posthog": settings.posthog.model_copy(update={"timeout": 60})}
+    )
     cycles: dict[int, int] = {PROJECT: 0, OTHER: 0}
     lock = threading.Lock()
 

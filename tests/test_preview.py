@@ -26,7 +26,7 @@ from notifier.render.templates import sample_event
 from notifier.sinks.compose import compose_event
 from tests.factories import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
-from tests.helpers import assert_no_secrets, run_notifier
+from tests.helpers import assert_no_secrets, cli
 
 BUILDER = "Block Kit Builder: "
 SAMPLE_ID = sample_event().report.id
@@ -84,7 +84,7 @@ def json_part(section: str) -> dict[str, Any]:
 
 
 def run(path: Path, env: dict[str, str], *args: str) -> tuple[str, str, int]:
-    result = run_notifier("preview", "-c", str(path), *args, env=env)
+    result = cli("preview", "-c", str(path), *args, env=env)
     assert_no_secrets(result.stdout + result.stderr, env)
     return result.stdout, result.stderr, result.returncode
 

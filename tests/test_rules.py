@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,7 +12,18 @@ from hypothesis import strategies as st
 
 from notifier.core.events import Event, EventType
 from notifier.core.report import MISSING, Report
-from notifier.core.rules import Condition, Match, Op, Rule, check, matches, route
+from notifier.core.rules import Condition, Match, Op, check, matches, route
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The least a rule is for routing (``core.rules.Rule``); the configured one is
+    ``config.settings.RuleSettings``."""
+
+    name: str
+    match: Match
+    sinks: tuple[str, ...]
+    stop: bool = False
 
 
 def event(

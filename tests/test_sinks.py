@@ -27,7 +27,6 @@ from notifier.core.errors import SinkError
 from notifier.core.events import Event, EventType
 from notifier.core.outbox import Delivery
 from notifier.core.report import Report
-from notifier.core.rules import Match
 from notifier.core.times import parse_retry_after
 from notifier.render import (
     digest_message,
@@ -73,10 +72,8 @@ def closed_port_url() -> str:
 
 
 def slack_sink(slack: FakeSlack, **overrides: Any) -> SlackSink:
-    settings = SlackSinkSettings(
-        name="slack", token=slack.token, channel=CHANNEL, api_url=slack.api_url, timeout=2.0
-    )
-    return SlackSink(replace(settings, **overrides), LINKS)
+    fields = {"token": slack.token, "channel": CHANNEL, "api_url": slack.api_url, "timeout": 2.0}
+    return SlackSink(SlackSinkSettings(name="slack", **{**fields, **overrides}), LINKS)
 
 
 def hook_sink(slack: FakeSlack, url: str | None = None, timeout: float = 2.0) -> SlackWebhookSink:
@@ -422,7 +419,7 @@ def living(slack: FakeSlack, **rules: RuleSettings) -> SlackSink:
 
 def rule(name: str, *, broadcast: bool = False, templates: Templates | None = None) -> RuleSettings:
     compiled = compile_templates(templates, f'rules[0] "{name}"') if templates else None
-    return RuleSettings(name, Match(), ("slack",), reply_broadcast=broadcast, templates=compiled)
+    return RuleSettings(name=name, sinks=("slack",), reply_broadcast=broadcast, templates=compiled)
 
 
 def test_slack_living_message_posts_then_updates_and_replies_in_its_thread(
@@ -614,7 +611,7 @@ def test_webhook_batch_is_one_signed_post_with_a_stable_id(receiver: WebhookRece
     now = datetime.now(UTC)
     sink = WebhookSink(settings, LINKS, clock=lambda: now)
     assert sink.digest_after == 5
-    assert WebhookSink(replace(settings, batch=False), LINKS).digest_after == 0
+    assert WebhookSink(settings.model_copy(update={"batch": False}), LINKS).digest_after == 0
     many = [
         replace(delivery("hook"), outbox_id=i, event=event)
         for i, event in enumerate([EVENT, PROGRESS])

@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,7 +79,8 @@ def test_soak(
             poll_extra="full_sync_every: 2s",
         )
     )
-    settings = replace(settings, delivery=replace(settings.delivery, keep_delivered=0.0))
+    delivery = settings.delivery.model_copy(update={"keep_delivered": 0.0})
+    settings = settings.model_copy(update={"delivery": delivery})
     live = [posthog.add_report(PROJECT, status=rng.choice(STATUSES))["id"] for _ in range(150)]
     notifier = Notifier(settings, sinks=None)
     expected: Counter[tuple[str, str]] = Counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
@@ -28,9 +27,8 @@ def fake() -> Iterator[FakePostHog]:
 def client(
     fake: FakePostHog, sleeps: list[float] | None = None, **settings: object
 ) -> PostHogClient:
-    config = replace(
-        PostHogSettings(host=fake.url, api_key=KEY, project_ids=(1,), timeout=2.0), **settings
-    )
+    config = PostHogSettings(host=fake.url, api_key=KEY, project_ids=(1,), timeout=2.0)
+    config = config.model_copy(update=settings)
     record = sleeps if sleeps is not None else []
     return PostHogClient(config, sleep=record.append)
 

@@ -4,74 +4,16 @@ from __future__ import annotations
 
 import argparse
 from typing import TextIO
-from urllib.parse import urlsplit
 
 from notifier.cli.shared import EXIT_OK, Subparsers
-from notifier.config.settings import (
-    Settings,
-    SinkSettings,
-    SlackSinkSettings,
-    SlackWebhookSinkSettings,
-    WebhookSinkSettings,
-)
+from notifier.config.settings import Settings
+from notifier.config.sinks import templates_ok
 from notifier.core.times import format_span
 from notifier.posthog.budget import expected_requests_per_hour
-from notifier.render.templates import CompiledTemplates
 
 
 def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     sub.add_parser("check", parents=[common], help="validate the configuration and summarise it")
-
-
-def _target(sink: SinkSettings) -> str:
-    if isinstance(sink, SlackSinkSettings):
-        return f"channel {sink.channel}"
-    if isinstance(sink, WebhookSinkSettings):
-        signed = "signed" if sink.secret else "unsigned"
-        # the origin without user:password@ (credentials); path and query are hidden too
-        parts = urlsplit(sink.url)
-        port = f":{parts.port}" if parts.port else ""
-        return f"POST {parts.scheme}://{parts.hostname or '?'}{port}/… ({signed})"
-    if isinstance(sink, SlackWebhookSinkSettings):
-        return "incoming webhook (URL hidden)"
-    return "standard output"
-
-
-def _templates_ok(templates: CompiledTemplates) -> str:
-    parts = [part for part in ("title", "body", "text") if getattr(templates, part) is not None]
-    return f"template ({', '.join(parts)}): ok"
-
-
-def _sink_behaviour(sink: SinkSettings) -> list[str]:
-    """How a sink delivers, in words: living messages or not, digests, enrichment, templates."""
-    if isinstance(sink, SlackSinkSettings):
-        how = "living messages: one per report, updated in place, changes as thread replies"
-    elif isinstance(sink, SlackWebhookSinkSettings):
-        how = "new messages: one per event (an incoming webhook cannot edit or thread)"
-    elif isinstance(sink, WebhookSinkSettings):
-        how = "one request per event"
-    else:
-        return []
-    after = sink.digest_after
-    if not isinstance(sink, WebhookSinkSettings):
-        digest = f"digest_after {after}: " + (
-            f"one digest message when more than {after} events arrive at once"
-            if after
-            else "never a digest"
-        )
-    elif sink.batch:
-        digest = "batch: " + (
-            f"one signal_report.batch request when more than {after} events arrive at once"
-            if after
-            else "never (digest_after is 0)"
-        )
-    else:
-        digest = "batch: off"
-    details = [digest, f"enrich: {', '.join(sink.enrich) or 'none'}"]
-    templates = getattr(sink, "templates", None)
-    if templates is not None:
-        details.append(_templates_ok(templates))
-    return [how, "; ".join(details)]
 
 
 def cmd_check(settings: Settings, out: TextIO) -> int:
@@ -86,8 +28,8 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     out.write(f"State    {settings.state.path} (first_run: {settings.first_run})\n")
     out.write(f"Sinks    {len(settings.sinks)}\n")
     for name, sink in settings.sinks.items():
-        out.write(f"  {name:<20} {sink.type:<14} {_target(sink)}\n")
-        for line in _sink_behaviour(sink):
+        out.write(f"  {name:<20} {sink.type:<14} {sink.target()}\n")
+        for line in sink.behaviour():
             out.write(f"  {'':<20} {line}\n")
     out.write(f"Rules    {len(settings.rules)}\n")
     for rule in settings.rules:
@@ -95,7 +37,7 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
         if rule.reply_broadcast:
             extras.append("reply_broadcast: thread replies also go to the channel")
         if rule.templates is not None:
-            extras.append(_templates_ok(rule.templates))
+            extras.append(templates_ok(rule.templates))
         out.write(f"  {rule.name:<30} → {'; '.join([', '.join(rule.sinks), *extras])}\n")
     alerts = settings.self_alerts.targets(list(settings.sinks))
     after = settings.self_alerts.after

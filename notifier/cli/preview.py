@@ -22,9 +22,6 @@ from notifier.config.settings import (
     RuleSettings,
     Settings,
     SinkSettings,
-    SlackSinkSettings,
-    SlackWebhookSinkSettings,
-    WebhookSinkSettings,
 )
 from notifier.core.diff import compare
 from notifier.core.errors import ConfigError
@@ -218,19 +215,9 @@ def _describe(event: Event) -> str:
     return f"{head}: {title}" + (f"\n  changes: {one_line(changes)}" if changes else "")
 
 
-def _sink_kind(sink: SinkSettings) -> str:
-    if isinstance(sink, SlackSinkSettings):
-        return "slack: one living message per report, changes as thread replies"
-    if isinstance(sink, SlackWebhookSinkSettings):
-        return "slack_webhook: a new message per event"
-    if isinstance(sink, WebhookSinkSettings):
-        return "webhook: the JSON body"
-    return "console"
-
-
 def _event_for(event: Event, sink: SinkSettings, sample: bool) -> tuple[Event, str]:
     """The event as this sink would get it, and a note on its artefacts."""
-    if "artefacts" not in getattr(sink, "enrich", ()):
+    if not sink.wants_artefacts():
         return event, ""
     if sample and event.type is not EventType.REMOVED:
         return replace(event, enrichment=SAMPLE_ENRICHMENT), "; with sample artefacts (enrich)"
@@ -296,6 +283,6 @@ def _write_sink(out: TextIO, name: str, sink: SinkSettings, scene: _Scene, *, al
         return
     else:
         why = "would not be sent (no matching rule routes to it); as it would look with no rule"
-    out.write(f"\n── {name} ({_sink_kind(sink)}): {why}{note}\n")
+    out.write(f"\n── {name} ({sink.kind_words}): {why}{note}\n")
     payload = compose_event(sink, event, rules, scene.links, scene.templates, timestamp=scene.now)
     out.write(payload_text(payload, builder=True) + "\n")

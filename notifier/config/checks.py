@@ -8,31 +8,39 @@ all at once.
 from __future__ import annotations
 
 import difflib
+import json
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
 from notifier.config.match import choices, compile_match, regex_texts
-from notifier.config.model import SECTIONS, ConfigModel, RuleModel
-from notifier.config.sinks import (
-    SINK_SECRETS,
-    SINKS,
-    TemplateModel,
-    misplaced,
-)
-from notifier.config.yamlload import (
-    Loc,
-    Problem,
-)
+from notifier.config.settings import SECTIONS, RuleSettings, Settings
+from notifier.config.sinks import SINK_SECRETS, SINKS, TEMPLATED, TemplateModel, misplaced
+from notifier.config.types import inputs
+from notifier.config.yamlload import Loc, Problem, Said
+from notifier.core.report import Links
 from notifier.core.rules import REGEX_MAX_SIZE, Match, regex_size
+from notifier.render.templates import (
+    LIMITS,
+    CompiledTemplates,
+    Templates,
+    check_templates,
+    compile_templates,
+)
 
 _SINK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
 #: All rule regexes together, in ``rules.regex_size`` units: compiling is memory and time.
 _REGEX_TOTAL_MAX: Final = 5 * REGEX_MAX_SIZE
 #: Keys that also accept ``<key>_file``, per section or sink type.
 SECRETS: Final = {"posthog": ("api_key",), **SINK_SECRETS}
-TOP: Final = list(ConfigModel.model_fields)
+TOP: Final = inputs(Settings)
+#: All templates together, so that checking them at load stays well under a second or two.
+TEMPLATES_MAX_CHARS: Final = 100_000
+TEMPLATES_MAX_COUNT: Final = 200
+#: The host templates are tried with when posthog.host is not usable.
+PLACEHOLDER_HOST: Final = "https://us.posthog.com"
 #: Our words for pydantic's error types; the others keep pydantic's message (never the input).
 _MESSAGES: Final = {
     "missing": "required key is missing; add it",
@@ -45,8 +53,10 @@ _MESSAGES: Final = {
     "bool_type": "must be true/false",
     "bool_parsing": "must be true/false",
     "list_type": "must be a list, like [a, b]",
+    "tuple_type": "must be a list, like [a, b]",
     "string_type": "must be text; quote it",
     "string_too_short": "must not be empty",
+    "too_short": "must not be empty",  # a secret (SecretStr) that is empty
 }
 
 
@@ -64,7 +74,7 @@ def unknown_keys(raw: dict[Any, Any]) -> list[Problem]:
     """Keys no model knows, with a "did you mean" when one is close (checked on the raw dict)."""
 
     def allowed(model: type[BaseModel], secrets: tuple[str, ...] = ()) -> list[str]:
-        return [*model.model_fields, *(f"{key}_file" for key in secrets)]
+        return [*inputs(model), *(f"{key}_file" for key in secrets)]
 
     blocks: list[tuple[Loc, Any, list[str], str | None]] = [((), raw, TOP, None)]
     for section, model in SECTIONS.items():
@@ -79,7 +89,7 @@ def unknown_keys(raw: dict[Any, Any]) -> list[Problem]:
             blocks.append((("sinks", name, "template"), body.get("template"), templates, None))
     rules = raw.get("rules")
     for index, rule in enumerate(rules if isinstance(rules, list) else []):
-        blocks.append((("rules", index), rule, allowed(RuleModel), None))
+        blocks.append((("rules", index), rule, allowed(RuleSettings), None))
         if isinstance(rule, dict):
             blocks.append((("rules", index, "template"), rule.get("template"), templates, None))
     problems: list[Problem] = []
@@ -192,3 +202,72 @@ def pydantic_problems(error: ValidationError) -> list[Problem]:
             msg = err["msg"].removeprefix("Value error, ")
         problems.append((loc, msg))
     return problems
+
+
+def rule_where(index: int, name: object) -> str:
+    """``rules[2] "ready reports"``: a rule by index and name, for messages."""
+    shown = json.dumps(name.strip(), ensure_ascii=False) if isinstance(name, str) else ""
+    return f"rules[{index}] {shown}".rstrip()
+
+
+def _templated_blocks(
+    raw: dict[Any, Any], sinks: Sequence[tuple[str, Any, str | None]]
+) -> list[tuple[Loc, str, Templates]]:
+    """``(loc, where, sources)`` of every template block that can be checked: a mapping on a
+    rule or on a Slack sink, its text parts (the other parts' types are pydantic's). ``where``
+    names the rule (``rules[2] "ready"``) or sink (``sinks.team``) in problems and logs."""
+    found: list[tuple[Loc, Any, str]] = []
+    rules = raw.get("rules")
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        if isinstance(rule, dict):
+            where = rule_where(index, rule.get("name"))
+            found.append((("rules", index, "template"), rule.get("template"), where))
+    for name, body, kind in sinks:
+        if isinstance(body, dict) and kind in TEMPLATED:
+            found.append((("sinks", name, "template"), body.get("template"), f"sinks.{name}"))
+    blocks = []
+    for loc, block, where in found:
+        if not isinstance(block, dict):
+            continue
+        parts = {part: block.get(part) for part in LIMITS}
+        texts = {part: v for part, v in parts.items() if isinstance(v, str) and v}
+        if texts:
+            blocks.append((loc, where, Templates(**texts)))
+    return blocks
+
+
+def _said(loc: Loc, where: str, problem: str) -> Problem:
+    """A ``check_templates`` problem (``<where> body, line 1: …``) at its part's key path,
+    worded ``<where>.template.body, line 1: …``."""
+    for part in LIMITS:
+        if problem.startswith(f"{where} {part}"):
+            rest = problem.removeprefix(f"{where} {part}")
+            return (*loc, part), Said(f"{where}.template.{part}{rest}")
+    return loc, Said(problem)
+
+
+def check_raw_templates(
+    raw: dict[Any, Any], sinks: Sequence[tuple[str, Any, str | None]]
+) -> tuple[dict[Loc, CompiledTemplates], list[Problem]]:
+    """Compile every template and render it against the sample events; the compiled ones by
+    their block's key path, and every problem (all of them, each at its part's key path)."""
+    blocks = _templated_blocks(raw, sinks)
+    sources = [s for _, _, t in blocks for s in (t.title, t.body, t.text) if s is not None]
+    if len(blocks) > TEMPLATES_MAX_COUNT or sum(map(len, sources)) > TEMPLATES_MAX_CHARS:
+        why = (
+            f"the templates together are too large to check (at most {TEMPLATES_MAX_COUNT} "
+            f"templates and {TEMPLATES_MAX_CHARS:,} characters); share a sink's template "
+            "instead of repeating it on every rule, and shorten them"
+        )
+        return {}, [((blocks[0][0][0],), why)]
+    posthog = raw.get("posthog")
+    host = posthog.get("host") if isinstance(posthog, dict) else None
+    links = Links(host if isinstance(host, str) and host.startswith("http") else PLACEHOLDER_HOST)
+    compiled: dict[Loc, CompiledTemplates] = {}
+    problems: list[Problem] = []
+    for loc, where, templates in blocks:
+        found = check_templates([(where, templates)], links)
+        problems += [_said(loc, where, problem) for problem in found]
+        if not found:
+            compiled[loc] = compile_templates(templates, where)
+    return compiled, problems

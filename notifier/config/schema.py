@@ -1,6 +1,6 @@
 """The configuration's JSON Schema, for editors (`notifier schema`, `config.schema.json`).
 
-Generated from the pydantic models in ``notifier.config.load`` and adjusted to what the YAML
+Generated from the settings models (``notifier.config.settings``) and adjusted to what the YAML
 really accepts before validation: durations as ``90s`` strings, ``<key>_file`` for every secret,
 a single value where a list is expected, and ``${VAR}`` references anywhere a string goes. The
 validation itself stays in ``notifier.config.load``: the schema helps editors complete and flag
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from notifier.config.model import ConfigModel
+from notifier.config.settings import Settings
+from notifier.config.sinks import SINKS
 
 SCHEMA_URL: Final = "https://json-schema.org/draft/2020-12/schema"
 
@@ -33,11 +34,12 @@ DURATIONS: Final = frozenset(
 LISTISH: Final = frozenset({"project_ids", "statuses", "sinks", "enrich"})
 #: Secret keys, per model title, that also accept ``<key>_file``.
 SECRETS: Final = {
-    "PostHogModel": ("api_key",),
-    "SlackSink": ("token",),
-    "SlackWebhookSink": ("url",),
-    "WebhookSink": ("url", "secret"),
+    "PostHogSettings": ("api_key",),
+    "SlackSinkSettings": ("token",),
+    "SlackWebhookSinkSettings": ("url",),
+    "WebhookSinkSettings": ("url", "secret"),
 }
+_SINK_TITLES: Final = frozenset(model.__name__ for model in SINKS.values())
 _DURATION: Final = {
     "anyOf": [
         {"type": "number", "minimum": 0},
@@ -65,6 +67,9 @@ def _loosen(name: str, prop: dict[str, Any]) -> dict[str, Any]:
 
 def _model(title: str, model: dict[str, Any]) -> None:
     props: dict[str, Any] = model.get("properties", {})
+    if title in _SINK_TITLES:  # a sink's type picks its schema: the YAML must say it
+        props["type"].pop("default", None)
+        model["required"] = ["type", *model.get("required", [])]
     for name in list(props):
         props[name] = _loosen(name, props[name])
     secrets = SECRETS.get(title, ())
@@ -83,10 +88,10 @@ def _model(title: str, model: dict[str, Any]) -> None:
 
 def json_schema() -> dict[str, Any]:
     """The schema of config.yaml, as a JSON value."""
-    schema: dict[str, Any] = ConfigModel.model_json_schema()
+    schema: dict[str, Any] = Settings.model_json_schema()
     for title, model in schema.get("$defs", {}).items():
         _model(title, model)
-    _model("ConfigModel", schema)
+    _model("Settings", schema)
     schema["$schema"] = SCHEMA_URL
     schema["title"] = "posthog-signal-notifier configuration"
     schema["description"] = (

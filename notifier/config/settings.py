@@ -1,93 +1,136 @@
-"""The parsed configuration: frozen, typed, and free of runtime state.
+"""The settings: what each section of the YAML may hold, with its types, limits and defaults —
+and, once loaded, what every other part of the notifier reads. One set of frozen pydantic
+models (value types in ``config.types``, the sinks in ``config.sinks``): ``load`` validates the
+document against ``Settings``; ``schema`` turns the same models into the JSON Schema editors
+use. Secrets are ``SecretStr``, so a printed or logged settings object never shows one.
 
-``notifier.config.load`` turns YAML into these; everything else reads only these. Secret values are
-plain strings kept out of ``repr`` so that a logged settings object never shows them.
+A few fields are filled in by the loader, never written in the YAML (``types.derived``): a
+rule's compiled ``match`` and ``templates``, a sink's ``name`` and ``templates``, the file the
+settings came from and the warnings about them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Final, Literal
 
-from notifier.core.rules import Rule
-from notifier.render.templates import CompiledTemplates
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, InstanceOf, SecretStr
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
+
+from notifier.config.sinks import (
+    AnySink,
+    Compiled,
+    ConsoleSinkSettings,
+    SinkSettings,
+    SlackSinkSettings,
+    SlackWebhookSinkSettings,
+    Template,
+    WebhookSinkSettings,
+)
+from notifier.config.types import (
+    Duration,
+    Durationish,
+    Int,
+    Model,
+    ProjectIds,
+    Secret,
+    SinkNames,
+    Statuses,
+    Text,
+    at_least_1s,
+    derived,
+    keep_at_least_1s,
+    listify,
+    origin,
+    unique,
+)
+from notifier.core.rules import Match
+
+__all__ = [
+    "ConsoleSinkSettings",
+    "DeliverySettings",
+    "HttpSettings",
+    "PollSettings",
+    "PostHogSettings",
+    "RuleSettings",
+    "SelfAlertSettings",
+    "Settings",
+    "SinkSettings",
+    "SlackSinkSettings",
+    "SlackWebhookSinkSettings",
+    "StateSettings",
+    "WebhookSinkSettings",
+    "split_listen",
+]
 
 ApiPath = Literal["auto", "signal_reports", "signals/reports"]
 FirstRun = Literal["baseline", "notify"]
+#: Where ``/healthz``, ``/readyz`` and ``/metrics`` are served when ``http.listen`` is not set.
+DEFAULT_LISTEN: Final = "0.0.0.0:9464"
 
 
-@dataclass(frozen=True, slots=True)
-class RuleSettings(Rule):
-    """A configured rule: how it routes (``core.rules.Rule``) and, for the Slack sinks it routes
-    to, the templates that replace the sink's (and the default) text."""
-
-    templates: CompiledTemplates | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PostHogSettings:
+class PostHogSettings(Model):
     """Where and how to list signal reports."""
 
-    host: str  # origin only, no trailing slash: https://us.posthog.com
-    api_key: str = field(repr=False)
-    project_ids: tuple[int, ...]
+    host: Annotated[str, AfterValidator(origin)]  # origin only: https://us.posthog.com
+    api_key: Secret
+    project_ids: ProjectIds
     api_path: ApiPath = "auto"
-    page_size: int = 1000
-    timeout: float = 30.0
-    statuses: tuple[str, ...] | None = None  # None: the API's default listing
+    page_size: Annotated[Int, Field(ge=1, le=10000)] = 1000
+    timeout: Duration = 30.0
+    statuses: Statuses | None = None  # None: the API's default listing
     # One budget for the key, shared by every project: PostHog allows 480/minute, 4,800/hour.
-    requests_per_minute: int = 360
-    requests_per_hour: int = 3600
+    requests_per_minute: Annotated[Int, Field(ge=1)] = 360
+    requests_per_hour: Annotated[Int, Field(ge=1)] = 3600
 
 
-@dataclass(frozen=True, slots=True)
-class PollSettings:
-    """How often each project is listed."""
+class PollSettings(Model):
+    """How often each project is listed. ``jitter`` is never more than ``interval`` (the loader
+    caps it, with a warning)."""
 
-    interval: float = 60.0
-    jitter: float = 5.0
-    deadline: float | None = None  # hard limit for one cycle; None: derived from the interval
-    full_sync_every: float = 3600.0  # a full listing this often (and on start); 0: always
-    overlap: float = 60.0  # incremental listings reach this far before the high-water mark
-    concurrency: int = 4  # projects polled at the same time
-
-
-@dataclass(frozen=True, slots=True)
-class StateSettings:
-    """Where the SQLite state lives."""
-
-    path: Path = Path("./notifier-state.db")
+    interval: Annotated[Durationish, AfterValidator(at_least_1s)] = 60.0
+    jitter: Durationish = 5.0
+    deadline: Duration | None = None  # hard limit for one cycle; None: derived from the interval
+    full_sync_every: Durationish = 3600.0  # a full listing this often (and on start); 0: always
+    overlap: Durationish = 60.0  # incremental listings reach this far before the high-water mark
+    concurrency: Annotated[Int, Field(ge=1, le=32)] = 4  # projects polled at the same time
 
 
-@dataclass(frozen=True, slots=True)
-class DeliverySettings:
-    """Retry policy for the outbox."""
-
-    give_up_after: float = 24 * 3600.0
-    backoff_initial: float = 5.0
-    backoff_max: float = 3600.0
-    keep_delivered: float = 7 * 24 * 3600.0  # delivered outbox entries are pruned after this
-
-
-@dataclass(frozen=True, slots=True)
-class SelfAlertSettings:
-    """When and where the notifier reports its own trouble (a project it cannot poll, a sink
-    whose deliveries are dead-lettered). ``sinks`` None: every configured sink; (): none."""
-
-    after: float = 15 * 60.0  # a project failing this long gets a source_failing notice
-    sinks: tuple[str, ...] | None = None
-
-    def targets(self, configured: Sequence[str]) -> tuple[str, ...]:
-        """The sinks that receive notices, in config order."""
-        if self.sinks is None:
-            return tuple(configured)
-        return tuple(name for name in self.sinks if name in configured)
+def _path(value: object) -> Path:
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be text; quote it")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return Path(value.strip()).expanduser()
 
 
-#: Where ``/healthz``, ``/readyz`` and ``/metrics`` are served when ``http.listen`` is not set.
-DEFAULT_LISTEN = "0.0.0.0:9464"
+class StateSettings(Model):
+    """Where the SQLite state lives; the loader makes a relative path relative to the config
+    file's folder."""
+
+    path: Annotated[
+        Path, BeforeValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})
+    ] = Path("./notifier-state.db")
+
+
+class DeliverySettings(Model):
+    """Retry policy for the outbox. ``backoff_max`` is never under ``backoff_initial`` (the
+    loader raises it, with a warning)."""
+
+    give_up_after: Duration = 24 * 3600.0
+    backoff_initial: Duration = 5.0
+    backoff_max: Duration = 3600.0
+    # delivered outbox entries are pruned after this
+    keep_delivered: Annotated[Duration, AfterValidator(keep_at_least_1s)] = 7 * 24 * 3600.0
+
+
+_LISTEN_HELP: Final = (
+    "must be host:port, like 0.0.0.0:9464 (every interface), 127.0.0.1:9464 (this machine "
+    "only) or [::]:9464; port 0 picks a free one; null turns the listener off"
+)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -105,96 +148,105 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
+def _listen(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(_LISTEN_HELP)  # a bare port (9464) too: say which interface
+    try:
+        split_listen(value)
+    except ValueError:
+        raise ValueError(_LISTEN_HELP) from None
+    return value.strip()
+
+
+class HttpSettings(Model):
     """The listener for ``/healthz``, ``/readyz`` and ``/metrics``; ``listen`` None: none."""
 
-    listen: str | None = DEFAULT_LISTEN
+    listen: Annotated[str | None, BeforeValidator(_listen)] = DEFAULT_LISTEN
 
 
-@dataclass(frozen=True, slots=True)
-class SlackSinkSettings:
-    """A Slack bot token sink (chat.postMessage)."""
+class SelfAlertSettings(Model):
+    """When and where the notifier reports its own trouble (a project it cannot poll, a sink
+    whose deliveries are dead-lettered). ``sinks`` None: every configured sink; (): none."""
 
-    name: str
-    token: str = field(repr=False)
-    channel: str
-    api_url: str = "https://slack.com/api/"
-    timeout: float = 15.0
-    type: Literal["slack"] = "slack"
-    digest_after: int = 5  # more events than this in one drain: one digest message (0: never)
-    enrich: tuple[str, ...] = ()  # ("artefacts",): recordings and judgments in the message
-    templates: CompiledTemplates | None = None
+    after: Durationish = 15 * 60.0  # a project failing this long gets a source_failing notice
+    # Names are checked on the raw document (``checks.check_self_alerts``).
+    sinks: Annotated[tuple[Text, ...], BeforeValidator(listify), AfterValidator(unique)] | None = (
+        None
+    )
 
-
-@dataclass(frozen=True, slots=True)
-class SlackWebhookSinkSettings:
-    """A Slack incoming webhook sink: the URL itself is the secret."""
-
-    name: str
-    url: str = field(repr=False)
-    timeout: float = 15.0
-    type: Literal["slack_webhook"] = "slack_webhook"
-    digest_after: int = 5
-    enrich: tuple[str, ...] = ()
-    templates: CompiledTemplates | None = None
+    def targets(self, configured: Sequence[str]) -> tuple[str, ...]:
+        """The sinks that receive notices, in config order."""
+        if self.sinks is None:
+            return tuple(configured)
+        return tuple(name for name in self.sinks if name in configured)
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookSinkSettings:
-    """A JSON webhook, signed with Standard Webhooks when a secret is set."""
-
-    name: str
-    url: str = field(repr=False)
-    secret: str | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    timeout: float = 10.0
-    type: Literal["webhook"] = "webhook"
-    batch: bool = False  # more than digest_after events: one signal_report.batch payload
-    digest_after: int = 5
-    enrich: tuple[str, ...] = ()
+#: A rule's ``match``: the YAML block is checked and compiled by ``checks.check_rules`` (with
+#: every problem at its key path), and the loader puts the compiled ``Match`` here.
+CompiledMatch = Annotated[InstanceOf[Match], WithJsonSchema({})]
 
 
-@dataclass(frozen=True, slots=True)
-class ConsoleSinkSettings:
-    """Readable text on standard output."""
+class RuleSettings(Model):
+    """A configured rule: how it routes (it is a ``core.rules.Rule``) and, for the Slack sinks
+    it routes to, the templates that replace the sink's (and the default) text."""
 
-    name: str
-    type: Literal["console"] = "console"
+    name: Text
+    match: CompiledMatch = Field(default_factory=Match)  # none: every event
+    sinks: SinkNames
+    stop: bool = False
+    reply_broadcast: bool = Field(
+        default=False,
+        description="Slack thread replies for events this rule routes also go to the channel",
+    )
+    template: Template = None
+    templates: Compiled = derived()
 
 
-SinkSettings = (
-    SlackSinkSettings | SlackWebhookSinkSettings | WebhookSinkSettings | ConsoleSinkSettings
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(Model):
     """The whole configuration."""
 
     posthog: PostHogSettings
-    sinks: Mapping[str, SinkSettings]
-    rules: tuple[RuleSettings, ...]
     poll: PollSettings = PollSettings()
     state: StateSettings = StateSettings()
+    first_run: FirstRun = "baseline"
     delivery: DeliverySettings = DeliverySettings()
+    sinks: dict[str, AnySink] = Field(default_factory=dict)
+    rules: tuple[RuleSettings, ...] = ()
     http: HttpSettings = HttpSettings()
     self_alerts: SelfAlertSettings = SelfAlertSettings()
-    first_run: FirstRun = "baseline"
-    source: str = "config.yaml"  # the file it came from, for messages
-    warnings: tuple[str, ...] = ()  # valid but unwise: printed by `check` and logged at start
+    source: SkipJsonSchema[str] = derived("config.yaml")  # the file it came from, for messages
+    # valid but unwise: printed by `check` and logged at start
+    warnings: SkipJsonSchema[tuple[str, ...]] = derived(())
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, so logging can redact it wherever it shows up."""
-        found: list[str] = [self.posthog.api_key]
-        for sink in self.sinks.values():
-            if isinstance(sink, SlackSinkSettings):
-                found.append(sink.token)
-            elif isinstance(sink, SlackWebhookSinkSettings):
-                found.append(sink.url)
-            elif isinstance(sink, WebhookSinkSettings):
-                found.append(sink.url)  # may carry a token in its path or query
-                if sink.secret:
-                    found.append(sink.secret)
-                found.extend(sink.headers.values())
+        found = (s.get_secret_value() for s in _secret_fields(self))
         return tuple(s for s in found if s and len(s) >= 6)
+
+
+def _secret_fields(value: Any) -> Iterator[SecretStr]:
+    """Every ``SecretStr`` in a settings tree, in declaration (and config) order."""
+    if isinstance(value, SecretStr):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_fields(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _secret_fields(item)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _secret_fields(item)
+
+
+#: The sections under the top level, by key, for the checks of the raw document.
+SECTIONS: Final[dict[str, type[BaseModel]]] = {
+    "posthog": PostHogSettings,
+    "poll": PollSettings,
+    "state": StateSettings,
+    "delivery": DeliverySettings,
+    "http": HttpSettings,
+    "self_alerts": SelfAlertSettings,
+}

@@ -1,53 +1,49 @@
-"""Sinks and the messages they send: the sink models, message templates, and their checks.
+"""The sinks' settings: one pydantic model per sink type, validated from the YAML and read by
+everything else, with what differs by type (its payload, target, digests, description) on the
+type's own class. ``sinks.registry`` builds the sink object from its model.
 
-Part of ``notifier.config.load``. A template (``template: {title, body, text}`` on a rule or on a
-``slack``/``slack_webhook`` sink) is compiled and rendered against the sample events when the
-configuration loads (``templates.check_templates``), so a broken one is a configuration error
-with its key path and the rule's name, never a surprise at delivery time.
+A template (``template: {title, body, text}`` on a rule or on a ``slack``/``slack_webhook``
+sink) is compiled and rendered against the sample events when the configuration loads
+(``checks.check_raw_templates``), so a broken one is a configuration error with its key path and
+the rule's name, never a surprise at delivery time; the compiled templates are the sink's
+``templates``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    SecretStr,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
-from notifier.config import settings as st
 from notifier.config.match import choices
 from notifier.config.types import (
     Duration,
     Int,
     Model,
+    Secret,
+    SecretUrl,
     Text,
-    Url,
     api_base_url,
+    derived,
     listify,
     unique,
     whsec,
 )
-from notifier.config.yamlload import Loc, Problem, Said
-from notifier.core.events import EventType
-from notifier.core.report import Links
-from notifier.core.rules import top_level
-from notifier.render.templates import (
-    LIMITS,
-    CompiledTemplates,
-    Templates,
-    check_templates,
-    compile_templates,
-    fragile_parts,
-)
+from notifier.render.templates import CompiledTemplates
 
 #: What ``enrich`` may list: ``artefacts`` (recordings and judgments in the message).
 ENRICHMENTS: Final = ("artefacts",)
 DIGEST_AFTER: Final = 5
-#: All templates together, so that checking them at load stays well under a second or two.
-TEMPLATES_MAX_CHARS: Final = 100_000
-TEMPLATES_MAX_COUNT: Final = 200
-_PLACEHOLDER_HOST: Final = "https://us.posthog.com"
 _DIGEST_HELP: Final = (
     "must be 0 or more: more events than this for the sink at once go out as "
     "one digest message; 0 never digests; default 5"
@@ -77,7 +73,7 @@ def _template_block(value: object) -> object:
 
 TemplateSource = Annotated[str, Field(min_length=1)]
 Enrich = Annotated[
-    list[Annotated[Literal["artefacts"], BeforeValidator(_enrichment)]],
+    tuple[Annotated[Literal["artefacts"], BeforeValidator(_enrichment)], ...],
     BeforeValidator(listify),
     AfterValidator(unique),
     Field(description="[artefacts]: session recordings and PostHog's judgments in the message"),
@@ -125,55 +121,214 @@ Template = Annotated[
 ]
 
 
-class SlackSink(Model):
-    type: Literal["slack"]
-    token: Text
+class SinkSettings(Model):
+    """What every sink's settings answer, whatever its type: the behaviour that differs by type
+    lives on the type's own class, so that no other module switches on ``type``.
+
+    ``name`` is the sink's key under ``sinks:``, filled in by the loader."""
+
+    name: SkipJsonSchema[str] = derived("")
+    if TYPE_CHECKING:  # each type declares these as fields, in their place among its keys
+
+        @property
+        def type(self) -> str: ...
+
+        @property
+        def enrich(self) -> tuple[str, ...]: ...
+
+    #: How the daemon shapes what the sink sends: a Slack message, a JSON body or plain text.
+    payload: ClassVar[Literal["slack", "json", "text"]] = "text"
+    #: One line on what the sink does with an event, for ``notifier preview``.
+    kind_words: ClassVar[str] = "console"
+    #: Whether it keeps one message per report, with thread replies (``reply_broadcast``).
+    living: ClassVar[bool] = False
+
+    def target(self) -> str:
+        """Where it sends, without a secret: for ``notifier check``."""
+        return "standard output"
+
+    def behaviour(self) -> list[str]:
+        """How it delivers, in words (living messages, digests, enrichment, templates)."""
+        return []
+
+    def message_templates(self) -> CompiledTemplates | None:
+        """The sink's own compiled templates (Slack sinks only)."""
+        return None
+
+    def advice(self, where: str) -> list[str]:
+        """Warnings about keys of this sink type that are valid but have no effect."""
+        return []
+
+    def digest_threshold(self) -> int | None:
+        """More events than this in one drain go out as one digest (or batch); None: never."""
+        return None
+
+    def wants_artefacts(self) -> bool:
+        """Whether its messages include what the artefacts say (``enrich: [artefacts]``)."""
+        return "artefacts" in getattr(self, "enrich", ())  # console: no enrich
+
+
+def _digest_words(after: int) -> str:
+    return f"digest_after {after}: " + (
+        f"one digest message when more than {after} events arrive at once"
+        if after
+        else "never a digest"
+    )
+
+
+class _Messages(SinkSettings):
+    """A sink with digests and enrichment (every type but console)."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def digest_after(self) -> int: ...
+
+    how: ClassVar[str] = ""
+
+    def digest_threshold(self) -> int | None:
+        return self.digest_after if self.digest_after > 0 else None
+
+    def _digest_line(self) -> str:
+        return _digest_words(self.digest_after)
+
+    def behaviour(self) -> list[str]:
+        details = [self._digest_line(), f"enrich: {', '.join(self.enrich) or 'none'}"]
+        templates = self.message_templates()
+        if templates is not None:
+            details.append(templates_ok(templates))
+        return [self.how, "; ".join(details)]
+
+
+def templates_ok(templates: CompiledTemplates) -> str:
+    """``template (title, body): ok``, for ``notifier check``."""
+    parts = [part for part in ("title", "body", "text") if getattr(templates, part) is not None]
+    return f"template ({', '.join(parts)}): ok"
+
+
+Compiled = SkipJsonSchema[InstanceOf[CompiledTemplates] | None]
+
+
+class SlackSinkSettings(_Messages):
+    """A Slack bot token sink (chat.postMessage): one living message per report."""
+
+    type: Literal["slack"] = "slack"
+    token: Secret
     channel: Text
     api_url: Annotated[str, AfterValidator(api_base_url)] = "https://slack.com/api/"
     timeout: Duration = 15.0
     digest_after: DigestAfter = DIGEST_AFTER
-    enrich: Enrich = Field(default_factory=list)
+    enrich: Enrich = ()
     template: Template = None
+    templates: Compiled = derived()
+
+    payload: ClassVar[Literal["slack", "json", "text"]] = "slack"
+    kind_words: ClassVar[str] = "slack: one living message per report, changes as thread replies"
+    living: ClassVar[bool] = True
+    how: ClassVar[str] = (
+        "living messages: one per report, updated in place, changes as thread replies"
+    )
+
+    def target(self) -> str:
+        return f"channel {self.channel}"
+
+    def message_templates(self) -> CompiledTemplates | None:
+        return self.templates
 
 
-class SlackWebhookSink(Model):
-    type: Literal["slack_webhook"]
-    url: Url
+class SlackWebhookSinkSettings(_Messages):
+    """A Slack incoming webhook sink: the URL itself is the secret."""
+
+    type: Literal["slack_webhook"] = "slack_webhook"
+    url: SecretUrl
     timeout: Duration = 15.0
     digest_after: DigestAfter = DIGEST_AFTER
-    enrich: Enrich = Field(default_factory=list)
+    enrich: Enrich = ()
     template: Template = None
+    templates: Compiled = derived()
+
+    payload: ClassVar[Literal["slack", "json", "text"]] = "slack"
+    kind_words: ClassVar[str] = "slack_webhook: a new message per event"
+    how: ClassVar[str] = "new messages: one per event (an incoming webhook cannot edit or thread)"
+
+    def target(self) -> str:
+        return "incoming webhook (URL hidden)"
+
+    def message_templates(self) -> CompiledTemplates | None:
+        return self.templates
 
 
-class WebhookSink(Model):
-    type: Literal["webhook"]
-    url: Url
-    secret: Annotated[str, AfterValidator(whsec)] | None = None
-    headers: dict[Text, str] = Field(default_factory=dict)
+class WebhookSinkSettings(_Messages):
+    """A JSON webhook, signed with Standard Webhooks when a secret is set."""
+
+    type: Literal["webhook"] = "webhook"
+    url: SecretUrl
+    secret: Annotated[SecretStr, AfterValidator(whsec)] | None = None
+    headers: dict[Text, SecretStr] = Field(default_factory=dict)
     timeout: Duration = 10.0
     batch: bool = Field(
         default=False,
         description="more than digest_after events at once: one signal_report.batch request",
     )
     digest_after: DigestAfter = DIGEST_AFTER
-    enrich: Enrich = Field(default_factory=list)
+    enrich: Enrich = ()
+
+    payload: ClassVar[Literal["slack", "json", "text"]] = "json"
+    kind_words: ClassVar[str] = "webhook: the JSON body"
+    how: ClassVar[str] = "one request per event"
+
+    def target(self) -> str:
+        signed = "signed" if self.secret else "unsigned"
+        # the origin without user:password@ (credentials); path and query are hidden too
+        parts = urlsplit(self.url.get_secret_value())
+        port = f":{parts.port}" if parts.port else ""
+        return f"POST {parts.scheme}://{parts.hostname or '?'}{port}/… ({signed})"
+
+    def digest_threshold(self) -> int | None:
+        return super().digest_threshold() if self.batch else None
+
+    def advice(self, where: str) -> list[str]:
+        if self.batch and self.digest_after == 0:
+            return [
+                f"{where}.batch: digest_after is 0, so events are never batched; "
+                "set digest_after (like 5) or remove batch"
+            ]
+        if not self.batch and "digest_after" in self.model_fields_set:
+            return [
+                f"{where}.digest_after: has no effect without batch: true (each event is "
+                "its own request); add batch: true or remove digest_after"
+            ]
+        return []
+
+    def _digest_line(self) -> str:
+        after = self.digest_after
+        if not self.batch:
+            return "batch: off"
+        return "batch: " + (
+            f"one signal_report.batch request when more than {after} events arrive at once"
+            if after
+            else "never (digest_after is 0)"
+        )
 
 
-class ConsoleSink(Model):
-    type: Literal["console"]
+class ConsoleSinkSettings(SinkSettings):
+    """Readable text on standard output."""
+
+    type: Literal["console"] = "console"
 
 
 AnySink = Annotated[
-    SlackSink | SlackWebhookSink | WebhookSink | ConsoleSink, Field(discriminator="type")
+    SlackSinkSettings | SlackWebhookSinkSettings | WebhookSinkSettings | ConsoleSinkSettings,
+    Field(discriminator="type"),
 ]
-SINKS: Final[dict[str, type[BaseModel]]] = {
-    "slack": SlackSink,
-    "slack_webhook": SlackWebhookSink,
-    "webhook": WebhookSink,
-    "console": ConsoleSink,
+SINKS: Final[dict[str, type[SinkSettings]]] = {
+    "slack": SlackSinkSettings,
+    "slack_webhook": SlackWebhookSinkSettings,
+    "webhook": WebhookSinkSettings,
+    "console": ConsoleSinkSettings,
 }
 #: Sink types whose messages templates shape.
-TEMPLATED: Final = ("slack", "slack_webhook")
+TEMPLATED: Final = tuple(kind for kind, model in SINKS.items() if model.payload == "slack")
 #: Keys that also accept ``<key>_file``, per sink type.
 SINK_SECRETS: Final = {
     "slack": ("token",),
@@ -205,185 +360,3 @@ _MISPLACED: Final = {
 def misplaced(kind: str | None, key: str) -> str | None:
     """What to say about ``key`` on a sink of type ``kind`` that does not take it, if known."""
     return _MISPLACED.get((kind, key)) if kind is not None else None
-
-
-def rule_where(index: int, name: object) -> str:
-    """``rules[2] "ready reports"``: a rule by index and name, for messages."""
-    shown = json.dumps(name.strip(), ensure_ascii=False) if isinstance(name, str) else ""
-    return f"rules[{index}] {shown}".rstrip()
-
-
-def _templated_blocks(
-    raw: dict[Any, Any], sinks: Sequence[tuple[str, Any, str | None]]
-) -> list[tuple[Loc, str, Templates]]:
-    """``(loc, where, sources)`` of every template block that can be checked: a mapping on a
-    rule or on a Slack sink, its text parts (the other parts' types are pydantic's). ``where``
-    names the rule (``rules[2] "ready"``) or sink (``sinks.team``) in problems and logs."""
-    found: list[tuple[Loc, Any, str]] = []
-    rules = raw.get("rules")
-    for index, rule in enumerate(rules if isinstance(rules, list) else []):
-        if isinstance(rule, dict):
-            where = rule_where(index, rule.get("name"))
-            found.append((("rules", index, "template"), rule.get("template"), where))
-    for name, body, kind in sinks:
-        if isinstance(body, dict) and kind in TEMPLATED:
-            found.append((("sinks", name, "template"), body.get("template"), f"sinks.{name}"))
-    blocks = []
-    for loc, block, where in found:
-        if not isinstance(block, dict):
-            continue
-        parts = {part: block.get(part) for part in LIMITS}
-        texts = {part: v for part, v in parts.items() if isinstance(v, str) and v}
-        if texts:
-            blocks.append((loc, where, Templates(**texts)))
-    return blocks
-
-
-def _said(loc: Loc, where: str, problem: str) -> Problem:
-    """A ``check_templates`` problem (``<where> body, line 1: …``) at its part's key path,
-    worded ``<where>.template.body, line 1: …``."""
-    for part in LIMITS:
-        if problem.startswith(f"{where} {part}"):
-            rest = problem.removeprefix(f"{where} {part}")
-            return (*loc, part), Said(f"{where}.template.{part}{rest}")
-    return loc, Said(problem)
-
-
-def check_raw_templates(
-    raw: dict[Any, Any], sinks: Sequence[tuple[str, Any, str | None]]
-) -> tuple[dict[Loc, CompiledTemplates], list[Problem]]:
-    """Compile every template and render it against the sample events; the compiled ones by
-    their block's key path, and every problem (all of them, each at its part's key path)."""
-    blocks = _templated_blocks(raw, sinks)
-    sources = [s for _, _, t in blocks for s in (t.title, t.body, t.text) if s is not None]
-    if len(blocks) > TEMPLATES_MAX_COUNT or sum(map(len, sources)) > TEMPLATES_MAX_CHARS:
-        why = (
-            f"the templates together are too large to check (at most {TEMPLATES_MAX_COUNT} "
-            f"templates and {TEMPLATES_MAX_CHARS:,} characters); share a sink's template "
-            "instead of repeating it on every rule, and shorten them"
-        )
-        return {}, [((blocks[0][0][0],), why)]
-    posthog = raw.get("posthog")
-    host = posthog.get("host") if isinstance(posthog, dict) else None
-    links = Links(host if isinstance(host, str) and host.startswith("http") else _PLACEHOLDER_HOST)
-    compiled: dict[Loc, CompiledTemplates] = {}
-    problems: list[Problem] = []
-    for loc, where, templates in blocks:
-        found = check_templates([(where, templates)], links)
-        problems += [_said(loc, where, problem) for problem in found]
-        if not found:
-            compiled[loc] = compile_templates(templates, where)
-    return compiled, problems
-
-
-def build_sink(name: str, model: BaseModel, templates: CompiledTemplates | None) -> st.SinkSettings:
-    """The frozen settings of one validated sink."""
-    if isinstance(model, SlackSink):
-        return st.SlackSinkSettings(
-            name,
-            model.token,
-            model.channel,
-            model.api_url,
-            model.timeout,
-            digest_after=model.digest_after,
-            enrich=tuple(model.enrich),
-            templates=templates,
-        )
-    if isinstance(model, SlackWebhookSink):
-        return st.SlackWebhookSinkSettings(
-            name,
-            model.url,
-            model.timeout,
-            digest_after=model.digest_after,
-            enrich=tuple(model.enrich),
-            templates=templates,
-        )
-    if isinstance(model, WebhookSink):
-        return st.WebhookSinkSettings(
-            name,
-            model.url,
-            model.secret,
-            MappingProxyType(dict(model.headers)),
-            model.timeout,
-            batch=model.batch,
-            digest_after=model.digest_after,
-            enrich=tuple(model.enrich),
-        )
-    return st.ConsoleSinkSettings(name)
-
-
-def _rule_warnings(
-    sinks: Mapping[str, st.SinkSettings], rules: Sequence[st.RuleSettings]
-) -> list[str]:
-    found = []
-    for index, rule in enumerate(rules):
-        where, kinds = rule_where(index, rule.name), [sinks[s].type for s in rule.sinks]
-        names = ", ".join(rule.sinks)
-        if rule.reply_broadcast and "slack" not in kinds:
-            found.append(
-                f"{where}.reply_broadcast: none of its sinks ({names}) is a slack (bot token) "
-                "sink, the only kind that keeps one message per report with thread replies; "
-                "it has no effect"
-            )
-        elif rule.reply_broadcast and (top_level(rule.match).events or set()) <= {EventType.NEW}:
-            found.append(
-                f"{where}.reply_broadcast: the rule sees only new reports, whose message starts "
-                "the thread; it has no effect (match status_changed or updated events)"
-            )
-        if rule.templates is not None:
-            found += _fragile(f"{where}.template", rule.templates)
-        if rule.templates is not None and not set(kinds) & set(TEMPLATED):
-            found.append(
-                f"{where}.template: none of its sinks ({names}) is a slack or slack_webhook "
-                "sink, so the template is never used (webhooks receive the report as JSON)"
-            )
-    return found
-
-
-def _fragile(where: str, compiled: CompiledTemplates) -> list[str]:
-    return [
-        f"{where}.{problem} — with a report carrying only the fields every PostHog version "
-        "sends; guard optional fields with `is defined` or `| default(...)`, or the default "
-        "message is sent instead on older PostHog versions"
-        for problem in fragile_parts(compiled, Links(_PLACEHOLDER_HOST))
-    ]
-
-
-def _sink_warnings(
-    sinks: Mapping[str, st.SinkSettings],
-    models: Mapping[str, BaseModel],
-    rules: Sequence[st.RuleSettings],
-) -> list[str]:
-    found = []
-    for name, sink in sinks.items():
-        routing = [r for r in rules if name in r.sinks]
-        templates = getattr(sink, "templates", None)
-        if isinstance(templates, CompiledTemplates):
-            found += _fragile(f"sinks.{name}.template", templates)
-        if isinstance(sink, st.WebhookSinkSettings) and sink.batch and sink.digest_after == 0:
-            found.append(
-                f"sinks.{name}.batch: digest_after is 0, so events are never batched; "
-                "set digest_after (like 5) or remove batch"
-            )
-        explicit = "digest_after" in models[name].model_fields_set
-        if isinstance(sink, st.WebhookSinkSettings) and not sink.batch and explicit:
-            found.append(
-                f"sinks.{name}.digest_after: has no effect without batch: true (each event is "
-                "its own request); add batch: true or remove digest_after"
-            )
-        own = getattr(sink, "templates", None)
-        if own is not None and routing and all(r.templates is not None for r in routing):
-            found.append(
-                f"sinks.{name}.template: every rule sending to it has its own template, which "
-                "replaces this one whole, so this one is never used"
-            )
-    return found
-
-
-def sink_warnings(
-    sinks: Mapping[str, st.SinkSettings],
-    models: Mapping[str, BaseModel],
-    rules: Sequence[st.RuleSettings],
-) -> list[str]:
-    """Valid but unwise uses of reply_broadcast, templates, batch and digest_after."""
-    return _rule_warnings(sinks, rules) + _sink_warnings(sinks, models, rules)

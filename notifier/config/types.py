@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 _DURATION: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -69,18 +69,23 @@ def listify(value: object) -> object:
     return [value] if isinstance(value, str | int | float) else value
 
 
-def _not_empty(fix: str) -> Callable[[list[Any]], list[Any]]:
-    def check(items: list[Any]) -> list[Any]:
+def _not_empty(fix: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    def check(items: tuple[Any, ...]) -> tuple[Any, ...]:
         if not items:
             raise ValueError(f"is empty; {fix}")
-        return list(dict.fromkeys(items))
+        return tuple(dict.fromkeys(items))
 
     return check
 
 
-def unique(items: list[Any]) -> list[Any]:
+def unique(items: tuple[Any, ...]) -> tuple[Any, ...]:
     """The items without duplicates, in order."""
-    return list(dict.fromkeys(items))
+    return tuple(dict.fromkeys(items))
+
+
+def _secret_url(value: SecretStr) -> SecretStr:
+    _http_url(value.get_secret_value())
+    return value
 
 
 def _http_url(value: str) -> str:
@@ -110,35 +115,42 @@ def api_base_url(value: str) -> str:
     return _http_url(value).rstrip("/") + "/"
 
 
-def whsec(value: str) -> str:
+def whsec(secret: SecretStr) -> SecretStr:
     """A Standard Webhooks secret: ``whsec_`` and base64 of 24-64 bytes."""
+    value = secret.get_secret_value()
     try:
         key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if not value.startswith("whsec_") or not 24 <= len(key) <= 64:
         raise ValueError(WHSEC_HELP)
-    return value
+    return secret
 
 
 Int = Annotated[int, BeforeValidator(_no_bool)]
 Text = Annotated[str, Field(min_length=1)]
 Url = Annotated[str, AfterValidator(_http_url)]
+#: Secrets are ``SecretStr``: printed, logged or dumped they show ``**********``; code that
+#: needs the value asks for it with ``get_secret_value()``.
+Secret = Annotated[SecretStr, Field(min_length=1)]
+SecretUrl = Annotated[SecretStr, AfterValidator(_secret_url)]
 Duration = Annotated[float, BeforeValidator(_positive_duration)]
 Durationish = Annotated[float, BeforeValidator(parse_duration)]  # zero allowed
 # Lists accept a single value too, must not be empty, and drop duplicates.
 ProjectIds = Annotated[
-    list[Annotated[Int, Field(gt=0)]],
+    tuple[Annotated[Int, Field(gt=0)], ...],
     BeforeValidator(listify),
     AfterValidator(_not_empty("list one project id or more, like [12345]")),
 ]
 Statuses = Annotated[
-    list[Text],
+    tuple[Text, ...],
     BeforeValidator(listify),
     AfterValidator(_not_empty("list statuses, or omit the key for the default listing")),
 ]
 SinkNames = Annotated[
-    list[Text], BeforeValidator(listify), AfterValidator(_not_empty("name a sink from sinks:"))
+    tuple[Text, ...],
+    BeforeValidator(listify),
+    AfterValidator(_not_empty("name a sink from sinks:")),
 ]
 
 
@@ -146,3 +158,15 @@ class Model(BaseModel):
     """Unknown keys are errors, values are frozen, text is stripped."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def derived(default: Any = None) -> Any:
+    """A field the loader fills in (a sink's name, compiled templates, the source file), never
+    a key of the YAML: ``inputs`` leaves it out. Its type is wrapped in ``SkipJsonSchema`` so
+    that editors are not offered it either."""
+    return Field(default=default, exclude=True)
+
+
+def inputs(model: type[BaseModel]) -> list[str]:
+    """The keys the YAML may give ``model``, in declaration order (without ``derived`` ones)."""
+    return [name for name, field in model.model_fields.items() if not field.exclude]

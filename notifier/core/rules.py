@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import regex
 
@@ -77,15 +77,21 @@ class Match:
     negate: Match | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A named route from matching events to sinks."""
+class Rule(Protocol):
+    """A named route from matching events to sinks: what routing reads of a configured rule
+    (``config.settings.RuleSettings``, which also carries its templates)."""
 
-    name: str
-    match: Match
-    sinks: tuple[str, ...]
-    stop: bool = False
-    reply_broadcast: bool = False  # Slack threads: replies for this rule also go to the channel
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def match(self) -> Match: ...
+
+    @property
+    def sinks(self) -> tuple[str, ...]: ...
+
+    @property
+    def stop(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from notifier.config.settings import SinkSettings, WebhookSinkSettings
+from notifier.config.settings import SinkSettings
 from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType
@@ -42,7 +42,6 @@ from notifier.posthog.parse import parse_enrichment
 
 log = logging.getLogger(__name__)
 
-ARTEFACTS: Final = "artefacts"  # the one value of a sink's ``enrich``
 #: Reports whose artefacts one cycle of one project fetches at most. Above the default
 #: ``digest_after`` (5): a flood is digested anyway, and this bounds a sink that never digests.
 MAX_PER_CYCLE: Final = 10
@@ -60,28 +59,15 @@ _SYSTEMIC: Final = frozenset(
 )
 
 
-def wants_artefacts(sink: SinkSettings) -> bool:
-    """Whether the sink's messages include what the artefacts say (``enrich: [artefacts]``)."""
-    return ARTEFACTS in getattr(sink, "enrich", ())
-
-
-def _digest_after(sink: SinkSettings) -> int | None:
-    """More events than this in one drain go out as one digest (no recordings); None: never."""
-    if isinstance(sink, WebhookSinkSettings) and not sink.batch:
-        return None
-    threshold = getattr(sink, "digest_after", 0)
-    return threshold if threshold > 0 else None
-
-
 def _showing(plan: CyclePlan, sinks: Mapping[str, SinkSettings]) -> set[str]:
     """The sinks that ask for artefacts and will send this cycle's events one by one."""
     routed = Counter(rt.sink for r in plan.routed for rt in r.routes)
     showing = set()
     for name in routed:
         sink = sinks.get(name)
-        if sink is None or not wants_artefacts(sink):
+        if sink is None or not sink.wants_artefacts():
             continue
-        threshold = _digest_after(sink)
+        threshold = sink.digest_threshold()  # above it: one digest, which has no recordings
         if threshold is None or routed[name] <= threshold:
             showing.add(name)
     return showing
@@ -227,7 +213,7 @@ def _attach(
 ) -> CyclePlan:
     """The plan with the enrichments found attached to its routed events and to the outbox
     entries of the sinks that ask for them."""
-    enrich_to = {name for name, sink in sinks.items() if wants_artefacts(sink)}
+    enrich_to = {name for name, sink in sinks.items() if sink.wants_artefacts()}
 
     def attach(event: Event) -> Event:
         enrichment = found.get(event.report.id, NO_ENRICHMENT)

@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import SecretStr
+
 from notifier.config.settings import (
     ConsoleSinkSettings,
     DeliverySettings,
@@ -36,7 +38,7 @@ DIM, RESET = "\033[2m", "\033[0m"
 def demo_settings(host: str, api_key: str, state_dir: Path, interval: float) -> Settings:
     """A configuration that sends every event to the console."""
     return Settings(
-        posthog=PostHogSettings(host=host, api_key=api_key, project_ids=(PROJECT_ID,)),
+        posthog=PostHogSettings(host=host, api_key=SecretStr(api_key), project_ids=(PROJECT_ID,)),
         sinks={"console": ConsoleSinkSettings(name="console")},
         rules=(
             RuleSettings(
@@ -45,7 +47,8 @@ def demo_settings(host: str, api_key: str, state_dir: Path, interval: float) -> 
                 sinks=("console",),
             ),
         ),
-        poll=PollSettings(interval=interval, jitter=0.0),
+        # faster than PostHog's rate limit lets a real daemon poll: the simulator has none
+        poll=PollSettings().model_copy(update={"interval": interval, "jitter": 0.0}),
         state=StateSettings(path=state_dir / "demo-state.db"),
         delivery=DeliverySettings(backoff_initial=0.5, backoff_max=5.0),
         http=HttpSettings(listen=None),  # no probes to serve; never clash with a real daemon

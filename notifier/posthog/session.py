@@ -59,7 +59,7 @@ class Session:
         self._client = httpx.Client(
             base_url=settings.host,
             headers={
-                "authorization": f"Bearer {settings.api_key}",
+                "authorization": f"Bearer {settings.api_key.get_secret_value()}",
                 "accept": "application/json",
                 "user-agent": f"posthog-signal-notifier/{__version__}",
             },

@@ -20,12 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from notifier.config.settings import (
-    SinkSettings,
-    SlackSinkSettings,
-    SlackWebhookSinkSettings,
-    WebhookSinkSettings,
-)
+from notifier.config.settings import SinkSettings
 from notifier.core.events import Event
 from notifier.core.report import Links
 from notifier.render import SlackMessage, console_text, slack_message, webhook_body
@@ -43,9 +38,7 @@ def templates_for(
         found = rule_templates.get(rule)
         if found is not None:
             return found
-    if isinstance(sink, SlackSinkSettings | SlackWebhookSinkSettings):
-        return sink.templates
-    return None
+    return sink.message_templates()
 
 
 def rendered_text(
@@ -89,7 +82,7 @@ def compose_event(
 ) -> dict[str, Any] | str:
     """The payload ``sink`` sends for ``event`` routed by ``rules``: Slack ``{"text",
     "blocks"}`` (the top-level message), the webhook's JSON body as data, or console text."""
-    if isinstance(sink, SlackSinkSettings | SlackWebhookSinkSettings):
+    if sink.payload == "slack":
         parts = rendered_text(sink, event, rules, links, rule_templates)
         message = slack_message(
             event,
@@ -101,14 +94,14 @@ def compose_event(
             text=parts.text,
         )
         return {"text": message.text, "blocks": list(message.blocks)}
-    if isinstance(sink, WebhookSinkSettings):
+    if sink.payload == "json":
         data: dict[str, Any] = json.loads(webhook_body(event, rules, links, timestamp))
         return data
     return console_text(event, rules, links, color=False)
 
 
 def slack_card(
-    sink: SlackSinkSettings | SlackWebhookSinkSettings,
+    sink: SinkSettings,
     event: Event,
     rules: Sequence[str],
     links: Links,

@@ -1,9 +1,9 @@
 """Where events go: one module per sink behind the small ``Sink`` protocol.
 
-``SINK_TYPES`` is the explicit registry (settings ``type`` → factory); ``build_sinks`` turns the
-configured sinks into ready objects, sharing one ``Pacer`` (Slack's one message per second per
-channel, workspace pauses on 429) between them. Building does no I/O: connections open on first
-send.
+``SINK_TYPES`` is the explicit registry (settings model → factory); ``build_sinks`` turns the
+configured sinks' models into ready objects, sharing one ``Pacer`` (Slack's one message per
+second per channel, workspace pauses on 429) between them. Building does no I/O: connections
+open on first send.
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def _console(
     return ConsoleSink(settings, links)
 
 
-SINK_TYPES: Final[dict[str, SinkFactory]] = {
-    "slack": _slack,
-    "slack_webhook": _slack_webhook,
-    "webhook": _webhook,
-    "console": _console,
+SINK_TYPES: Final[dict[type[SinkSettings], SinkFactory]] = {
+    SlackSinkSettings: _slack,
+    SlackWebhookSinkSettings: _slack_webhook,
+    WebhookSinkSettings: _webhook,
+    ConsoleSinkSettings: _console,
 }
 
 
@@ -75,11 +75,11 @@ def build_sink(
     rules: Mapping[str, RuleSettings] | None = None,
     pacer: Pacer | None = None,
 ) -> Sink:
-    """The sink for one settings object. Raises ``ConfigError`` for an unknown type."""
-    factory = SINK_TYPES.get(settings.type)
+    """The sink for one settings model. Raises ``ConfigError`` for a type with no factory."""
+    factory = SINK_TYPES.get(type(settings))
     if factory is None:
-        known = ", ".join(sorted(SINK_TYPES))
-        raise ConfigError([f"sinks.{settings.name}.type: unknown sink type (known: {known})"])
+        kind = type(settings).__name__
+        raise ConfigError([f"sinks.{settings.name}.type: no sink is registered for {kind}"])
     return factory(settings, links, rules or {}, pacer if pacer is not None else Pacer())
 
 

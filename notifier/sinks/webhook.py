@@ -68,11 +68,14 @@ class WebhookSink:
         self._client = httpx.Client(
             follow_redirects=False, timeout=settings.timeout, transport=transport
         )
-        parts = urlsplit(settings.url)
+        self._url = settings.url.get_secret_value()
+        self._secret = settings.secret.get_secret_value() if settings.secret else None
+        self._headers = {k: v.get_secret_value() for k, v in settings.headers.items()}
+        parts = urlsplit(self._url)
         self._origin = f"{parts.scheme}://{parts.hostname or '?'}" + (
             f":{parts.port}" if parts.port else ""
         )
-        hidden = [settings.url, settings.secret, *settings.headers.values()]
+        hidden = [self._url, self._secret, *self._headers.values()]
         if parts.path not in ("", "/"):
             hidden.append(parts.path)
         if parts.query:
@@ -104,17 +107,15 @@ class WebhookSink:
         timestamp = int(now.timestamp())
         headers = {
             "user-agent": f"{USER_AGENT_PRODUCT}/{__version__}",
-            **self._settings.headers,
+            **self._headers,
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
         }
-        if self._settings.secret:
-            headers["webhook-signature"] = sign(self._settings.secret, msg_id, timestamp, body)
+        if self._secret:
+            headers["webhook-signature"] = sign(self._secret, msg_id, timestamp, body)
         try:
-            with self._client.stream(
-                "POST", self._settings.url, content=body, headers=headers
-            ) as response:
+            with self._client.stream("POST", self._url, content=body, headers=headers) as response:
                 snippet = self._snippet(response)
         except httpx.TimeoutException as exc:
             raise self._fail(

@@ -106,11 +106,10 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
         pacer: Pacer | None = None,
     ) -> None:
         super().__init__(settings, links, clock=clock, rules=rules, pacer=pacer)
-        self._channel_key, self._workspace = bot_keys(
-            settings.api_url, settings.token, settings.channel
-        )
+        token = settings.token.get_secret_value()
+        self._channel_key, self._workspace = bot_keys(settings.api_url, token, settings.channel)
         self._client = WebClient(
-            token=settings.token, base_url=settings.api_url, **sdk_options(settings.timeout)
+            token=token, base_url=settings.api_url, **sdk_options(settings.timeout)
         )
         parts = urlsplit(settings.api_url)  # in messages: host and port, never user:password@
         self._service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"

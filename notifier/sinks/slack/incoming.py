@@ -80,10 +80,11 @@ class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
         pacer: Pacer | None = None,
     ) -> None:
         super().__init__(settings, links, clock=clock, rules=rules, pacer=pacer)
-        self._channel_key, self._workspace = webhook_keys(settings.url)
-        path = urlsplit(settings.url).path
-        self._secrets = (settings.url, path) if len(path) >= 8 else (settings.url,)
-        self._client = WebhookClient(settings.url, **sdk_options(settings.timeout))
+        url = settings.url.get_secret_value()
+        self._channel_key, self._workspace = webhook_keys(url)
+        path = urlsplit(url).path
+        self._secrets = (url, path) if len(path) >= 8 else (url,)
+        self._client = WebhookClient(url, **sdk_options(settings.timeout))
 
     def send(self, delivery: Delivery) -> None:
         """Post the card; on a blocks error, once more at once as text only."""
