@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from notifier.config.settings import RuleSettings, SlackSinkSettings
+from notifier.config.settings import SlackSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
-from notifier.core.report import Links
 from notifier.core.times import format_span, parse_instant, parse_retry_after
 from notifier.render import (
     SlackMessage,
@@ -39,7 +37,7 @@ from notifier.render import (
     text_only,
     thread_reply,
 )
-from notifier.sinks.base import MessageRef, header, utc_now
+from notifier.sinks.base import MessageRef, header
 from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.common import (
     BLOCK_ERRORS,
@@ -48,7 +46,7 @@ from notifier.sinks.slack.common import (
     sdk_options,
     transient_io_error,
 )
-from notifier.sinks.slack.pace import Pacer, bot_keys
+from notifier.sinks.slack.pace import bot_keys
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +94,7 @@ def _older(updated_at: str | None, shown: str | None) -> bool:
 class SlackSink(SlackPoster[SlackSinkSettings]):
     """Keeps one Block Kit card per report up to date in one channel, with a bot token."""
 
-    def __init__(
-        self,
-        settings: SlackSinkSettings,
-        links: Links,
-        *,
-        clock: Callable[[], datetime] = utc_now,
-        rules: Mapping[str, RuleSettings] | None = None,
-        pacer: Pacer | None = None,
-    ) -> None:
-        super().__init__(settings, links, clock=clock, rules=rules, pacer=pacer)
+    def _connect(self, settings: SlackSinkSettings) -> None:
         token = settings.token.get_secret_value()
         self._channel_key, self._workspace = bot_keys(settings.api_url, token, settings.channel)
         self._client = WebClient(

@@ -77,6 +77,11 @@ class SlackPoster(Generic[SettingsT]):
             name: rule.templates for name, rule in self._rules.items() if rule.templates
         }
         self._pacer = pacer if pacer is not None else Pacer()
+        self._connect(settings)
+
+    def _connect(self, settings: SettingsT) -> None:
+        """Set up the client (no I/O: connections open on first send)."""
+        raise NotImplementedError
 
     @property
     def digest_after(self) -> int:

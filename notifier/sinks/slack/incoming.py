@@ -13,18 +13,16 @@ the webhooks of that workspace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from notifier.config.settings import RuleSettings, SlackWebhookSinkSettings
+from notifier.config.settings import SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
 from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
-from notifier.core.report import Links
 from notifier.core.secrets import redact
 from notifier.core.times import parse_retry_after
 from notifier.render import (
@@ -34,7 +32,7 @@ from notifier.render import (
     notice_text_only,
     text_only,
 )
-from notifier.sinks.base import header, utc_now
+from notifier.sinks.base import header
 from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.common import (
     BLOCK_ERRORS,
@@ -43,7 +41,7 @@ from notifier.sinks.slack.common import (
     sdk_options,
     transient_io_error,
 )
-from notifier.sinks.slack.pace import Pacer, webhook_keys
+from notifier.sinks.slack.pace import webhook_keys
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +68,7 @@ HINTS: Final[Mapping[str, str]] = {
 class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
     """Posts each delivery as a Block Kit card to a Slack incoming webhook."""
 
-    def __init__(
-        self,
-        settings: SlackWebhookSinkSettings,
-        links: Links,
-        *,
-        clock: Callable[[], datetime] = utc_now,
-        rules: Mapping[str, RuleSettings] | None = None,
-        pacer: Pacer | None = None,
-    ) -> None:
-        super().__init__(settings, links, clock=clock, rules=rules, pacer=pacer)
+    def _connect(self, settings: SlackWebhookSinkSettings) -> None:
         url = settings.url.get_secret_value()
         self._channel_key, self._workspace = webhook_keys(url)
         path = urlsplit(url).path
