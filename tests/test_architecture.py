@@ -17,35 +17,20 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "notifier"
 
 #: layer → the layers it may import (besides itself and the ``notifier`` root's ``__version__``)
+_ADAPTERS = frozenset({"core", "net", "config", "render", "posthog", "state", "sinks"})
 LAYERS: dict[str, frozenset[str]] = {
     "core": frozenset(),
+    "net": frozenset({"core"}),  # bounded HTTP: below the adapters that share it
     "render": frozenset({"core"}),
     "config": frozenset({"core", "render"}),
-    "posthog": frozenset({"core", "config"}),
+    "posthog": frozenset({"core", "net", "config"}),
     "state": frozenset({"core", "config"}),
-    "sinks": frozenset({"core", "config", "render"}),
-    "cycle": frozenset({"core", "config", "render", "posthog", "state"}),
-    "delivery": frozenset({"core", "config", "render", "state", "sinks"}),
-    "runtime": frozenset(
-        {"core", "config", "render", "posthog", "state", "sinks", "cycle", "delivery"}
-    ),
-    "demo": frozenset(
-        {"core", "config", "render", "posthog", "state", "sinks", "cycle", "delivery", "runtime"}
-    ),
-    "cli": frozenset(
-        {
-            "core",
-            "config",
-            "render",
-            "posthog",
-            "state",
-            "sinks",
-            "cycle",
-            "delivery",
-            "runtime",
-            "demo",
-        }
-    ),
+    "sinks": frozenset({"core", "net", "config", "render"}),
+    "cycle": _ADAPTERS - {"sinks"},
+    "delivery": _ADAPTERS - {"posthog"},
+    "runtime": _ADAPTERS | {"cycle", "delivery"},
+    "demo": _ADAPTERS | {"cycle", "delivery", "runtime"},
+    "cli": _ADAPTERS | {"cycle", "delivery", "runtime", "demo"},
 }
 #: what may stand at the top of ``notifier/`` besides the layers
 TOP_LEVEL_MODULES = {"__init__.py", "__main__.py"}

@@ -330,6 +330,23 @@ def test_example_documents_every_sink_key() -> None:
             id="header-not-text",
         ),
         pytest.param(
+            {
+                "sinks": {
+                    "hook": {
+                        "type": "webhook",
+                        "url": "https://h.example",
+                        "headers": {"X-Team": "ops\r\nX-Injected: 1"},
+                    }
+                }
+            },
+            [
+                "sinks.hook.headers.X-Team: contains a carriage return (U+000D) at character 4; "
+                "a header value must be printable ASCII on one line: remove it (check for a "
+                "trailing newline in the variable or file it comes from)"
+            ],
+            id="header-control-character",
+        ),
+        pytest.param(
             {"posthog": {"host": "https://us.posthog.com/api"}},
             [
                 "posthog.host: must be an http(s) origin without a path, like "

@@ -400,7 +400,7 @@ def test_systemd_unit_is_hardened() -> None:
         "NoNewPrivileges": "yes",
         "CapabilityBoundingSet": "",
         "Restart": "on-failure",
-        "RestartPreventExitStatus": "2",
+        "RestartPreventExitStatus": "2 65",
     }
     for key, wanted in expected.items():
         assert value(key) == wanted, key

@@ -2,7 +2,8 @@
 ``main``, which loads the configuration, dispatches to the command and maps errors to exit
 codes.
 
-Exit codes: 0 success, 1 runtime failure, 2 invalid usage or configuration.
+Exit codes: 0 success, 1 runtime failure, 2 invalid usage or configuration, 65 a damaged state
+file (``cli.shared``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from notifier.cli.outbox import cmd_outbox
 from notifier.cli.preview import cmd_preview
 from notifier.cli.run import cmd_once
 from notifier.cli.schema import cmd_schema
-from notifier.cli.shared import EXIT_FAILURE, EXIT_USAGE
+from notifier.cli.shared import EXIT_BAD_STATE, EXIT_FAILURE, EXIT_USAGE
 from notifier.cli.test_sink import cmd_test_sink
 from notifier.config.load import load_config
 from notifier.config.settings import Settings
-from notifier.core.errors import ConfigError, NotifierError, StateError
+from notifier.core.errors import ConfigError, NotifierError, StateDamagedError, StateError
+from notifier.core.secrets import remember
 from notifier.runtime import logs
 from notifier.runtime.service import cmd_run
 
@@ -85,6 +87,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 def _load(args: argparse.Namespace, formatter: logs.RedactingFormatter) -> Settings:
     settings = load_config(_config_path(args))
+    remember(settings.secrets())  # every error from here on is scrubbed of them
     formatter.set_secrets(settings.secrets())
     return settings
 
@@ -122,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         # Docker reserves health-check exit code 2: an unreadable config is simply unhealthy.
         return EXIT_FAILURE if args.command == "healthcheck" else EXIT_USAGE
+    except StateDamagedError as exc:  # restarting cannot fix it: a status not restarted
+        log.error("%s", exc)
+        return EXIT_BAD_STATE
     except StateError as exc:
         log.error("%s", exc)
         return EXIT_FAILURE

@@ -42,6 +42,7 @@ def cmd_dry_run(settings: Settings, out: TextIO) -> int:
                     rules=settings.rules,
                     first_run=settings.first_run,
                     now=time.time(),
+                    routing_budget=settings.poll.routing_budget,
                 )
             except SourceError as exc:
                 out.write(f"project {pid}: poll failed: {exc}\n")

@@ -10,6 +10,7 @@ from notifier.cli.shared import EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError
 from notifier.core.outbox import Notice
+from notifier.core.secrets import clip
 from notifier.core.times import format_span
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def _row(e: OutboxEntry, now: float, head: dict[str, float]) -> str:
 
 def _cell(text: str | None, width: int) -> str:
     """One line of printable text (report titles come from PostHog: no terminal escapes),
-    cut to ``width`` with an ellipsis."""
+    cut to ``width`` with an ellipsis; scrubbed of secrets before the cut (a ``last_error``
+    written by an older version may quote one) and leaving no beginning of one at the cut."""
     flat = "".join(ch for ch in " ".join((text or "").split()) if ch.isprintable())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    return clip(flat, width)

@@ -6,15 +6,25 @@ them and the daemon logs them at start. Each names its key and what to do.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from notifier.config.checks import PLACEHOLDER_HOST, rule_where
+from notifier.config.match import backtracking, regex_conditions
 from notifier.config.settings import RuleSettings, Settings
 from notifier.config.sinks import SinkSettings
 from notifier.core.events import EventType
 from notifier.core.report import Links
-from notifier.core.rules import top_level
+from notifier.core.rules import REGEX_TIMEOUT, Match, top_level
 from notifier.core.times import format_span
 from notifier.render.templates import CompiledTemplates, fragile_parts
+
+#: What ``match.backtracking`` finds, for people.
+_BACKTRACKING: Final = {
+    "nested": "nested quantifiers (a repeat inside a repeat that can also match what follows "
+    "it, like (a+)+ or (.*a){12})",
+    "overlapping": "overlapping alternatives inside a repeat (alternatives that can match the "
+    "same text, like (a|aa)+)",
+}
 
 
 def warnings(settings: Settings) -> list[str]:
@@ -71,12 +81,30 @@ def _rule_warnings(settings: Settings) -> list[str]:
                 f"{where}.reply_broadcast: the rule sees only new reports, whose message starts "
                 "the thread; it has no effect (match status_changed or updated events)"
             )
+        found += _regex_warnings(where, rule.match)
         if rule.templates is not None:
             found += _fragile(f"{where}.template", rule.templates)
         if rule.templates is not None and not any(sink.payload == "slack" for sink in sinks):
             found.append(
                 f"{where}.template: none of its sinks ({names}) is a slack or slack_webhook "
                 "sink, so the template is never used (webhooks receive the report as JSON)"
+            )
+    return found
+
+
+def _regex_warnings(where: str, match: Match) -> list[str]:
+    """Regexes that can backtrack catastrophically on long text (a report is attacker text)."""
+    found = []
+    for path, pattern in regex_conditions(match):
+        if kinds := backtracking(pattern):
+            found.append(
+                f"{where}.match.{path}.regex: {pattern!r} has "
+                f"{' and '.join(_BACKTRACKING[kind] for kind in kinds)}, so a search on long "
+                f"text can take very long: each gives up after {REGEX_TIMEOUT:g}s, a cycle's "
+                "together after poll.routing_budget, and then the rule does not match. Anchor "
+                "it (^…$), make the inner repeat an atomic group or a possessive quantifier "
+                "((?>a+)+ or (a++)+), or use a simpler pattern (a+$ rather than (a+)+$ or "
+                "(a|aa)+$)"
             )
     return found
 

@@ -8,6 +8,9 @@ compiled here with the ``regex`` engine, so a bad pattern is a config error with
 from __future__ import annotations
 
 import difflib
+import re
+import warnings
+from collections.abc import Callable
 from typing import Any, Final
 
 import regex
@@ -124,3 +127,209 @@ def regex_texts(block: Any) -> list[str]:
         return []
     found = [v for k, v in block.items() if k == "regex" and isinstance(v, str)]
     return found + [text for value in block.values() for text in regex_texts(value)]
+
+
+# --- regexes that backtrack ----------------------------------------------------------------
+
+Chars = frozenset[str]
+#: Characters the overlap tests try, besides the pattern's own: Latin ones and a few of other
+#: scripts (digits, letters, spaces and line separators).
+_SAMPLE: Final = "".join(map(chr, range(0x250))) + "\u0416\u0660\u2028\u2029\u3000\u4e2d"
+_WIDE: Final = 10  # a counted repeat with more choices than this backtracks like an open one
+_HEAD: Final = 4  # characters of two alternatives compared before calling them overlapping
+_REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+
+
+def _word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+#: ``\d``, ``\s``, ``\w`` (and ``\D``… their complements), as ``re`` reads them in text.
+_CATEGORIES: Final[dict[str, Callable[[str], bool]]] = {
+    "DIGIT": str.isdecimal,
+    "SPACE": str.isspace,
+    "WORD": _word,
+}
+_FLAG_I: Final = regex.compile(r"\(\?[a-zA-Z]*i")  # (?i) or (?i:…), maybe among other flags
+
+
+def regex_conditions(match: Match, path: str = "") -> list[tuple[str, str]]:
+    """``(key path, pattern)`` of every regex condition of a compiled block, ``previous`` and
+    ``not`` included: ``("title", …)``, ``("not.previous.summary", …)``."""
+    found = [
+        (f"{path}{c.field}", c.value.pattern)
+        for c in match.conditions
+        if c.op is Op.REGEX and isinstance(getattr(c.value, "pattern", None), str)
+    ]
+    if match.previous is not None:
+        found += regex_conditions(match.previous, f"{path}previous.")
+    if match.negate is not None:
+        found += regex_conditions(match.negate, f"{path}not.")
+    return found
+
+
+def backtracking(pattern: str) -> list[str]:
+    """What makes ``pattern`` liable to backtrack catastrophically: ``nested`` (inside a
+    repeat, a repeat that can also match what follows it, as in ``(a+)+``, ``(\\w+\\s?)*`` or
+    ``(.*a){12}``) and ``overlapping`` (inside a repeat, alternatives that can start alike, as
+    in ``(a|aa)+``); empty when neither. Atomic groups and possessive repeats are safe.
+
+    Read from the standard library's parse of the pattern (``re`` syntax; a pattern using
+    syntax only ``regex`` knows, like ``\\p{L}``, is not judged). A heuristic: it may call an
+    unusual pattern risky, but none of the usual ones."""
+    with warnings.catch_warnings():  # sre_parse is re._parser under its old, typed name
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import sre_parse  # noqa: PLC0415
+
+    try:
+        parsed = sre_parse.parse(regex.sub(r"\(\?<(?![=!])", "(?P<", pattern))
+        scan = _Scan(pattern, fold=bool(parsed.state.flags & re.IGNORECASE))
+        scan.sequence(list(parsed.data), frozenset(), loop=False)
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return []
+    return sorted(scan.found)
+
+
+class _Scan:
+    """Walks ``sre_parse``'s tree (items are ``(opcode, argument)``), following which
+    characters can come next at each point."""
+
+    def __init__(self, pattern: str, *, fold: bool) -> None:
+        self.fold = fold or bool(_FLAG_I.search(pattern))
+        own = {c for ch in pattern for c in (ch, ch.lower(), ch.upper())}
+        self.all: Chars = frozenset(_SAMPLE) | own
+        self.found: set[str] = set()
+
+    def sequence(self, items: list[Any], follow: Chars, *, loop: bool) -> None:
+        """Check each item of a sequence, knowing what may follow it."""
+        afters: list[Chars] = []
+        after = follow
+        for op, av in reversed(items):
+            afters.append(after)
+            chars, nullable = self.first_of(op, av)
+            after = chars | after if nullable else chars
+        for (op, av), after in zip(items, reversed(afters), strict=True):
+            self.item(str(op), av, after, loop=loop)
+
+    def item(self, name: str, av: Any, follow: Chars, *, loop: bool) -> None:
+        if name in _REPEATS:
+            low, high, sub = av
+            body = list(sub.data)
+            wide = high - low > _WIDE  # open repeats too: their high is MAXREPEAT, 2**32 - 1
+            lax = name != "POSSESSIVE_REPEAT"  # a possessive repeat never gives text back
+            if loop and wide and lax and self.first(body, frozenset()) & follow:
+                self.found.add("nested")
+            if name == "POSSESSIVE_REPEAT":  # (?>…) around it: its iterations never split anew
+                self.sequence(body, self.first(body, frozenset()) | follow, loop=False)
+            elif high > 1:
+                self.sequence(body, self.first(body, frozenset()) | follow, loop=True)
+            else:
+                self.sequence(body, follow, loop=loop)
+        elif name == "BRANCH":
+            heads = [self.head(list(alt.data), follow) for alt in av[1]]
+            if loop and any(_alike(a, b) for i, a in enumerate(heads) for b in heads[i + 1 :]):
+                self.found.add("overlapping")
+            for alt in av[1]:
+                self.sequence(list(alt.data), follow, loop=loop)
+        elif name == "SUBPATTERN":
+            self.sequence(list(av[3].data), follow, loop=loop)
+        elif name == "ATOMIC_GROUP":
+            self.sequence(list(av.data), follow, loop=False)
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            self.sequence(list(av[1].data), frozenset(), loop=False)
+        elif name == "GROUPREF_EXISTS":
+            for sub in av[1:]:
+                self.sequence(list(sub.data) if sub else [], follow, loop=loop)
+
+    def first(self, items: list[Any], follow: Chars) -> Chars:
+        """The characters a sequence can start with (``follow`` too when it can be empty)."""
+        found: Chars = frozenset()
+        for op, av in items:
+            chars, nullable = self.first_of(op, av)
+            found |= chars
+            if not nullable:
+                return found
+        return found | follow
+
+    def first_of(self, op: Any, av: Any) -> tuple[Chars, bool]:
+        """The characters an item can start with, and whether it can match nothing."""
+        name, single = str(op), self.single(op, av)
+        if single is not None:
+            return single, False
+        if name in _REPEATS:
+            chars, nullable = self.first_of_all(list(av[2].data))
+            return chars, nullable or av[0] == 0
+        if name == "SUBPATTERN":
+            return self.first_of_all(list(av[3].data))
+        if name == "ATOMIC_GROUP":
+            return self.first_of_all(list(av.data))
+        if name == "BRANCH":
+            parts = [self.first_of_all(list(alt.data)) for alt in av[1]]
+            return frozenset().union(*(c for c, _ in parts)), any(n for _, n in parts)
+        if name in ("AT", "ASSERT", "ASSERT_NOT"):
+            return frozenset(), True
+        return self.all, True  # a back reference, a condition: anything, maybe nothing
+
+    def first_of_all(self, items: list[Any]) -> tuple[Chars, bool]:
+        chars = self.first(items, frozenset())
+        return chars, all(self.first_of(op, av)[1] for op, av in items)
+
+    def head(self, items: list[Any], follow: Chars) -> list[Chars]:
+        """The characters each of a sequence's first positions can hold, as far as it is a
+        plain run of characters (then what comes next at the next position, and no further)."""
+        found: list[Chars] = []
+        for index, (op, av) in enumerate(items):
+            if len(found) == _HEAD:
+                return found
+            if str(op) == "AT":
+                continue
+            single = self.single(op, av)
+            if single is None:
+                return [*found, self.first(items[index:], follow)]
+            found.append(single)
+        return [*found, follow]
+
+    def single(self, op: Any, av: Any) -> Chars | None:
+        """The characters a one-character item matches; None for any other item."""
+        name = str(op)
+        if name == "LITERAL":
+            return self.literal(av)
+        if name == "NOT_LITERAL":
+            return self.all - self.literal(av)
+        if name == "ANY":
+            return self.all
+        if name == "IN":
+            return self.char_set(av)
+        return None
+
+    def literal(self, code: int) -> Chars:
+        ch = chr(code)
+        return frozenset({ch, ch.lower(), ch.upper(), ch.swapcase()} if self.fold else {ch})
+
+    def char_set(self, items: list[Any]) -> Chars:
+        found: set[str] = set()
+        negate = False
+        for op, av in items:
+            name = str(op)
+            if name == "NEGATE":
+                negate = True
+            elif name == "LITERAL":
+                found |= self.literal(av)
+            elif name == "RANGE":
+                low, high = av
+                found |= {ch for ch in self.all if low <= ord(ch) <= high}
+            elif name == "CATEGORY":  # CATEGORY_DIGIT, CATEGORY_NOT_DIGIT…
+                kind = str(av).removeprefix("CATEGORY_")
+                test = _CATEGORIES.get(kind.removeprefix("NOT_"))
+                wanted = not kind.startswith("NOT_")
+                found |= {ch for ch in self.all if test is None or test(ch) == wanted}
+            else:
+                return self.all  # something this scan does not know: anything
+        if self.fold:
+            found |= {c for ch in found for c in (ch.lower(), ch.upper())}
+        return self.all - found if negate else frozenset(found)
+
+
+def _alike(a: list[Chars], b: list[Chars]) -> bool:
+    """Whether two alternatives' heads overlap at every position both have."""
+    return all(x & y for x, y in zip(a, b, strict=False))

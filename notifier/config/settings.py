@@ -45,7 +45,7 @@ from notifier.config.types import (
     origin,
     unique,
 )
-from notifier.core.rules import Match
+from notifier.core.rules import ROUTING_BUDGET, Match
 
 __all__ = [
     "ConsoleSinkSettings",
@@ -95,6 +95,7 @@ class PollSettings(Model):
     full_sync_every: Durationish = 3600.0  # a full listing this often (and on start); 0: always
     overlap: Durationish = 60.0  # incremental listings reach this far before the high-water mark
     concurrency: Annotated[Int, Field(ge=1, le=32)] = 4  # projects polled at the same time
+    routing_budget: Duration = ROUTING_BUDGET  # all regex searches of one cycle together
 
 
 def _path(value: object) -> Path:
@@ -164,6 +165,8 @@ class HttpSettings(Model):
     """The listener for ``/healthz``, ``/readyz`` and ``/metrics``; ``listen`` None: none."""
 
     listen: Annotated[str | None, BeforeValidator(_listen)] = DEFAULT_LISTEN
+    # /healthz and /readyz tell callers other than loopback the verdict only, unless True
+    details: bool = False
 
 
 class SelfAlertSettings(Model):

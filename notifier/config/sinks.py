@@ -63,6 +63,25 @@ def _digest_after(value: int) -> int:
     return value
 
 
+#: Names of the characters a header value cannot hold that people meet most.
+_CONTROL_NAMES: Final = {"\r": "a carriage return", "\n": "a line feed", "\x00": "a NUL"}
+
+
+def _header_value(value: SecretStr) -> SecretStr:
+    """A header value is printable ASCII on one line (what HTTP allows; httpx refuses the rest at
+    every send, and CR/LF would inject headers): say which character and where, never the value."""
+    for at, ch in enumerate(value.get_secret_value(), 1):
+        if " " <= ch <= "~" or ch == "\t":
+            continue
+        kind = "a non-ASCII character" if ord(ch) > 0x7F else "a control character"
+        raise ValueError(
+            f"contains {_CONTROL_NAMES.get(ch, kind)} (U+{ord(ch):04X}) at character {at}; a "
+            "header value must be printable ASCII on one line: remove it (check for a trailing "
+            "newline in the variable or file it comes from)"
+        )
+    return value
+
+
 def _template_block(value: object) -> object:
     if value is not None and not isinstance(value, dict):
         raise ValueError(
@@ -264,7 +283,9 @@ class WebhookSinkSettings(_Messages):
     type: Literal["webhook"] = "webhook"
     url: SecretUrl
     secret: Annotated[SecretStr, AfterValidator(whsec)] | None = None
-    headers: dict[Text, SecretStr] = Field(default_factory=dict)
+    headers: dict[Text, Annotated[SecretStr, AfterValidator(_header_value)]] = Field(
+        default_factory=dict
+    )
     timeout: Duration = 10.0
     batch: bool = Field(
         default=False,

@@ -5,11 +5,15 @@
     ├── SourceError                PostHog could not be listed or read (one project's cycle fails)
     ├── SinkError                  a delivery failed; ``permanent`` decides retry vs dead letter
     └── StateError                 the state database cannot be opened or written
+        └── StateDamagedError      it is damaged (or emptied): refused at start (exit 65)
 
 Third-party exceptions (httpx, slack_sdk, sqlite3, yaml, pydantic) are translated into these at
 the boundary with ``raise ... from``, so callers above the adapters only ever catch these.
 Messages never contain secrets: adapters build them from status codes, PostHog's ``detail`` and
-names, never from headers or URLs that carry credentials.
+names, never from headers or URLs that carry credentials; and since a peer may echo a credential
+in what it answers, every message is scrubbed when the error is constructed
+(``core.secrets.scrub``: every configured secret and its derived forms), so an error is clean
+wherever it goes — state, probes, notices, logs, the CLI.
 """
 
 from __future__ import annotations
@@ -17,16 +21,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+from notifier.core.secrets import scrub
+
 
 class NotifierError(Exception):
-    """The root of every error the notifier raises on purpose."""
+    """The root of every error the notifier raises on purpose. Its text arguments are scrubbed
+    of every secret the process knows."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigError(NotifierError):
     """The configuration is invalid. ``problems`` lists every problem, each with its key path."""
 
     def __init__(self, problems: Sequence[str], source: str = "config") -> None:
-        self.problems = list(problems)
+        self.problems = [scrub(p) for p in problems]
         self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
         count = len(self.problems)
@@ -86,3 +96,9 @@ class SinkError(NotifierError):
 
 class StateError(NotifierError):
     """The state database cannot be opened, migrated or written."""
+
+
+class StateDamagedError(StateError):
+    """The state file cannot be used as it is — damaged, or emptied when starting afresh would
+    notify every report again: restarting cannot fix it, a person must restore a backup or
+    move the file away (the CLI exits 65, which the systemd unit does not restart)."""

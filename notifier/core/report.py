@@ -33,6 +33,21 @@ _STR_FIELDS: Final = frozenset(
 )
 
 
+#: Every status PostHog documents, in every API version (``posthog-signals-api.md``): the
+#: lifecycle, ``failed`` and ``suppressed``, and ``deleted`` (which listings leave out).
+STATUSES: Final = (
+    "potential",
+    "candidate",
+    "in_progress",
+    "pending_input",
+    "ready",
+    "resolved",
+    "failed",
+    "suppressed",
+    "deleted",
+)
+
+
 class _Missing:
     """The marker for a field the report does not have (distinct from a JSON null)."""
 

@@ -9,15 +9,18 @@ several rules receives the event once, with every rule's name.
 Regex conditions use the ``regex`` package, whose searches take a timeout: a pattern that would
 backtrack catastrophically (``(a|aa)+$`` against a long title) gives up after
 ``REGEX_TIMEOUT`` seconds, counts as no match, and is reported with a warning — the only side
-effect in this module. ``regex`` expands counted repeats when it compiles (``a{1000000000}``
-would take gigabytes), so ``compile_regex`` refuses patterns whose expansion is too large, and
-verbose mode ``(?x)``, where that expansion cannot be told from the text.
+effect in this module. A cycle routes with a ``RegexBudget``: its searches together may take
+``ROUTING_BUDGET`` seconds (``poll.routing_budget``); once that is spent, its remaining regex
+conditions count as no match without being searched, and the timeouts are collected for one
+warning per cycle instead of one per search. ``regex`` expands counted repeats when it compiles
+(``a{1000000000}`` would take gigabytes), so ``compile_regex`` refuses patterns whose expansion
+is too large, and verbose mode ``(?x)``, where that expansion cannot be told from the text.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
@@ -31,6 +34,11 @@ DEFAULT_EVENTS: Final = frozenset({EventType.NEW, EventType.STATUS_CHANGED})
 
 #: The longest one regex search may take, in seconds; a slower search counts as no match.
 REGEX_TIMEOUT: Final = 0.1
+#: The time all regex searches of one cycle may take together, in seconds, by default
+#: (``poll.routing_budget``). Ordinary patterns route a cycle of 1,000 events in milliseconds,
+#: so it is never reached by them; a hostile one adds at most this to a cycle, under a tenth
+#: of the shortest cycle deadline (60 s).
+ROUTING_BUDGET: Final = 5.0
 #: The largest pattern ``compile_regex`` accepts, in ``regex_size`` units (about 300 bytes
 #: and 2 µs of compiling each).
 REGEX_MAX_SIZE: Final = 10_000
@@ -94,6 +102,56 @@ class Rule(Protocol):
     def stop(self) -> bool: ...
 
 
+class RegexBudget:
+    """The time one cycle's regex searches may take together (``seconds``, read on ``clock``).
+
+    Each search may take ``REGEX_TIMEOUT`` at most, and no more than what is left; once it is
+    spent, every further regex condition counts as no match without being searched. What it
+    cost is kept per rule (``route`` says which rule is being evaluated) for one warning at the
+    end of the cycle."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self.limit = REGEX_TIMEOUT  # one search's
+        self.left = seconds
+        self._clock = clock
+        self.rule = ""  # the rule being evaluated
+        self.spent: dict[str, float] = {}  # rule → seconds its searches took
+        self.gave_up: dict[str, int] = {}  # rule → searches that hit their timeout
+        self.skipped = 0  # regex conditions counted as no match because the budget ran out
+        self.events = 0  # events routed with at least one such condition
+
+    def search(self, pattern: regex.Pattern[str], value: str) -> bool:
+        """Whether ``pattern`` is found in ``value`` within the time left; False when not,
+        when the search gives up, or when no time is left."""
+        if self.left <= 0:
+            self.skipped += 1
+            return False
+        timeout = min(self.limit, self.left)
+        started = self._clock()
+        try:
+            return pattern.search(value, timeout=timeout) is not None
+        except TimeoutError:
+            self.gave_up[self.rule] = self.gave_up.get(self.rule, 0) + 1
+            if timeout < self.limit:  # cut short by the budget
+                self.skipped += 1
+            return False
+        finally:
+            took = self._clock() - started
+            self.left -= took
+            self.spent[self.rule] = self.spent.get(self.rule, 0.0) + took
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether some regex conditions were not (fully) searched for lack of time."""
+        return self.skipped > 0
+
+    def slowest(self, count: int = 3) -> list[tuple[str, float, int]]:
+        """The rules whose searches took longest: (name, seconds, searches that gave up)."""
+        ranked = sorted(self.spent.items(), key=lambda item: item[1], reverse=True)
+        return [(name, took, self.gave_up.get(name, 0)) for name, took in ranked[:count]]
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One sink that receives an event, and the names of the rules that sent it there."""
@@ -112,8 +170,9 @@ def _ordered(a: Any, b: Any) -> bool:
     )
 
 
-def check(condition: Condition, value: Any) -> bool:
-    """Apply one condition to a field value; a missing field never matches."""
+def check(condition: Condition, value: Any, budget: RegexBudget | None = None) -> bool:
+    """Apply one condition to a field value; a missing field never matches. A regex search is
+    charged to ``budget`` when there is one."""
     if value is MISSING:
         return False
     op, expected = condition.op, condition.value
@@ -130,7 +189,7 @@ def check(condition: Condition, value: Any) -> bool:
             return expected in value
         return False
     if op is Op.REGEX:
-        return isinstance(value, str) and _search(condition, value)
+        return isinstance(value, str) and _search(condition, value, budget)
     if not _ordered(value, expected):
         return False
     if op is Op.GT:
@@ -142,11 +201,14 @@ def check(condition: Condition, value: Any) -> bool:
     return bool(value <= expected)  # Op.LTE
 
 
-def _search(condition: Condition, value: str) -> bool:
-    """A bounded regex search: a timeout is reported and counts as no match."""
+def _search(condition: Condition, value: str, budget: RegexBudget | None) -> bool:
+    """A bounded regex search: a timeout counts as no match, and is reported (with a budget:
+    kept for the cycle's warning)."""
     pattern = condition.value
     if not isinstance(pattern, regex.Pattern):  # e.g. a re.Pattern built by hand
         return pattern.search(value) is not None
+    if budget is not None:
+        return budget.search(pattern, value)
     try:
         return pattern.search(value, timeout=REGEX_TIMEOUT) is not None
     except TimeoutError:
@@ -169,25 +231,33 @@ def _field(report: Report, project_id: int, name: str) -> Any:
 
 
 def _report_matches(
-    match: Match, event_type: EventType, report: Report, project_id: int, prev: Report | None
+    match: Match,
+    event_type: EventType,
+    report: Report,
+    project_id: int,
+    prev: Report | None,
+    *,
+    budget: RegexBudget | None,
 ) -> bool:
     if match.events is not None and event_type not in match.events:
         return False
-    if not all(check(c, _field(report, project_id, c.field)) for c in match.conditions):
+    if not all(check(c, _field(report, project_id, c.field), budget) for c in match.conditions):
         return False
     if match.previous is not None:
         if prev is None:
             return False
-        if not _report_matches(match.previous, event_type, prev, project_id, None):
+        if not _report_matches(match.previous, event_type, prev, project_id, None, budget=budget):
             return False
     return match.negate is None or not _report_matches(
-        match.negate, event_type, report, project_id, prev
+        match.negate, event_type, report, project_id, prev, budget=budget
     )
 
 
-def matches(match: Match, event: Event) -> bool:
+def matches(match: Match, event: Event, budget: RegexBudget | None = None) -> bool:
     """Whether an event satisfies a match block (event type, fields, previous, not)."""
-    return _report_matches(match, event.type, event.report, event.project_id, event.previous)
+    return _report_matches(
+        match, event.type, event.report, event.project_id, event.previous, budget=budget
+    )
 
 
 def top_level(match: Match) -> Match:
@@ -197,11 +267,16 @@ def top_level(match: Match) -> Match:
     return match
 
 
-def route(event: Event, rules: Sequence[Rule]) -> list[Route]:
-    """The sinks an event goes to, in the order rules first name them, each once."""
+def route(event: Event, rules: Sequence[Rule], budget: RegexBudget | None = None) -> list[Route]:
+    """The sinks an event goes to, in the order rules first name them, each once. With a
+    ``budget``, its regex searches are charged to it (and the event counted in
+    ``budget.events`` when some of them were skipped)."""
     by_sink: dict[str, list[str]] = {}
+    skipped = budget.skipped if budget is not None else 0
     for rule in rules:
-        if not matches(top_level(rule.match), event):
+        if budget is not None:
+            budget.rule = rule.name
+        if not matches(top_level(rule.match), event, budget):
             continue
         for sink in rule.sinks:
             names = by_sink.setdefault(sink, [])
@@ -209,6 +284,8 @@ def route(event: Event, rules: Sequence[Rule]) -> list[Route]:
                 names.append(rule.name)
         if rule.stop:
             break
+    if budget is not None and budget.skipped > skipped:
+        budget.events += 1
     return [Route(sink, tuple(names)) for sink, names in by_sink.items()]
 
 

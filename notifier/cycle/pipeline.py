@@ -10,6 +10,7 @@ event), or one without a deadline.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from notifier.core.context import CycleContext
 from notifier.core.diff import diff
 from notifier.core.errors import SourceError
 from notifier.core.events import Event, EventType
-from notifier.core.rules import Route, Rule, route
+from notifier.core.rules import ROUTING_BUDGET, RegexBudget, Route, Rule, route
 from notifier.core.times import parse_instant
 from notifier.posthog.client import PostHogClient
 from notifier.posthog.listing import Listing
@@ -57,6 +58,9 @@ class CyclePlan:
     #: Events given recordings or judgments from their artefacts (``notifier.cycle.enrich``, after
     #: planning; ``plan_cycle`` itself never fetches them, so dry-run stays read-only).
     enriched: int = 0
+    #: Events routed without some of their regex conditions (counted as no match): the cycle's
+    #: regex searches took ``poll.routing_budget`` before they were all made. Should stay 0.
+    without_regex: int = 0
 
     @property
     def events(self) -> tuple[Event, ...]:
@@ -74,6 +78,8 @@ class CyclePlan:
         detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         listing = "incremental listing" if self.incremental else "full listing"
         enriched = f", {self.enriched} enriched from artefacts" if self.enriched else ""
+        if self.without_regex:
+            enriched += f", {self.without_regex} routed without their regex conditions"
         return (
             f"project {self.project_id}: {self.reports} reports, {len(self.events)} events"
             f"{f' ({detail})' if detail else ''}, {added} deliveries queued{enriched}, "
@@ -219,6 +225,44 @@ def _events(
     return []
 
 
+def _route(
+    project_id: int, events: Sequence[Event], rules: Sequence[Rule], seconds: float
+) -> tuple[tuple[Routed, ...], RegexBudget]:
+    """Route the events with one regex budget of ``seconds``; say once if it ran out or if
+    searches gave up."""
+    budget = RegexBudget(seconds, time.monotonic)
+    routed = tuple(Routed(e, tuple(route(e, rules, budget))) for e in events)
+    slow = "; ".join(
+        f"'{name}' {took:.2f}s" + (f" ({n} gave up)" if n else "")
+        for name, took, n in budget.slowest()
+    )
+    if budget.exhausted:
+        log.warning(
+            "project %s: regex searches took the whole poll.routing_budget (%gs) in this cycle, "
+            "so %d of %d events were routed without some of their regex conditions (counted as "
+            "no match; every event is saved and the other rules still apply). Slowest rules: "
+            "%s. Simplify their patterns (`notifier check` warns about the risky ones)",
+            project_id,
+            seconds,
+            budget.events,
+            len(events),
+            slow,
+            extra={"event": "routing_budget_exhausted", "project_id": project_id},
+        )
+    elif budget.gave_up:
+        log.warning(
+            "project %s: %d regex searches gave up after %gs each in this cycle (counted as no "
+            "match). Slowest rules: %s. Simplify their patterns (`notifier check` warns about "
+            "the risky ones)",
+            project_id,
+            sum(budget.gave_up.values()),
+            budget.limit,
+            slow,
+            extra={"event": "regex_timeouts", "project_id": project_id},
+        )
+    return routed, budget
+
+
 def _write(
     listing: Listing,
     snapshot: Mapping[str, SnapshotRow],
@@ -263,13 +307,15 @@ def plan_cycle(
     cycle: CycleContext | None = None,
     full_sync_every: float = 0.0,
     overlap: float = 60.0,
+    routing_budget: float = ROUTING_BUDGET,
 ) -> CyclePlan:
     """Read PostHog and the snapshot and compute the cycle's outcome; writes nothing.
 
     ``cycle`` carries the deadline, the stop event and the request count (None: a new cycle
     without a deadline). With ``full_sync_every`` > 0, a cycle lists only what changed since
     the project's high-water mark (minus ``overlap``) unless a full listing is due; 0 lists
-    everything always.
+    everything always. The cycle's regex searches together may take ``routing_budget``
+    seconds; then its remaining regex conditions count as no match.
     """
     cycle = source.start_cycle(project_id) if cycle is None else cycle
     started = cycle.requests.made
@@ -285,7 +331,7 @@ def plan_cycle(
     snapshot = store.snapshot_rows(project_id, [*listing.reports, *missing])
     settled = _settle(source, cycle, listing, snapshot, baselined=baselined)
     events = _events(project_id, snapshot, settled, baselined=baselined, first_run=first_run)
-    routed = tuple(Routed(e, tuple(route(e, rules))) for e in events)
+    routed, budget = _route(project_id, events, rules, routing_budget)
     write = _write(
         listing,
         snapshot,
@@ -310,6 +356,7 @@ def plan_cycle(
         unresolved=tuple(settled.unresolved),
         incremental=listing.changed_first,
         missed=missed,
+        without_regex=budget.events,
     )
 
 

@@ -27,8 +27,10 @@ from typing import Final
 from notifier.config.settings import DeliverySettings
 from notifier.core.errors import SinkError, StateError
 from notifier.core.events import Event
-from notifier.core.outbox import Delivery, Notice
+from notifier.core.outbox import Delivery
 from notifier.core.outcomes import DeliveryOutcome
+from notifier.delivery.describe import describe as _describe
+from notifier.delivery.describe import log_keys as _log_keys
 from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
 from notifier.state.store import OutboxEntry, Store
 
@@ -72,41 +74,6 @@ def backoff(
     return max(0.05, rand(0.0, window))
 
 
-def _describe(entry: OutboxEntry | Sequence[OutboxEntry]) -> str:
-    if not isinstance(entry, OutboxEntry):
-        if len(entry) != 1:
-            return f"a digest of {len(entry)} events"
-        entry = entry[0]
-    if isinstance(entry.event, Notice):
-        return f"the notifier's {entry.event.kind.value} notice about {entry.event.subject}"
-    report = entry.event.report
-    title = (report.title or "untitled")[:80]
-    return f"{entry.event.type.value} of report {report.id} ({title!r})"
-
-
-def _log_keys(entry: OutboxEntry | Sequence[OutboxEntry]) -> dict[str, object]:
-    if not isinstance(entry, OutboxEntry):
-        if len(entry) != 1:
-            return {"event": "delivery", "sink": entry[0].sink, "entries": len(entry)}
-        entry = entry[0]
-    event = entry.event
-    if isinstance(event, Notice):
-        keys: dict[str, object] = {
-            "event": "delivery",
-            "sink": entry.sink,
-            "notice": event.kind.value,
-        }
-        if event.project_id is not None:
-            keys["project_id"] = event.project_id
-        return keys
-    return {
-        "event": "delivery",
-        "sink": entry.sink,
-        "project_id": event.project_id,
-        "report_id": event.report.id,
-    }
-
-
 def _delivery(entry: OutboxEntry) -> Delivery:
     """What a sink is handed for an outbox entry."""
     return Delivery(
@@ -126,6 +93,20 @@ def _give_up_reason(attempts: int, wait: float, exc: SinkError) -> str:
         f"would fall past delivery.give_up_after; last error: "
         f"{str(exc).removesuffix('; will retry')}"
     )
+
+
+def _rebase(store: Store, sink_name: str, now: float) -> None:
+    """The wall clock stepped back: the sink's entries wait their own backoff (or Retry-After)
+    from now, not that plus the step (stored due times are wall-clock)."""
+    moved = store.rebase(sink_name, now)
+    if moved:
+        log.warning(
+            "sink %s: the clock went back; %d waiting entries rescheduled to go within their "
+            "own wait (at most delivery.backoff_max, or the Retry-After asked for)",
+            sink_name,
+            moved,
+            extra={"event": "clock_went_back", "sink": sink_name},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +170,7 @@ class Deliverer:
     def _drain(self, sink: Sink, sink_name: str, stop: threading.Event | None) -> DrainResult:
         done = dict.fromkeys(DeliveryOutcome, 0)
         digest_after = sink.digest_after if isinstance(sink, DigestSink) else 0
+        _rebase(self._store, sink_name, self._clock())
         while stop is None or not stop.is_set():
             due = self._store.next_due(sink_name)  # one indexed read before parsing a batch
             if due is None or due > self._clock():

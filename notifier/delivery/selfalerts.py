@@ -32,6 +32,7 @@ from notifier.config.settings import SelfAlertSettings
 from notifier.core.errors import SourceError, SourceErrorKind, StateError
 from notifier.core.outbox import Notice, NoticeKind
 from notifier.core.outcomes import DeliveryOutcome
+from notifier.core.secrets import scrub
 from notifier.render.notice import notice_timing
 from notifier.state.store import OutageRow, OutboxEntry, Store
 
@@ -127,14 +128,15 @@ class SelfAlerts:
         except StateError as exc:
             log.warning("self-alert: outages under way not read: %s", exc)
             rows = []
-        for row in rows:
-            self._outages[row.subject] = _Outage(row.since, row.error, row.hint, row.alerted)
+        for row in rows:  # kept by an older version, the error may quote a secret
+            self._outages[row.subject] = _Outage(row.since, scrub(row.error), row.hint, row.alerted)
 
     # -- projects -------------------------------------------------------------------------
 
     def poll_failed(self, project_id: int, error: str, hint: str) -> None:
         """A cycle failed: start or continue the project's outage; alert once it is long."""
-        error = error.removeprefix(f"project {project_id}: ")  # the notice names the project
+        # the notice names the project; the text may not come from a NotifierError: scrubbed
+        error = scrub(error.removeprefix(f"project {project_id}: "))
         with self._lock:
             now, subject = self.clock(), _project(project_id)
             outage = self._outages.get(subject)
@@ -225,7 +227,7 @@ class SelfAlerts:
             if outcome is DeliveryOutcome.DELIVERED:
                 self._sink_delivered(entry.sink)
             elif outcome is DeliveryOutcome.DEAD and not isinstance(entry.event, Notice):
-                self._sink_dead(entry.sink, error or "dead-lettered")
+                self._sink_dead(entry.sink, scrub(error or "dead-lettered"))
 
     def _sink_dead(self, sink: str, error: str) -> None:
         now, subject = self.clock(), _sink(sink)

@@ -1,6 +1,7 @@
 """PostHog's error answers, read: status code and ``detail`` → a ``SourceError`` that says
 what to do. Messages are built from status codes and PostHog's ``detail`` only (never headers
-or URLs), so they carry no secret.
+or URLs); a ``detail`` that echoes the key (``Authorization: Bearer phx_…``) is scrubbed before it
+is cut, and the ``SourceError`` scrubs its message again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Final
 import httpx
 
 from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.core.secrets import clip
 from notifier.core.times import parse_retry_after
 from notifier.posthog.parse import decode_json
 
@@ -29,14 +31,15 @@ def error_body(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def detail_of(response: httpx.Response) -> str:
-    """PostHog's ``detail`` (or a short note about the body), never more than 300 characters."""
+    """PostHog's ``detail`` (or a short note about the body), never more than 300 characters,
+    scrubbed of secrets before it is cut (so no beginning of one is left at the cut)."""
     try:
         body = decode_json(response.content, 0)
     except SourceError:
         return "(the body is not JSON)"
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         detail: str = body["detail"]
-        return detail[:300]
+        return clip(detail, 300)
     return "(no detail)"
 
 

@@ -5,6 +5,11 @@ request count.
 
 A GET answers a success or a 404 (what a 404 means is the caller's to say); every other outcome
 becomes a ``SourceError`` (``notifier.posthog.errors``), and each is told to ``on_response``.
+
+Each request is bounded (``notifier.net``): it ends within its timeout in all (connect, send
+and every read), which is ``posthog.timeout`` or the time left before the cycle's deadline if
+that is sooner, so the cycle's deadline cuts a request in flight; its body is read and inflated
+up to ``MAX_ANSWER_BYTES`` at most; a redirect is answered, never followed.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from notifier import __version__
 from notifier.config.settings import PostHogSettings
 from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
+from notifier.net import TooLarge, fetch, new_client, size
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.errors import classify
 from notifier.posthog.parse import decode_json, invalid
 from notifier.posthog.retry import RetryPolicy
+
+#: The most of an answer read, as sent and as inflated (a page of 1,000 reports is a few MiB).
+#: Not ``Final``: tests lower it.
+MAX_ANSWER_BYTES = 64 * 2**20
 
 
 def _seconds(seconds: float) -> str:
@@ -56,7 +66,8 @@ class Session:
         self._retry = retry
         self._budget = budget
         self._on_response = on_response or (lambda _outcome: None)
-        self._client = httpx.Client(
+        self._client = new_client(
+            settings.host,
             base_url=settings.host,
             headers={
                 "authorization": f"Bearer {settings.api_key.get_secret_value()}",
@@ -64,7 +75,6 @@ class Session:
                 "user-agent": f"posthog-signal-notifier/{__version__}",
             },
             timeout=settings.timeout,
-            follow_redirects=False,
             transport=transport,
         )
         #: full listings download their next page here while reading the current one
@@ -114,7 +124,17 @@ class Session:
         project_id = cycle.project_id
         try:
             cycle.requests.add()
-            response = self._client.get(path, params=params, timeout=timeout)
+            response = fetch(
+                self._client, "GET", path, params=params, timeout=timeout, limit=MAX_ANSWER_BYTES
+            )
+        except TooLarge as exc:
+            self._on_response("too_large")
+            raise invalid(
+                project_id,
+                f"PostHog's answer was over {size(exc.limit)}"
+                f"{' once inflated' if exc.inflated else ''}, far more than a page of reports; "
+                "the rest was not read. Check that posthog.host is the PostHog app origin",
+            ) from exc
         except httpx.DecodingError as exc:
             self._on_response("decoding_error")
             raise invalid(
@@ -123,10 +143,7 @@ class Session:
             ) from exc
         except httpx.TimeoutException as exc:
             self._on_response("timeout")
-            failed = _transient(
-                project_id,
-                f"PostHog did not answer within {_seconds(timeout)} ({type(exc).__name__})",
-            )
+            failed = _transient(project_id, self._late(timeout, cycle, exc))
         except httpx.RequestError as exc:  # connection refused or reset, protocol errors
             self._on_response("connection_error")
             failed = _transient(
@@ -142,3 +159,14 @@ class Session:
                 # the limit is the key's: every project waits, not only this one
                 self._budget.pause(failed.retry_after if failed.retry_after is not None else 10.0)
         raise failed
+
+    def _late(self, timeout: float, cycle: CycleContext, exc: httpx.TimeoutException) -> str:
+        """What a request that ran out of time says: its timeout, or the cycle's deadline when
+        that is what cut it."""
+        left = cycle.time_left()
+        if timeout < self._settings.timeout and left is not None and left <= 0.001:
+            return (
+                f"PostHog had not answered when the cycle's time ran out ({_seconds(timeout)} "
+                "into the request; poll.deadline)"
+            )
+        return f"PostHog did not answer within {_seconds(timeout)} ({type(exc).__name__})"

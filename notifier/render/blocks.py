@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from notifier.render.text import (
     escape_mrkdwn,
+    escape_text,
     escape_truncate,
     format_value,
     one_line,
@@ -92,7 +93,7 @@ def link(url: str | None, label: str) -> str:
 
 def status_word(status: str) -> str:
     """A status as escaped text, one short line (``in_progress``)."""
-    return escape_mrkdwn(format_value(status, _STATUS_CHARS))
+    return escape_text(format_value(status, _STATUS_CHARS))
 
 
 def coloured(status: str) -> str:

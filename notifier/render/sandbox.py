@@ -5,8 +5,11 @@ step (``&<>``; entities already there are kept, so nothing is escaped twice), an
 template's own literal text and the output of macros, ``caller()`` and ``{% set %}`` blocks pass
 as written. No ``|raw``: it would let a report title ping ``<!channel>``. Strict undefined: a
 missing name or field fails, except under ``is defined`` and ``| default(…)``. A work budget
-(loop steps, calls, text built) and refused amplifiers (``'x' * 10**9``, padding methods, range
-over 1,000) bound the time and memory of any template.
+(loop steps, calls, text built, text read) and refused amplifiers (``'x' * 10**9``, padding
+methods, range over 1,000) bound the time and memory of any template. Reading text costs a unit
+per ``READ_CHARS`` characters, and a filter that looks at a bounded part of its input
+(``default``, ``first``, ``length``, ``truncate``…) pays only for what it returns: the README's
+templates work on a 1 MB summary, and a loop reading it again and again is still stopped.
 
 ``compile_source`` compiles one template, ``generate`` renders it within the budget, and
 ``describe`` turns any failure into one line a person can act on. ``notifier.render.templates``
@@ -36,6 +39,7 @@ MAX_SOURCE: Final = 10_000  # characters of one template
 WORK_BUDGET: Final = 250_000  # per part: a loop step or call costs _STEP, text its length
 MAX_RANGE: Final = 1_000
 MAX_PIECE: Final = 20_000  # characters one {{ … }} may print
+READ_CHARS: Final = 8  # reading text (a filter's or a str method's input) costs a unit per 8
 _STEP: Final = 10
 _STR_METHOD_NAMES: Final = (
     "capitalize casefold count endswith find index isalnum isalpha isdecimal isdigit islower "
@@ -47,6 +51,11 @@ _FILTER_NAMES: Final = (
     "abs attr capitalize count d default dictsort first float groupby int items last length list "
     "lower map max min reject rejectattr reverse round select selectattr sort title trim truncate "
     "unique upper urlencode wordcount"
+)
+#: Filters that look at a bounded part of their input whatever its size: they pay a step and
+#: the text they return (a default, an item, a length, the first characters).
+_BOUNDED: Final = frozenset(
+    ("abs", "attr", "count", "d", "default", "first", "last", "length", "round", "truncate")
 )
 _UNSUPPORTED: Final = {
     nodes.Extends: "{% extends %}",
@@ -166,7 +175,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         own = isinstance(obj, Macro | LoopContext)  # a macro, caller() or a recursive loop()
-        _spend(10 * _STEP if own else _STEP)  # Jinja's macro calls are slow: ~0.1 ms
+        text = getattr(obj, "__self__", None)  # a str method reads its whole string
+        read = len(text) // READ_CHARS if isinstance(text, str) else 0
+        _spend((10 * _STEP if own else _STEP) + read)  # Jinja's macro calls are slow: ~0.1 ms
         result = super().call(context, obj, *args, **kwargs)
         return _Safe(result) if own and isinstance(result, str) else result
 
@@ -178,14 +189,26 @@ def _range(*args: int) -> range:
     return numbers
 
 
-def _charged(func: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter that pays a step plus the length of its text and sequence inputs."""
+def _read(value: Any) -> int:
+    """What reading ``value`` costs: its text at ``READ_CHARS`` a unit, a unit per item."""
+    if isinstance(value, str):
+        return len(value) // READ_CHARS
+    return len(value) if isinstance(value, list | tuple | Mapping) else 0
+
+
+def _charged(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that pays a step plus reading its text and sequence inputs, or, when it looks at
+    a bounded part of them (``_BOUNDED``), the new text it returns."""
+    bounded = name in _BOUNDED
 
     @functools.wraps(func)  # keeps Jinja's pass_context/pass_eval_context marks
     def charged(*args: Any, **kwargs: Any) -> Any:
         inputs = (*args, *kwargs.values())
-        _spend(_STEP + sum(len(a) for a in inputs if isinstance(a, str | list | tuple | Mapping)))
-        return func(*args, **kwargs)
+        _spend(_STEP + (0 if bounded else sum(_read(a) for a in inputs)))
+        result = func(*args, **kwargs)
+        if bounded and not any(result is a for a in inputs):
+            _spend(_read(result) if isinstance(result, str) else 0)
+        return result
 
     return charged
 
@@ -200,7 +223,8 @@ def _join(ctx: Any, value: Any, d: str = "", attribute: str | int | None = None)
 def _replace(value: Any, old: str, new: str, count: int | None = None) -> str:
     text, count = str(value), -1 if count is None else count
     found = text.count(old) if count < 0 else min(count, text.count(old))
-    _spend(len(text) + found * max(len(new) - len(old), 0))
+    read = 0 if isinstance(value, str) else _read(text)  # a str was charged as every input
+    _spend(read + found * max(len(new) - len(old), 0))
     return text.replace(old, new, count)
 
 
@@ -220,7 +244,7 @@ def _environment() -> _Sandbox:
     extra = {"join": _join, "replace": _replace, "number": txt.format_number}
     extra |= {"value": txt.format_value, "label": txt.label, "emoji": txt.status_emoji}
     filters = {name: FILTERS[name] for name in _FILTER_NAMES.split()} | extra
-    env.filters = {name: _charged(func) for name, func in filters.items()}
+    env.filters = {name: _charged(name, func) for name, func in filters.items()}
     env.globals["range"] = _range
     del env.globals["lipsum"]
     return env

@@ -5,10 +5,12 @@ status colour and title (with a "Resolved:"/"Removed:" badge), status word and w
 summary, the numbers PostHog sent (``before → after`` where changed), what the artefacts add,
 buttons. ``thread_reply`` is the short "what changed" posted under it.
 
-Everything from PostHog is escaped with ``escape_mrkdwn`` wherever it goes, ``plain_text``
-included: the only ``<…>`` left are links built here from ``Links``, percent-encoded. Every Block
-Kit limit holds whatever the data: texts are cut with ``…``, links are never cut, and when the
-whole is still too big the least important blocks are dropped (down to a minimal card).
+Everything from PostHog is escaped with ``escape_text`` wherever it goes, ``plain_text``
+included: the only ``<…>`` left are links built here from ``Links``, percent-encoded, and
+report text cannot draw (no bold, code or line break of its own to pose as the card's fields).
+Every Block Kit limit holds whatever the data: texts are cut with ``…``, links are never cut,
+and when the whole is still too big the least important blocks are dropped (down to a minimal
+card).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from notifier.render.blocks import (
 from notifier.render.text import (
     describe_changes,
     escape_mrkdwn,
+    escape_text,
     escape_truncate,
     event_colour,
     format_value,
@@ -198,7 +201,7 @@ def _summary(event: Event, url: str | None) -> dict[str, Any] | None:
     if not summary:
         return None
     text = escape_truncate(summary, SUMMARY_CHARS)
-    if len(escape_mrkdwn(summary)) > SUMMARY_CHARS and url is not None:
+    if len(escape_text(summary)) > SUMMARY_CHARS and url is not None:
         text += " " + link(url, "Read more")
     return section(text)
 

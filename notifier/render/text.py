@@ -1,12 +1,14 @@
 """Shared text helpers for every renderer: emoji, headlines, numbers, truncation, escaping.
 
 Pure functions of the models; nothing here knows about Slack, HTTP or terminals beyond the
-three characters Slack's mrkdwn needs escaped.
+three characters Slack's mrkdwn needs escaped, the marks it draws with, and what a log line
+must not hold.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
@@ -185,9 +187,26 @@ def escape_mrkdwn(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+#: mrkdwn's formatting marks and the look-alikes Slack does not parse. mrkdwn has no escape
+#: character, and zero-width characters are no reliable one (converters insert them to make
+#: Slack format mid-word), so report text gets a look-alike wherever its mark could open or
+#: close formatting; inside a word (``snake_case``, ``2*3``) it cannot, and stays.
+_LOOKALIKES: Final = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}  # ∗ ˍ ∼ ˋ
+_MARK: Final = re.compile(r"(?<![^\W_])[*_~`]|[*_~`](?![^\W_])")
+#: Line and paragraph separators: Slack breaks the line there, so they become spaces.
+_SEPARATORS: Final = str.maketrans({"\u2028": " ", "\u2029": " "})
+
+
+def escape_text(s: str) -> str:
+    """Untrusted text for mrkdwn: ``escape_mrkdwn``, and it cannot draw either: no bold, italic,
+    strike or code of its own (look-alike marks), no U+2028/U+2029 line breaks (spaces)."""
+    marked = _MARK.sub(lambda m: _LOOKALIKES[m[0]], escape_mrkdwn(s))
+    return marked.translate(_SEPARATORS)
+
+
 def escape_truncate(s: str, n: int) -> str:
-    """Escape, then cut to ``n`` characters without leaving half an entity such as ``&am``."""
-    escaped = escape_mrkdwn(s)
+    """``escape_text``, then cut to ``n`` characters without leaving half an entity (``&am``)."""
+    escaped = escape_text(s)
     if len(escaped) <= n:
         return escaped
     if n <= 0:
@@ -204,6 +223,15 @@ def strip_controls(s: str) -> str:
     return "".join(
         ch for ch in s if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
     )
+
+
+def escape_controls(s: str) -> str:
+    """``s`` with every character that is not printable (newlines, CR, ANSI escapes, bidi
+    overrides, line separators…) written as its Python escape (``\\n``, ``\\x1b``,
+    ``\\u202e``), so the text stays on one line and cannot restyle a terminal."""
+    if s.isprintable():
+        return s
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in s)
 
 
 def one_line(s: str) -> str:

@@ -19,6 +19,7 @@ import httpx
 
 from notifier.config.settings import Settings
 from notifier.core.report import Links
+from notifier.core.secrets import remember
 from notifier.cycle.enrich import WINDOW
 from notifier.cycle.pipeline import CyclePlan
 from notifier.delivery.drain import Deliverer, DrainResult
@@ -62,10 +63,13 @@ class Notifier:
         the demo); ``alert_clock`` is the clock self-alerts measure outages with (tests advance
         it); ``enrich_window`` bounds the seconds a cycle spends fetching artefacts; ``health``
         carries each project's poll health over from another notifier (tests)."""
+        remember(settings.secrets())  # every error from here on is scrubbed of them
         self.settings = settings
         self.links = Links(settings.posthog.host)
         self.metrics = metrics or Metrics()
-        self.store = store if store is not None else Store(settings.state.path)
+        self.store = (
+            store if store is not None else Store(settings.state.path, first_run=settings.first_run)
+        )
         self._cancel = threading.Event()  # set on stop: abandons PostHog retries and waits
         self.budget = (
             budget
@@ -222,7 +226,9 @@ class Notifier:
         Raises ``NotifierError`` before starting anything when ``http.listen`` cannot be bound.
         """
         if self.settings.http.listen is not None:
-            self.http = HealthServer(self.settings.http.listen, self.vitals)  # may raise: bind
+            self.http = HealthServer(  # may raise: bind
+                self.settings.http.listen, self.vitals, details=self.settings.http.details
+            )
         self.vitals.started()
         try:
             for warning in self.settings.warnings:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
 
-from notifier.core.secrets import redact
+from notifier.core.secrets import redact, remember, scrub
+from notifier.render.text import escape_controls
 
 LogFormat = Literal["json", "text"]
 
@@ -36,14 +36,31 @@ class RedactingFormatter(logging.Formatter):
         self.set_secrets(secrets)
 
     def set_secrets(self, secrets: Iterable[str]) -> None:
-        """Replace the set of values to hide (longest first, so no partial leaks), with the
-        parts that leak on their own: a URL's path, query and password, a whsec_'s key."""
-        found = {part for secret in secrets if secret for part in _parts(secret)}
+        """Replace the set of values to hide (longest first, so no partial leaks); their
+        derived forms (a URL's path, query and password, a whsec_'s key, Basic credentials,
+        percent-encoded…) are remembered by ``core.secrets`` and scrubbed from every line."""
+        found = {secret for secret in secrets if secret}
         self.secrets = tuple(sorted(found, key=len, reverse=True))
+        remember(found)
 
     def format(self, record: logging.LogRecord) -> str:
         """The usual text, secrets replaced."""
-        return redact(super().format(record), self.secrets)
+        return scrub(redact(super().format(record), self.secrets))
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging's name
+        """The text line: a newline, CR, ANSI escape or bidi override in the message (a report
+        id, upstream text) is written escaped (``\\n``, ``\\x1b``), so it cannot forge a line."""
+        message = record.message
+        record.message = escape_controls(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+    def formatException(self, ei: Any) -> str:  # logging's name
+        """A traceback keeps its lines; other control characters in it are escaped."""
+        lines = super().formatException(ei).split("\n")
+        return "\n".join(escape_controls(line) for line in lines)
 
 
 class JsonFormatter(RedactingFormatter):
@@ -66,23 +83,7 @@ class JsonFormatter(RedactingFormatter):
                 line[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(line, ensure_ascii=False), self.secrets)
-
-
-def _parts(secret: str) -> Iterator[str]:
-    yield secret
-    if secret.startswith("whsec_") and len(secret) > 12:
-        yield secret.removeprefix("whsec_")
-    if "://" not in secret:
-        return
-    try:
-        parts = urlsplit(secret)
-        password = parts.password
-    except ValueError:
-        return
-    for part in (parts.path, parts.path.lstrip("/"), parts.query, password):
-        if part and len(part) >= 8 and part.strip("/"):
-            yield part
+        return scrub(redact(json.dumps(line, ensure_ascii=False), self.secrets))
 
 
 def setup(

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from notifier import __version__
 from notifier.core.outcomes import DeliveryOutcome, PollOutcome
+from notifier.core.report import STATUSES
 
 # ``*_created`` series (one per counter and histogram child) only double the series count.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -42,6 +43,10 @@ POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 30
 #: A send is one HTTP request with a 10-15 s timeout.
 SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 OUTBOX_STATES = ("pending", "dead")
+#: The statuses PostHog sends (every version's); any other is counted as ``other``, so new or
+#: hostile status values cannot add ``notifier_reports`` series without bound.
+KNOWN_STATUSES = frozenset(STATUSES)
+OTHER_STATUS = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +162,7 @@ class Metrics:
         self.posthog_requests = Counter(
             "notifier_posthog_requests",
             "Requests to PostHog by HTTP status code, or timeout / connection_error / "
-            "decoding_error when no status came back",
+            "decoding_error / too_large when no answer came back whole",
             ["status_code"],
             registry=registry,
         )
@@ -173,6 +178,14 @@ class Metrics:
             "Events a full listing found about reports that changed before the previous "
             "high-water mark minus poll.overlap: changes the incremental listings missed. "
             "Delivered all the same; should stay 0 (if not, raise poll.overlap)",
+            ["project_id"],
+            registry=registry,
+        )
+        self.routing_budget_exhausted = Counter(
+            "notifier_routing_budget_exhausted",
+            "Cycles whose regex searches took the whole poll.routing_budget, so some events were "
+            "routed without some of their regex conditions (counted as no match). Should stay "
+            "0; if not, simplify the slow rules the cycle's warning names",
             ["project_id"],
             registry=registry,
         )
@@ -217,6 +230,7 @@ class Metrics:
         for project in projects:
             self.polls.labels(str(project), PollOutcome.SUCCESS)
             self.missed_events.labels(str(project))
+            self.routing_budget_exhausted.labels(str(project))
             for kind in ("full", "incremental"):
                 self.listings.labels(str(project), kind)
         for sink in sinks:
@@ -246,6 +260,10 @@ class Metrics:
     def posthog_request(self, status: str) -> None:
         """One request to PostHog answered ``status`` (a code, or why there is none)."""
         self.posthog_requests.labels(status).inc()
+
+    def routing_budget_spent(self, project: int) -> None:
+        """A cycle's regex searches took the whole routing budget."""
+        self.routing_budget_exhausted.labels(str(project)).inc()
 
     def budget_waited(self, seconds: float) -> None:
         """A PostHog request waited ``seconds`` for the request budget."""
@@ -290,6 +308,7 @@ class Metrics:
             self.events.labels(label, event_type).inc()
         if statuses is None:
             return  # unknown this time (the state could not be read): keep the last figures
+        statuses = _bounded(statuses)
         seen = self._statuses.setdefault(project, set())
         for status in seen - set(statuses):
             self.reports.labels(label, status).set(0)
@@ -303,3 +322,12 @@ class Metrics:
         """The exposition (Prometheus text, or OpenMetrics when asked) and its content type."""
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
+
+
+def _bounded(statuses: Mapping[str, int]) -> dict[str, int]:
+    """The counts by status, unknown statuses added up under ``other``."""
+    bounded: dict[str, int] = {}
+    for status, count in statuses.items():
+        label = status if status in KNOWN_STATUSES else OTHER_STATUS
+        bounded[label] = bounded.get(label, 0) + count
+    return bounded

@@ -125,6 +125,7 @@ class Poller:
             # the first cycle of each project in a process lists everything
             full_sync_every=settings.poll.full_sync_every if project_id in self._synced else 0.0,
             overlap=settings.poll.overlap,
+            routing_budget=settings.poll.routing_budget,
         )
         plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
             plan, self._source, settings.sinks, cycle=cycle, window=self._enrich_window
@@ -153,6 +154,8 @@ class Poller:
         """Metrics of a committed cycle: its events and the project's reports by status."""
         events = [e.type.value for e in plan.events]
         last_success = self.health[project_id].last_success or time.time()
+        if plan.without_regex:
+            self._metrics.routing_budget_spent(project_id)
         if plan.missed:
             log.warning(
                 "project %s: the full listing found %d changes the incremental listings missed "

@@ -8,37 +8,32 @@ memory; both judge it with ``liveness``: healthy while a cycle was attempted wit
 still running within its deadline). ``readiness`` is ``/readyz``: the state is readable and every
 project has had a successful poll or is still within its first interval.
 
-``HealthServer`` serves ``/healthz``, ``/readyz`` and ``/metrics`` from a stdlib
-``ThreadingHTTPServer`` (daemon threads); nothing here knows the daemon, which hands it an
-``Endpoints`` (``vitals.Vitals``).
+``HealthServer`` (``listener.py``, re-exported here) serves ``/healthz``, ``/readyz`` and
+``/metrics``; nothing here knows the daemon, which hands it an ``Endpoints``
+(``vitals.Vitals``). A ``Verdict`` carries a short ``public`` reason for callers that are not
+told the details (upstream error text, file paths, pids).
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import logging
 import os
-import socket
-import socketserver
-import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from notifier import __version__
-from notifier.config.settings import split_listen
-from notifier.core.errors import NotifierError
+from notifier.runtime.listener import Endpoints, HealthServer, is_local
 
-log = logging.getLogger(__name__)
+__all__ = ["Endpoints", "HealthServer", "is_local"]  # the listener, where it always was
 
 #: A process is alive while a cycle was attempted within this many poll intervals.
 LIVENESS_INTERVALS: Final = 3
-#: A request that has not arrived whole by then is dropped (a slow client holds one thread).
-_REQUEST_TIMEOUT: Final = 10.0
+#: What ``/healthz`` tells callers who get no details.
+ALIVE: Final = "alive"
+STUCK: Final = "not alive: no poll cycle attempted in time"
 
 
 def heartbeat_path(state_path: Path) -> Path:
@@ -100,23 +95,31 @@ class Heartbeat:
 
 def write_heartbeat(path: Path, beat: Heartbeat) -> None:
     """Replace the heartbeat file atomically (write a temporary file, then rename): a reader
-    never sees half a file. Raises ``OSError``."""
+    never sees half a file. Mode 0600 whatever the umask. Raises ``OSError``."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(beat.to_json(), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(fd, 0o600)  # the umask may have taken bits off; a leftover may have more
+        file.write(beat.to_json())
     os.replace(tmp, path)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A probe's answer: ``ok``, one line saying why, and details for the JSON body."""
+    """A probe's answer: ``ok``, one line saying why, details for the JSON body, and the short
+    reason told to callers who get no details (no upstream text, paths or pids)."""
 
     ok: bool
     reason: str
     detail: Mapping[str, Any] = field(default_factory=dict)
+    public: str = ""
 
-    def body(self) -> bytes:
-        """The JSON body of the HTTP answer."""
+    def body(self, *, details: bool = True) -> bytes:
+        """The JSON body of the HTTP answer: with ``details``, the reason and the details;
+        without, the public reason only."""
         status = "ok" if self.ok else "failing"
+        if not details:
+            return json.dumps({"status": status, "reason": self.public or status}).encode()
         return json.dumps({"status": status, "reason": self.reason, **self.detail}).encode()
 
 
@@ -136,22 +139,26 @@ def liveness(beat: Heartbeat, now: float) -> Verdict:
     if last is None:
         age = max(0.0, now - beat.started_at)
         if age <= limit:
-            return Verdict(True, f"started {age:.0f}s ago; the first cycle is under way", detail)
+            why = f"started {age:.0f}s ago; the first cycle is under way"
+            return Verdict(True, why, detail, ALIVE)
         return Verdict(
             False,
             f"no poll cycle attempted in the {age:.0f}s since the start (pid {beat.pid}; limit "
             f"{limit:g}s = {LIVENESS_INTERVALS} × poll.interval): the scheduler looks stuck",
             detail,
+            STUCK,
         )
     age = max(0.0, now - last)
     detail["last_activity_age_seconds"] = round(age, 3)
     if age <= limit:
-        return Verdict(True, f"a poll cycle was active {age:.0f}s ago (pid {beat.pid})", detail)
+        why = f"a poll cycle was active {age:.0f}s ago (pid {beat.pid})"
+        return Verdict(True, why, detail, ALIVE)
     if beat.busy_until is not None and now <= beat.busy_until:
         return Verdict(
             True,
             f"a poll cycle is running; its deadline is in {beat.busy_until - now:.0f}s",
             detail,
+            ALIVE,
         )
     return Verdict(
         False,
@@ -159,6 +166,7 @@ def liveness(beat: Heartbeat, now: float) -> Verdict:
         f"{LIVENESS_INTERVALS} × poll.interval): the scheduler looks stuck, or the notifier "
         "is not running",
         detail,
+        STUCK,
     )
 
 
@@ -233,134 +241,13 @@ def readiness(
     problems = [f"state: {state_error}"] if state_error else []
     problems += [f"project {pid}: {why[pid]}" for pid in waiting]
     if problems:
-        return Verdict(False, "; ".join(problems), detail)
-    return Verdict(True, f"{len(projects)} project(s) polled successfully", detail)
-
-
-# -- the HTTP listener ----------------------------------------------------------------------
-
-
-class Endpoints(Protocol):
-    """What the listener serves; the daemon implements it."""
-
-    def live(self) -> Verdict: ...
-    def ready(self) -> Verdict: ...
-    def scrape(self, accept: str) -> tuple[bytes, str]: ...
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    endpoints: Endpoints
-
-    def server_bind(self) -> None:
-        # HTTPServer's own also resolves the host's FQDN, which can hang on a broken resolver
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "posthog-signal-notifier"
-    sys_version = ""
-    timeout = _REQUEST_TIMEOUT
-
-    def do_GET(self) -> None:
-        self._answer(head=False)
-
-    def do_HEAD(self) -> None:
-        self._answer(head=True)
-
-    def _answer(self, *, head: bool) -> None:
-        path = self.path.split("?", 1)[0]
-        endpoints = self.server.endpoints
-        try:
-            if path in ("/healthz", "/livez"):
-                self._verdict(endpoints.live(), head)
-            elif path == "/readyz":
-                self._verdict(endpoints.ready(), head)
-            elif path == "/metrics":
-                body, content_type = endpoints.scrape(self.headers.get("accept", ""))
-                self._send(200, body, content_type, head)
-            elif path == "/":
-                text = b"posthog-signal-notifier: /healthz /readyz /metrics\n"
-                self._send(200, text, "text/plain; charset=utf-8", head)
-            else:
-                missing = {"error": "not found; try /healthz, /readyz or /metrics"}
-                self._send(404, json.dumps(missing).encode(), "application/json", head)
-        except Exception:  # a probe must answer, whatever broke
-            log.exception("http: %s failed", path)
-            body = b'{"status": "failing", "reason": "internal error"}\n'
-            self._send(500, body, "application/json", head)
-
-    def _verdict(self, verdict: Verdict, head: bool) -> None:
-        self._send(200 if verdict.ok else 503, verdict.body() + b"\n", "application/json", head)
-
-    def _send(self, status: int, body: bytes, content_type: str, head: bool) -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(body)))
-        self.send_header("cache-control", "no-store")
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: %s %s", self.address_string(), format % args)
-
-
-def _bind_error(listen: str, exc: OSError) -> NotifierError:
-    host = listen.rpartition(":")[0]
-    if isinstance(exc, socket.gaierror):
-        why = f"cannot resolve {host!r}: use an IP address such as 0.0.0.0 or 127.0.0.1"
-    elif exc.errno == errno.EADDRINUSE:
-        why = "address already in use: set http.listen to another port or null"
-    elif exc.errno == errno.EACCES:
-        why = "permission denied (ports below 1024 need privileges): use a port such as 9464"
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        why = (
-            f"{host} is not an address of this machine: use 0.0.0.0 (every interface), "
-            "127.0.0.1 or one of its addresses"
-        )
-    else:
-        why = f"cannot listen ({exc.strerror or exc}): set http.listen to another address or null"
-    return NotifierError(f"http.listen {listen}: {why}")
-
-
-class HealthServer:
-    """``/healthz``, ``/readyz`` and ``/metrics`` on one address, served from daemon threads."""
-
-    def __init__(self, listen: str, endpoints: Endpoints) -> None:
-        host, port = split_listen(listen)
-        try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-            server_class = type("_Bound", (_Server,), {"address_family": family})
-            self._server: _Server = server_class((host, port), _Handler)
-        except OSError as exc:
-            raise _bind_error(listen, exc) from exc
-        self._server.endpoints = endpoints
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="http",
-            daemon=True,
-        )
-        self._thread.start()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The bound host and port (the real port when ``listen`` asked for port 0)."""
-        bound = self._server.server_address
-        return str(bound[0]), int(bound[1])
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` (brackets for IPv6)."""
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-    def close(self) -> None:
-        """Stop serving and release the socket; requests in flight finish on their own."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=2)
+        public = ["the state database cannot be read"] if state_error else []
+        failing = sum(1 for pid in waiting if projects[pid].last_error)
+        if failing:
+            public.append(
+                "a project is failing" if failing == 1 else f"{failing} projects are failing"
+            )
+        if len(waiting) > failing:
+            public.append("waiting for a first successful poll")
+        return Verdict(False, "; ".join(problems), detail, "not ready: " + "; ".join(public))
+    return Verdict(True, f"{len(projects)} project(s) polled successfully", detail, "ready")

@@ -21,6 +21,7 @@ from types import FrameType
 from notifier.config.load import load_config
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError
+from notifier.core.secrets import remember
 from notifier.posthog.budget import RequestBudget
 from notifier.runtime import logs
 from notifier.runtime.daemon import Notifier
@@ -79,6 +80,7 @@ def reloaded(path: Path, current: Settings, metrics: Metrics) -> Settings | None
     """The new configuration, or None (logged, counted) when it cannot replace ``current``."""
     try:
         new = load_config(path)
+        remember(new.secrets())  # errors are scrubbed of the new secrets too (and the old)
         if new.state.path.resolve() != current.state.path.resolve():
             raise ConfigError(
                 [

@@ -5,8 +5,8 @@ probes (``/healthz``, ``/readyz``, ``/metrics``).
 cycle starts and ends, read by `notifier healthcheck` — and implements ``probes.Endpoints`` for
 the HTTP listener. The rules that judge liveness and readiness live in ``probes``; this class
 gathers what they judge. Scrapes and probes read the state database from one reader thread:
-each thread that touches the store keeps a connection open, and the HTTP server makes a thread
-per request.
+each thread that touches the store keeps a connection open, and the listener answers from a few
+worker threads. The heartbeat is written from the poll cycles, never from the listener.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Vitals:
         """``/healthz``: the rule `notifier healthcheck` applies to the heartbeat file."""
         beat = self._beat
         if beat is None:
-            return Verdict(False, "the daemon is not running")
+            return Verdict(False, "the daemon is not running", public="not alive: not running")
         return liveness(beat, time.time())
 
     def ready(self) -> Verdict:

@@ -5,6 +5,10 @@ The body is serialised once (``render.webhook_body``) and those exact bytes are 
 ``webhook-timestamp`` is the attempt's. Redirects are never followed. Messages name the sink, the
 status and the receiver's origin, never the URL's path or query (they often hold a token).
 
+Each POST is bounded (``notifier.net``): it ends within the sink's ``timeout`` in all (connect,
+send and every read). The status decides; a 2xx body is never read, and of an error body only
+the first ``_SNIPPET_BYTES`` are read and inflated, to quote in the message.
+
 With ``batch: true``, more than ``digest_after`` due events go out as one ``signal_report.batch``
 body, signed the same way; its ``webhook-id`` is derived from the events it carries, so every
 retry of that batch has the same one.
@@ -29,6 +33,7 @@ from notifier.core.outbox import Delivery, Notice
 from notifier.core.report import Links
 from notifier.core.secrets import redact
 from notifier.core.times import format_span, parse_retry_after
+from notifier.net import new_client, read_capped, stream
 from notifier.render import notice_webhook_body, sign, webhook_batch_body, webhook_body
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, utc_now
 
@@ -65,10 +70,8 @@ class WebhookSink:
         self._settings = settings
         self._links = links
         self._clock = clock
-        self._client = httpx.Client(
-            follow_redirects=False, timeout=settings.timeout, transport=transport
-        )
         self._url = settings.url.get_secret_value()
+        self._client = new_client(self._url, timeout=settings.timeout, transport=transport)
         self._secret = settings.secret.get_secret_value() if settings.secret else None
         self._headers = {k: v.get_secret_value() for k, v in settings.headers.items()}
         parts = urlsplit(self._url)
@@ -115,7 +118,14 @@ class WebhookSink:
         if self._secret:
             headers["webhook-signature"] = sign(self._secret, msg_id, timestamp, body)
         try:
-            with self._client.stream("POST", self._url, content=body, headers=headers) as response:
+            with stream(
+                self._client,
+                "POST",
+                self._url,
+                timeout=self._settings.timeout,
+                content=body,
+                headers=headers,
+            ) as response:
                 snippet = self._snippet(response)
         except httpx.TimeoutException as exc:
             raise self._fail(
@@ -164,15 +174,11 @@ class WebhookSink:
         """The first bytes of an error body on one line, secrets redacted; "" for 2xx."""
         if 200 <= response.status_code < 300:
             return ""
-        data = b""
         try:
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) >= _SNIPPET_BYTES:
-                    break
+            data = read_capped(response, _SNIPPET_BYTES, truncate=True)
         except httpx.HTTPError:
-            pass  # the status alone decides; the body is only a hint
-        text = " ".join(data[:_SNIPPET_BYTES].decode("utf-8", "replace").split())
+            return ""  # the status alone decides; the body is only a hint
+        text = " ".join(data.decode("utf-8", "replace").split())
         text = "".join(ch for ch in text if ch.isprintable())
         return redact(text, self._secrets)[:_SNIPPET_CHARS]
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from notifier.core.events import Event
 from notifier.core.outbox import Notice, outbox_item_from_json
+from notifier.core.secrets import scrub
 from notifier.state.database import Database, compact, ids_of
 from notifier.state.messages import forget_messages, remember_message
 from notifier.state.records import MessageRef, OutboxEntry
@@ -26,6 +27,18 @@ _INSERT: Final = (
     "ON CONFLICT (event_id, sink) DO NOTHING"
 )
 _COLUMNS: Final = "id, sink, event, rules, state, attempts, created_at, next_attempt_at, last_error"
+#: when an entry's wait began: its last failed attempt, or its creation (``rebase``)
+_WAIT_FROM: Final = (
+    "(CASE WHEN last_attempt_at > created_at THEN last_attempt_at ELSE created_at END)"
+)
+_AHEAD: Final = f"sink = :sink AND state = 'pending' AND {_WAIT_FROM} > :now"
+_REBASE: Final = (
+    "UPDATE outbox SET "  # noqa: S608 - fixed fragments only
+    f"next_attempt_at = :now + CASE WHEN next_attempt_at > {_WAIT_FROM} "
+    f"THEN next_attempt_at - {_WAIT_FROM} ELSE 0 END, "
+    f"created_at = created_at - ({_WAIT_FROM} - :now), "
+    f"last_attempt_at = last_attempt_at - ({_WAIT_FROM} - :now) WHERE {_AHEAD}"
+)
 
 
 def outbox_row(
@@ -147,12 +160,13 @@ class Outbox(Database):
     ) -> None:
         """One failed attempt (of a digest: many entries) in one transaction: ``retry`` entries
         are tried again at ``next_attempt_at``; ``dead`` ones are dead-lettered at ``now`` with
-        ``reason`` (default: ``error``)."""
+        ``reason`` (default: ``error``). Both are scrubbed of secrets before they are kept."""
+        error, reason = scrub(error), scrub(reason)
         with self._write("record a retry" if retry else "record a dead letter") as conn:
             conn.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
-                "last_error = ? WHERE id = ?",
-                [(next_attempt_at, error, i) for i in retry],
+                "last_error = ?, last_attempt_at = ? WHERE id = ?",
+                [(next_attempt_at, error, now or None, i) for i in retry],
             )
             conn.executemany(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1, finished_at = ?, "
@@ -181,3 +195,14 @@ class Outbox(Database):
             )
             forget_messages(conn, before if messages_before is None else messages_before)
             return cursor.rowcount
+
+    def rebase(self, sink: str, now: float) -> int:
+        """After the wall clock stepped back (``now`` is earlier than an entry's last attempt or
+        creation), move the sink's entries onto the new clock: each is due its own wait (the
+        backoff or the Retry-After it was given) after ``now``, not that wait plus the step;
+        returns how many were moved (usually none, and then nothing is written)."""
+        params = {"sink": sink, "now": now}
+        if not self._read(f"SELECT 1 FROM outbox WHERE {_AHEAD} LIMIT 1", params):  # noqa: S608
+            return 0
+        with self._write("reschedule after the clock went back") as conn:
+            return conn.execute(_REBASE, params).rowcount

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Final
 
 from notifier.core.errors import StateError
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS projects (
@@ -88,7 +89,22 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         # the report's updated_at a living message shows: a late, older event leaves it be
         "ALTER TABLE messages ADD COLUMN shown TEXT",
     ),
+    5: (),  # outbox.last_attempt_at: ``_add_last_attempt``
 }
+
+
+def _add_last_attempt(conn: sqlite3.Connection) -> None:
+    """Schema 5: when an entry's wait began (its last failed attempt), so that a wall clock
+    stepped back past it shows and the entry is due again within that wait (``Outbox.rebase``).
+    Entries already waiting count their remaining wait from now."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "last_attempt_at" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN last_attempt_at REAL")
+    conn.execute(
+        "UPDATE outbox SET last_attempt_at = MIN(next_attempt_at, ?) "
+        "WHERE state = 'pending' AND attempts > 0 AND last_attempt_at IS NULL",
+        (time.time(),),
+    )
 
 
 def _fill_statuses(conn: sqlite3.Connection) -> None:
@@ -124,4 +140,6 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(statement)
         if step == 2:
             _fill_statuses(conn)
+        if step == 5:
+            _add_last_attempt(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

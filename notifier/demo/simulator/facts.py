@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from notifier.core.report import STATUSES
+
 __all__ = [
     "INVALID_KEY",
     "NOT_FOUND",
@@ -19,17 +21,7 @@ __all__ = [
     "throttled_body",
 ]
 
-REPORT_STATUSES: Final = (
-    "potential",
-    "candidate",
-    "in_progress",
-    "pending_input",
-    "ready",
-    "resolved",
-    "failed",
-    "suppressed",
-    "deleted",
-)
+REPORT_STATUSES: Final = STATUSES
 
 _V1_KEYS: Final = (
     "id",

@@ -9,8 +9,10 @@ at once are one digest (``send_digest``). Every post waits for its turn on the s
 and a 429 pauses the whole workspace.
 
 slack_sdk's own retry handlers are switched off: retries are the outbox's job, and the SDK's
-rate-limit handler would sleep inside the delivery thread. Every SDK or socket error becomes a
-``SinkError``; the token never appears in a message.
+rate-limit handler would sleep inside the delivery thread. Requests go through bounded httpx
+(``common.send_bounded``): a total deadline, a capped answer, and a redirect is a permanent
+error, so the token is only ever sent to ``api_url``'s origin. Every SDK or socket error
+becomes a ``SinkError``; the token never appears in a message.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
+from urllib.request import Request
 
+import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -29,6 +33,7 @@ from notifier.core.errors import SinkError
 from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
 from notifier.core.times import format_span, parse_instant, parse_retry_after
+from notifier.net import new_client
 from notifier.render import (
     SlackMessage,
     digest_message,
@@ -41,10 +46,9 @@ from notifier.sinks.base import MessageRef, header
 from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.common import (
     BLOCK_ERRORS,
-    IO_ERRORS,
     SlackPoster,
     sdk_options,
-    transient_io_error,
+    send_bounded,
 )
 from notifier.sinks.slack.pace import bot_keys
 
@@ -91,17 +95,40 @@ def _older(updated_at: str | None, shown: str | None) -> bool:
     return mine is not None and theirs is not None and mine < theirs
 
 
+class _BoundedWebClient(WebClient):
+    """slack_sdk's ``WebClient`` sending through bounded httpx (``common.send_bounded``)."""
+
+    def __init__(self, *, http: httpx.Client, service: str, **options: Any) -> None:
+        super().__init__(**options)
+        self._http = http
+        self._service = service
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        """The SDK's one urllib call: the answer as the SDK reads it (any status: the SDK's
+        ``SlackResponse`` decides what is an error)."""
+        timeout = float(self.timeout)
+        answer = send_bounded(
+            self._http, req, service=self._service, timeout=timeout, setting="the sink's api_url"
+        )
+        return {"status": answer.status_code, "headers": answer.headers, "body": answer.text}
+
+
 class SlackSink(SlackPoster[SlackSinkSettings]):
     """Keeps one Block Kit card per report up to date in one channel, with a bot token."""
 
     def _connect(self, settings: SlackSinkSettings) -> None:
         token = settings.token.get_secret_value()
         self._channel_key, self._workspace = bot_keys(settings.api_url, token, settings.channel)
-        self._client = WebClient(
-            token=token, base_url=settings.api_url, **sdk_options(settings.timeout)
-        )
         parts = urlsplit(settings.api_url)  # in messages: host and port, never user:password@
         self._service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"
+        self._http = new_client(settings.api_url)
+        self._client = _BoundedWebClient(
+            http=self._http,
+            service=self._service,
+            token=token,
+            base_url=settings.api_url,
+            **sdk_options(settings.timeout),
+        )
 
     def send(self, delivery: Delivery) -> None:
         """Post the card (or the notice) as a new message."""
@@ -162,7 +189,8 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
         self._send("chat.postMessage", message, message.text)
 
     def close(self) -> None:
-        """Nothing to release: urllib opens a connection per request."""
+        """Close pooled connections."""
+        self._http.close()
 
     # -- messages --------------------------------------------------------------------------
 
@@ -252,8 +280,6 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
             raise SinkError(
                 f"slack_sdk refused the request: {type(exc).__name__}", permanent=True
             ) from exc
-        except IO_ERRORS as exc:
-            raise transient_io_error(exc, self._service, self._settings.timeout) from exc
         return _data(response)
 
     def _api_error(self, response: Any) -> SinkError:

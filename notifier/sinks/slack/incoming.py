@@ -2,7 +2,9 @@
 
 ``WebhookClient`` never raises on 4xx/5xx: success is HTTP 200 with the body ``ok``, anything else
 is read from the status and the plain-text body (``no_service``, ``channel_is_archived``, …).
-The URL itself is the credential, so it never appears in a message or a log line.
+The URL itself is the credential, so it never appears in a message or a log line, and posts
+go through bounded httpx (``common.send_bounded``): a redirect is a permanent error, so the URL
+and the message only ever reach the configured origin.
 
 An incoming webhook answers only ``ok``: no ``ts``, so its posts can be neither edited nor
 threaded, and every event is a new post (no living message). Many events at once are one digest;
@@ -16,7 +18,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
+from urllib.request import Request
 
+import httpx
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from notifier.config.settings import SlackWebhookSinkSettings
@@ -25,6 +29,7 @@ from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
 from notifier.core.secrets import redact
 from notifier.core.times import parse_retry_after
+from notifier.net import new_client
 from notifier.render import (
     SlackMessage,
     digest_message,
@@ -36,10 +41,9 @@ from notifier.sinks.base import header
 from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.common import (
     BLOCK_ERRORS,
-    IO_ERRORS,
     SlackPoster,
     sdk_options,
-    transient_io_error,
+    send_bounded,
 )
 from notifier.sinks.slack.pace import webhook_keys
 
@@ -65,6 +69,31 @@ HINTS: Final[Mapping[str, str]] = {
 }
 
 
+class _BoundedWebhookClient(WebhookClient):
+    """slack_sdk's ``WebhookClient`` sending through bounded httpx (``common.send_bounded``)."""
+
+    def __init__(
+        self, url: str, *, http: httpx.Client, secrets: tuple[str, ...], **options: Any
+    ) -> None:
+        super().__init__(url, **options)
+        self._http = http
+        self._secrets = secrets
+
+    def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
+        """The SDK's one urllib call: the answer, whatever its status."""
+        answer = send_bounded(
+            self._http,
+            req,
+            service=SERVICE,
+            timeout=float(self.timeout),
+            setting="the sink's url",
+            secrets=self._secrets,
+        )
+        return WebhookResponse(
+            url=url, status_code=answer.status_code, body=answer.text, headers=dict(answer.headers)
+        )
+
+
 class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
     """Posts each delivery as a Block Kit card to a Slack incoming webhook."""
 
@@ -73,7 +102,10 @@ class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
         self._channel_key, self._workspace = webhook_keys(url)
         path = urlsplit(url).path
         self._secrets = (url, path) if len(path) >= 8 else (url,)
-        self._client = WebhookClient(url, **sdk_options(settings.timeout))
+        self._http = new_client(url)
+        self._client = _BoundedWebhookClient(
+            url, http=self._http, secrets=self._secrets, **sdk_options(settings.timeout)
+        )
 
     def send(self, delivery: Delivery) -> None:
         """Post the card; on a blocks error, once more at once as text only."""
@@ -98,7 +130,8 @@ class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
         self._deliver(message, message.text)
 
     def close(self) -> None:
-        """Nothing to release: urllib opens a connection per request."""
+        """Close pooled connections."""
+        self._http.close()
 
     def _deliver(self, message: SlackMessage, plain: str) -> None:
         response = self._post(text=message.text, blocks=list(message.blocks))
@@ -122,15 +155,11 @@ class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
             )
 
     def _post(self, *, text: str, blocks: list[dict[str, Any]] | None) -> WebhookResponse:
-        try:
-            with self._pacer.post(self._channel_key, self._workspace) as turn:
-                response = self._client.send(
-                    text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
-                )
-                turn.used = _ok(response)  # refused: nothing reached the channel
-        except IO_ERRORS as exc:
-            error = transient_io_error(exc, SERVICE, self._settings.timeout)
-            raise SinkError(redact(str(error), self._secrets), permanent=False) from exc
+        with self._pacer.post(self._channel_key, self._workspace) as turn:
+            response = self._client.send(
+                text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+            )
+            turn.used = _ok(response)  # refused: nothing reached the channel
         if response.status_code == 429:
             retry_after = parse_retry_after(header(response.headers, "Retry-After"), self._clock())
             self._pacer.pause(self._workspace, retry_after)
