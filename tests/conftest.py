@@ -24,6 +24,7 @@ from notifier.core import errors
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.sinks.slack import pace
+from tests import pg
 from tests.factories import (
     API_KEY,
     PROJECT,
@@ -152,6 +153,19 @@ def unpaced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setattr(pace, "CHANNEL_INTERVAL", 0.0)
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server for this test process (tests/pg.py)."""
+    with pg.server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The URL of an empty PostgreSQL database of this test's own."""
+    return pg.fresh_database(postgres_server)
+
+
 @pytest.fixture
 def posthog() -> Iterator[FakePostHog]:
     with FakePostHog(api_key=API_KEY, projects=(PROJECT,)) as fake:
@@ -191,7 +205,10 @@ def make_config(
         extra: str = "",
         project_ids: tuple[int, ...] = (PROJECT,),
         poll_extra: str = "",
+        state: str | None = None,
     ) -> Path:
+        """``state``: the state section's lines (default: a SQLite file in tmp_path)."""
+        state_lines = state if state is not None else f"path: {tmp_path / 'state.db'}"
         poll_lines = textwrap.indent(textwrap.dedent(poll_extra).strip(), "  ")
         poll_lines = f"\n{poll_lines}" if poll_lines else ""
         text = f"""
@@ -205,7 +222,7 @@ poll:
   interval: 1s
   jitter: 0s{poll_lines}
 state:
-  path: {tmp_path / "state.db"}
+{textwrap.indent(textwrap.dedent(state_lines).strip(), "  ")}
 first_run: {first_run}
 delivery:
   give_up_after: 1h

@@ -1057,6 +1057,55 @@ def test_normalised_values(tmp_path: Path) -> None:
     assert settings.http.listen == "127.0.0.1:9000"
 
 
+def test_postgresql_state(tmp_path: Path) -> None:
+    """state.url selects PostgreSQL; its password comes from password, ${VAR} or password_file
+    and is a secret like the others; lease_ttl defaults to 30s."""
+    (tmp_path / "pw").write_text("db-password-from-file\n")
+    url = "postgresql://notifier@db.example:5432/notifier"
+    settings = parse({"state": {"url": url, "password_file": str(tmp_path / "pw")}})
+    assert settings.state.backend == "postgresql"
+    assert settings.state.url == url
+    assert settings.state.password is not None
+    assert settings.state.password.get_secret_value() == "db-password-from-file"
+    assert "db-password-from-file" in settings.secrets()
+    assert settings.state.lease_ttl == 30
+    assert parse().state.backend == "sqlite"
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (
+            {"url": "postgresql://notifier:s3cret-in-url@db/notifier"},
+            "state.url: holds a password; remove it from the URL and put it in state.password "
+            "(or ${VAR}, or state.password_file)",
+        ),
+        (
+            {"url": "mysql://db/notifier"},
+            "state.url: must be a PostgreSQL URL like postgresql://notifier@db.example:5432/"
+            "notifier (the password in state.password, ${VAR} or state.password_file, not in "
+            "the URL)",
+        ),
+        (
+            {"url": "postgresql://db/n", "path": "s.db"},
+            "state: set either path (SQLite: one instance) or url (PostgreSQL: replicas), not both",
+        ),
+        (
+            {"password": "pw-without-url"},
+            "state: password is for url (PostgreSQL); remove it or set url",
+        ),
+        (
+            {"url": "postgresql://db/n", "lease_ttl": "0.5s"},
+            "state.lease_ttl: must be at least 1s: leases are renewed a few times within it; "
+            "try 30s (a replica that dies is replaced within it)",
+        ),
+    ],
+)
+def test_postgresql_state_problems(state: dict[str, Any], expected: str) -> None:
+    """Each wrong state section gets its key path and a fix, never the password."""
+    assert problems({"state": state}) == [expected]
+
+
 def test_relative_state_path(tmp_path: Path) -> None:
     """A relative state path is relative to the config file's folder, not the cwd."""
     settings = parse({"state": {"path": "data/state.db"}}, base_dir=tmp_path)

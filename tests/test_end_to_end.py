@@ -1,20 +1,39 @@
 """End to end: the real httpx and slack_sdk clients against fake PostHog, Slack and a webhook
-receiver over TCP, with real SQLite files. Each test is one promise of the notifier."""
+receiver over TCP, with the state in a real SQLite file and, again, in a real PostgreSQL
+database. Each test is one promise of the notifier, kept on both backends."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+import yaml
 from standardwebhooks.webhooks import Webhook
 
+from notifier.config.settings import StateSettings
 from notifier.demo.simulator import FakePostHog
-from notifier.state.store import Store
+from notifier.state.store import open_store
 from tests.factories import PROJECT, WEBHOOK_SECRET
 from tests.fakes import FakeSlack, WebhookReceiver
 
 Once = Callable[..., int]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The config's state section: a SQLite file, or a PostgreSQL database of the test's own."""
+    if request.param == "sqlite":
+        return f"path: {tmp_path / 'state.db'}"
+    return f"url: {request.getfixturevalue('postgres_url')}"
+
+
+@pytest.fixture
+def once(once: Once, state: str) -> Once:
+    """conftest's ``once``, with the state on the backend of this run."""
+    return functools.partial(once, state=state)
 
 
 def payloads(receiver: WebhookReceiver) -> list[dict[str, object]]:
@@ -195,7 +214,7 @@ def test_failed_page_changes_nothing_and_next_cycle_delivers(
     slack: FakeSlack,
     receiver: WebhookReceiver,
     once: Once,
-    tmp_path: Path,
+    state: str,
 ) -> None:
     """A 500 on page 2 fails the cycle with no event and no state change; the next good cycle
     delivers exactly the events that happened."""
@@ -207,7 +226,7 @@ def test_failed_page_changes_nothing_and_next_cycle_delivers(
     assert once(posthog_extra="page_size: 2", max_wait=0) == 1
     assert slack.messages == []
     assert receiver.received == []
-    store = Store(tmp_path / "state.db")
+    store = open_store(StateSettings.model_validate(yaml.safe_load(state)))
     assert new["id"] not in store.snapshot(PROJECT)
     store.close()
     assert once(posthog_extra="page_size: 2") == 0

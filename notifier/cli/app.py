@@ -23,7 +23,7 @@ from notifier.cli.dry_run import cmd_dry_run
 from notifier.cli.healthcheck import cmd_healthcheck
 from notifier.cli.outbox import cmd_outbox
 from notifier.cli.preview import cmd_preview
-from notifier.cli.run import cmd_once
+from notifier.cli.run import cmd_once, cmd_run
 from notifier.cli.schema import cmd_schema
 from notifier.cli.shared import EXIT_BAD_STATE, EXIT_FAILURE, EXIT_USAGE
 from notifier.cli.test_sink import cmd_test_sink
@@ -32,7 +32,6 @@ from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError, NotifierError, StateDamagedError, StateError
 from notifier.core.secrets import remember
 from notifier.runtime import logs
-from notifier.runtime.service import cmd_run
 
 log = logging.getLogger("notifier")
 

@@ -26,11 +26,11 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def cmd_dry_run(settings: Settings, out: TextIO) -> int:
     """Poll and diff every project; print events, routes and payloads; write nothing."""
     from notifier.posthog.client import PostHogClient  # noqa: PLC0415 - only this command needs it
-    from notifier.state.store import Store  # noqa: PLC0415
+    from notifier.state.store import open_store  # noqa: PLC0415
 
     links, templates = Links(settings.posthog.host), rule_templates(settings.rules)
     source = PostHogClient(settings.posthog)
-    store = Store(settings.state.path)
+    store = open_store(settings.state)
     code = EXIT_OK
     try:
         for pid in settings.posthog.project_ids:

@@ -20,7 +20,10 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def cmd_healthcheck(settings: Settings, out: TextIO) -> int:
     """Whether the daemon using this config's state is alive: its heartbeat file says a cycle
-    was attempted within 3 poll intervals. One line on stdout says why."""
+    was attempted within 3 poll intervals, and neither that the daemon stopped nor — where the
+    pid means something, as in Docker's HEALTHCHECK and Kubernetes exec probes, which run in
+    the daemon's container — that the process which wrote it is gone. One line on stdout says
+    why."""
     from notifier.runtime.probes import check_heartbeat, heartbeat_path  # noqa: PLC0415
 
     verdict = check_heartbeat(heartbeat_path(settings.state.path), time.time())

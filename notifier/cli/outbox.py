@@ -14,7 +14,8 @@ from notifier.core.secrets import clip
 from notifier.core.times import format_span
 
 if TYPE_CHECKING:
-    from notifier.state.store import OutboxEntry, Store
+    from notifier.state.base import StateStore
+from notifier.state.store import OutboxEntry
 
 _OUTBOX_COLUMNS = (
     ("STATE", 7),
@@ -35,12 +36,12 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -> int:
     """List pending and dead entries (a table, oldest first), or put dead ones back in line."""
-    from notifier.state.store import Store  # noqa: PLC0415
+    from notifier.state.store import open_store  # noqa: PLC0415
 
     if action == "retry" and sink is not None and sink not in settings.sinks:
         known = ", ".join(settings.sinks) or "none"
         raise ConfigError([f"outbox retry --sink: unknown sink {sink!r} (defined: {known})"])
-    store = Store(settings.state.path)
+    store = open_store(settings.state)
     try:
         now = time.time()
         if action == "retry":
@@ -52,7 +53,9 @@ def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -
         store.close()
 
 
-def _retry(store: Store, settings: Settings, sink: str | None, now: float, out: TextIO) -> None:
+def _retry(
+    store: StateStore, settings: Settings, sink: str | None, now: float, out: TextIO
+) -> None:
     """Put the dead entries of ``sink`` (or every configured sink) back in line."""
     sinks = [sink] if sink is not None else list(settings.sinks)
     count = sum(store.retry_dead(now, name) for name in sinks)
@@ -63,7 +66,7 @@ def _retry(store: Store, settings: Settings, sink: str | None, now: float, out: 
     )
 
 
-def _list(store: Store, settings: Settings, sink: str | None, now: float, out: TextIO) -> None:
+def _list(store: StateStore, settings: Settings, sink: str | None, now: float, out: TextIO) -> None:
     """The table of pending then dead entries, and what to do about orphans and the dead."""
     rows = [*store.entries("pending", sink), *store.entries("dead", sink)]
     if not rows:

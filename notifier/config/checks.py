@@ -34,7 +34,7 @@ _SINK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
 #: All rule regexes together, in ``rules.regex_size`` units: compiling is memory and time.
 _REGEX_TOTAL_MAX: Final = 5 * REGEX_MAX_SIZE
 #: Keys that also accept ``<key>_file``, per section or sink type.
-SECRETS: Final = {"posthog": ("api_key",), **SINK_SECRETS}
+SECRETS: Final = {"posthog": ("api_key",), "state": ("password",), **SINK_SECRETS}
 TOP: Final = inputs(Settings)
 #: All templates together, so that checking them at load stays well under a second or two.
 TEMPLATES_MAX_CHARS: Final = 100_000

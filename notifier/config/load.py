@@ -120,9 +120,11 @@ def parse_config(
     raw = load_yaml(text, source)
     early: list[Problem] = []
     raw = expand_env(raw, os.environ if env is None else env, (), early)
-    blocked = read_secret_files(
-        raw.get("posthog"), SECRETS["posthog"], ("posthog",), base_dir, early
-    )
+    blocked: set[Loc] = set()
+    for section in ("posthog", "state"):
+        blocked |= read_secret_files(
+            raw.get(section), SECRETS[section], (section,), base_dir, early
+        )
     for name, body, kind in sink_blocks(raw):
         blocked |= read_secret_files(
             body, SECRETS.get(str(kind), ()), ("sinks", name), base_dir, early

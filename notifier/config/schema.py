@@ -35,6 +35,7 @@ LISTISH: Final = frozenset({"project_ids", "statuses", "sinks", "enrich"})
 #: Secret keys, per model title, that also accept ``<key>_file``.
 SECRETS: Final = {
     "PostHogSettings": ("api_key",),
+    "StateSettings": ("password",),
     "SlackSinkSettings": ("token",),
     "SlackWebhookSinkSettings": ("url",),
     "WebhookSinkSettings": ("url", "secret"),
@@ -78,12 +79,14 @@ def _model(title: str, model: dict[str, Any]) -> None:
             "type": "string",
             "description": f"a file holding {key} (surrounding whitespace stripped)",
         }
-    required = [r for r in model.get("required", []) if r not in secrets]
-    if secrets:
-        model["required"] = required
+    needed = [key for key in secrets if key in model.get("required", [])]
+    if needed:  # a required secret: the key or its file, one of them
+        model["required"] = [r for r in model["required"] if r not in needed]
         model["allOf"] = [
-            {"oneOf": [{"required": [key]}, {"required": [f"{key}_file"]}]} for key in secrets
+            {"oneOf": [{"required": [key]}, {"required": [f"{key}_file"]}]} for key in needed
         ]
+    for key in (key for key in secrets if key not in needed):  # an optional one: not both
+        model.setdefault("allOf", []).append({"not": {"required": [key, f"{key}_file"]}})
 
 
 def json_schema() -> dict[str, Any]:

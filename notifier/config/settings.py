@@ -14,8 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, InstanceOf, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    InstanceOf,
+    SecretStr,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from notifier.config.sinks import (
@@ -108,13 +117,64 @@ def _path(value: object) -> Path:
     return Path(value.strip()).expanduser()
 
 
+_POSTGRES_HELP: Final = (
+    "must be a PostgreSQL URL like postgresql://notifier@db.example:5432/notifier (the password "
+    "in state.password, ${VAR} or state.password_file, not in the URL)"
+)
+
+
+def _postgres_url(url: str) -> str:
+    if not url.startswith(("postgresql://", "postgres://")) or any(c.isspace() for c in url):
+        raise ValueError(_POSTGRES_HELP)
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        raise ValueError(_POSTGRES_HELP) from None
+    if password:  # the URL is shown in messages: it must not carry a secret
+        raise ValueError(
+            "holds a password; remove it from the URL and put it in state.password "
+            "(or ${VAR}, or state.password_file)"
+        )
+    return url
+
+
+def _lease_ttl(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError(
+            "must be at least 1s: leases are renewed a few times within it; try 30s (a replica "
+            "that dies is replaced within it)"
+        )
+    return seconds
+
+
 class StateSettings(Model):
-    """Where the SQLite state lives; the loader makes a relative path relative to the config
-    file's folder."""
+    """Where the state lives: a SQLite file (``path``; one instance; the loader makes a relative
+    path relative to the config file's folder) or PostgreSQL (``url``; replicas sharing the work
+    through leases that last ``lease_ttl``)."""
 
     path: Annotated[
         Path, BeforeValidator(_path), WithJsonSchema({"type": "string", "minLength": 1})
     ] = Path("./notifier-state.db")
+    url: Annotated[str, AfterValidator(_postgres_url)] | None = Field(
+        default=None, description="postgresql://user@host:5432/db: PostgreSQL instead of SQLite"
+    )
+    password: Secret | None = None
+    lease_ttl: Annotated[Duration, AfterValidator(_lease_ttl)] = 30.0
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> StateSettings:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise ValueError(
+                "set either path (SQLite: one instance) or url (PostgreSQL: replicas), not both"
+            )
+        if self.password is not None and self.url is None:
+            raise ValueError("password is for url (PostgreSQL); remove it or set url")
+        return self
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        """Which database holds the state."""
+        return "sqlite" if self.url is None else "postgresql"
 
 
 class DeliverySettings(Model):

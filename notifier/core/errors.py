@@ -5,6 +5,7 @@
     ├── SourceError                PostHog could not be listed or read (one project's cycle fails)
     ├── SinkError                  a delivery failed; ``permanent`` decides retry vs dead letter
     └── StateError                 the state database cannot be opened or written
+        ├── LeaseLost              a write under a lease another replica has taken over
         └── StateDamagedError      it is damaged (or emptied): refused at start (exit 65)
 
 Third-party exceptions (httpx, slack_sdk, sqlite3, yaml, pydantic) are translated into these at
@@ -96,6 +97,11 @@ class SinkError(NotifierError):
 
 class StateError(NotifierError):
     """The state database cannot be opened, migrated or written."""
+
+
+class LeaseLost(StateError):
+    """A write made under a lease this replica no longer holds (another took the unit over):
+    refused, nothing of it kept. The new holder does the work."""
 
 
 class StateDamagedError(StateError):

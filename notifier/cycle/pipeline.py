@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Final
@@ -27,7 +27,8 @@ from notifier.core.rules import ROUTING_BUDGET, RegexBudget, Route, Rule, route
 from notifier.core.times import parse_instant
 from notifier.posthog.client import PostHogClient
 from notifier.posthog.listing import Listing
-from notifier.state.store import CycleWrite, ProjectState, SnapshotRow, Store
+from notifier.state.base import StateStore
+from notifier.state.store import CycleWrite, Fence, ProjectState, SnapshotRow
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _list(
     cycle: CycleContext,
     source: PostHogClient,
     state: ProjectState,
-    store: Store,
+    store: StateStore,
     *,
     now: float,
     full_sync_every: float,
@@ -136,7 +137,10 @@ def _high_water(listing: Listing, stored: datetime | None) -> datetime | None:
 
 
 def _missing(
-    listing: Listing, index: Mapping[str, tuple[str, bool]] | None, store: Store, project_id: int
+    listing: Listing,
+    index: Mapping[str, tuple[str, bool]] | None,
+    store: StateStore,
+    project_id: int,
 ) -> list[str]:
     """Listed snapshot reports a listing that holds every report did not bring (none for an
     incremental listing that stopped at its cut-off: it says nothing about the others)."""
@@ -300,7 +304,7 @@ def plan_cycle(
     project_id: int,
     *,
     source: PostHogClient,
-    store: Store,
+    store: StateStore,
     rules: Sequence[Rule],
     first_run: FirstRun,
     now: float,
@@ -374,6 +378,7 @@ def _missed(event: Event, cut_off: datetime) -> bool:
     return moment is not None and moment < cut_off
 
 
-def commit(plan: CyclePlan, store: Store) -> int:
-    """Write the plan in one transaction; returns how many outbox entries were added."""
-    return store.commit_cycle(plan.write)
+def commit(plan: CyclePlan, store: StateStore, fence: Fence | None = None) -> int:
+    """Write the plan in one transaction (under ``fence``, the project's polling lease, with
+    replicas); returns how many outbox entries were added."""
+    return store.commit_cycle(replace(plan.write, fence=fence) if fence else plan.write)

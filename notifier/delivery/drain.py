@@ -16,12 +16,10 @@ are recorded together, in one transaction, whatever the outcome.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 from notifier.config.settings import DeliverySettings
@@ -31,8 +29,14 @@ from notifier.core.outbox import Delivery
 from notifier.core.outcomes import DeliveryOutcome
 from notifier.delivery.describe import describe as _describe
 from notifier.delivery.describe import log_keys as _log_keys
+from notifier.delivery.failures import FailedSends, backoff
 from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
-from notifier.state.store import OutboxEntry, Store
+from notifier.state.base import StateStore
+from notifier.state.leases import SOLE, Holder
+from notifier.state.records import Fence
+from notifier.state.store import OutboxEntry
+
+__all__ = ["MAX_DIGEST", "Deliverer", "DrainResult", "backoff"]
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +60,6 @@ class DrainResult:
         return cls(**{outcome.value: count for outcome, count in counts.items()})
 
 
-def backoff(
-    attempts: int,
-    settings: DeliverySettings,
-    retry_after: float | None = None,
-    rand: Callable[[float, float], float] = random.uniform,
-) -> float:
-    """Seconds to wait after the ``attempts``-th failure: Retry-After when given, else full
-    jitter over an exponentially growing window capped at ``backoff_max``.
-
-    A Retry-After of 0 (or a date already past) still waits ``min(backoff_initial, 1 s)``: a
-    receiver that keeps answering "503, retry now" must not get a request per round trip.
-    """
-    if retry_after is not None:
-        return max(min(settings.backoff_initial, 1.0), retry_after)
-    window = min(settings.backoff_max, settings.backoff_initial * 2 ** max(0, attempts - 1))
-    return max(0.05, rand(0.0, window))
-
-
 def _delivery(entry: OutboxEntry) -> Delivery:
     """What a sink is handed for an outbox entry."""
     return Delivery(
@@ -85,17 +71,7 @@ def _delivery(entry: OutboxEntry) -> Delivery:
     )
 
 
-def _give_up_reason(attempts: int, wait: float, exc: SinkError) -> str:
-    """The dead letter's reason when the next attempt would fall past ``give_up_after``."""
-    asked = " (as Retry-After asks)" if exc.retry_after is not None else ""
-    return (
-        f"gave up after {attempts} attempts: the next one, in {wait:.0f} s{asked}, "
-        f"would fall past delivery.give_up_after; last error: "
-        f"{str(exc).removesuffix('; will retry')}"
-    )
-
-
-def _rebase(store: Store, sink_name: str, now: float) -> None:
+def _rebase(store: StateStore, sink_name: str, now: float) -> None:
     """The wall clock stepped back: the sink's entries wait their own backoff (or Retry-After)
     from now, not that plus the step (stored due times are wall-clock)."""
     moved = store.rebase(sink_name, now)
@@ -122,10 +98,11 @@ _DRAIN_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _DRAIN_LOCKS_GUARD = threading.Lock()
 
 
-def _drain_lock(state: Path, sink: str) -> threading.Lock:
-    """The process-wide lock that lets one thread at a time drain a sink's entries."""
+def _drain_lock(state: str, sink: str) -> threading.Lock:
+    """The process-wide lock that lets one thread at a time drain a sink's entries of the
+    state database named ``state``."""
     with _DRAIN_LOCKS_GUARD:
-        return _DRAIN_LOCKS.setdefault((str(state.resolve()), sink), threading.Lock())
+        return _DRAIN_LOCKS.setdefault((state, sink), threading.Lock())
 
 
 class Deliverer:
@@ -133,15 +110,19 @@ class Deliverer:
 
     def __init__(
         self,
-        store: Store,
+        store: StateStore,
         sinks: Mapping[str, Sink],
         settings: DeliverySettings,
         *,
         clock: Callable[[], float] = time.time,
         on_attempt: Callable[[str, DeliveryOutcome, float], None] | None = None,
         on_settled: Callable[[OutboxEntry, DeliveryOutcome, str | None], None] | None = None,
+        leases: Holder = SOLE,
     ) -> None:
         self._store = store
+        # replicas: a sink is drained only by the replica holding its lease, and each mark
+        # carries the lease's fence (a replica that lost it cannot record a delivery)
+        self._leases = leases
         # told of every attempt's (sink, outcome: delivered | retrying | dead, seconds taken);
         # a digest is one attempt
         self._on_attempt = on_attempt or (lambda _sink, _outcome, _seconds: None)
@@ -153,17 +134,21 @@ class Deliverer:
         self._clock = clock
         # one drain per (state file, sink) in the process, across Deliverers: after a config
         # reload the old one may still be sending while the new one starts
-        self._locks = {name: _drain_lock(store.path, name) for name in sinks}
+        self._locks = {name: _drain_lock(store.name, name) for name in sinks}
         # Entries a sink accepted whose `delivered` mark could not be written (disk full): the
         # mark is retried instead of the send, so a full disk does not repeat the message to
         # the channel on every pass. A restart forgets this and sends them again (at least once).
         self._unrecorded: dict[int, _Accepted] = {}
+        self._failures = FailedSends(store, settings, clock, self._fence, self._settled)
 
     def drain(self, sink_name: str, stop: threading.Event | None = None) -> DrainResult:
         """Deliver the sink's due entries in order until one is not due or fails transiently.
 
-        One drain per sink at a time: a second caller waits, so no entry is sent twice.
+        One drain per sink at a time: a second caller waits, so no entry is sent twice; with
+        replicas, only by the one holding the sink's lease (``deliver:<sink>``).
         """
+        if not self._leases.holds(f"deliver:{sink_name}"):
+            return DrainResult()
         with self._locks[sink_name]:
             return self._drain(self._sinks[sink_name], sink_name, stop)
 
@@ -216,7 +201,9 @@ class Deliverer:
             accepted = self._unrecorded.get(entry.id)
             if accepted is None:
                 continue
-            self._store.mark_delivered(accepted.ids, accepted.at, message=accepted.message)
+            self._store.mark_delivered(
+                accepted.ids, accepted.at, message=accepted.message, fence=self._fence(entry.sink)
+            )
             for entry_id in accepted.ids:
                 self._unrecorded.pop(entry_id, None)
             group = [e for e in entries if e.id in accepted.ids]
@@ -254,15 +241,15 @@ class Deliverer:
             else:
                 sink.send(_delivery(head))
         except SinkError as exc:
-            return self._failed(entries, exc, stop)
+            return self._failures.record(entries, exc, stop)
         except Exception as exc:  # a bug in a sink must not stop the others
             log.exception("sink %s crashed on %s", head.sink, _describe(entries))
             error = SinkError(f"internal error: {type(exc).__name__}", permanent=True)
-            return self._failed(entries, error, stop)
+            return self._failures.record(entries, error, stop)
         now = self._clock()
         ids = tuple(e.id for e in entries)
         try:
-            self._store.mark_delivered(ids, now, message=message)
+            self._store.mark_delivered(ids, now, message=message, fence=self._fence(head.sink))
         except StateError:
             accepted = _Accepted(now, ids, message)
             self._unrecorded.update(dict.fromkeys(ids, accepted))
@@ -280,96 +267,14 @@ class Deliverer:
             self._settled(entry, DeliveryOutcome.DELIVERED, None)
         return DeliveryOutcome.DELIVERED, {DeliveryOutcome.DELIVERED: len(entries)}
 
+    def _fence(self, sink: str) -> Fence | None:
+        return self._leases.fence(f"deliver:{sink}")
+
     def _settled(self, entry: OutboxEntry, outcome: DeliveryOutcome, error: str | None) -> None:
         try:
             self._on_settled(entry, outcome, error)
         except Exception:  # a watcher's bug must not stop deliveries
             log.exception("sink %s: error after recording an outcome", entry.sink)
-
-    def _failed(
-        self, entries: list[OutboxEntry], exc: SinkError, stop: threading.Event | None
-    ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
-        """Record a failed send: a permanent failure is dead-lettered at once, a transient one
-        rescheduled (or not recorded at all when the notifier is stopping)."""
-        now = self._clock()
-        if exc.permanent:
-            return self._dead_at_once(entries, exc, now)
-        if stop is not None and stop.is_set():  # cut short by the shutdown: nothing to record
-            log.info(
-                "sink %s: %s not sent, the notifier is stopping (sent after the restart)",
-                entries[0].sink,
-                _describe(entries),
-                extra=_log_keys(entries),
-            )
-            return DeliveryOutcome.RETRYING, {DeliveryOutcome.RETRYING: len(entries)}
-        return self._reschedule(entries, exc, now)
-
-    def _dead_at_once(
-        self, entries: list[OutboxEntry], exc: SinkError, now: float
-    ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
-        """Dead-letter the entries of a permanent failure."""
-        sink = entries[0].sink
-        self._store.mark_dead([e.id for e in entries], now, str(exc))
-        log.error(
-            "dead letter: %s to sink %s failed permanently: %s "
-            "(fix the sink, then `notifier outbox retry --sink %s`)",
-            _describe(entries),
-            sink,
-            exc,
-            sink,
-            extra={**_log_keys(entries), "error": str(exc)},
-        )
-        for entry in entries:
-            self._settled(entry, DeliveryOutcome.DEAD, str(exc))
-        return DeliveryOutcome.DEAD, {DeliveryOutcome.DEAD: len(entries)}
-
-    def _reschedule(
-        self, entries: list[OutboxEntry], exc: SinkError, now: float
-    ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
-        """Retry the entries of a transient failure after the backoff (or Retry-After); those
-        whose next attempt would fall past ``give_up_after`` are dead-lettered instead."""
-        attempts = max(e.attempts for e in entries) + 1
-        wait = backoff(attempts, self._settings, exc.retry_after)
-        expired = [e for e in entries if now + wait - e.created_at > self._settings.give_up_after]
-        retry = [e for e in entries if e not in expired]
-        reason = _give_up_reason(attempts, wait, exc)
-        self._store.mark_failed(
-            [e.id for e in retry],
-            now + wait,
-            str(exc),
-            dead=[e.id for e in expired],
-            now=now,
-            reason=reason,
-        )
-        if expired:
-            self._gave_up(expired, reason)
-        if not retry:
-            return DeliveryOutcome.DEAD, {DeliveryOutcome.DEAD: len(expired)}
-        log.warning(
-            "sink %s: %s failed (attempt %d), retrying in %.1fs: %s",
-            entries[0].sink,
-            _describe(retry),
-            attempts,
-            wait,
-            exc,
-            extra={**_log_keys(retry), "error": str(exc)},
-        )
-        return DeliveryOutcome.RETRYING, {
-            DeliveryOutcome.RETRYING: len(retry),
-            DeliveryOutcome.DEAD: len(expired),
-        }
-
-    def _gave_up(self, expired: list[OutboxEntry], reason: str) -> None:
-        """Log and report the entries ``_reschedule`` dead-lettered past ``give_up_after``."""
-        log.error(
-            "dead letter: %s to sink %s: %s",
-            _describe(expired),
-            expired[0].sink,
-            reason,
-            extra={**_log_keys(expired), "error": reason},
-        )
-        for entry in expired:
-            self._settled(entry, DeliveryOutcome.DEAD, reason)
 
     def next_due(self) -> float | None:
         """The earliest time any sink has an entry due, or None when the outbox is empty."""

@@ -34,7 +34,8 @@ from notifier.core.outbox import Notice, NoticeKind
 from notifier.core.outcomes import DeliveryOutcome
 from notifier.core.secrets import scrub
 from notifier.render.notice import notice_timing
-from notifier.state.store import OutageRow, OutboxEntry, Store
+from notifier.state.base import StateStore
+from notifier.state.store import OutageRow, OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class SelfAlerts:
         self,
         settings: SelfAlertSettings,
         sinks: Sequence[str],
-        store: Store,
+        store: StateStore,
         *,
         wake: Callable[[Sequence[str]], None] = lambda _sinks: None,
         clock: Callable[[], float] = time.time,

@@ -26,6 +26,7 @@ from notifier.delivery.drain import Deliverer, DrainResult
 from notifier.delivery.selfalerts import SelfAlerts
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
+from notifier.runtime.leases import LeaseKeeper, units_of
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.polling import Poller
 from notifier.runtime.probes import HealthServer
@@ -34,7 +35,9 @@ from notifier.runtime.vitals import Vitals
 from notifier.runtime.workers import Doorbells, Workers
 from notifier.sinks.base import Sink
 from notifier.sinks.registry import build_sinks
-from notifier.state.store import Store
+from notifier.state.base import StateStore
+from notifier.state.leases import SOLE, Holder
+from notifier.state.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class Notifier:
         settings: Settings,
         *,
         sinks: Mapping[str, Sink] | None = None,
-        store: Store | None = None,
+        store: StateStore | None = None,
         source: PostHogClient | None = None,
         transport: httpx.BaseTransport | None = None,
         after_cycle: Callable[[int, CyclePlan | None], None] | None = None,
@@ -56,6 +59,7 @@ class Notifier:
         budget: RequestBudget | None = None,
         enrich_window: float = WINDOW,
         health: dict[int, ProjectHealth] | None = None,
+        leases: Holder | None = None,
     ) -> None:
         """Every part is built from ``settings`` unless given: ``sinks``, ``store``, ``source``
         (the PostHog client; ``transport`` for the one built here), ``metrics``, ``budget`` (a
@@ -68,7 +72,7 @@ class Notifier:
         self.links = Links(settings.posthog.host)
         self.metrics = metrics or Metrics()
         self.store = (
-            store if store is not None else Store(settings.state.path, first_run=settings.first_run)
+            store if store is not None else open_store(settings.state, first_run=settings.first_run)
         )
         self._cancel = threading.Event()  # set on stop: abandons PostHog retries and waits
         self.budget = (
@@ -103,6 +107,13 @@ class Notifier:
             )
         )
         self.health = health if health is not None else {}
+        self.leases: Holder = (
+            leases
+            if leases is not None
+            else SOLE
+            if settings.state.url is None
+            else LeaseKeeper(self.store, units_of(settings), ttl=settings.state.lease_ttl)
+        )
         self.vitals = Vitals(settings, self.store, self.health, self.metrics, list(self.sinks))
         self._build_workers(after_cycle, alert_clock, enrich_window)
         self.http: HealthServer | None = None
@@ -129,6 +140,7 @@ class Notifier:
             settings.delivery,
             on_attempt=self.metrics.delivery,
             on_settled=self.self_alerts.delivery_settled,
+            leases=self.leases,
         )
         self.poller = Poller(
             settings,
@@ -141,6 +153,7 @@ class Notifier:
             after_cycle=after_cycle,
             enrich_window=enrich_window,
             health=self.health,
+            leases=self.leases,
         )
         self.workers = Workers(
             settings,
@@ -149,6 +162,7 @@ class Notifier:
             doorbells=doorbells,
             poll=self.poller.poll,
             health=self.health,
+            leases=self.leases,
         )
 
     def close(self) -> None:
@@ -191,9 +205,22 @@ class Notifier:
     def once(self, max_wait: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> int:
         """Poll every project once, then deliver until nothing is due within ``max_wait``.
 
-        Returns the exit code: 0 when every poll and every delivery succeeded.
+        Returns the exit code: 0 when every poll and every delivery succeeded. With replicas,
+        only this one's share of the projects and sinks (its leases are given back after).
         """
-        polls_ok = all(self.poll(pid) is not None for pid in self.settings.posthog.project_ids)
+        if isinstance(self.leases, LeaseKeeper):
+            self.leases.step()
+        try:
+            return self._once(max_wait, sleep)
+        finally:
+            if isinstance(self.leases, LeaseKeeper):
+                self.leases.release_all()
+
+    def _once(self, max_wait: float, sleep: Callable[[float], None]) -> int:
+        pids = [
+            pid for pid in self.settings.posthog.project_ids if self.leases.holds(f"poll:{pid}")
+        ]
+        polls_ok = all(self.poll(pid) is not None for pid in pids)
         delivered = dead = 0
         while True:
             result = self.drain_all()

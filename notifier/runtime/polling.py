@@ -24,7 +24,8 @@ from notifier.posthog.client import PostHogClient
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.project_health import ProjectHealth
 from notifier.runtime.vitals import Vitals
-from notifier.state.store import Store
+from notifier.state.base import StateStore
+from notifier.state.leases import SOLE, Holder
 
 log = logging.getLogger("notifier.runtime.daemon")  # the poll's own log lines, as before
 
@@ -37,7 +38,7 @@ class Poller:
         settings: Settings,
         *,
         source: PostHogClient,
-        store: Store,
+        store: StateStore,
         metrics: Metrics,
         self_alerts: SelfAlerts,
         vitals: Vitals,
@@ -45,10 +46,12 @@ class Poller:
         after_cycle: Callable[[int, CyclePlan | None], None] | None = None,
         enrich_window: float = WINDOW,
         health: dict[int, ProjectHealth] | None = None,
+        leases: Holder = SOLE,
     ) -> None:
         """``wake`` tells the delivery threads of these sinks that entries are due;
         ``enrich_window`` is how long a cycle may spend fetching artefacts; ``health`` is where
-        each project's health is kept (shared with the probes)."""
+        each project's health is kept (shared with the probes); ``leases`` says which projects
+        this replica polls (all of them, alone on its state)."""
         self._settings = settings
         self._source = source
         self._store = store
@@ -62,6 +65,7 @@ class Poller:
         for pid in settings.posthog.project_ids:
             self.health.setdefault(pid, ProjectHealth())
         self._synced: set[int] = set()  # projects fully listed since this notifier started
+        self._leases = leases
 
     @property
     def deadline_seconds(self) -> float:
@@ -72,6 +76,9 @@ class Poller:
     def poll(self, project_id: int) -> CyclePlan | None:
         """One cycle for one project; None when it failed or was skipped (paused)."""
         health = self.health.setdefault(project_id, ProjectHealth())
+        if not self._leases.holds(f"poll:{project_id}"):  # another replica's, for now
+            self._vitals.cycle_attempted(project_id, None)  # the scheduler is alive all the same
+            return None
         if time.time() < health.not_before:
             log.debug("project %s: paused after errors until %s", project_id, health.not_before)
             self._vitals.cycle_attempted(project_id, None)
@@ -130,7 +137,7 @@ class Poller:
         plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
             plan, self._source, settings.sinks, cycle=cycle, window=self._enrich_window
         )
-        return plan, commit(plan, self._store)
+        return plan, commit(plan, self._store, self._leases.fence(f"poll:{project_id}"))
 
     def _crashed(self, project_id: int, health: ProjectHealth, exc: Exception) -> None:
         health.failures += 1

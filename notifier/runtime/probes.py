@@ -5,8 +5,11 @@ when it starts and when each poll cycle starts and ends. ``notifier healthcheck`
 ``HEALTHCHECK``, Kubernetes exec probes) reads that file; ``/healthz`` reads the same data from
 memory; both judge it with ``liveness``: healthy while a cycle was attempted within
 ``LIVENESS_INTERVALS`` × ``poll.interval`` (or the process started less long ago, or a cycle is
-still running within its deadline). ``readiness`` is ``/readyz``: the state is readable and every
-project has had a successful poll or is still within its first interval.
+still running within its deadline). ``notifier healthcheck`` fails at once, whatever the
+file's age, when the heartbeat says `notifier run` stopped or when the process that wrote it is
+gone (``process.py``: its pid, start time and pid namespace are in the heartbeat).
+``readiness`` is ``/readyz``: the state is readable and every project has had a successful poll
+or is still within its first interval.
 
 ``HealthServer`` (``listener.py``, re-exported here) serves ``/healthz``, ``/readyz`` and
 ``/metrics``; nothing here knows the daemon, which hands it an ``Endpoints``
@@ -19,13 +22,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from notifier import __version__
 from notifier.runtime.listener import Endpoints, HealthServer, is_local
+from notifier.runtime.process import gone, this_process
 
 __all__ = ["Endpoints", "HealthServer", "is_local"]  # the listener, where it always was
 
@@ -34,6 +38,7 @@ LIVENESS_INTERVALS: Final = 3
 #: What ``/healthz`` tells callers who get no details.
 ALIVE: Final = "alive"
 STUCK: Final = "not alive: no poll cycle attempted in time"
+NOT_RUNNING: Final = "not alive: not running"
 
 
 def heartbeat_path(state_path: Path) -> Path:
@@ -58,13 +63,29 @@ class Heartbeat:
     last_finished: float | None = None  # a poll cycle last ended
     busy_until: float | None = None  # a cycle is running and its deadline is then
     version: str = __version__
+    # who wrote it, so `notifier healthcheck` can tell it is gone (``process.gone``)
+    pid_start: int | None = None  # the kernel's start time of ``pid`` (clock ticks)
+    pid_space: str | None = None  # the boot and pid namespace ``pid`` belongs to
+    stopped_at: float | None = None  # `notifier run` stopped cleanly then
+
+    @classmethod
+    def of_this_process(cls, *, started_at: float, interval: float) -> Heartbeat:
+        """The first heartbeat of the daemon in this process."""
+        start, space = this_process()
+        return cls(
+            started_at=started_at,
+            interval=interval,
+            pid=os.getpid(),
+            pid_start=start,
+            pid_space=space,
+        )
 
     def to_json(self) -> str:
         """The file's content: the fields, plus readable UTC times for people."""
         data: dict[str, Any] = asdict(self)
         data["readable"] = {
             name: _iso(data[name])
-            for name in ("started_at", "last_attempt", "last_finished", "busy_until")
+            for name in ("started_at", "last_attempt", "last_finished", "busy_until", "stopped_at")
         }
         return json.dumps(data, indent=1) + "\n"
 
@@ -77,19 +98,24 @@ class Heartbeat:
                 raise TypeError("not an object")
             optional = {
                 name: None if data.get(name) is None else float(data[name])
-                for name in ("last_attempt", "last_finished", "busy_until")
+                for name in ("last_attempt", "last_finished", "busy_until", "stopped_at")
             }
+            start, space = data.get("pid_start"), data.get("pid_space")
             beat = cls(
                 started_at=float(data["started_at"]),
                 interval=float(data["interval"]),
                 pid=int(data["pid"]),
                 version=str(data.get("version", "?")),
+                pid_start=None if start is None else int(start),
+                pid_space=None if space is None else str(space),
                 **optional,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a notifier heartbeat ({type(exc).__name__}: {exc})") from exc
         if beat.interval <= 0:
             raise ValueError("not a notifier heartbeat (interval must be positive)")
+        if beat.pid <= 0:
+            raise ValueError("not a notifier heartbeat (pid must be positive)")
         return beat
 
 
@@ -171,7 +197,10 @@ def liveness(beat: Heartbeat, now: float) -> Verdict:
 
 
 def check_heartbeat(path: Path, now: float) -> Verdict:
-    """``notifier healthcheck``: read the heartbeat file and judge it with ``liveness``."""
+    """``notifier healthcheck``: read the heartbeat file; unhealthy when it says the daemon
+    stopped, or when the process that wrote it is gone (``process.gone``: a pid is checked
+    only in the pid namespace that wrote it — Docker's HEALTHCHECK and Kubernetes exec probes
+    run in the daemon's container, so there it is); otherwise judge it with ``liveness``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -186,7 +215,28 @@ def check_heartbeat(path: Path, now: float) -> Verdict:
         beat = Heartbeat.from_json(text)
     except ValueError as exc:
         return Verdict(False, f"heartbeat {path}: {exc}")
+    if beat.stopped_at is not None:
+        return Verdict(
+            False,
+            f"the notifier (pid {beat.pid}) stopped at {_iso(beat.stopped_at)}; it is not running",
+            public=NOT_RUNNING,
+        )
+    why = gone(beat.pid, beat.pid_start, beat.pid_space)
+    if why is not None:
+        return Verdict(False, why, public=NOT_RUNNING)
     return liveness(beat, now)
+
+
+def mark_stopped(path: Path, now: float) -> None:
+    """The daemon of this process stopped cleanly: say so in its heartbeat, so `notifier
+    healthcheck` fails at once rather than 3 intervals later. Leaves a heartbeat of another
+    process alone; best effort (the pid check covers a heartbeat left unmarked)."""
+    try:
+        beat = Heartbeat.from_json(path.read_text(encoding="utf-8"))
+        if (beat.pid, beat.pid_start) == (os.getpid(), this_process()[0]):
+            write_heartbeat(path, replace(beat, stopped_at=now, busy_until=None))
+    except (OSError, ValueError):
+        pass
 
 
 class Polled(Protocol):

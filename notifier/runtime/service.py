@@ -76,16 +76,24 @@ class Runner(threading.Thread):
             raise self.error
 
 
+def _where(settings: Settings) -> str:
+    """The state's database, as a reload message names it."""
+    return settings.state.url or str(settings.state.path)
+
+
 def reloaded(path: Path, current: Settings, metrics: Metrics) -> Settings | None:
     """The new configuration, or None (logged, counted) when it cannot replace ``current``."""
     try:
         new = load_config(path)
         remember(new.secrets())  # errors are scrubbed of the new secrets too (and the old)
-        if new.state.path.resolve() != current.state.path.resolve():
+        if new.state.url != current.state.url or (
+            new.state.url is None and new.state.path.resolve() != current.state.path.resolve()
+        ):
+            key = "url" if current.state.url or new.state.url else "path"
             raise ConfigError(
                 [
-                    f"state.path: cannot change on reload ({current.state.path} → "
-                    f"{new.state.path}); restart the notifier to move the state"
+                    f"state.{key}: cannot change on reload ({_where(current)} → "
+                    f"{_where(new)}); restart the notifier to move the state"
                 ],
                 source=str(path),
             )

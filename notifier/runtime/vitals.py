@@ -12,7 +12,6 @@ worker threads. The heartbeat is written from the poll cycles, never from the li
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,7 @@ from notifier.runtime.probes import (
     write_heartbeat,
 )
 from notifier.runtime.project_health import ProjectHealth
-from notifier.state.store import Store
+from notifier.state.base import StateStore
 
 log = logging.getLogger("notifier.runtime.daemon")  # the daemon's own log lines, as before
 
@@ -44,7 +43,7 @@ class Vitals:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: StateStore,
         health: Mapping[int, ProjectHealth],
         metrics: Metrics,
         sinks: Sequence[str],
@@ -73,8 +72,8 @@ class Vitals:
         """The daemon runs: keep a heartbeat from now on, and write it."""
         self.started_at = time.time()
         with self._lock:
-            self._beat = Heartbeat(
-                started_at=self.started_at, interval=self._settings.poll.interval, pid=os.getpid()
+            self._beat = Heartbeat.of_this_process(  # with its pid, to tell when it is gone
+                started_at=self.started_at, interval=self._settings.poll.interval
             )
             self._write()
 

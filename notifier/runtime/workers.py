@@ -22,8 +22,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from notifier.config.settings import Settings
 from notifier.core.errors import StateError
 from notifier.delivery.drain import Deliverer
+from notifier.runtime.leases import LeaseKeeper
 from notifier.runtime.project_health import ProjectHealth
-from notifier.state.store import Store
+from notifier.state.base import StateStore
+from notifier.state.leases import SOLE, Holder
 
 log = logging.getLogger("notifier.runtime.daemon")  # the daemon's own log lines, as before
 
@@ -66,13 +68,15 @@ class Workers:
         self,
         settings: Settings,
         *,
-        store: Store,
+        store: StateStore,
         deliverer: Deliverer,
         doorbells: Doorbells,
         poll: Callable[[int], object],
         health: Mapping[int, ProjectHealth],
+        leases: Holder = SOLE,
     ) -> None:
         self._settings = settings
+        self._leases = leases
         self._store = store
         self._deliverer = deliverer
         self._poll = poll
@@ -97,6 +101,12 @@ class Workers:
             )
             for name in self._wake
         ]
+        if isinstance(self._leases, LeaseKeeper):  # replicas: take this one's share first
+            self._leases.on_taken = self._wake.ring_all  # a sink taken over: drain it now
+            self._leases.step()
+            workers.append(
+                threading.Thread(target=self._leases.run, args=(stop,), name="leases", daemon=True)
+            )
         for worker in workers:
             worker.start()
         scheduler.start()

@@ -1,8 +1,9 @@
 """``StateStore``: the contract of the state database, as the rest of the notifier uses it.
 
-``store.Store`` (SQLite) meets it; a PostgreSQL store must too. The guarantees behind the
+``store.Store`` (SQLite) and ``store.PostgresStore`` meet it. The guarantees behind the
 signatures: ``commit_cycle`` writes a cycle's snapshot rows, outbox entries and project marks in
-ONE transaction; an outbox entry exists once per (event or notice, sink); each mark of a
+ONE transaction (refused with ``LeaseLost`` when its fence is no longer the unit's lease, as
+are the delivery marks); an outbox entry exists once per (event or notice, sink); each mark of a
 delivery attempt (with its living message) is one transaction; every failure is a
 ``StateError``. Times are Unix seconds.
 """
@@ -10,12 +11,12 @@ delivery attempt (with its living message) is one transaction; every failure is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 from notifier.core.outbox import Notice
 from notifier.state.records import (
     CycleWrite,
+    Fence,
     MessageRef,
     OutageRow,
     OutboxEntry,
@@ -28,8 +29,9 @@ class StateStore(Protocol):
     """What the cycle, delivery, runtime and CLI ask of the state database."""
 
     @property
-    def path(self) -> Path:
-        """Where the state lives; the delivery's per-sink lock files sit beside it."""
+    def name(self) -> str:
+        """Which database: a file's path or a PostgreSQL URL (without password); the delivery's
+        per-sink locks are keyed by it."""
         ...
 
     def close(self) -> None:
@@ -83,12 +85,19 @@ class StateStore(Protocol):
         ...
 
     def mark_delivered(
-        self, entry_ids: int | Sequence[int], now: float, *, message: MessageRef | None = None
+        self,
+        entry_ids: int | Sequence[int],
+        now: float,
+        *,
+        message: MessageRef | None = None,
+        fence: Fence | None = None,
     ) -> None:
         """The sink accepted the entries; remember its living message in the same transaction."""
         ...
 
-    def mark_dead(self, entry_ids: int | Sequence[int], now: float, error: str) -> None:
+    def mark_dead(
+        self, entry_ids: int | Sequence[int], now: float, error: str, *, fence: Fence | None = None
+    ) -> None:
         """A permanent failure: keep the entries, with the reason, for a person."""
         ...
 
@@ -101,8 +110,14 @@ class StateStore(Protocol):
         dead: Sequence[int] = (),
         now: float = 0.0,
         reason: str = "",
+        fence: Fence | None = None,
     ) -> None:
         """One failed attempt in one transaction: ``retry`` entries later, ``dead`` ones now."""
+        ...
+
+    def rebase(self, sink: str, now: float) -> int:
+        """After the wall clock stepped back, each of the sink's waiting entries is due its own
+        wait after ``now``; returns how many moved."""
         ...
 
     def retry_dead(self, now: float, sink: str | None = None) -> int:
@@ -117,6 +132,36 @@ class StateStore(Protocol):
         self, sink: str, project_id: int, report_id: str
     ) -> tuple[str, str, str | None] | None:
         """The ``(channel, ts, shown)`` of the sink's living message about the report, if any."""
+        ...
+
+    # -- replicas and leases (PostgreSQL) -----------------------------------------------------
+
+    def announce(self, replica: str, started_at: float, ttl: float) -> None:
+        """This replica is alive for ``ttl`` more seconds."""
+        ...
+
+    def replicas(self) -> list[str]:
+        """The replicas alive now, in a stable order."""
+        ...
+
+    def retire(self, replica: str) -> None:
+        """This replica stops: it is no longer counted when the units are shared."""
+        ...
+
+    def acquire(self, unit: str, owner: str, ttl: float) -> int | None:
+        """Take a unit if free, expired or already ``owner``'s: its new token, else None."""
+        ...
+
+    def renew(self, fence: Fence, ttl: float) -> bool:
+        """Extend a lease still held; False when it is lost."""
+        ...
+
+    def release(self, fence: Fence) -> None:
+        """Give a unit up at once."""
+        ...
+
+    def leases(self) -> dict[str, tuple[str, int, float]]:
+        """Every unexpired lease: unit → (owner, token, seconds left)."""
         ...
 
     # -- outages -------------------------------------------------------------------------------

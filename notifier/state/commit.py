@@ -1,12 +1,14 @@
 """The cycle commit: one cycle's outcome (changed snapshot rows, deleted rows, outbox entries,
 the project's baseline and high-water marks) is written in ONE transaction: a crash leaves
 either the old state or the new, never half. An event is therefore queued for delivery exactly
-when the snapshot that no longer produces it is saved.
+when the snapshot that no longer produces it is saved. With replicas, the transaction also
+checks that the project's polling lease is still this replica's (``leases.check_fence``).
 """
 
 from __future__ import annotations
 
 from notifier.state.database import Database
+from notifier.state.leases import check_fence
 from notifier.state.outbox import insert_entries, outbox_row
 from notifier.state.records import CycleWrite
 from notifier.state.snapshots import mark_project, write_reports
@@ -18,6 +20,7 @@ class CycleCommit(Database):
     def commit_cycle(self, write: CycleWrite) -> int:
         """Persist one cycle atomically; returns how many outbox entries were added."""
         with self._write("save the cycle") as conn:
+            check_fence(conn, write.fence, self.dialect.now, self.dialect.for_share)
             mark_project(conn, write)
             write_reports(conn, write)
             return insert_entries(

@@ -9,15 +9,15 @@ new message.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from notifier.state.database import Database
+from notifier.state.dialect import Connection
 from notifier.state.records import MessageRef
 
 
 def remember_message(
-    conn: sqlite3.Connection, entry_ids: Sequence[int], message: MessageRef, now: float
+    conn: Connection, entry_ids: Sequence[int], message: MessageRef, now: float
 ) -> None:
     """Remember ``message`` for the (sink, project, report) of each of these outbox entries."""
     shown = message[2] if len(message) > 2 else None
@@ -31,7 +31,7 @@ def remember_message(
     )
 
 
-def forget_messages(conn: sqlite3.Connection, before: float) -> None:
+def forget_messages(conn: Connection, before: float) -> None:
     """Forget the messages untouched since ``before``."""
     conn.execute("DELETE FROM messages WHERE updated_at < ?", (before,))
 

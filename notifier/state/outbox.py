@@ -10,7 +10,6 @@ delivery's living message in the same one as its mark.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -18,8 +17,10 @@ from notifier.core.events import Event
 from notifier.core.outbox import Notice, outbox_item_from_json
 from notifier.core.secrets import scrub
 from notifier.state.database import Database, compact, ids_of
+from notifier.state.dialect import Connection
+from notifier.state.leases import check_fence
 from notifier.state.messages import forget_messages, remember_message
-from notifier.state.records import MessageRef, OutboxEntry
+from notifier.state.records import Fence, MessageRef, OutboxEntry
 
 _INSERT: Final = (
     "INSERT INTO outbox (event_id, sink, project_id, report_id, event_type, event, rules, "
@@ -64,7 +65,7 @@ def outbox_row(
     )
 
 
-def insert_entries(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> int:
+def insert_entries(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> int:
     """Insert ``outbox_row`` rows, each (event, sink) once ever; returns how many were new."""
     return sum(conn.execute(_INSERT, row).rowcount for row in rows)
 
@@ -122,13 +123,19 @@ class Outbox(Database):
         return {(sink, state): count for sink, state, count in rows}
 
     def mark_delivered(
-        self, entry_ids: int | Sequence[int], now: float, *, message: MessageRef | None = None
+        self,
+        entry_ids: int | Sequence[int],
+        now: float,
+        *,
+        message: MessageRef | None = None,
+        fence: Fence | None = None,
     ) -> None:
         """The sink accepted the entries (several: one digest). ``message``: the ``(channel,
         ts)`` of the living message the sink now keeps for the entry's report, remembered in
-        the same transaction as the mark."""
+        the same transaction as the mark. ``fence``: the sink's delivery lease (replicas)."""
         ids = ids_of(entry_ids)
         with self._write("record a delivery") as conn:
+            check_fence(conn, fence, self.dialect.now, self.dialect.for_share)
             conn.executemany(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, "
                 "finished_at = ?, last_error = NULL WHERE id = ?",
@@ -144,9 +151,11 @@ class Outbox(Database):
         delivery loop records each attempt with ``mark_failed``.)"""
         self.mark_failed(ids_of(entry_ids), next_attempt_at, error)
 
-    def mark_dead(self, entry_ids: int | Sequence[int], now: float, error: str) -> None:
+    def mark_dead(
+        self, entry_ids: int | Sequence[int], now: float, error: str, *, fence: Fence | None = None
+    ) -> None:
         """A permanent failure, or retries exhausted: keep it, with the reason, for a person."""
-        self.mark_failed([], now, error, dead=ids_of(entry_ids), now=now)
+        self.mark_failed([], now, error, dead=ids_of(entry_ids), now=now, fence=fence)
 
     def mark_failed(
         self,
@@ -157,12 +166,14 @@ class Outbox(Database):
         dead: Sequence[int] = (),
         now: float = 0.0,
         reason: str = "",
+        fence: Fence | None = None,
     ) -> None:
         """One failed attempt (of a digest: many entries) in one transaction: ``retry`` entries
         are tried again at ``next_attempt_at``; ``dead`` ones are dead-lettered at ``now`` with
         ``reason`` (default: ``error``). Both are scrubbed of secrets before they are kept."""
         error, reason = scrub(error), scrub(reason)
         with self._write("record a retry" if retry else "record a dead letter") as conn:
+            check_fence(conn, fence, self.dialect.now, self.dialect.for_share)
             conn.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
                 "last_error = ?, last_attempt_at = ? WHERE id = ?",
@@ -180,7 +191,7 @@ class Outbox(Database):
             cursor = conn.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, created_at = ?, "
                 "next_attempt_at = ?, finished_at = NULL "
-                "WHERE state = 'dead' AND (? IS NULL OR sink = ?)",
+                "WHERE state = 'dead' AND (CAST(? AS TEXT) IS NULL OR sink = ?)",
                 (now, now, sink, sink),
             )
             return cursor.rowcount

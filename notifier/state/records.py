@@ -18,6 +18,18 @@ MessageRef: TypeAlias = tuple[str, str] | tuple[str, str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a write is made under: ``unit`` ('poll:12345', 'deliver:slack') held by
+    ``owner`` with ``token``. A write carrying a fence is refused (``LeaseLost``) unless that
+    lease is still the unit's, unexpired — so a replica that lost it (paused, partitioned)
+    never commits a cycle or marks a delivery another replica now owns."""
+
+    unit: str
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotRow:
     """A report as last seen; ``listed`` is False for copies fetched by id (not in listings)."""
 
@@ -62,6 +74,7 @@ class CycleWrite:
     now: float
     high_water: str | None = None  # the latest updated_at known (None: keep the stored one)
     full_sync: bool = False  # a full listing: the next one is due full_sync_every from now
+    fence: Fence | None = None  # the project's polling lease (replicas); None: no check
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,21 @@
-"""The state database's tables, and the steps that bring an older file up to date.
+"""The state database's tables, and the steps that bring an older database up to date.
 
-A fresh database goes through the same steps as an upgraded one; a file written by a newer
-notifier is refused. SQLite-specific (``PRAGMA user_version``); the tables themselves are plain
-SQL.
+A fresh database goes through the same steps as an upgraded one, on SQLite and PostgreSQL alike
+(the statements are written with SQLite's types; ``dialect`` maps them); a database written by
+a newer notifier is refused. On PostgreSQL the migration holds an advisory lock, so replicas
+starting together migrate one after the other.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from pathlib import Path
 from typing import Final
 
 from notifier.core.errors import StateError
+from notifier.state.dialect import Connection, Dialect
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS projects (
@@ -90,26 +90,41 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE messages ADD COLUMN shown TEXT",
     ),
     5: (),  # outbox.last_attempt_at: ``_add_last_attempt``
+    6: (
+        # replicas sharing a PostgreSQL state: who is alive, and which of them holds each unit
+        # of work ('poll:12345', 'deliver:slack') with the fencing token its writes carry
+        """CREATE TABLE IF NOT EXISTS replicas (
+            replica TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS leases (
+            unit TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            token INTEGER NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+    ),
 }
 
 
-def _add_last_attempt(conn: sqlite3.Connection) -> None:
+def _add_last_attempt(conn: Connection, dialect: Dialect) -> None:
     """Schema 5: when an entry's wait began (its last failed attempt), so that a wall clock
     stepped back past it shows and the entry is due again within that wait (``Outbox.rebase``).
     Entries already waiting count their remaining wait from now."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
-    if "last_attempt_at" not in columns:
-        conn.execute("ALTER TABLE outbox ADD COLUMN last_attempt_at REAL")
+    if "last_attempt_at" not in dialect.columns(conn, "outbox"):
+        conn.execute(dialect.ddl("ALTER TABLE outbox ADD COLUMN last_attempt_at REAL"))
     conn.execute(
-        "UPDATE outbox SET last_attempt_at = MIN(next_attempt_at, ?) "
-        "WHERE state = 'pending' AND attempts > 0 AND last_attempt_at IS NULL",
-        (time.time(),),
+        "UPDATE outbox SET last_attempt_at = CASE WHEN next_attempt_at < ? THEN next_attempt_at "
+        "ELSE ? END WHERE state = 'pending' AND attempts > 0 AND last_attempt_at IS NULL",
+        (time.time(), time.time()),
     )
 
 
-def _fill_statuses(conn: sqlite3.Connection) -> None:
+def _fill_statuses(conn: Connection) -> None:
     """Schema 2: the status column of snapshot rows written before it existed, a thousand rows
-    at a time (a large state file must not be read into memory at once)."""
+    at a time (a large state file must not be read into memory at once). Only an old SQLite
+    file has such rows."""
     last = 0
     while True:
         rows = conn.execute(
@@ -124,22 +139,27 @@ def _fill_statuses(conn: sqlite3.Connection) -> None:
         last = rows[-1][0]
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables and apply every step the file lacks (inside the caller's transaction);
-    ``StateError`` for a file from a newer notifier."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def migrate(conn: Connection, dialect: Dialect, name: str) -> None:
+    """Create the tables and apply every step the database lacks (inside the caller's
+    transaction, under the migration lock); ``StateError`` for a database from a newer
+    notifier. ``name`` says which database in that message."""
+    dialect.lock(conn)
+    version = dialect.version(conn)
     if version > SCHEMA_VERSION:
         raise StateError(
-            f"state database {path} was written by a newer notifier (schema "
-            f"{version} > {SCHEMA_VERSION}); upgrade the notifier or use another path"
+            f"state database {name} was written by a newer notifier (schema "
+            f"{version} > {SCHEMA_VERSION}); upgrade the notifier or use another "
+            f"{'path' if dialect.name == 'sqlite' else 'database'}"
         )
+    if version == SCHEMA_VERSION:
+        return
     for statement in _SCHEMA:
-        conn.execute(statement)
+        conn.execute(dialect.ddl(statement))
     for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
         for statement in _MIGRATIONS[step]:
-            conn.execute(statement)
-        if step == 2:
+            conn.execute(dialect.ddl(statement))
+        if step == 2 and version >= 1:
             _fill_statuses(conn)
         if step == 5:
-            _add_last_attempt(conn)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            _add_last_attempt(conn, dialect)
+    dialect.set_version(conn, SCHEMA_VERSION)

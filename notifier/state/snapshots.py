@@ -10,19 +10,19 @@ index. The writes (``mark_project``, ``write_reports``) run inside the cycle's o
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
 from notifier.core.report import Report
 from notifier.state.database import Database, compact
+from notifier.state.dialect import Connection
 from notifier.state.records import CycleWrite, ProjectState, SnapshotRow
 
 #: ids per ``IN (...)`` lookup, well under SQLite's limit on parameters
 _CHUNK: Final = 500
 
 
-def mark_project(conn: sqlite3.Connection, write: CycleWrite) -> None:
+def mark_project(conn: Connection, write: CycleWrite) -> None:
     """Record the cycle's success: the baseline mark (first time), high-water mark and, after a
     full listing, its time."""
     conn.execute(
@@ -41,7 +41,7 @@ def mark_project(conn: sqlite3.Connection, write: CycleWrite) -> None:
     )
 
 
-def write_reports(conn: sqlite3.Connection, write: CycleWrite) -> None:
+def write_reports(conn: Connection, write: CycleWrite) -> None:
     """Upsert the cycle's changed snapshot rows and delete the gone ones."""
     conn.executemany(
         "INSERT INTO reports (project_id, report_id, version, listed, status, data) "
