@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 
 # The Kubernetes resources (kustomization.yaml and the config copy are not resources).
 K8S_RESOURCES := $(filter-out %/kustomization.yaml %/config.yaml,$(wildcard deploy/kubernetes/*.yaml))
+# The replicas overlay's whole resources; its patches are checked as rendered, with the base, by
+# tests/test_deploy.py (kubectl kustomize is not needed).
+K8S_RESOURCES += deploy/kubernetes-replicas/pdb.yaml deploy/kubernetes-replicas/secret.example.yaml
 # The oldest Kubernetes version the manifests must work on; they are checked against the newest
 # schema kubernetes-validate ships as well.
 K8S_MIN_VERSION := 1.30.0

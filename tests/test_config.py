@@ -1081,6 +1081,11 @@ def test_postgresql_state(tmp_path: Path) -> None:
             "(or ${VAR}, or state.password_file)",
         ),
         (
+            {"url": "postgresql://notifier@db/notifier?password=s3cret-in-query"},
+            "state.url: holds a password; remove it from the URL and put it in state.password "
+            "(or ${VAR}, or state.password_file)",
+        ),
+        (
             {"url": "mysql://db/notifier"},
             "state.url: must be a PostgreSQL URL like postgresql://notifier@db.example:5432/"
             "notifier (the password in state.password, ${VAR} or state.password_file, not in "

@@ -8,6 +8,10 @@ image's contract, `make lint-deploy` runs hadolint and kubernetes-validate).
 - Kubernetes: one replica, Recreate, the security context, probes, grace, resources, the
   ConfigMap identical to deploy/config.yaml, the Secret example kept out of the kustomization.
 - systemd: the hardening keys (and `systemd-analyze verify`/`security` where installed).
+- Replicas on PostgreSQL: the Compose file (a database with a health check and a named volume,
+  two stateless read-only replicas with a tmpfs /tmp) and the kustomize overlay (rendered here
+  the way kustomize does: two replicas rolled one at a time, a PodDisruptionBudget, no volume
+  claim, the database's URL and password from a Secret), and their shared config.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 SECRET_VARS = {"POSTHOG_PERSONAL_API_KEY", "SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL", "WEBHOOK_SECRET"}
+#: The PostgreSQL password of the replicated setups (the database's and the notifier's).
+DB_PASSWORD_VAR = "NOTIFIER_DB_PASSWORD"
+REPLICAS = DEPLOY / "kubernetes-replicas"
 #: Values that pass validation, for checking deploy/config.yaml (the example's are placeholders).
 VALID_SECRETS = {
     "POSTHOG_PERSONAL_API_KEY": "phx_deploy_test",
@@ -200,7 +207,7 @@ def env_example() -> dict[str, str]:
 
 def test_env_example_lists_every_secret_with_a_placeholder() -> None:
     example = env_example()
-    assert set(example) == SECRET_VARS
+    assert set(example) == SECRET_VARS | {DB_PASSWORD_VAR}
     assert all("replace" in value for value in example.values()), example
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
@@ -455,3 +462,314 @@ def test_systemd_analyze_accepts_the_unit_and_rates_it_well(verifiable_unit: Pat
     level = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
     assert level, security.stdout[-500:]
     assert float(level.group(1)) <= 2.0, security.stdout[-500:]
+
+
+# --- replicas on PostgreSQL: the configuration -------------------------------------------
+
+DB_ENV = {**VALID_SECRETS, DB_PASSWORD_VAR: "a-db-password-for-the-test"}
+
+
+def test_postgres_config_is_the_container_config_with_the_state_in_postgresql() -> None:
+    text = (DEPLOY / "config.postgres.yaml").read_text()
+    required = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))  # no :-default
+    assert required <= set(env_example()), required - set(env_example())
+    settings = parse_config(text, source="deploy/config.postgres.yaml", env=DB_ENV, base_dir=DEPLOY)
+    assert settings.state.backend == "postgresql"
+    assert settings.state.url == "postgresql://notifier@db:5432/notifier"  # the Compose service
+    assert settings.state.password is not None
+    assert settings.state.password.get_secret_value() == DB_ENV[DB_PASSWORD_VAR]
+    assert settings.state.lease_ttl == 30
+    assert settings.http.listen == "0.0.0.0:9464"
+    # Kubernetes gives the URL through the Secret.
+    url = "postgresql://notifier@postgres.example:5432/notifier"
+    elsewhere = parse_config(
+        text, source="config", env={**DB_ENV, "NOTIFIER_DB_URL": url}, base_dir=DEPLOY
+    )
+    assert elsewhere.state.url == url
+    # Everything else is deploy/config.yaml's: one place to edit projects, sinks and rules.
+    single = yaml.safe_load((DEPLOY / "config.yaml").read_text())
+    replicated = yaml.safe_load(text)
+    assert {k: v for k, v in replicated.items() if k != "state"} == {
+        k: v for k, v in single.items() if k != "state"
+    }, "deploy/config.postgres.yaml differs from deploy/config.yaml outside state:"
+
+
+# --- replicas on PostgreSQL: Compose -------------------------------------------------------
+
+
+def compose_postgres() -> dict[str, Any]:
+    return dict(yaml.safe_load((DEPLOY / "docker-compose.postgres.yml").read_text()))
+
+
+def replica_services() -> dict[str, dict[str, Any]]:
+    services = compose_postgres()["services"]
+    return {name: svc for name, svc in services.items() if name.startswith("notifier")}
+
+
+def test_compose_postgres_runs_a_database_and_two_replicas_of_the_same_image() -> None:
+    spec = compose_postgres()
+    replicas = replica_services()
+    assert set(spec["services"]) == {"db", *replicas}
+    assert len(replicas) == 2
+    single = compose()["services"]["notifier"]
+    for name, svc in replicas.items():
+        assert svc["build"] == single["build"], name
+        assert svc["image"] == single["image"], name
+        assert svc["command"] == ["run"], name
+        assert svc["restart"] == "unless-stopped", name
+        assert svc["depends_on"] == {"db": {"condition": "service_healthy"}}, name
+        assert svc["healthcheck"]["test"] == ["CMD", "notifier", "healthcheck"], name
+        grace = float(svc["environment"]["NOTIFIER_STOP_GRACE"])
+        assert grace < float(svc["stop_grace_period"].rstrip("s")), name
+    hosts = [svc["hostname"] for svc in replicas.values()]
+    assert len(set(hosts)) == 2  # the replica ids in the logs start with the host name
+    published = [p for svc in replicas.values() for p in svc["ports"]]
+    assert len({str(p).rsplit(":", 2)[-2] for p in published}) == len(published)  # no clash
+
+
+def test_compose_postgres_replicas_are_stateless_and_read_only() -> None:
+    spec = compose_postgres()
+    for name, svc in replica_services().items():
+        assert svc["read_only"] is True, name
+        assert svc["user"] == "10001:10001", name
+        assert svc["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        # No volume: the only mount is the config; the heartbeat goes to the tmpfs /tmp.
+        (config,) = svc["volumes"]
+        assert config == {
+            "type": "bind",
+            "source": "./config.postgres.yaml",
+            "target": "/etc/notifier/config.yaml",
+            "read_only": True,
+        }, name
+        assert (DEPLOY / config["source"]).is_file()
+        assert svc["environment"]["NOTIFIER_CONFIG"] == config["target"]
+        assert [t.split(":")[0] for t in svc["tmpfs"]] == ["/tmp"], name
+        assert svc["environment"]["TMPDIR"] == "/tmp", name  # the image's TMPDIR is the volume
+    assert set(spec["volumes"]) == {"notifier-db"}  # the database's, nothing for the notifier
+
+
+def test_compose_postgres_database_has_a_health_check_a_volume_and_no_inline_password() -> None:
+    db = compose_postgres()["services"]["db"]
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?-[a-z]+", db["image"]), db["image"]
+    assert db["restart"] == "unless-stopped"
+    (data,) = db["volumes"]
+    assert data["type"] == "volume"
+    assert data["source"] == "notifier-db"
+    assert data["target"] == "/var/lib/postgresql/data"
+    check = db["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "pg_isready"], check
+    env = db["environment"]
+    # The notifier's URL names this user, database and service.
+    settings = parse_config(
+        (DEPLOY / "config.postgres.yaml").read_text(), source="c", env=DB_ENV, base_dir=DEPLOY
+    )
+    assert settings.state.url == f"postgresql://{env['POSTGRES_USER']}@db:5432/{env['POSTGRES_DB']}"
+    assert ["-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"]] == check[2:6]
+    # The password only through the environment (deploy/.env), never written here; the
+    # database gets that one variable, not the notifier's other secrets.
+    assert re.fullmatch(r"\$\{NOTIFIER_DB_PASSWORD:\?[^}]+\}", env["POSTGRES_PASSWORD"])
+    assert "env_file" not in db
+    assert "ports" not in db  # reached by the replicas on the Compose network only
+    for name, svc in replica_services().items():
+        assert svc["env_file"] == [".env"], name
+        assert not set(svc["environment"]) & (SECRET_VARS | {DB_PASSWORD_VAR}), name
+
+
+# --- replicas on PostgreSQL: the kustomize overlay ----------------------------------------
+
+#: The merge keys of the lists a strategic-merge patch of a Deployment merges item by item
+#: (every other list is replaced), from the Kubernetes API's patchMergeKey.
+MERGE_KEYS = {
+    "containers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+    "topologySpreadConstraints": "topologyKey",
+}
+
+
+def strategic_merge(original: Any, patch: Any, field: str = "") -> Any:
+    """The part of Kubernetes' strategic merge patch the overlay uses: maps merged key by key
+    (null deletes), keyed lists merged item by item (``$patch: delete`` removes one)."""
+    if isinstance(original, dict) and isinstance(patch, dict):
+        merged = dict(original)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = strategic_merge(merged[key], value, key)
+            else:
+                merged[key] = value
+        return merged
+    if isinstance(original, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        key = MERGE_KEYS[field]
+        rest = {item[key]: item for item in original}
+        merged_items = []  # the patch's items first, in its order; then the others
+        for change in patch:
+            before = rest.pop(change[key], None)
+            if change.get("$patch") == "delete":
+                assert before is not None, f"nothing to delete in {field}: {change}"
+            else:
+                merged_items.append(change if before is None else strategic_merge(before, change))
+        return merged_items + list(rest.values())
+    return patch
+
+
+def kustomize(folder: Path) -> list[dict[str, Any]]:
+    """What ``kustomize build folder`` makes of our kustomizations (resources and bases,
+    configMapGenerator with create/replace, strategic-merge patches, labels, images), without
+    the ConfigMap's hash suffix. ``kubectl kustomize`` is compared with it where installed."""
+    kust = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    found: list[dict[str, Any]] = []
+    for entry in kust.get("resources", []):
+        path = folder / entry
+        if path.is_dir():
+            found += kustomize(path)
+        else:
+            found += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for generator in kust.get("configMapGenerator", []):
+        metadata = {"name": generator["name"]}
+        key = ("ConfigMap", generator["name"])
+        if generator.get("behavior") == "replace":  # the data, keeping the base's labels
+            (old,) = [r for r in found if (r["kind"], r["metadata"]["name"]) == key]
+            found.remove(old)
+            metadata = old["metadata"]
+        data = {file: (folder / file).read_text() for file in generator["files"]}
+        found.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
+    for entry in kust.get("patches", []):
+        patch = yaml.safe_load((folder / entry["path"]).read_text())
+        key = (patch["kind"], patch["metadata"]["name"])
+        (at,) = [i for i, r in enumerate(found) if (r["kind"], r["metadata"]["name"]) == key]
+        if patch.get("$patch") == "delete":
+            del found[at]
+        else:
+            found[at] = strategic_merge(found[at], patch)
+    for label in kust.get("labels", []):
+        assert label.get("includeSelectors") is False
+        for resource in found:
+            resource["metadata"].setdefault("labels", {}).update(label["pairs"])
+    for image in kust.get("images", []):
+        for resource in found:
+            pod = resource.get("spec", {}).get("template", {}).get("spec", {})
+            for ctr in pod.get("containers", []):
+                if ctr["image"].split(":")[0] == image["name"]:
+                    ctr["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
+    return found
+
+
+def overlay() -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["kind"], r["metadata"]["name"]): r for r in kustomize(REPLICAS)}
+
+
+def overlay_deployment() -> dict[str, Any]:
+    return overlay()[("Deployment", "notifier")]
+
+
+def test_overlay_runs_two_replicas_rolled_one_at_a_time_with_a_disruption_budget() -> None:
+    deployment = overlay_deployment()
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    pdbs = [r for r in overlay().values() if r["kind"] == "PodDisruptionBudget"]
+    (pdb,) = pdbs
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["minAvailable"] == 1
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    pod = deployment["spec"]["template"]["spec"]
+    (spread,) = pod["topologySpreadConstraints"]  # not both on one node
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"] == deployment["spec"]["selector"]
+
+
+def test_overlay_has_no_volume_claim_and_a_scratch_tmp() -> None:
+    resources = overlay()
+    assert not [key for key in resources if key[0] == "PersistentVolumeClaim"]
+    pod = overlay_deployment()["spec"]["template"]["spec"]
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (ctr,) = pod["containers"]
+    mounts = {m["mountPath"]: m for m in ctr["volumeMounts"]}
+    assert set(mounts) == {"/tmp", "/etc/notifier"}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    env = {e["name"]: e for e in ctr["env"]}
+    assert env["TMPDIR"]["value"] == "/tmp"  # the heartbeat `notifier healthcheck` reads
+    assert ctr["securityContext"]["readOnlyRootFilesystem"] is True
+    # Everything else as the base: probes, grace, resources, security.
+    base = k8s("deployment.yaml")["spec"]["template"]["spec"]
+    (base_ctr,) = base["containers"]
+    for key in ("livenessProbe", "readinessProbe", "resources", "securityContext", "args"):
+        assert ctr[key] == base_ctr[key], key
+    for key in ("securityContext", "terminationGracePeriodSeconds"):
+        assert pod[key] == base[key], key
+
+
+def test_overlay_takes_the_database_url_and_password_from_a_secret() -> None:
+    (ctr,) = overlay_deployment()["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in ctr["env"]}
+    secret = yaml.safe_load((REPLICAS / "secret.example.yaml").read_text())
+    kust = yaml.safe_load((REPLICAS / "kustomization.yaml").read_text())
+    assert "secret.example.yaml" not in kust["resources"]  # never a real secret in git
+    refs = {}
+    for var in ("NOTIFIER_DB_URL", DB_PASSWORD_VAR):
+        assert "value" not in env[var], var
+        ref = env[var]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == secret["metadata"]["name"], var
+        refs[var] = ref["key"]
+    assert set(refs.values()) == set(secret["stringData"])
+    assert "@" in secret["stringData"][refs["NOTIFIER_DB_URL"]]
+    assert ":" not in secret["stringData"][refs["NOTIFIER_DB_URL"]].split("//")[1].split("@")[0]
+    assert ctr["envFrom"] == [{"secretRef": {"name": "notifier-secrets"}}]  # the base's
+    # The ConfigMap is deploy/config.postgres.yaml, which reads both variables.
+    config_map = overlay()[("ConfigMap", "notifier-config")]
+    text = config_map["data"]["config.yaml"]
+    assert text == (DEPLOY / "config.postgres.yaml").read_text(), (
+        "deploy/kubernetes-replicas/config.yaml differs from deploy/config.postgres.yaml: cp "
+        "deploy/config.postgres.yaml deploy/kubernetes-replicas/config.yaml"
+    )
+    url = secret["stringData"][refs["NOTIFIER_DB_URL"]]
+    password = secret["stringData"][refs[DB_PASSWORD_VAR]]
+    env_vars = {**VALID_SECRETS, "NOTIFIER_DB_URL": url, DB_PASSWORD_VAR: password}
+    settings = parse_config(text, source="configmap", env=env_vars, base_dir=REPLICAS)
+    assert settings.state.url == url
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "latest"])
+def test_overlay_renders_valid_resources(version: str) -> None:
+    """The rendered overlay against the Kubernetes schema, strictly, as `make lint-deploy`
+    checks the base's files (a patch alone is not a whole resource)."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    wanted = kubernetes_validate.latest_version() if version == "latest" else version
+    resources = overlay()
+    assert {kind for kind, _ in resources} == {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "PodDisruptionBudget",
+    }
+    for resource in resources.values():
+        kubernetes_validate.validate(resource, wanted, strict=True)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+@pytest.mark.parametrize("folder", [K8S, REPLICAS], ids=["base", "replicas"])
+def test_kustomize_here_matches_kubectl_kustomize(folder: Path) -> None:
+    """The tests' kustomize() is what kustomize itself builds (ConfigMap hash suffix aside)."""
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=False
+    )
+    if built.returncode != 0 and "unknown command" in built.stderr:
+        pytest.skip("this kubectl has no kustomize")
+    assert built.returncode == 0, built.stderr
+    theirs = list(yaml.safe_load_all(built.stdout))
+    (config_map,) = [r for r in theirs if r["kind"] == "ConfigMap"]
+    hashed = config_map["metadata"]["name"]
+    unhashed = hashed.rsplit("-", 1)[0]
+    text = built.stdout.replace(hashed, unhashed)
+    key = lambda r: (r["kind"], r["metadata"]["name"])  # noqa: E731
+    assert sorted(yaml.safe_load_all(text), key=key) == sorted(kustomize(folder), key=key)

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifier import __version__
 from notifier.config.load import parse_config
-from notifier.config.settings import HttpSettings, Settings
+from notifier.config.settings import HttpSettings, Settings, StateSettings
 from notifier.config.types import inputs
 from notifier.core.errors import ConfigError, NotifierError
 from notifier.runtime.daemon import Notifier
@@ -120,7 +120,7 @@ def test_readiness_rule() -> None:
 def test_heartbeat_file_round_trip(tmp_path: Path) -> None:
     """Written atomically (no temporary file left), read back equal; a broken or missing file
     is unhealthy with a reason."""
-    path = heartbeat_path(tmp_path / "state.db")
+    path = heartbeat_path(StateSettings(path=tmp_path / "state.db"))
     assert path.name == "state.db.heartbeat"
     beat = Heartbeat(started_at=T0, interval=30, pid=42, last_attempt=T0 + 5)
     write_heartbeat(path, beat)
@@ -341,7 +341,7 @@ def test_healthcheck_command(
     path = make_config()
     path.write_text(path.read_text().replace(LISTEN, "http: {listen: null}"))
     settings = load(path)
-    beat_file = heartbeat_path(settings.state.path)
+    beat_file = heartbeat_path(settings.state)
 
     missing = healthcheck(path, env)
     assert (missing.returncode, missing.stdout) == (

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from notifier.cli.shared import EXIT_USAGE
+from notifier.config.settings import StateSettings
 from notifier.runtime.probes import Heartbeat, check_heartbeat, heartbeat_path, write_heartbeat
 from notifier.runtime.process import this_process
 from notifier.state.lock import StateInUseError, StateLock, lock_path
@@ -62,7 +63,8 @@ class Daemon:
 
     def beat(self) -> dict[str, Any]:
         try:
-            return dict(json.loads(heartbeat_path(_state(self.config)).read_text()))
+            beat = heartbeat_path(StateSettings(path=_state(self.config)))
+            return dict(json.loads(beat.read_text()))
         except (OSError, ValueError):
             return {}
 
@@ -219,7 +221,7 @@ def test_healthcheck_sees_a_reused_pid_and_an_unreaped_writer(tmp_path: Path) ->
     """A heartbeat naming a live pid is not enough: the process must have started when the
     writer did (not a newcomer that got its pid), and not be a zombie waiting to be reaped."""
     now = time.time()
-    path = heartbeat_path(tmp_path / "state.db")
+    path = heartbeat_path(StateSettings(path=tmp_path / "state.db"))
     mine = Heartbeat.of_this_process(started_at=now, interval=30)
     write_heartbeat(path, mine)
     assert check_heartbeat(path, now).ok  # this very process: alive
@@ -251,7 +253,7 @@ def test_a_heartbeat_from_elsewhere_is_judged_by_its_age_alone(tmp_path: Path) -
     """Written in another pid namespace (another container, another machine) or by an older
     version, the pid says nothing here: the rule of 3 intervals applies, as before."""
     now = time.time()
-    path = heartbeat_path(tmp_path / "state.db")
+    path = heartbeat_path(StateSettings(path=tmp_path / "state.db"))
     dead_pid = 2**22 + 1  # above Linux's pid_max: never a live process
     elsewhere = Heartbeat(
         started_at=now, interval=30, pid=dead_pid, pid_start=1, pid_space="another-boot pid:[1]"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,12 @@ import psycopg
 import pytest
 
 from notifier.config.settings import StateSettings
-from notifier.core.errors import LeaseLost, StateError
+from notifier.core.errors import LeaseLost, SourceError, StateError
 from notifier.core.events import Event, EventType
 from notifier.core.outbox import Notice, NoticeKind
 from notifier.core.report import Report
+from notifier.posthog.budget import RequestBudget
+from notifier.state.budget import KeyBudget
 from notifier.state.schema import SCHEMA_VERSION
 from notifier.state.store import (
     CycleWrite,
@@ -379,6 +382,52 @@ def test_replicas_announce_themselves(store: AnyStore) -> None:
     store.announce("gone", 1.0, 0.05)
     assert {"r1", "r2"} <= set(store.replicas())
     wait_for(lambda: store.replicas() == ["r1", "r2"], 10, "the silent replica dropped out")
+
+
+def test_the_request_budget_is_shared_by_every_store_on_the_database(
+    store: AnyStore, settings: StateSettings
+) -> None:
+    """Two stores on one database (two replicas) take from the same buckets: five requests a
+    minute in all, then a wait of about 12 s (60 / 5) for the next; a pause holds everyone."""
+    other = open_store(settings)
+    try:
+        takes = [(store if i % 2 else other).take_request("k", 5, 100) for i in range(6)]
+        assert takes[:5] == [0.0] * 5
+        assert 10.0 < takes[5] <= 12.0
+        assert store.take_request("another key", 5, 100) == 0.0
+        other.pause_requests("another key", 30.0)
+        assert 29.0 < store.take_request("another key", 5, 100) <= 30.0
+    finally:
+        other.close()
+
+
+def test_replicas_never_exceed_the_shared_budget_together(postgres_url: str) -> None:
+    """Three replicas' request budgets (each with its own in-process buckets) on one database:
+    eighteen requests asked for, six a minute allowed — six go out in all, the others are
+    refused at their deadline."""
+    stores = [PostgresStore(postgres_url) for _ in range(3)]
+    budgets = [
+        RequestBudget(6, 100, shared=KeyBudget(s, "phx_shared_key_123", 6, 100)) for s in stores
+    ]
+    granted: list[int] = []
+    refused: list[int] = []
+
+    def ask(budget: RequestBudget) -> None:
+        for _ in range(6):
+            try:
+                budget.acquire(1, deadline=time.monotonic() + 0.3)
+                granted.append(1)
+            except SourceError:
+                refused.append(1)
+
+    threads = [threading.Thread(target=ask, args=(b,)) for b in budgets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for s in stores:
+        s.close()
+    assert (len(granted), len(refused)) == (6, 12)
 
 
 # --- PostgreSQL's own: the URL in messages, the migration lock, the same tables ---------------

@@ -16,7 +16,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from notifier import __version__
-from notifier.cli import check, demo, dry_run, healthcheck, outbox, preview, run, schema, test_sink
+from notifier.cli import (
+    check,
+    demo,
+    dry_run,
+    healthcheck,
+    outbox,
+    preview,
+    run,
+    schema,
+    state,
+    test_sink,
+)
 from notifier.cli.check import cmd_check
 from notifier.cli.demo import cmd_demo
 from notifier.cli.dry_run import cmd_dry_run
@@ -26,6 +37,7 @@ from notifier.cli.preview import cmd_preview
 from notifier.cli.run import cmd_once, cmd_run
 from notifier.cli.schema import cmd_schema
 from notifier.cli.shared import EXIT_BAD_STATE, EXIT_FAILURE, EXIT_USAGE
+from notifier.cli.state import cmd_state
 from notifier.cli.test_sink import cmd_test_sink
 from notifier.config.load import load_config
 from notifier.config.settings import Settings
@@ -36,7 +48,7 @@ from notifier.runtime import logs
 log = logging.getLogger("notifier")
 
 #: the command modules, in the order `notifier --help` lists their commands
-COMMANDS = (run, check, healthcheck, schema, dry_run, preview, test_sink, demo, outbox)
+COMMANDS = (run, check, healthcheck, schema, dry_run, preview, test_sink, demo, outbox, state)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -117,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_test_sink(settings, args.name, out)
         if args.command == "outbox":
             return cmd_outbox(settings, args.action, args.sink, out)
+        if args.command == "state":
+            return cmd_state(settings, args, out)
         if args.command == "once":
             return cmd_once(settings, args.max_wait)
         return cmd_run(settings, _config_path(args), watch=args.watch_config, formatter=formatter)

@@ -10,6 +10,7 @@ from notifier.config.settings import Settings
 from notifier.config.sinks import templates_ok
 from notifier.core.times import format_span
 from notifier.posthog.budget import expected_requests_per_hour
+from notifier.state.postgres import display
 
 
 def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
         f"api_path {ph.api_path}, page_size {ph.page_size}, every {settings.poll.interval:g}s\n"
     )
     out.write(_requests_line(settings))
-    out.write(f"State    {settings.state.path} (first_run: {settings.first_run})\n")
+    out.write(f"State    {_state(settings)}, first_run: {settings.first_run}\n")
     out.write(f"Sinks    {len(settings.sinks)}\n")
     for name, sink in settings.sinks.items():
         out.write(f"  {name:<20} {sink.type:<14} {sink.target()}\n")
@@ -50,6 +51,15 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     for warning in settings.warnings:
         out.write(f"warning: {warning}\n")
     return EXIT_OK
+
+
+def _state(settings: Settings) -> str:
+    """Which database holds the state, and what that means for running more than one."""
+    state = settings.state
+    if state.url is None:
+        return f"{state.path} (SQLite: one instance)"
+    ttl = format_span(state.lease_ttl, "config")
+    return f"{display(state.url)} (PostgreSQL: replicas share the work, lease_ttl {ttl})"
 
 
 def _requests_line(settings: Settings) -> str:

@@ -26,6 +26,6 @@ def cmd_healthcheck(settings: Settings, out: TextIO) -> int:
     why."""
     from notifier.runtime.probes import check_heartbeat, heartbeat_path  # noqa: PLC0415
 
-    verdict = check_heartbeat(heartbeat_path(settings.state.path), time.time())
+    verdict = check_heartbeat(heartbeat_path(settings.state), time.time())
     out.write(f"{'healthy' if verdict.ok else 'unhealthy'}: {verdict.reason}\n")
     return EXIT_OK if verdict.ok else EXIT_FAILURE

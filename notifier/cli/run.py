@@ -109,6 +109,6 @@ def cmd_run(
             try:
                 return service.cmd_run(settings, path, watch=watch, formatter=formatter)
             finally:
-                mark_stopped(heartbeat_path(settings.state.path), time.time())
+                mark_stopped(heartbeat_path(settings.state), time.time())
     except StateInUseError as exc:
         return _refused(exc)

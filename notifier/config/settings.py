@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -127,7 +127,10 @@ def _postgres_url(url: str) -> str:
     if not url.startswith(("postgresql://", "postgres://")) or any(c.isspace() for c in url):
         raise ValueError(_POSTGRES_HELP)
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        password = parts.password or any(
+            name.lower() == "password" for name, _ in parse_qsl(parts.query)
+        )
     except ValueError:
         raise ValueError(_POSTGRES_HELP) from None
     if password:  # the URL is shown in messages: it must not carry a secret

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from notifier.config.settings import Settings
 from notifier.core.errors import SourceError, SourceErrorKind
@@ -31,6 +31,18 @@ log = logging.getLogger(__name__)
 
 #: The budget's WARNING is repeated at most this often while it keeps slowing cycles down.
 WARN_EVERY: Final = 600.0
+
+
+class Shared(Protocol):
+    """Buckets shared with other replicas (``state.budget.SharedBudget`` for this key)."""
+
+    def take(self) -> float:
+        """Take one request's tokens: 0.0, or the seconds until they could be (none taken)."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """No replica sends a request for ``seconds`` (PostHog answered 429)."""
+        ...
 
 
 class _Bucket:
@@ -71,9 +83,13 @@ class RequestBudget:
         clock: Callable[[], float] = time.monotonic,
         on_wait: Callable[[float], None] | None = None,
         wait: Callable[[threading.Condition, float], object] | None = None,
+        shared: Shared | None = None,
     ) -> None:
         """``clock`` and ``wait`` (how a waiting request waits on the lock's condition, at most
-        the seconds given) are replaceable so that tests can run on a simulated clock."""
+        the seconds given) are replaceable so that tests can run on a simulated clock.
+        ``shared``: the buckets replicas share (PostgreSQL), taken from after this process'
+        own, so that adding replicas never adds requests."""
+        self._shared = shared
         self.per_minute = per_minute
         self.per_hour = per_hour
         self._clock = clock
@@ -109,6 +125,8 @@ class RequestBudget:
                     now = self._clock()
                     head = self._queue[0] is ticket
                     wait = self._needed(now) if head else 1.0
+                    if head and wait <= 0 and self._shared is not None:
+                        wait = self._shared.take()  # every replica's requests count
                     if head and wait <= 0:
                         self._take(now)
                         break
@@ -143,6 +161,8 @@ class RequestBudget:
         with self._cond:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
             self._cond.notify_all()
+        if self._shared is not None:
+            self._shared.pause(seconds)  # every replica's
 
     def use(self) -> BudgetUse:
         """Requests made in the last minute and the last hour (the lock is re-entrant)."""

@@ -26,7 +26,8 @@ from notifier.delivery.drain import Deliverer, DrainResult
 from notifier.delivery.selfalerts import SelfAlerts
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
-from notifier.runtime.leases import LeaseKeeper, units_of
+from notifier.runtime import logs
+from notifier.runtime.leases import LeaseKeeper, holder, holding, shared_budget
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.polling import Poller
 from notifier.runtime.probes import HealthServer
@@ -36,7 +37,7 @@ from notifier.runtime.workers import Doorbells, Workers
 from notifier.sinks.base import Sink
 from notifier.sinks.registry import build_sinks
 from notifier.state.base import StateStore
-from notifier.state.leases import SOLE, Holder
+from notifier.state.leases import Holder
 from notifier.state.store import open_store
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Notifier:
                 settings.posthog.requests_per_minute,
                 settings.posthog.requests_per_hour,
                 on_wait=self.metrics.budget_waited,
+                shared=shared_budget(settings, self.store),
             )
         )
         self.budget.bind(self._cancel)  # a budget kept across a reload serves this notifier now
@@ -107,14 +109,10 @@ class Notifier:
             )
         )
         self.health = health if health is not None else {}
-        self.leases: Holder = (
-            leases
-            if leases is not None
-            else SOLE
-            if settings.state.url is None
-            else LeaseKeeper(self.store, units_of(settings), ttl=settings.state.lease_ttl)
+        self.leases = leases if leases is not None else holder(settings, self.store, self.metrics)
+        self.vitals = Vitals(
+            settings, self.store, self.health, self.metrics, list(self.sinks), leases=self.leases
         )
-        self.vitals = Vitals(settings, self.store, self.health, self.metrics, list(self.sinks))
         self._build_workers(after_cycle, alert_clock, enrich_window)
         self.http: HealthServer | None = None
         self.metrics.start(settings.posthog.project_ids, self.sinks)
@@ -167,6 +165,8 @@ class Notifier:
 
     def close(self) -> None:
         """Release connections and files."""
+        if isinstance(self.leases, LeaseKeeper):
+            logs.set_replica(None)  # this replica's lines are over
         if self.http is not None:
             self.http.close()
             self.http = None
@@ -208,13 +208,8 @@ class Notifier:
         Returns the exit code: 0 when every poll and every delivery succeeded. With replicas,
         only this one's share of the projects and sinks (its leases are given back after).
         """
-        if isinstance(self.leases, LeaseKeeper):
-            self.leases.step()
-        try:
+        with holding(self.leases):
             return self._once(max_wait, sleep)
-        finally:
-            if isinstance(self.leases, LeaseKeeper):
-                self.leases.release_all()
 
     def _once(self, max_wait: float, sleep: Callable[[float], None]) -> int:
         pids = [

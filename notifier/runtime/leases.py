@@ -23,13 +23,18 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
 from notifier.config.settings import Settings
 from notifier.core.errors import LeaseLost, StateError
+from notifier.runtime import logs
+from notifier.runtime.metrics import Metrics
 from notifier.state.base import StateStore
+from notifier.state.budget import KeyBudget
+from notifier.state.leases import SOLE, Holder
 from notifier.state.records import Fence
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,8 @@ class LeaseKeeper:
         self.reachable = False  # whether the last round reached the database
         self.losses = 0  # leases lost (taken over or expired) since start
         self.on_taken: Callable[[], None] = lambda: None  # told after a round took a unit
+        # told after every round: the units held, leases lost in it, whether it failed
+        self.on_round: Callable[[list[str], int, bool], None] = lambda _h, _l, _f: None
 
     def holds(self, unit: str) -> bool:
         with self._lock:
@@ -110,6 +117,13 @@ class LeaseKeeper:
 
     def step(self) -> None:
         """One round: announce, release what is not our share, renew, take what is free."""
+        losses = self.losses
+        try:
+            self._round()
+        finally:
+            self.on_round(self.held(), self.losses - losses, not self.reachable)
+
+    def _round(self) -> None:
         started = self._clock()
         try:
             self._store.announce(self.replica, self._started, self._ttl)
@@ -211,3 +225,37 @@ class LeaseKeeper:
             self._store.retire(self.replica)
         except StateError:
             pass  # the leases expire by themselves, and the replica drops out
+
+
+def holder(settings: Settings, store: StateStore, metrics: Metrics) -> Holder:
+    """Who says which units this process works: alone on a SQLite file, all of them
+    (``SOLE``); on PostgreSQL, a ``LeaseKeeper`` counting its rounds in ``metrics`` and naming
+    the replica in every log line."""
+    if settings.state.url is None:
+        return SOLE
+    keeper = LeaseKeeper(store, units_of(settings), ttl=settings.state.lease_ttl)
+    keeper.on_round = metrics.lease_round
+    logs.set_replica(keeper.replica)
+    return keeper
+
+
+def shared_budget(settings: Settings, store: StateStore) -> KeyBudget | None:
+    """On PostgreSQL, the API key's request buckets every replica takes from; else None."""
+    if settings.state.url is None:
+        return None
+    ph = settings.posthog
+    key = ph.api_key.get_secret_value()
+    return KeyBudget(store, key, ph.requests_per_minute, ph.requests_per_hour)
+
+
+@contextmanager
+def holding(leases: Holder) -> Iterator[None]:
+    """Around a one-off run (``once``): take this replica's share first, give it back after."""
+    if not isinstance(leases, LeaseKeeper):
+        yield
+        return
+    leases.step()
+    try:
+        yield
+    finally:
+        leases.release_all()

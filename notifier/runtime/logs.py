@@ -27,6 +27,17 @@ LogFormat = Literal["json", "text"]
 _STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+#: This process' replica id when replicas share a PostgreSQL state (``set_replica``): every
+#: line carries it (JSON: a key; text: a prefix), so that the lines of several replicas can be
+#: told apart once collected.
+_REPLICA: list[str] = []
+
+
+def set_replica(replica: str | None) -> None:
+    """Name this process' replica in every JSON log line from now on (None: no replicas)."""
+    _REPLICA[:] = [replica] if replica else []
+
+
 class RedactingFormatter(logging.Formatter):
     """Formats a record as usual, then replaces every secret value it knows."""
 
@@ -51,7 +62,8 @@ class RedactingFormatter(logging.Formatter):
         """The text line: a newline, CR, ANSI escape or bidi override in the message (a report
         id, upstream text) is written escaped (``\\n``, ``\\x1b``), so it cannot forge a line."""
         message = record.message
-        record.message = escape_controls(message)
+        replica = f"[{_REPLICA[0]}] " if _REPLICA else ""
+        record.message = replica + escape_controls(message)
         try:
             return super().formatMessage(record)
         finally:
@@ -78,6 +90,8 @@ class JsonFormatter(RedactingFormatter):
             "event": getattr(record, "event", "log"),
             "message": record.getMessage(),
         }
+        if _REPLICA:
+            line["replica"] = _REPLICA[0]
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in line:
                 line[key] = value if isinstance(value, str | int | float | bool) else str(value)

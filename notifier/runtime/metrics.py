@@ -212,6 +212,25 @@ class Metrics:
             "Unix time the configuration in use was loaded",
             registry=registry,
         )
+        self.leases_held = Gauge(
+            "notifier_leases_held",
+            "Units of work this replica holds a lease on (replicas on PostgreSQL), by kind: "
+            "poll (a project's polling) or deliver (a sink's deliveries)",
+            ["kind"],
+            registry=registry,
+        )
+        self.lease_losses = Counter(
+            "notifier_lease_losses",
+            "Leases this replica lost: taken over, expired, or dropped because the state "
+            "database could not be reached",
+            registry=registry,
+        )
+        self.state_errors = Counter(
+            "notifier_lease_round_errors",
+            "Lease rounds that could not reach the state database (the replica then works "
+            "nothing until one succeeds)",
+            registry=registry,
+        )
         Info("notifier_build", "The notifier's version", registry=registry).info(
             {"version": __version__, "python": platform.python_version()}
         )
@@ -264,6 +283,16 @@ class Metrics:
     def routing_budget_spent(self, project: int) -> None:
         """A cycle's regex searches took the whole routing budget."""
         self.routing_budget_exhausted.labels(str(project)).inc()
+
+    def lease_round(self, held: Iterable[str], lost: int, failed: bool) -> None:
+        """One lease round: the units held after it, leases lost in it, whether it failed."""
+        kinds = [unit.split(":", 1)[0] for unit in held]
+        for kind in ("poll", "deliver"):
+            self.leases_held.labels(kind).set(kinds.count(kind))
+        if lost:
+            self.lease_losses.inc(lost)
+        if failed:
+            self.state_errors.inc()
 
     def budget_waited(self, seconds: float) -> None:
         """A PostHog request waited ``seconds`` for the request budget."""

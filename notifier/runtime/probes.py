@@ -19,8 +19,10 @@ told the details (upstream error text, file paths, pids).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from notifier import __version__
+from notifier.config.settings import StateSettings
 from notifier.runtime.listener import Endpoints, HealthServer, is_local
 from notifier.runtime.process import gone, this_process
 
@@ -41,9 +44,15 @@ STUCK: Final = "not alive: no poll cycle attempted in time"
 NOT_RUNNING: Final = "not alive: not running"
 
 
-def heartbeat_path(state_path: Path) -> Path:
-    """Where the daemon using ``state_path`` writes its heartbeat."""
-    return state_path.with_name(state_path.name + ".heartbeat")
+def heartbeat_path(state: StateSettings) -> Path:
+    """Where the daemon using ``state`` writes its heartbeat: next to the SQLite file, or — a
+    replica on PostgreSQL has no volume — in the temporary directory, named after the database
+    (``$TMPDIR/notifier-<hash>.heartbeat``), so that `notifier healthcheck` in the same
+    container finds it."""
+    if state.url is None:
+        return state.path.with_name(state.path.name + ".heartbeat")
+    digest = hashlib.sha256(state.url.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"notifier-{digest}.heartbeat"
 
 
 def _iso(ts: float | None) -> str | None:

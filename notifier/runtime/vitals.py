@@ -21,6 +21,7 @@ from pathlib import Path
 
 from notifier.config.settings import Settings
 from notifier.core.errors import StateError
+from notifier.runtime.leases import LeaseKeeper
 from notifier.runtime.metrics import Live, Metrics
 from notifier.runtime.probes import (
     Heartbeat,
@@ -33,6 +34,7 @@ from notifier.runtime.probes import (
 )
 from notifier.runtime.project_health import ProjectHealth
 from notifier.state.base import StateStore
+from notifier.state.leases import SOLE, Holder
 
 log = logging.getLogger("notifier.runtime.daemon")  # the daemon's own log lines, as before
 
@@ -47,13 +49,16 @@ class Vitals:
         health: Mapping[int, ProjectHealth],
         metrics: Metrics,
         sinks: Sequence[str],
+        *,
+        leases: Holder = SOLE,
     ) -> None:
         self._settings = settings
+        self._leases = leases  # replicas: only the projects this one polls count for /readyz
         self._store = store
         self._health = health
         self._metrics = metrics
         self._sinks = list(sinks)
-        self.heartbeat_path: Path = heartbeat_path(settings.state.path)
+        self.heartbeat_path: Path = heartbeat_path(settings.state)
         self.started_at: float | None = None
         self._beat: Heartbeat | None = None
         self._lock = threading.Lock()
@@ -141,8 +146,14 @@ class Vitals:
         interval)."""
         now = time.time()
         _, state_error = self._read_state()
+        if isinstance(self._leases, LeaseKeeper) and not self._leases.reachable:
+            state_error = state_error or (
+                "the lease round cannot reach the state database; this replica works nothing "
+                "until it can"
+            )
+        mine = {pid: h for pid, h in self._health.items() if self._leases.holds(f"poll:{pid}")}
         return readiness(
-            self._health,
+            mine,
             now=now,
             started_at=self.started_at or now,
             interval=self._settings.poll.interval,

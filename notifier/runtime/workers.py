@@ -33,6 +33,9 @@ log = logging.getLogger("notifier.runtime.daemon")  # the daemon's own log lines
 LIVING_MESSAGES_KEPT: Final = 30 * 24 * 3600.0
 #: How long a delivery thread sleeps when nothing is due (a new entry wakes it at once).
 IDLE_WAIT: Final = 30.0
+#: With replicas, a sink's thread looks at its outbox this often (one indexed read): entries
+#: queued by another replica's cycle go out within it.
+REPLICA_IDLE_WAIT: Final = 1.0
 #: How long stopping waits for the delivery threads' sends in flight.
 STOP_GRACE: Final = 5.0
 
@@ -171,7 +174,9 @@ class Workers:
             except Exception:  # keep the sink's thread alive whatever happens
                 log.exception("sink %s: delivery loop error", name)
                 due = time.time() + 5
-            timeout = IDLE_WAIT if due is None else min(IDLE_WAIT, max(0.0, due - time.time()))
+            # replicas: a cycle committed by another replica rings no bell here, so look again
+            idle = REPLICA_IDLE_WAIT if isinstance(self._leases, LeaseKeeper) else IDLE_WAIT
+            timeout = idle if due is None else min(idle, max(0.0, due - time.time()))
             if timeout > 0:
                 wake.wait(timeout)
 

@@ -1,15 +1,21 @@
-"""The state database, behind one ``Store`` (``store``) that meets the ``StateStore`` contract
-(``base``). Its modules:
+"""The state database, behind one contract (``base.StateStore``) met by two backends. Its
+modules:
 
-- ``base``: ``StateStore``, the Protocol a second (PostgreSQL) backend must meet;
+- ``base``: ``StateStore``, the Protocol both backends meet;
 - ``records``: the dataclasses it speaks in (snapshot rows, outbox entries, outages, a cycle's
-  write, a project's state);
-- ``database``: the SQLite file: per-thread WAL connections, transactions, ``StateError``s;
+  write, a project's state, the fence of a lease);
+- ``database``: what every part stands on — a write transaction, a read, ``close``;
+- ``sqlite`` / ``postgres``: the two backends' connections, transactions and ``StateError``s;
+- ``dialect``: the little their SQL differs in (placeholders, types, schema version, locks);
 - ``snapshots``: per-project report rows, index and row lookups, project marks, status counts;
 - ``commit``: the cycle commit, snapshot + outbox + project marks in one transaction;
 - ``outbox``: queueing, reading, marking, requeueing and pruning delivery entries;
 - ``messages``: living messages (the Slack message a sink keeps for a report);
 - ``outages``: outages under way, for self-alerts;
-- ``store``: ``Store``, all of the above over one set of connections;
-- ``schema``: the tables and the migrations that bring an older file up to date.
+- ``leases``: replicas, the leases on units of work, and the fence every write checks;
+- ``budget``: the PostHog request budget replicas share;
+- ``store``: ``Store`` (SQLite) and ``PostgresStore``, all of the above, and ``open_store``;
+- ``schema``: the tables and the migrations that bring an older database up to date;
+- ``lock``: one process per SQLite file;
+- ``migrate``: copying a SQLite state into PostgreSQL (``notifier state migrate``).
 """

@@ -164,6 +164,16 @@ class StateStore(Protocol):
         """Every unexpired lease: unit → (owner, token, seconds left)."""
         ...
 
+    # -- the PostHog request budget replicas share ----------------------------------------------
+
+    def take_request(self, key: str, per_minute: int, per_hour: int) -> float:
+        """Take one request's tokens for ``key``: 0.0, or the seconds until they could be."""
+        ...
+
+    def pause_requests(self, key: str, seconds: float) -> None:
+        """No replica sends a request with ``key`` for ``seconds``."""
+        ...
+
     # -- outages -------------------------------------------------------------------------------
 
     def outages(self) -> list[OutageRow]:

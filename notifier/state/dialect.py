@@ -89,6 +89,8 @@ class Dialect:
     #: Appended to a ``SELECT`` that must keep the row from changing until the transaction ends
     #: (SQLite's write transaction already excludes every other writer).
     for_share = ""
+    #: Appended to a ``SELECT`` of a row the transaction then updates.
+    for_update = ""
 
     def ddl(self, sql: str) -> str:
         """A ``CREATE``/``ALTER`` statement in this database's types."""
@@ -117,6 +119,7 @@ class Postgres(Dialect):
     name = "postgresql"
     now = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
     for_share = " FOR SHARE"
+    for_update = " FOR UPDATE"
 
     def ddl(self, sql: str) -> str:
         return postgres_ddl(sql)

@@ -104,6 +104,14 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             token INTEGER NOT NULL,
             expires_at REAL NOT NULL
         )""",
+        # the PostHog request budget they share: token buckets per API key (hashed)
+        """CREATE TABLE IF NOT EXISTS budget (
+            key TEXT PRIMARY KEY,
+            minute_tokens REAL NOT NULL,
+            hour_tokens REAL NOT NULL,
+            at REAL NOT NULL,
+            paused_until REAL NOT NULL
+        )""",
     ),
 }
 

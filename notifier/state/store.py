@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from notifier.config.settings import StateSettings
+from notifier.state.budget import SharedBudget
 from notifier.state.commit import CycleCommit
 from notifier.state.leases import Leases
 from notifier.state.messages import LivingMessages
@@ -45,13 +46,22 @@ __all__ = [
 ]
 
 
-class Store(CycleCommit, Snapshots, Outbox, LivingMessages, Outages, Leases, SqliteDatabase):
+class Store(
+    CycleCommit, Snapshots, Outbox, LivingMessages, Outages, Leases, SharedBudget, SqliteDatabase
+):
     """Snapshots, outbox, living messages and outages in one SQLite file, over per-thread
     connections. Safe to share between threads."""
 
 
 class PostgresStore(
-    CycleCommit, Snapshots, Outbox, LivingMessages, Outages, Leases, PostgresDatabase
+    CycleCommit,
+    Snapshots,
+    Outbox,
+    LivingMessages,
+    Outages,
+    Leases,
+    SharedBudget,
+    PostgresDatabase,
 ):
     """The same, in a PostgreSQL database that replicas share."""
 

@@ -1,0 +1,176 @@
+"""Replicas on PostgreSQL: two real `notifier run` processes on one real database (tests/pg.py)
+share the work through leases — every change reaches every sink exactly once — and when one is
+killed (SIGKILL: no lease given back) the other takes its units over within the lease.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from notifier.demo.simulator import FakePostHog
+from tests.factories import PROJECT
+from tests.fakes import FakeSlack, WebhookReceiver
+from tests.helpers import assert_no_secrets, wait_for
+
+pytestmark = pytest.mark.slow
+
+OTHER = PROJECT + 1
+TTL = 2.0  # seconds: short, so that a takeover happens within the test
+RULES = "- {name: everything, match: {event: [new, status_changed]}, sinks: [slack, hook]}"
+
+
+class Replica:
+    """`notifier run` in a subprocess with its own temporary directory (its heartbeat)."""
+
+    def __init__(self, config: Path, env: dict[str, str], name: str) -> None:
+        self.dir = config.parent / name
+        self.dir.mkdir()
+        self.log = self.dir / "stderr.log"
+        with self.log.open("w") as err:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "notifier",
+                    "run",
+                    "-c",
+                    str(config),
+                    "--log-format",
+                    "json",
+                ],
+                env={**os.environ, **env, "TMPDIR": str(self.dir), "NOTIFIER_STOP_GRACE": "5"},
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def replicas(config: Path, env: dict[str, str], count: int) -> Iterator[list[Replica]]:
+    with ExitStack() as stack:
+        started = []
+        for i in range(count):
+            replica = Replica(config, env, f"replica-{i}")
+            started.append(replica)
+            stack.callback(_stopped, replica, env)
+        yield started
+
+
+def _stopped(replica: Replica, env: dict[str, str]) -> None:
+    if replica.process.poll() is None:
+        replica.process.send_signal(signal.SIGTERM)
+        try:
+            replica.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            replica.process.kill()
+            replica.process.wait()
+    assert_no_secrets(replica.text(), env)
+
+
+def owners(url: str) -> dict[str, str]:
+    """Unit → the replica holding its unexpired lease."""
+    with psycopg.connect(url) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT unit, owner FROM leases "
+                "WHERE expires_at > EXTRACT(EPOCH FROM clock_timestamp())"
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:  # no replica has migrated the database yet
+            return {}
+    return {str(unit): str(owner) for unit, owner in rows}
+
+
+def pid_of(owner: str) -> int:
+    """The pid in a replica id (``host-pid-random``)."""
+    return int(owner.rsplit("-", 2)[-2])
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Path], postgres_url: str, posthog: FakePostHog) -> Path:
+    posthog.add_project(OTHER)
+    return make_config(
+        rules=RULES,
+        first_run="notify",
+        project_ids=(PROJECT, OTHER),
+        state=f"url: {postgres_url}\nlease_ttl: {TTL}s",
+    )
+
+
+def test_two_replicas_deliver_every_change_exactly_once(
+    posthog: FakePostHog,
+    slack: FakeSlack,
+    receiver: WebhookReceiver,
+    config: Path,
+    env: dict[str, str],
+    postgres_url: str,
+) -> None:
+    """The five units (two projects, three sinks) spread over both replicas; reports and status
+    changes in both projects reach Slack and the webhook once each."""
+    with replicas(config, env, 2) as (first, second):
+        wait_for(lambda: len(set(owners(postgres_url).values())) == 2, 30, "both replicas working")
+        units = owners(postgres_url)
+        sinks = {"deliver:slack", "deliver:slack-hook", "deliver:hook"}
+        assert set(units) == {f"poll:{PROJECT}", f"poll:{OTHER}", *sinks}
+        made = [
+            (pid, posthog.add_report(pid, title=f"r{pid}-{i}"))
+            for pid in (PROJECT, OTHER)
+            for i in range(3)
+        ]
+        wait_for(lambda: len(receiver.received) >= 6, 30, "six new reports delivered")
+        for pid, report in made[::2]:
+            posthog.update_report(pid, report["id"], status="resolved")
+        wait_for(lambda: len(receiver.received) >= 9, 30, "three status changes delivered")
+        time.sleep(3 * TTL)  # a duplicate, if any, would arrive by now
+        kinds = Counter((body["type"], body["data"]["report"]["id"]) for body in receiver.bodies())
+        assert all(count == 1 for count in kinds.values()), kinds
+        assert len(kinds) == 9
+        posts = Counter(
+            m.text for m in slack.messages if m.method == "chat.postMessage" and not m.thread_ts
+        )
+        assert posts, "nothing reached Slack"
+        assert all(count == 1 for count in posts.values()), posts  # no card or digest twice
+        assert first.process.poll() is None
+        assert second.process.poll() is None
+
+
+def test_a_killed_replica_is_replaced_within_the_lease(
+    posthog: FakePostHog,
+    receiver: WebhookReceiver,
+    config: Path,
+    env: dict[str, str],
+    postgres_url: str,
+) -> None:
+    """SIGKILL the replica polling the project (no lease given back): the other takes the unit
+    over once the lease expires and delivers what happened meanwhile, once."""
+    with replicas(config, env, 2) as running:
+        wait_for(lambda: len(set(owners(postgres_url).values())) == 2, 30, "both replicas working")
+        victim = owners(postgres_url)[f"poll:{PROJECT}"]
+        process = next(r.process for r in running if r.process.pid == pid_of(victim))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        killed = time.monotonic()
+        report = posthog.add_report(PROJECT, title="arrived after the kill")
+        wait_for(
+            lambda: any(b["data"]["report"]["id"] == report["id"] for b in receiver.bodies()),
+            30,
+            "the other replica delivered it",
+        )
+        failover = time.monotonic() - killed
+        print(f"failover after SIGKILL: {failover:.1f} s (lease_ttl {TTL:g} s, interval 1 s)")
+        assert owners(postgres_url)[f"poll:{PROJECT}"] != victim
+        time.sleep(2 * TTL)
+        ids = [b["data"]["report"]["id"] for b in receiver.bodies()]
+        assert ids.count(report["id"]) == 1
