@@ -10,7 +10,7 @@ from notifier.config.settings import Settings
 from notifier.config.sinks import templates_ok
 from notifier.core.times import format_span
 from notifier.posthog.budget import expected_requests_per_hour
-from notifier.state.postgres import display
+from notifier.state.dialect import display
 
 
 def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -24,9 +24,9 @@ from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from notifier.config.settings import Settings, StateSettings
 from notifier.core.errors import ConfigError
 from notifier.core.secrets import remember
+from notifier.state.dialect import display
 from notifier.state.lock import StateInUseError, StateLock
 from notifier.state.migrate import Migration, MigrationRefused, copy_state
-from notifier.state.postgres import display
 from notifier.state.store import PostgresStore, Store
 
 log = logging.getLogger("notifier")

@@ -15,6 +15,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 Params = Sequence[Any] | Mapping[str, Any]
 
@@ -147,3 +148,15 @@ class Postgres(Dialect):
 
 SQLITE: Final = Dialect()
 POSTGRES: Final = Postgres()
+
+
+def display(url: str) -> str:
+    """The URL as messages show it: ``postgresql://host:port/db`` (it holds no password:
+    ``state.url`` refuses one), or as given when it cannot be read."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return url
+    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -14,15 +14,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, Final
-from urllib.parse import urlsplit
-
-import psycopg
+from typing import TYPE_CHECKING, Any, Final
 
 from notifier.core.errors import StateError
 from notifier.state.database import Database
-from notifier.state.dialect import POSTGRES, Cursor, Params, postgres_sql
+from notifier.state.dialect import POSTGRES, Cursor, Params, display, postgres_sql
 from notifier.state.schema import migrate
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def _pg() -> Any:
+    """psycopg, imported when PostgreSQL is first used (a SQLite notifier never loads it)."""
+    import psycopg  # noqa: PLC0415 - lazily, on purpose
+
+    return psycopg
+
 
 #: Seconds to wait for a connection before saying the database cannot be reached.
 CONNECT_TIMEOUT: Final = 10
@@ -42,18 +50,6 @@ class PgConnection:
         cursor = self.raw.cursor()
         cursor.executemany(postgres_sql(sql), list(parameters))
         return cursor
-
-
-def display(url: str) -> str:
-    """The URL as messages show it: ``postgresql://host:port/db`` (it holds no password:
-    ``state.url`` refuses one), or as given when it cannot be read."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "localhost"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return url
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _state_error(name: str, exc: psycopg.Error, doing: str) -> StateError:
@@ -97,8 +93,8 @@ class PostgresDatabase(Database):
             if self._password is not None:
                 options["password"] = self._password
             try:
-                conn = psycopg.connect(self.url, **options)
-            except psycopg.Error as exc:
+                conn = _pg().connect(self.url, **options)
+            except _pg().Error as exc:
                 raise _state_error(self.name, exc, "connect") from exc
             self._local.conn = conn
             with self._lock:
@@ -108,7 +104,7 @@ class PostgresDatabase(Database):
     def _drop(self, conn: psycopg.Connection[Any]) -> None:
         """Forget a connection that failed: the next use of this thread opens a new one."""
         if conn.broken or conn.closed:
-            with suppress(psycopg.Error):
+            with suppress(_pg().Error):
                 conn.close()
             self._local.conn = None
 
@@ -118,7 +114,7 @@ class PostgresDatabase(Database):
         try:
             with conn.transaction():
                 yield PgConnection(conn)
-        except psycopg.Error as exc:
+        except _pg().Error as exc:
             self._drop(conn)
             raise _state_error(self.name, exc, doing) from exc
 
@@ -126,14 +122,14 @@ class PostgresDatabase(Database):
         conn = self._conn()
         try:
             return PgConnection(conn).execute(sql, params).fetchall()
-        except psycopg.Error as exc:
+        except _pg().Error as exc:
             self._drop(conn)
             raise _state_error(self.name, exc, "read it") from exc
 
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
-                with suppress(psycopg.Error):
+                with suppress(_pg().Error):
                     conn.close()
             self._all.clear()
         self._local = threading.local()
