@@ -174,3 +174,41 @@ def test_a_killed_replica_is_replaced_within_the_lease(
         time.sleep(2 * TTL)
         ids = [b["data"]["report"]["id"] for b in receiver.bodies()]
         assert ids.count(report["id"]) == 1
+
+
+def test_a_frozen_replica_sends_nothing_it_no_longer_owns(
+    posthog: FakePostHog,
+    receiver: WebhookReceiver,
+    config: Path,
+    env: dict[str, str],
+    postgres_url: str,
+) -> None:
+    """SIGSTOP the replica delivering to the webhook past its lease: the other takes the sink
+    over and delivers; resumed (SIGCONT), the frozen one finds its leases gone and sends
+    nothing twice."""
+    with replicas(config, env, 2) as running:
+        wait_for(lambda: len(set(owners(postgres_url).values())) == 2, 30, "both replicas working")
+        frozen = owners(postgres_url)["deliver:hook"]
+        process = next(r.process for r in running if r.process.pid == pid_of(frozen))
+        process.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: owners(postgres_url).get("deliver:hook") not in (None, frozen),
+                30,
+                "the webhook taken over",
+            )
+            reports = [
+                posthog.add_report(pid, title=f"while frozen {pid}") for pid in (PROJECT, OTHER)
+            ]
+            wanted = {r["id"] for r in reports}
+            wait_for(
+                lambda: wanted <= {b["data"]["report"]["id"] for b in receiver.bodies()},
+                30,
+                "delivered by the other replica",
+            )
+        finally:
+            process.send_signal(signal.SIGCONT)
+        time.sleep(2 * TTL)  # the resumed replica's chance to send again, if it could
+        ids = [b["data"]["report"]["id"] for b in receiver.bodies()]
+        assert all(ids.count(report_id) == 1 for report_id in wanted), ids
+        assert process.poll() is None  # it lives on, working its new share

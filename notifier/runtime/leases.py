@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
@@ -32,6 +32,7 @@ from notifier.config.settings import Settings
 from notifier.core.errors import LeaseLost, StateError
 from notifier.runtime import logs
 from notifier.runtime.metrics import Metrics
+from notifier.sinks.registry import workspace_of
 from notifier.state.base import StateStore
 from notifier.state.budget import KeyBudget
 from notifier.state.leases import SOLE, Holder
@@ -49,11 +50,21 @@ def replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def units_of(settings: Settings) -> list[str]:
-    """The units of work of a configuration: each project's polling, each sink's deliveries."""
-    return [f"poll:{pid}" for pid in settings.posthog.project_ids] + [
-        f"deliver:{name}" for name in settings.sinks
-    ]
+def units_of(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The units of work of a configuration — each project's polling, the deliveries of each
+    sink, or of the Slack sinks of one workspace together (so that one replica paces their
+    posts, one a second per channel, and pauses them all on a 429) — and, for each sink's
+    ``deliver:<name>``, the unit it belongs to."""
+    groups: dict[Hashable, list[str]] = {}
+    for name, sink in settings.sinks.items():
+        groups.setdefault(workspace_of(sink) or ("sink", name), []).append(name)
+    aliases = {
+        f"deliver:{name}": "deliver:" + "+".join(names)
+        for names in groups.values()
+        for name in names
+    }
+    polls = [f"poll:{pid}" for pid in settings.posthog.project_ids]
+    return polls + sorted(set(aliases.values())), aliases
 
 
 def share(units: Sequence[str], replicas: Sequence[str], me: str) -> set[str]:
@@ -82,9 +93,13 @@ class LeaseKeeper:
         ttl: float,
         replica: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
+        """``aliases``: the unit a name asked about belongs to (``deliver:<sink>`` → the
+        deliveries of its Slack workspace)."""
         self.replica = replica or replica_id()
         self.units = tuple(units)
+        self._aliases = dict(aliases or {})
         self._store = store
         self._ttl = ttl
         self._clock = clock
@@ -99,10 +114,11 @@ class LeaseKeeper:
 
     def holds(self, unit: str) -> bool:
         with self._lock:
-            held = self._held.get(unit)
+            held = self._held.get(self._aliases.get(unit, unit))
             return held is not None and self._clock() < held.until
 
     def fence(self, unit: str) -> Fence | None:
+        unit = self._aliases.get(unit, unit)
         with self._lock:
             held = self._held.get(unit)
             if held is None or self._clock() >= held.until:
@@ -233,7 +249,8 @@ def holder(settings: Settings, store: StateStore, metrics: Metrics) -> Holder:
     the replica in every log line."""
     if settings.state.url is None:
         return SOLE
-    keeper = LeaseKeeper(store, units_of(settings), ttl=settings.state.lease_ttl)
+    units, aliases = units_of(settings)
+    keeper = LeaseKeeper(store, units, ttl=settings.state.lease_ttl, aliases=aliases)
     keeper.on_round = metrics.lease_round
     logs.set_replica(keeper.replica)
     return keeper

@@ -9,7 +9,7 @@ open on first send.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Final
 
 from notifier.config.settings import (
@@ -26,7 +26,7 @@ from notifier.sinks.base import Sink
 from notifier.sinks.console import ConsoleSink
 from notifier.sinks.slack.bot import SlackSink
 from notifier.sinks.slack.incoming import SlackWebhookSink
-from notifier.sinks.slack.pace import Pacer
+from notifier.sinks.slack.pace import Pacer, bot_keys, webhook_keys
 from notifier.sinks.webhook import WebhookSink
 
 SinkFactory = Callable[[SinkSettings, Links, Mapping[str, RuleSettings], Pacer], Sink]
@@ -100,3 +100,13 @@ def build_sinks(
     return {
         name: build_sink(sink, links, rules=rules, pacer=shared) for name, sink in settings.items()
     }
+
+
+def workspace_of(settings: SinkSettings) -> Hashable | None:
+    """The Slack workspace a sink posts to (the key its pacing and 429 pauses share), or None
+    for a sink that is not Slack's. Replicas keep the sinks of one workspace together."""
+    if isinstance(settings, SlackSinkSettings):
+        return bot_keys(settings.api_url, settings.token.get_secret_value(), settings.channel)[1]
+    if isinstance(settings, SlackWebhookSinkSettings):
+        return webhook_keys(settings.url.get_secret_value())[1]
+    return None
