@@ -1,6 +1,6 @@
 """End to end: the real httpx and slack_sdk clients against fake PostHog, Slack and a webhook
-receiver over TCP, with the state in a real SQLite file and, again, in a real PostgreSQL
-database. Each test is one promise of the notifier, kept on both backends."""
+receiver over TCP, with the state in a real SQLite file and — for the promises that depend on
+the state (``BOTH``) — again in a real PostgreSQL database. Each test is one promise."""
 
 from __future__ import annotations
 
@@ -22,12 +22,18 @@ from tests.fakes import FakeSlack, WebhookReceiver
 Once = Callable[..., int]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The config's state section: a SQLite file, or a PostgreSQL database of the test's own."""
-    if request.param == "sqlite":
+    """The config's state section: a SQLite file, or (``BOTH``) a PostgreSQL database of the
+    test's own as well."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         return f"path: {tmp_path / 'state.db'}"
     return f"url: {request.getfixturevalue('postgres_url')}"
+
+
+#: The promises that depend on the state backend (what a cycle saves, what is queued, what a
+#: failure leaves), kept on PostgreSQL too; the others concern PostHog and the sinks.
+BOTH = pytest.mark.parametrize("state", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -40,6 +46,7 @@ def payloads(receiver: WebhookReceiver) -> list[dict[str, object]]:
     return [json.loads(r.body) for r in receiver.received]
 
 
+@BOTH
 def test_baseline_then_silence(
     posthog: FakePostHog, slack: FakeSlack, receiver: WebhookReceiver, once: Once
 ) -> None:
@@ -52,6 +59,7 @@ def test_baseline_then_silence(
     assert receiver.received == []
 
 
+@BOTH
 def test_new_report_gives_one_message_and_one_signed_webhook(
     posthog: FakePostHog, slack: FakeSlack, receiver: WebhookReceiver, once: Once
 ) -> None:
@@ -126,6 +134,7 @@ def test_thresholds_regex_not_and_stop(
     assert test["id"] not in hooked
 
 
+@BOTH
 def test_two_rules_one_sink_one_delivery(
     posthog: FakePostHog, receiver: WebhookReceiver, once: Once
 ) -> None:
@@ -162,6 +171,7 @@ def test_1050_reports_over_11_pages(
     assert kinds == ["signal_report.new", "signal_report.updated"]
 
 
+@BOTH
 def test_removed_only_after_a_404(
     posthog: FakePostHog, receiver: WebhookReceiver, once: Once
 ) -> None:
@@ -209,6 +219,7 @@ def test_report_skipped_by_shifting_pages_is_not_removed(
     assert events == [("signal_report.removed", reports[0]["id"])]
 
 
+@BOTH
 def test_failed_page_changes_nothing_and_next_cycle_delivers(
     posthog: FakePostHog,
     slack: FakeSlack,
@@ -284,6 +295,7 @@ def test_old_posthog_paths_are_found(
     assert any("/signal_reports/" in r.path for r in posthog.requests)
 
 
+@BOTH
 def test_project_added_later_gets_its_own_baseline(
     posthog: FakePostHog, receiver: WebhookReceiver, once: Once
 ) -> None:
@@ -304,6 +316,7 @@ def test_project_added_later_gets_its_own_baseline(
     assert len(titles) == 2
 
 
+@BOTH
 def test_failed_retrieve_defers_the_removal(
     posthog: FakePostHog, receiver: WebhookReceiver, once: Once
 ) -> None:
