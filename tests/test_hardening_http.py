@@ -330,17 +330,21 @@ def test_the_cycle_deadline_cuts_a_posthog_request_in_flight(
 # ------------------------------------------------------------------------------ Slack (bot)
 
 
-def slack_error(api_url: str, *, timeout: float = 1.0) -> SinkError:
-    settings = SlackSinkSettings(
-        name="slack", token=SLACK_TOKEN, channel="C0123456789", api_url=api_url, timeout=timeout
-    )
-    sink = SlackSink(settings, LINKS)
+def send_error(sink: SlackSink | SlackWebhookSink) -> SinkError:
+    """The error ``sink`` raises sending one new report (it must raise one)."""
     try:
         with pytest.raises(SinkError) as caught:
             sink.send(delivery(new()))
     finally:
         sink.close()
     return caught.value
+
+
+def slack_error(api_url: str, *, timeout: float = 1.0) -> SinkError:
+    settings = SlackSinkSettings(
+        name="slack", token=SLACK_TOKEN, channel="C0123456789", api_url=api_url, timeout=timeout
+    )
+    return send_error(SlackSink(settings, LINKS))
 
 
 def test_slack_redirect_to_another_origin_sends_no_token_there() -> None:
@@ -397,13 +401,7 @@ def slack_hook_error(origin: str, *, timeout: float = 1.0) -> SinkError:
     settings = SlackWebhookSinkSettings(
         name="hook", url=origin + SLACK_WEBHOOK_PATH, timeout=timeout
     )
-    sink = SlackWebhookSink(settings, LINKS)
-    try:
-        with pytest.raises(SinkError) as caught:
-            sink.send(delivery(new()))
-    finally:
-        sink.close()
-    return caught.value
+    return send_error(SlackWebhookSink(settings, LINKS))
 
 
 def test_slack_webhook_redirect_to_another_origin_sends_nothing_there() -> None:
