@@ -252,8 +252,10 @@ def cmd_run(
                 return EXIT_OK
             if formatter is not None:
                 formatter.set_secrets((*formatter.secrets, *new.secrets()))
-            # the same key keeps its budget: a reload must not grant a fresh hour's worth
-            budget = runner.notifier.budget if same_budget(settings, new) else None
+            # the same key keeps its budget: a reload must not grant a fresh hour's worth (with
+            # replicas the buckets that count are in the database, and the new store serves them)
+            kept = same_budget(settings, new) and new.state.url is None
+            budget = runner.notifier.budget if kept else None
             settings = new
     finally:
         signals.done.set()
