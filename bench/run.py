@@ -53,13 +53,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pgdb
+from pgdb import ENV, Server, fresh_database, server_cpu
 
 API_KEY = "phx_bench_key"
 STATUSES = ("ready", "in_progress", "pending_input", "candidate", "potential", "resolved")
 CHURN = 0.01
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 TARGET_N = 100_000  # the size the issue's wall-time and memory targets are stated for
-MAX_WALL_RATIO = 1.2  # full cycle wall ≤ 1.2 × the floor at TARGET_N
+BACKENDS = ("sqlite", "postgresql")
+#: full cycle wall ≤ this × the floor at TARGET_N (issue 6 for SQLite, issue 11 for PostgreSQL)
+MAX_WALL_RATIO = {"sqlite": 1.2, "postgresql": 1.5}
 MAX_INCREMENTAL_SHARE = 0.05  # incremental requests ≤ 5 % of the full cycle's
 MAX_PEAK_RSS_MB = 150.0  # peak RSS of the TARGET_N diff
 #: Below this many full-cycle requests, one incremental request is already more than 5 %: the
@@ -213,8 +217,9 @@ def floor_listing(client: httpx.Client, project_id: int, page_size: int) -> int:
 
 
 def _settings_text(
-    url: str, project_id: int, page_size: int, state: Path, full_sync_every: str | None
+    url: str, project_id: int, page_size: int, state: str, full_sync_every: str | None
 ) -> str:
+    """The notifier's configuration; ``state`` is the YAML lines under ``state:``."""
     poll = f"  full_sync_every: {full_sync_every}\n" if full_sync_every is not None else ""
     return f"""
 posthog:
@@ -227,7 +232,7 @@ posthog:
 poll:
   deadline: 1h
 {poll}state:
-  path: {state}
+{state}
 http:
   listen: null
 sinks: {{}}
@@ -241,6 +246,7 @@ def _worker(conn: Connection) -> None:
     process_peak = _status_mb("VmHWM")
     conn.send(process_peak)
     unit: Callable[[], Outcome] | None = None
+    prepare: Callable[[], None] = _nothing  # before each run, not timed
     closers: list[Callable[[], None]] = []
     while True:
         cmd, args = conn.recv()
@@ -254,11 +260,12 @@ def _worker(conn: Connection) -> None:
                 conn.send(None)
             elif cmd == "notifier":
                 (text,) = args
-                unit = _notifier_unit(text, closers)
+                prepare, unit = _notifier_unit(text, closers)
                 conn.send(None)
             elif cmd == "run":
                 (profile,) = args
                 assert unit is not None
+                prepare()
                 # the peak since the process started, before this run resets it
                 process_peak = max(process_peak, _status_mb("VmHWM"))
                 gc.collect()
@@ -297,6 +304,10 @@ def _worker(conn: Connection) -> None:
             conn.send(RuntimeError(f"worker: {cmd}: {type(exc).__name__}: {exc}"))
 
 
+def _nothing() -> None:
+    pass
+
+
 def _floor_unit(client: httpx.Client, project_id: int, page_size: int) -> Callable[[], Outcome]:
     def unit() -> Outcome:
         return Outcome(floor_listing(client, project_id, page_size))
@@ -304,13 +315,31 @@ def _floor_unit(client: httpx.Client, project_id: int, page_size: int) -> Callab
     return unit
 
 
-def _notifier_unit(text: str, closers: list[Callable[[], None]]) -> Callable[[], Outcome]:
+def _notifier_unit(
+    text: str, closers: list[Callable[[], None]]
+) -> tuple[Callable[[], None], Callable[[], Outcome]]:
+    """A Notifier's cycle, and what to do before each (on PostgreSQL: one lease round, as the
+    daemon's keeper thread does every few seconds, so that the project's lease is held)."""
     from notifier.config.load import parse_config  # noqa: PLC0415 - only in the worker
     from notifier.runtime.daemon import Notifier  # noqa: PLC0415
+    from notifier.runtime.leases import LeaseKeeper  # noqa: PLC0415
 
     notifier = Notifier(parse_config(text, source="bench"))
-    closers.append(notifier.close)
     project_id = notifier.settings.posthog.project_ids[0]
+    keeper = notifier.leases if isinstance(notifier.leases, LeaseKeeper) else None
+
+    def close() -> None:
+        if keeper is not None:  # hand the lease over to the next row's worker, as `once` does
+            keeper.release_all()
+        notifier.close()
+
+    closers.append(close)
+
+    def prepare() -> None:
+        if keeper is not None:
+            keeper.step()
+            if not keeper.holds(f"poll:{project_id}"):
+                raise RuntimeError(f"this worker could not take project {project_id}'s lease")
 
     def unit() -> Outcome:
         plan = notifier.poll(project_id)
@@ -323,7 +352,7 @@ def _notifier_unit(text: str, closers: list[Callable[[], None]]) -> Callable[[],
             missed=plan.missed,
         )
 
-    return unit
+    return prepare, unit
 
 
 # ------------------------------------------------------------------------------ the benchmark
@@ -337,6 +366,7 @@ class Sample:
     fake_requests: int
     fake_cpu: float
     changed: tuple[str, ...]  # the ids the churn before it changed
+    db_cpu: float = 0.0  # the PostgreSQL server's processes (0 on SQLite: in the client's)
 
     @property
     def events_ok(self) -> bool:
@@ -351,6 +381,7 @@ class Row:
     samples: list[Sample]
     warmups: list[Sample] = field(default_factory=list)  # checked for events, not timed
     profile: str = ""
+    backend: str = ""  # sqlite or postgresql; "" for the floor (no state)
 
     def _median(self, get: Callable[[Sample], float]) -> float:
         return statistics.median(get(s) for s in self.samples)
@@ -366,6 +397,10 @@ class Row:
     @property
     def fake_cpu(self) -> float:
         return self._median(lambda s: s.fake_cpu)
+
+    @property
+    def db_cpu(self) -> float:
+        return self._median(lambda s: s.db_cpu)
 
     @property
     def requests(self) -> int:
@@ -405,29 +440,41 @@ class Row:
 
 
 class Bench:
-    def __init__(self, fake: Child, workdir: Path, repeat: int, profile: bool) -> None:
+    def __init__(
+        self, fake: Child, workdir: Path, repeat: int, profile: bool, pg: Server | None
+    ) -> None:
         self.fake = fake
         self.workdir = workdir
         self.repeat = repeat
         self.profile = profile
+        self.pg = pg  # None: SQLite only
+        self.db: Server | None = None  # the server the current row's worker uses
 
     def _one(self, worker: Child, project_id: int, churn: bool, profile: bool = False) -> Sample:
         changed: tuple[str, ...] = (
             tuple(self.fake.call("churn", project_id, CHURN)) if churn else ()
         )
-        fake_cpu0 = self.fake.call("mark")
+        fake_cpu0, db_cpu0 = self.fake.call("mark"), server_cpu(self.db)
         run: Run = worker.call("run", profile)
         requests, fake_cpu1 = self.fake.call("read")
+        db_cpu = server_cpu(self.db) - db_cpu0
         if requests != run.outcome.requests:
             raise SystemExit(
                 f"the fake counted {requests} requests, the client {run.outcome.requests}"
             )
-        return Sample(run, requests, fake_cpu1 - fake_cpu0, changed)
+        return Sample(run, requests, fake_cpu1 - fake_cpu0, changed, db_cpu)
 
     def row(
-        self, n: int, page_size: int, what: str, project_id: int, setup: tuple[Any, ...]
+        self,
+        n: int,
+        page_size: int,
+        what: str,
+        project_id: int,
+        setup: tuple[Any, ...],
+        backend: str = "",
     ) -> Row:
         started = time.perf_counter()
+        self.db = self.pg if backend == "postgresql" else None
         worker = Child(_worker)
         try:
             worker.call(*setup)
@@ -444,98 +491,139 @@ class Bench:
                     row.profile = profiled.run.profile
         finally:
             worker.close()
+        row.backend = backend
         print(
-            f"  N={n:,} page_size={page_size} {what}: {time.perf_counter() - started:.1f}s",
+            f"  N={n:,} page_size={page_size} {what} {backend}".rstrip() + ": "
+            f"{time.perf_counter() - started:.1f}s",
             file=sys.stderr,
         )
         return row
 
+    def _state(self, backend: str, n: int, page_size: int) -> str:
+        """The ``state:`` lines of one case: a new SQLite file or a new PostgreSQL database."""
+        if backend == "sqlite":
+            return f"  path: {self.workdir / f'state-{n}-{page_size}.db'}"
+        assert self.pg is not None
+        lines = f"  url: '{fresh_database(self.pg)}'"
+        if self.pg.password is not None:
+            lines += f"\n  password: '{self.pg.password}'"
+        return lines
+
     def size(self, n: int, page_size: int, project_id: int) -> list[Row]:
+        """The floor, then each backend's baseline, full and incremental rows on a state of
+        its own (the baseline records it; the full and incremental rows cycle on it)."""
         url = self.fake.hello
-        state = self.workdir / f"state-{n}-{page_size}.db"
-
-        def settings(full_sync_every: str | None) -> tuple[Any, ...]:
-            return ("notifier", _settings_text(url, project_id, page_size, state, full_sync_every))
-
-        return [
-            self.row(n, page_size, "floor", project_id, ("floor", url, project_id, page_size)),
-            self.row(n, page_size, "baseline", project_id, settings(None)),
-            self.row(n, page_size, "full", project_id, settings("0s")),
-            self.row(n, page_size, "incremental", project_id, settings(None)),
-        ]
+        rows = [self.row(n, page_size, "floor", project_id, ("floor", url, project_id, page_size))]
+        for backend in BACKENDS if self.pg is not None else BACKENDS[:1]:
+            state = self._state(backend, n, page_size)
+            for what, every in (("baseline", None), ("full", "0s"), ("incremental", None)):
+                text = _settings_text(url, project_id, page_size, state, every)
+                rows.append(self.row(n, page_size, what, project_id, ("notifier", text), backend))
+        return rows
 
 
 # ----------------------------------------------------------------------------------- output
 
 
-def _find(rows: list[Row], n: int, page_size: int, what: str) -> Row:
-    return next(r for r in rows if (r.n, r.page_size, r.what) == (n, page_size, what))
+def _find(rows: list[Row], n: int, page_size: int, what: str, backend: str = "") -> Row:
+    key = (n, page_size, what, "" if what == "floor" else backend)
+    return next(r for r in rows if (r.n, r.page_size, r.what, r.backend) == key)
+
+
+def _backends(rows: list[Row]) -> list[str]:
+    return [b for b in BACKENDS if any(r.backend == b for r in rows)]
 
 
 def table(rows: list[Row]) -> str:
     head = (
-        "|       N | page | what        | requests | wall s | client CPU s | fake CPU s "
-        "| peak RSS MB (+growth) | process peak MB | wall ×floor | CPU ×floor "
-        "| requests ×full | events/changed |"
+        "|       N | page | state      | what        | requests | wall s | client CPU s "
+        "| fake CPU s | db CPU s | peak RSS MB (+growth) | process peak MB | wall ×floor "
+        "| CPU ×floor | requests ×full | events/changed |"
     )
     lines = [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
     for r in rows:
         floor = _find(rows, r.n, r.page_size, "floor")
-        full = _find(rows, r.n, r.page_size, "full")
         ratios = r.what != "floor"
         wall_ratio = f"{r.wall / floor.wall:.2f}" if ratios else ""
         cpu_ratio = f"{r.cpu / floor.cpu:.2f}" if ratios else ""
-        share = f"{r.requests / full.requests:.1%}" if r.what == "incremental" else ""
+        share = ""
+        if r.what == "incremental":
+            share = f"{r.requests / _find(rows, r.n, r.page_size, 'full', r.backend).requests:.1%}"
+        db_cpu = f"{r.db_cpu:.2f}" if r.backend == "postgresql" else ""
         lines.append(
-            f"| {r.n:>7,} | {r.page_size:>4} | {r.what:<11} | {r.requests:>8} "
-            f"| {r.wall:>6.2f} | {r.cpu:>12.2f} | {r.fake_cpu:>10.2f} "
-            f"| {r.peak:>10.0f} (+{r.growth:>6.1f}) | {r.process_peak:>15.0f} "
+            f"| {r.n:>7,} | {r.page_size:>4} | {r.backend or '-':<10} | {r.what:<11} "
+            f"| {r.requests:>8} | {r.wall:>6.2f} | {r.cpu:>12.2f} | {r.fake_cpu:>10.2f} "
+            f"| {db_cpu:>8} | {r.peak:>10.0f} (+{r.growth:>6.1f}) | {r.process_peak:>15.0f} "
             f"| {wall_ratio:>11} | {cpu_ratio:>10} | {share:>14} | {r.events_summary():>14} |"
         )
     return "\n".join(lines)
 
 
-def verdicts(rows: list[Row]) -> list[tuple[bool | None, str]]:
-    """Each target and check: (True pass / False fail / None not judged, the line to print)."""
-    out: list[tuple[bool | None, str]] = []
-    pairs = sorted({(r.n, r.page_size) for r in rows})
-    at_target = [(n, p) for n, p in pairs if n == TARGET_N]
-    for n, p in at_target:
-        floor, full = _find(rows, n, p, "floor"), _find(rows, n, p, "full")
+Verdict = tuple[bool | None, str]  # True pass / False fail / None not judged, the line
+
+
+def _wall_verdicts(rows: list[Row], backend: str) -> list[Verdict]:
+    out: list[Verdict] = []
+    limit = MAX_WALL_RATIO[backend]
+    at_target = sorted({r.page_size for r in rows if r.n == TARGET_N})
+    for p in at_target:
+        floor, full = _find(rows, TARGET_N, p, "floor"), _find(rows, TARGET_N, p, "full", backend)
         ratio = full.wall / floor.wall
         out.append(
             (
-                ratio <= MAX_WALL_RATIO,
-                f"full cycle wall ≤ {MAX_WALL_RATIO}× the floor at N={n:,}, page {p}: "
+                ratio <= limit,
+                f"{backend}: full cycle wall ≤ {limit}× the floor at N={TARGET_N:,}, page {p}: "
                 f"{full.wall:.2f}s / {floor.wall:.2f}s = {ratio:.2f}×",
             )
         )
+        full, inc = (
+            _find(rows, TARGET_N, p, "full", backend),
+            _find(rows, TARGET_N, p, "incremental", backend),
+        )
+        peak = max(full.process_peak, inc.process_peak)
+        out.append(
+            (
+                peak < MAX_PEAK_RSS_MB,
+                f"{backend}: peak RSS of the N={TARGET_N:,} diff < {MAX_PEAK_RSS_MB:.0f} MB, "
+                f"page {p}: {peak:.0f} MB (process peak of the full and incremental workers; "
+                f"largest growth in one cycle {max(full.growth, inc.growth):.0f} MB)",
+            )
+        )
     if not at_target:
-        out.append((None, f"full cycle wall ≤ {MAX_WALL_RATIO}× the floor: N={TARGET_N:,} not run"))
-    for n, p in pairs:
-        full, inc = _find(rows, n, p, "full"), _find(rows, n, p, "incremental")
+        out.append((None, f"{backend}: wall and peak RSS targets: N={TARGET_N:,} not run"))
+    return out
+
+
+def _request_verdicts(rows: list[Row], backend: str) -> list[Verdict]:
+    out: list[Verdict] = []
+    for n, p in sorted({(r.n, r.page_size) for r in rows}):
+        full, inc = _find(rows, n, p, "full", backend), _find(rows, n, p, "incremental", backend)
         share = inc.requests / full.requests
         what = (
-            f"incremental requests ≤ {MAX_INCREMENTAL_SHARE:.0%} of the full cycle's at "
-            f"N={n:,}, page {p}: {inc.requests} / {full.requests} = {share:.1%}"
+            f"{backend}: incremental requests ≤ {MAX_INCREMENTAL_SHARE:.0%} of the full "
+            f"cycle's at N={n:,}, page {p}: {inc.requests} / {full.requests} = {share:.1%}"
         )
         if full.requests < MIN_FULL_REQUESTS:
             out.append((None, f"{what} (not judged: the full cycle is {full.requests} requests)"))
         else:
             out.append((share <= MAX_INCREMENTAL_SHARE, what))
-    for n, p in at_target:
-        full, inc = _find(rows, n, p, "full"), _find(rows, n, p, "incremental")
-        peak = max(full.process_peak, inc.process_peak)
-        out.append(
-            (
-                peak < MAX_PEAK_RSS_MB,
-                f"peak RSS of the N={n:,} diff < {MAX_PEAK_RSS_MB:.0f} MB, page {p}: "
-                f"{peak:.0f} MB (process peak of the full and incremental workers; "
-                f"largest growth in one cycle {max(full.growth, inc.growth):.0f} MB)",
+        if backend != "sqlite" and "sqlite" in _backends(rows):
+            lite = _find(rows, n, p, "incremental", "sqlite")
+            out.append(
+                (
+                    inc.requests == lite.requests,
+                    f"{backend}: incremental cycle's requests equal SQLite's at N={n:,}, page "
+                    f"{p}: {inc.requests} vs {lite.requests}",
+                )
             )
-        )
-    if not at_target:
-        out.append((None, f"peak RSS < {MAX_PEAK_RSS_MB:.0f} MB: N={TARGET_N:,} not run"))
+    return out
+
+
+def verdicts(rows: list[Row]) -> list[Verdict]:
+    """Each target and check, per backend."""
+    out: list[Verdict] = []
+    for backend in _backends(rows):
+        out += _wall_verdicts(rows, backend) + _request_verdicts(rows, backend)
     for r in rows:
         if not r.churned:
             continue
@@ -543,8 +631,8 @@ def verdicts(rows: list[Row]) -> list[tuple[bool | None, str]]:
         out.append(
             (
                 r.events_checked() and r.mode_checked(),
-                f"N={r.n:,}, page {r.page_size}, {r.what}: every cycle was {kind} and found "
-                f"exactly the reports the churn changed ({r.events_summary()}; "
+                f"{r.backend}: N={r.n:,}, page {r.page_size}, {r.what}: every cycle was {kind} "
+                f"and found exactly the reports the churn changed ({r.events_summary()}; "
                 f"missed {sum(s.run.outcome.missed for s in r.samples)})",
             )
         )
@@ -574,6 +662,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--page-sizes", type=_ints, default=[1000], help="e.g. 100,1000 (default 1000)"
     )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="the state databases to run the notifier on: sqlite,postgresql (the default; "
+        f"PostgreSQL is ${ENV} when set, else a throwaway pgserver) or sqlite",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="measured cycles per row")
     parser.add_argument(
         "--profile",
@@ -582,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
         "measured ones; top entries by cumulative time)",
     )
     args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends or backends[0] != "sqlite" or not set(backends) <= set(BACKENDS):
+        parser.error("--backends: sqlite or sqlite,postgresql (SQLite is the reference)")
     began = time.perf_counter()
     print(
         f"python {platform.python_version()}, {mp.cpu_count()} CPUs; sizes {args.sizes}, "
@@ -591,8 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     fake = Child(_serve)
     rows: list[Row] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="notifier-bench-") as tmp:
-            bench = Bench(fake, Path(tmp), args.repeat, args.profile)
+        with contextlib.ExitStack() as stack:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notifier-bench-")))
+            pg = stack.enter_context(pgdb.server(tmp)) if "postgresql" in backends else None
+            bench = Bench(fake, tmp, args.repeat, args.profile, pg)
             project_id = 0
             for n in args.sizes:
                 for page_size in args.page_sizes:

@@ -116,6 +116,7 @@ class RequestBudget:
         """
         ticket = object()
         started = self._clock()
+        asking = 0.0  # time spent asking the shared buckets: a round trip, not a wait
         with self._cond:
             self._queue.append(ticket)
             try:
@@ -126,7 +127,9 @@ class RequestBudget:
                     head = self._queue[0] is ticket
                     wait = self._needed(now) if head else 1.0
                     if head and wait <= 0 and self._shared is not None:
+                        asked = self._clock()
                         wait = self._shared.take()  # every replica's requests count
+                        asking += self._clock() - asked
                     if head and wait <= 0:
                         self._take(now)
                         break
@@ -137,7 +140,7 @@ class RequestBudget:
                 if ticket in self._queue:
                     self._queue.remove(ticket)
                 self._cond.notify_all()
-        waited = self._clock() - started
+        waited = self._clock() - started - asking
         if waited > 0.05:
             self._on_wait(waited)
             self._warn(project_id, waited)

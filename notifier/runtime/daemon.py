@@ -166,6 +166,7 @@ class Notifier:
     def close(self) -> None:
         """Release connections and files."""
         if isinstance(self.leases, LeaseKeeper):
+            self.leases.release_all()  # the others take its units at their next round
             logs.set_replica(None)  # this replica's lines are over
         if self.http is not None:
             self.http.close()
