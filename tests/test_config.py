@@ -840,9 +840,9 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 
 def test_billion_laughs_rejected_quickly() -> None:
     """Aliases are refused at the first one, before anything can expand."""
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the work done, whatever else the machine runs
     found = text_problems(BILLION_LAUGHS)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert found == [
         "line 3, column 8: YAML aliases (*name) are not supported; write the value out instead"
     ]
@@ -1506,9 +1506,9 @@ def test_templates_together_are_bounded() -> None:
         {"name": f"r{i}", "sinks": ["team-hook"], "template": {"body": "{{ report.title }}"}}
         for i in range(TEMPLATES_MAX_COUNT + 1)
     ]
-    started = time.monotonic()
+    started = time.process_time()
     found = problems({"rules": rules})
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
     assert found == [
         f"rules: the templates together are too large to check (at most {TEMPLATES_MAX_COUNT} "
         f"templates and {TEMPLATES_MAX_CHARS:,} characters); share a sink's template instead "

@@ -129,9 +129,10 @@ def test_catastrophic_regex_times_out_as_no_match(
 )
 def test_regex_that_expands_too_much_is_refused_quickly(pattern: str) -> None:
     """Counted repeats that would expand past REGEX_MAX_SIZE are refused before compiling."""
-    started = time.perf_counter()
+    # CPU time, not wall time: the bound is the work done, which a busy machine cannot lengthen
+    started = time.process_time()
     found = problems(config_text(regex_rule(pattern)))
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert found == [
         "rules[0].match.title.regex: invalid regex: too large once its counted repeats are "
         f"expanded (over {REGEX_MAX_SIZE} characters); use smaller counts, e.g. {{1,}} "
@@ -225,17 +226,17 @@ def test_aliases_and_merge_keys_are_refused(text: str) -> None:
 def test_too_many_values_are_refused_quickly(text: str, where: str) -> None:
     """Under 1 MiB, half a million values would still take pure-Python YAML ~11 s and 370 MB:
     parsing stops at MAX_NODES values, with line and column."""
-    started = time.perf_counter()
+    started = time.process_time()
     assert problems(text) == [f"{where}: more than {MAX_NODES} values; is it the right file?"]
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 3.0
 
 
 def test_huge_flat_document_is_refused_before_parsing() -> None:
     """A document over 1 MiB is refused without being parsed, however it is built."""
     text = "http: [" + "1," * 600_000 + "1]\n"
-    started = time.perf_counter()
+    started = time.process_time()
     assert problems(text) == ["the file is larger than 1 MiB; is it the right file?"]
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 # --- through the command line: exit 2, nothing started ---------------------------------------
@@ -425,9 +426,9 @@ def test_hostile_template_is_refused_quickly_at_load(name: str) -> None:
         {**BASE, "sinks": {"out": {"type": "slack", "token": "xoxb-t", "channel": "C1"}}}
         | {"rules": [rule]}
     )
-    started = time.perf_counter()
+    started = time.process_time()
     found = problems(text)
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
     assert len(found) == 1
     assert found[0].startswith('rules[0] "evil".template.body')
 
