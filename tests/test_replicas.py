@@ -121,6 +121,7 @@ def test_two_replicas_deliver_every_change_exactly_once(
     changes in both projects reach Slack and the webhook once each."""
     with replicas(config, env, 2) as (first, second):
         wait_for(lambda: len(set(owners(postgres_url).values())) == 2, 30, "both replicas working")
+        shared_since = time.monotonic()
         units = owners(postgres_url)
         sinks = {"deliver:slack", "deliver:slack-hook", "deliver:hook"}
         assert set(units) == {f"poll:{PROJECT}", f"poll:{OTHER}", *sinks}
@@ -142,6 +143,16 @@ def test_two_replicas_deliver_every_change_exactly_once(
         )
         assert posts, "nothing reached Slack"
         assert all(count == 1 for count in posts.values()), posts  # no card or digest twice
+        # PostHog is listed as one instance would list it: one listing per project per interval
+        # (1 s), never each project by both replicas (that would be about twice as many)
+        window = time.monotonic() - shared_since
+        for pid in (PROJECT, OTHER):
+            listings = [
+                r
+                for r in posthog.requests
+                if r.received_at >= shared_since and f"/{pid}/" in r.path and "ordering" in r.query
+            ]
+            assert len(listings) <= window + 3, (pid, len(listings), window)
         assert first.process.poll() is None
         assert second.process.poll() is None
 
