@@ -42,10 +42,7 @@ lint-deploy: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Bytecode first: the suite starts `python -m notifier` ~100 times, and with
-# PYTHONDONTWRITEBYTECODE set (as on CI machines) each would compile the package again.
 unit: $(STAMP)
-	$(BIN)/python -m compileall -q notifier
 	$(BIN)/pytest -n auto
 
 # ruff first (a second); then mypy and the deployment linters run alongside the suite, on the

@@ -360,30 +360,6 @@ def test_slack_redirect_to_another_origin_sends_no_token_there() -> None:
     assert f"authorization: bearer {SLACK_TOKEN}".lower() in server.heads[0].lower()
 
 
-def test_slack_endless_answer_fails_at_the_cap(hang_up_seen: Callable[[Hostile], None]) -> None:
-    """An answer without end is read up to the cap (1 MiB), then the delivery fails for good."""
-    with Hostile(endless(upto=16 * MiB)) as server:
-        error = slack_error(f"{server.url}/api/", timeout=10)
-        hang_up_seen(server)
-    assert error.permanent
-    assert "over 1 MiB" in str(error)
-
-
-def test_slack_gzip_bomb_is_not_inflated_past_the_cap() -> None:
-    """16 KiB of gzip inflating to 16 MiB: inflation stops at 1 MiB; the delivery fails."""
-    with Hostile(bomb(16 * MiB)) as server:
-        tracemalloc.start()
-        try:
-            error = slack_error(f"{server.url}/api/", timeout=10)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    assert error.permanent
-    assert "over 1 MiB" in str(error)
-    assert "inflated" in str(error)
-    assert peak < 8 * MiB, f"{peak / MiB:.0f} MiB held while reading a 1 MiB-capped answer"
-
-
 def test_slack_trickle_fails_at_the_timeout(hang_up_seen: Callable[[Hostile], None]) -> None:
     """Slack trickling its answer cannot hold the delivery thread past the sink's timeout."""
     with Hostile(trickle(SLACK_OK), pause=TRICKLE) as server:
@@ -404,6 +380,42 @@ def slack_hook_error(origin: str, *, timeout: float = 1.0) -> SinkError:
     return send_error(SlackWebhookSink(settings, LINKS))
 
 
+#: Each Slack sink's error for an answer from a server at ``origin``: the bot token sink (the
+#: Web API under ``/api/``) and the incoming webhook.
+SLACK_SINKS: dict[str, Callable[[str, float], SinkError]] = {
+    "bot": lambda origin, timeout: slack_error(f"{origin}/api/", timeout=timeout),
+    "incoming-webhook": lambda origin, timeout: slack_hook_error(origin, timeout=timeout),
+}
+
+
+@pytest.mark.parametrize("sink", list(SLACK_SINKS))
+def test_slack_endless_answer_fails_at_the_cap(
+    sink: str, hang_up_seen: Callable[[Hostile], None]
+) -> None:
+    """An answer without end is read up to the cap (1 MiB), then the delivery fails for good."""
+    with Hostile(endless(upto=16 * MiB)) as server:
+        error = SLACK_SINKS[sink](server.url, 10)
+        hang_up_seen(server)
+    assert error.permanent
+    assert "over 1 MiB" in str(error)
+
+
+@pytest.mark.parametrize("sink", list(SLACK_SINKS))
+def test_slack_gzip_bomb_is_not_inflated_past_the_cap(sink: str) -> None:
+    """16 KiB of gzip inflating to 16 MiB: inflation stops at 1 MiB; the delivery fails."""
+    with Hostile(bomb(16 * MiB)) as server:
+        tracemalloc.start()
+        try:
+            error = SLACK_SINKS[sink](server.url, 10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert error.permanent
+    assert "over 1 MiB" in str(error)
+    assert "inflated" in str(error)
+    assert peak < 8 * MiB, f"{peak / MiB:.0f} MiB held while reading a 1 MiB-capped answer"
+
+
 def test_slack_webhook_redirect_to_another_origin_sends_nothing_there() -> None:
     """The webhook URL is the credential: a redirect is not followed, the other origin
     receives neither the URL nor the message."""
@@ -413,30 +425,6 @@ def test_slack_webhook_redirect_to_another_origin_sends_nothing_there() -> None:
         assert other.heads == []
     assert error.permanent
     assert "redirect" in str(error)
-
-
-def test_slack_webhook_endless_answer_fails_at_the_cap(
-    hang_up_seen: Callable[[Hostile], None],
-) -> None:
-    with Hostile(endless(upto=16 * MiB)) as server:
-        error = slack_hook_error(server.url, timeout=10)
-        hang_up_seen(server)
-    assert error.permanent
-    assert "over 1 MiB" in str(error)
-
-
-def test_slack_webhook_gzip_bomb_is_not_inflated_past_the_cap() -> None:
-    with Hostile(bomb(16 * MiB)) as server:
-        tracemalloc.start()
-        try:
-            error = slack_hook_error(server.url, timeout=10)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    assert error.permanent
-    assert "over 1 MiB" in str(error)
-    assert "inflated" in str(error)
-    assert peak < 8 * MiB, f"{peak / MiB:.0f} MiB held while reading a 1 MiB-capped answer"
 
 
 def test_slack_webhook_trickle_fails_at_the_timeout(

@@ -98,6 +98,13 @@ def pid_of(owner: str) -> int:
     return int(owner.rsplit("-", 2)[-2])
 
 
+def holder(running: list[Replica], url: str, unit: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """Once both replicas work, the one holding ``unit``: its replica id and process."""
+    wait_for(lambda: len(set(owners(url).values())) == 2, 30, "both replicas working")
+    owner = owners(url)[unit]
+    return owner, next(r.process for r in running if r.process.pid == pid_of(owner))
+
+
 @pytest.fixture
 def config(make_config: Callable[..., Path], postgres_url: str, posthog: FakePostHog) -> Path:
     posthog.add_project(OTHER)
@@ -167,9 +174,7 @@ def test_a_killed_replica_is_replaced_within_the_lease(
     """SIGKILL the replica polling the project (no lease given back): the other takes the unit
     over once the lease expires and delivers what happened meanwhile, once."""
     with replicas(config, env, 2) as running:
-        wait_for(lambda: len(set(owners(postgres_url).values())) == 2, 30, "both replicas working")
-        victim = owners(postgres_url)[f"poll:{PROJECT}"]
-        process = next(r.process for r in running if r.process.pid == pid_of(victim))
+        victim, process = holder(running, postgres_url, f"poll:{PROJECT}")
         process.send_signal(signal.SIGKILL)
         process.wait()
         killed = time.monotonic()
@@ -198,9 +203,7 @@ def test_a_frozen_replica_sends_nothing_it_no_longer_owns(
     over and delivers; resumed (SIGCONT), the frozen one finds its leases gone and sends
     nothing twice."""
     with replicas(config, env, 2) as running:
-        wait_for(lambda: len(set(owners(postgres_url).values())) == 2, 30, "both replicas working")
-        frozen = owners(postgres_url)["deliver:hook"]
-        process = next(r.process for r in running if r.process.pid == pid_of(frozen))
+        frozen, process = holder(running, postgres_url, "deliver:hook")
         process.send_signal(signal.SIGSTOP)
         try:
             wait_for(

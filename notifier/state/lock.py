@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import Final
 
 from notifier.core.errors import StateError
+from notifier.state.sqlite import make_state_directory
 
 #: how often, and how far apart, a refused start re-reads a holder's file that is being written
 _READS: Final = 5
@@ -162,16 +163,7 @@ class StateLock:
     def _open(self) -> int:
         """The lock file, opened for writing (created 0600 whatever the umask; never through
         a symbolic link), its directory created if need be."""
-        parent = self.path.parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # as the state database says it (``sqlite.Database``)
-            blocker = next((p for p in self.path.parents if p.is_file()), None)
-            reason = f"{blocker} is a file, not a directory" if blocker else exc.strerror
-            raise StateError(
-                f"state directory {parent} cannot be created: {reason}; point state.path at a "
-                "writable directory"
-            ) from exc
+        make_state_directory(self.path)  # as the state database does, with the same words
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:

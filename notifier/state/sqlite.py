@@ -104,6 +104,20 @@ def _empty(path: Path) -> bool:
     )
 
 
+def make_state_directory(path: Path) -> None:
+    """The folder of the state file ``path``, created if need be; ``StateError`` naming what is
+    in the way (a file where a folder should be) and what to do."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in path.parents if p.is_file()), None)
+        reason = f"{blocker} is a file, not a directory" if blocker else exc.strerror
+        raise StateError(
+            f"state directory {path.parent} cannot be created: {reason}; "
+            "point state.path at a writable directory"
+        ) from exc
+
+
 def _create_private(path: Path) -> None:
     """Create the database file 0600 whatever the umask (SQLite gives its -wal and -shm files
     the mode of the database); an existing file is left as it is."""
@@ -132,15 +146,7 @@ class SqliteDatabase(Database):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            blocker = next((p for p in self.path.parents if p.is_file()), None)
-            reason = f"{blocker} is a file, not a directory" if blocker else exc.strerror
-            raise StateError(
-                f"state directory {self.path.parent} cannot be created: {reason}; "
-                "point state.path at a writable directory"
-            ) from exc
+        make_state_directory(self.path)
         try:
             if _empty(self.path):
                 _emptied(self.path, first_run)
