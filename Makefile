@@ -42,8 +42,13 @@ lint-deploy: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# One pytest worker more than the machine has cores (at most 8): many tests wait on processes,
+# sockets and leases, and the extra worker fills that idle time (2 cores: 3 min 43 s with two
+# workers, 3 min 7 s with three).
+WORKERS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1; print(min(n + 1, 8))")
+
 unit: $(STAMP)
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n $(WORKERS)
 
 # ruff first (a second); then mypy and the deployment linters run alongside the suite, on the
 # core pytest leaves free while it starts and while its last tests finish.
@@ -52,7 +57,7 @@ test: lint
 
 # The suite without the slow crash and container tests (they start notifier processes).
 quick: $(STAMP)
-	$(BIN)/pytest -n auto -m "not slow and not soak"
+	$(BIN)/pytest -n $(WORKERS) -m "not slow and not soak"
 
 # 2,000 accelerated cycles with churn; prints memory, file descriptor and state size figures.
 soak: $(STAMP)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import yaml
 
@@ -18,6 +16,7 @@ from notifier.config.settings import Settings
 from notifier.core.errors import LeaseLost
 from notifier.runtime.leases import LeaseKeeper, share, units_of
 from notifier.state.store import PostgresStore
+from tests.replicas import database_down
 
 SINKS = {
     "alerts": {"type": "slack", "token": "xoxb-team-one-token", "channel": "C1"},
@@ -101,19 +100,6 @@ def test_two_keepers_split_the_units_and_a_leaving_one_hands_them_over(
     assert b.held() == sorted(units)
     with pytest.raises(LeaseLost):
         a.fence("poll:1")
-
-
-def database_down(server: str, url: str, down: bool) -> None:
-    """Refuse (or allow again) connections to ``url``'s database, and cut the open ones — as a
-    database that restarts or a network that partitions would."""
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(not down).lower()}')
-        if down:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
 
 
 def test_a_keeper_that_cannot_reach_the_database_stops_at_once(

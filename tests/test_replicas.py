@@ -1,119 +1,32 @@
-"""Replicas on PostgreSQL: two real `notifier run` processes on one real database (tests/pg.py)
-share the work through leases — every change reaches every sink exactly once — and when one is
-killed (SIGKILL: no lease given back) the other takes its units over within the lease.
+"""Replicas on PostgreSQL in normal operation: two real `notifier run` processes on one real
+database (tests/pg.py, tests/replicas.py) share the work through leases — every change reaches
+every sink exactly once, PostHog is listed as one instance would list it — and a replica frozen
+past its lease sends nothing it no longer owns. Kills, database outages and the shared request
+budget: tests/test_replicas_faults.py.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from notifier.demo.simulator import FakePostHog
 from tests.factories import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
-from tests.helpers import assert_no_secrets, wait_for
+from tests.helpers import wait_for
+from tests.replicas import OTHER, TTL, owners, replica_config, replicas
 
 pytestmark = pytest.mark.slow
-
-OTHER = PROJECT + 1
-TTL = 2.0  # seconds: short, so that a takeover happens within the test
-RULES = "- {name: everything, match: {event: [new, status_changed]}, sinks: [slack, hook]}"
-
-
-class Replica:
-    """`notifier run` in a subprocess with its own temporary directory (its heartbeat)."""
-
-    def __init__(self, config: Path, env: dict[str, str], name: str) -> None:
-        self.dir = config.parent / name
-        self.dir.mkdir()
-        self.log = self.dir / "stderr.log"
-        with self.log.open("w") as err:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "notifier",
-                    "run",
-                    "-c",
-                    str(config),
-                    "--log-format",
-                    "json",
-                ],
-                env={**os.environ, **env, "TMPDIR": str(self.dir), "NOTIFIER_STOP_GRACE": "5"},
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-
-@contextmanager
-def replicas(config: Path, env: dict[str, str], count: int) -> Iterator[list[Replica]]:
-    with ExitStack() as stack:
-        started = []
-        for i in range(count):
-            replica = Replica(config, env, f"replica-{i}")
-            started.append(replica)
-            stack.callback(_stopped, replica, env)
-        yield started
-
-
-def _stopped(replica: Replica, env: dict[str, str]) -> None:
-    if replica.process.poll() is None:
-        replica.process.send_signal(signal.SIGTERM)
-        try:
-            replica.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            replica.process.kill()
-            replica.process.wait()
-    assert_no_secrets(replica.text(), env)
-
-
-def owners(url: str) -> dict[str, str]:
-    """Unit → the replica holding its unexpired lease."""
-    with psycopg.connect(url) as conn:
-        try:
-            rows = conn.execute(
-                "SELECT unit, owner FROM leases "
-                "WHERE expires_at > EXTRACT(EPOCH FROM clock_timestamp())"
-            ).fetchall()
-        except psycopg.errors.UndefinedTable:  # no replica has migrated the database yet
-            return {}
-    return {str(unit): str(owner) for unit, owner in rows}
-
-
-def pid_of(owner: str) -> int:
-    """The pid in a replica id (``host-pid-random``)."""
-    return int(owner.rsplit("-", 2)[-2])
-
-
-def holder(running: list[Replica], url: str, unit: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """Once both replicas work, the one holding ``unit``: its replica id and process."""
-    wait_for(lambda: len(set(owners(url).values())) == 2, 30, "both replicas working")
-    owner = owners(url)[unit]
-    return owner, next(r.process for r in running if r.process.pid == pid_of(owner))
 
 
 @pytest.fixture
 def config(make_config: Callable[..., Path], postgres_url: str, posthog: FakePostHog) -> Path:
-    posthog.add_project(OTHER)
-    return make_config(
-        rules=RULES,
-        first_run="notify",
-        project_ids=(PROJECT, OTHER),
-        state=f"url: {postgres_url}\nlease_ttl: {TTL}s",
-    )
+    return replica_config(make_config, postgres_url, posthog)
 
 
 def test_two_replicas_deliver_every_change_exactly_once(
@@ -126,8 +39,8 @@ def test_two_replicas_deliver_every_change_exactly_once(
 ) -> None:
     """The five units (two projects, three sinks) spread over both replicas; reports and status
     changes in both projects reach Slack and the webhook once each."""
-    with replicas(config, env, 2) as (first, second):
-        wait_for(lambda: len(set(owners(postgres_url).values())) == 2, 30, "both replicas working")
+    with replicas(config, env, 2) as running:
+        wait_for(lambda: running.working(postgres_url), 30, "both replicas working")
         shared_since = time.monotonic()
         units = owners(postgres_url)
         sinks = {"deliver:slack", "deliver:slack-hook", "deliver:hook"}
@@ -160,36 +73,7 @@ def test_two_replicas_deliver_every_change_exactly_once(
                 if r.received_at >= shared_since and f"/{pid}/" in r.path and "ordering" in r.query
             ]
             assert len(listings) <= window + 3, (pid, len(listings), window)
-        assert first.process.poll() is None
-        assert second.process.poll() is None
-
-
-def test_a_killed_replica_is_replaced_within_the_lease(
-    posthog: FakePostHog,
-    receiver: WebhookReceiver,
-    config: Path,
-    env: dict[str, str],
-    postgres_url: str,
-) -> None:
-    """SIGKILL the replica polling the project (no lease given back): the other takes the unit
-    over once the lease expires and delivers what happened meanwhile, once."""
-    with replicas(config, env, 2) as running:
-        victim, process = holder(running, postgres_url, f"poll:{PROJECT}")
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        killed = time.monotonic()
-        report = posthog.add_report(PROJECT, title="arrived after the kill")
-        wait_for(
-            lambda: any(b["data"]["report"]["id"] == report["id"] for b in receiver.bodies()),
-            30,
-            "the other replica delivered it",
-        )
-        failover = time.monotonic() - killed
-        print(f"failover after SIGKILL: {failover:.1f} s (lease_ttl {TTL:g} s, interval 1 s)")
-        assert owners(postgres_url)[f"poll:{PROJECT}"] != victim
-        time.sleep(2 * TTL)
-        ids = [b["data"]["report"]["id"] for b in receiver.bodies()]
-        assert ids.count(report["id"]) == 1
+        assert all(replica.alive() for replica in running.all)
 
 
 def test_a_frozen_replica_sends_nothing_it_no_longer_owns(
@@ -203,7 +87,9 @@ def test_a_frozen_replica_sends_nothing_it_no_longer_owns(
     over and delivers; resumed (SIGCONT), the frozen one finds its leases gone and sends
     nothing twice."""
     with replicas(config, env, 2) as running:
-        frozen, process = holder(running, postgres_url, "deliver:hook")
+        wait_for(lambda: running.working(postgres_url), 30, "both replicas working")
+        replica = running.holder(postgres_url, "deliver:hook")
+        frozen, process = owners(postgres_url)["deliver:hook"], replica.process
         process.send_signal(signal.SIGSTOP)
         try:
             wait_for(
