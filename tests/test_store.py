@@ -401,6 +401,36 @@ def test_the_request_budget_is_shared_by_every_store_on_the_database(
         other.close()
 
 
+def test_replicas_taking_at_once_never_take_more_than_the_bucket_holds(
+    store: AnyStore, settings: StateSettings
+) -> None:
+    """Eight threads on two stores (two replicas) take 80 requests at once from a bucket of
+    20 a minute: about 20 are granted (one more may have been refilled meanwhile), never
+    more, and every other take is told to wait."""
+    other = open_store(settings)
+    granted: list[float] = []
+    lock = threading.Lock()
+
+    def take(source: AnyStore) -> None:
+        for _ in range(10):
+            wait = source.take_request("raced", 20, 1000)
+            with lock:
+                granted.append(wait)
+
+    try:
+        threads = [threading.Thread(target=take, args=(s,)) for s in [store, other] * 4]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        taken = sum(1 for wait in granted if wait == 0.0)
+        assert len(granted) == 80
+        assert 20 <= taken <= 21, taken
+        assert all(wait > 0 for wait in granted if wait != 0.0)
+    finally:
+        other.close()
+
+
 def test_replicas_never_exceed_the_shared_budget_together(postgres_url: str) -> None:
     """Three replicas' request budgets (each with its own in-process buckets) on one database:
     eighteen requests asked for, six a minute allowed — six go out in all, the others are

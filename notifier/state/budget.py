@@ -1,16 +1,38 @@
 """The PostHog request budget shared by replicas: one pair of token buckets per API key in the
 database, so that adding replicas never adds requests (PostHog's limits are per key: 480 a
-minute, 4,800 an hour). Each request of any replica takes a token from both, in one short
-transaction that locks the key's row; a 429 pauses the key for everyone. The key is stored as
-a hash, never as itself. Refills are computed from the database's clock.
+minute, 4,800 an hour). Each request of any replica takes a token from both, in one
+conditional ``UPDATE`` of the key's row (one round trip); a 429 pauses the key for everyone.
+The key is stored as a hash, never as itself. Refills are computed from the database's clock.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Protocol
 
 from notifier.state.database import Database
+from notifier.state.dialect import Dialect
+
+#: Tokens are floats refilled continuously: a bucket this close to one token has one.
+_EPSILON = 1e-9
+
+
+@functools.lru_cache(maxsize=2)
+def _take_sql(dialect: Dialect) -> str:
+    """The conditional take: both buckets refilled to the statement's time, one token taken
+    from each when both have one and the key is not paused (parameters ``key``, ``per_minute``,
+    ``per_hour``)."""
+    now, greatest, least = dialect.statement_now, dialect.greatest, dialect.least
+    elapsed = f"{greatest}(0.0, {now} - at)"
+    minute = f"{least}(:per_minute, minute_tokens + {elapsed} * :per_minute / 60.0)"
+    hour = f"{least}(:per_hour, hour_tokens + {elapsed} * :per_hour / 3600.0)"
+    return (
+        f"UPDATE budget SET minute_tokens = {minute} - 1, hour_tokens = {hour} - 1, "  # noqa: S608
+        f"at = {greatest}(at, {now}) "
+        f"WHERE key = :key AND paused_until <= {now} "
+        f"AND {minute} >= 1 - {_EPSILON} AND {hour} >= 1 - {_EPSILON}"
+    )
 
 
 def budget_key(api_key: str) -> str:
@@ -23,35 +45,41 @@ class SharedBudget(Database):
 
     def take_request(self, key: str, per_minute: int, per_hour: int) -> float:
         """Take one request's tokens for ``key``: 0.0 when taken, else the seconds until one
-        could be (nothing taken)."""
-        now_sql, lock = self.dialect.now, self.dialect.for_update
-        with self._write("take a request from the shared budget") as conn:
-            now = float(conn.execute(f"SELECT {now_sql}").fetchone()[0])
-            conn.execute(
-                "INSERT INTO budget (key, minute_tokens, hour_tokens, at, paused_until) "
-                "VALUES (?, ?, ?, ?, 0) ON CONFLICT (key) DO NOTHING",
-                (key, float(per_minute), float(per_hour), now),
-            )
-            columns = "minute_tokens, hour_tokens, at, paused_until"
-            minute, hour, at, paused = conn.execute(
-                f"SELECT {columns} FROM budget WHERE key = ?{lock}",  # noqa: S608
-                (key,),
-            ).fetchone()
-            elapsed = max(0.0, now - float(at))
-            minute = min(float(per_minute), float(minute) + elapsed * per_minute / 60.0)
-            hour = min(float(per_hour), float(hour) + elapsed * per_hour / 3600.0)
-            wait = max(
-                float(paused) - now,
-                (1 - minute) * 60.0 / per_minute if minute < 1 - 1e-9 else 0.0,
-                (1 - hour) * 3600.0 / per_hour if hour < 1 - 1e-9 else 0.0,
-            )
-            if wait > 0:
-                return wait
-            conn.execute(
-                "UPDATE budget SET minute_tokens = ?, hour_tokens = ?, at = ? WHERE key = ?",
-                (minute - 1, hour - 1, now, key),
-            )
+        could be (nothing taken).
+
+        Taking is one conditional ``UPDATE`` (one round trip on PostgreSQL, atomic on its own:
+        the row is locked and the condition re-checked against any concurrent take), since it
+        runs before every PostHog request, on a thread that competes with page parsing."""
+        taken = self._write_one(
+            _take_sql(self.dialect),
+            {"key": key, "per_minute": per_minute, "per_hour": per_hour},
+            "take a request from the shared budget",
+        )
+        if taken:
             return 0.0
+        row = self._read(
+            f"SELECT minute_tokens, hour_tokens, at, paused_until, {self.dialect.now} "  # noqa: S608
+            "FROM budget WHERE key = ?",
+            (key,),
+        )
+        if not row:  # the key's first request: its buckets start full
+            self._write_one(
+                "INSERT INTO budget (key, minute_tokens, hour_tokens, at, paused_until) "  # noqa: S608
+                f"VALUES (?, ?, ?, {self.dialect.now}, 0) ON CONFLICT (key) DO NOTHING",
+                (key, float(per_minute), float(per_hour)),
+                "start the shared budget",
+            )
+            return self.take_request(key, per_minute, per_hour)
+        minute, hour, at, paused, now = (float(value) for value in row[0])
+        elapsed = max(0.0, now - at)
+        minute = min(float(per_minute), minute + elapsed * per_minute / 60.0)
+        hour = min(float(per_hour), hour + elapsed * per_hour / 3600.0)
+        return max(
+            paused - now,
+            (1 - minute) * 60.0 / per_minute if minute < 1 - _EPSILON else 0.0,
+            (1 - hour) * 3600.0 / per_hour if hour < 1 - _EPSILON else 0.0,
+            0.001,  # refused, even if a token came since: never "taken"
+        )
 
     def pause_requests(self, key: str, seconds: float) -> None:
         """PostHog answered 429: no replica sends a request with ``key`` for ``seconds``."""

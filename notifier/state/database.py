@@ -43,6 +43,12 @@ class Database:
         """The rows of one query."""
         raise NotImplementedError
 
+    def _write_one(self, sql: str, params: Params, doing: str) -> int:
+        """One statement, atomic on its own: how many rows it changed. PostgreSQL runs it in
+        one round trip (no ``BEGIN``/``COMMIT``), for the hottest small writes."""
+        with self._write(doing) as conn:
+            return int(conn.execute(sql, params).rowcount)
+
     def close(self) -> None:
         """Release every connection."""
         raise NotImplementedError

@@ -87,6 +87,10 @@ class Dialect:
     #: The database's clock, in Unix seconds: leases are judged by one clock, not each
     #: replica's own.
     now = "((julianday('now') - 2440587.5) * 86400.0)"
+    #: The same clock, one value for a whole statement (SQLite's 'now' is stable within one).
+    statement_now = now
+    #: The two-argument scalar maximum and minimum.
+    greatest, least = "max", "min"
     #: Appended to a ``SELECT`` that must keep the row from changing until the transaction ends
     #: (SQLite's write transaction already excludes every other writer).
     for_share = ""
@@ -119,6 +123,8 @@ class Postgres(Dialect):
 
     name = "postgresql"
     now = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
+    statement_now = "EXTRACT(EPOCH FROM statement_timestamp())::DOUBLE PRECISION"
+    greatest, least = "GREATEST", "LEAST"
     for_share = " FOR SHARE"
     for_update = " FOR UPDATE"
 

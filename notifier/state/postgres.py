@@ -126,6 +126,14 @@ class PostgresDatabase(Database):
             self._drop(conn)
             raise _state_error(self.name, exc, "read it") from exc
 
+    def _write_one(self, sql: str, params: Params, doing: str) -> int:
+        conn = self._conn()  # autocommit: the statement is its own transaction
+        try:
+            return int(PgConnection(conn).execute(sql, params).rowcount)
+        except _pg().Error as exc:
+            self._drop(conn)
+            raise _state_error(self.name, exc, doing) from exc
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
