@@ -1,5 +1,6 @@
 """Live configuration: SIGHUP and --watch-config reload the YAML between cycles; an invalid file
-is rejected and the running configuration stays; state and pending deliveries survive."""
+is rejected and the running configuration stays; state and pending deliveries survive — on a
+SQLite file and, for SIGHUP, on PostgreSQL (where a reload also hands the leases over)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from notifier.config.settings import Settings
 from notifier.runtime.metrics import Metrics
@@ -35,10 +38,11 @@ class Daemon:
 
 
 @contextmanager
-def daemon(world: World, *args: str) -> Iterator[Daemon]:
+def daemon(world: World, *args: str, state: str | None = None) -> Iterator[Daemon]:
     """`notifier run ARGS` on a config routing everything to the webhook (TO_HOOK), entered
-    once its baseline cycle is done; it must exit 0 on SIGTERM at the end."""
-    path = world.make_config(rules=TO_HOOK)
+    once its baseline cycle is done; it must exit 0 on SIGTERM at the end. ``state``: the
+    config's state lines (default: a SQLite file)."""
+    path = world.make_config(rules=TO_HOOK, state=state)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "stderr"
         with log.open("wb") as sink:
@@ -72,12 +76,18 @@ def daemon(world: World, *args: str) -> Iterator[Daemon]:
         assert process.returncode == 0, running.text()
 
 
-def test_sighup_applies_a_valid_config_from_the_next_cycle(world: World) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sighup_applies_a_valid_config_from_the_next_cycle(
+    world: World, backend: str, request: pytest.FixtureRequest
+) -> None:
     """After SIGHUP the new rules route the next events; nothing is re-sent or lost."""
-    with daemon(world) as running:
+    state = None
+    if backend == "postgresql":
+        state = f"url: {request.getfixturevalue('postgres_url')}\nlease_ttl: 2s"
+    with daemon(world, state=state) as running:
         world.posthog.add_report(PROJECT, title="before the reload")
         wait_for(lambda: len(world.receiver.received) == 1, what="the first delivery")
-        world.make_config(rules=TO_BOTH)
+        world.make_config(rules=TO_BOTH, state=state)
         running.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "config reloaded" in running.text(), what="the reload")
         # the old rules serve until the cycle under way ends: add the report once the notifier
