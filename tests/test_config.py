@@ -396,6 +396,23 @@ def test_example_documents_every_sink_key() -> None:
             id="empty-statuses",
         ),
         pytest.param(
+            {"posthog": {"statuses": ["ready", "deleted"]}},
+            [
+                "posthog.statuses: lists 'deleted', which PostHog refuses as a filter (400); "
+                "remove it: deleted reports are announced as 'removed' events without it"
+            ],
+            id="deleted-status",
+        ),
+        pytest.param(
+            {"posthog": {"statuses": ["ready", "redy"]}},
+            [
+                "posthog.statuses: item 2 is not a PostHog status; did you mean 'ready'? valid: "
+                "potential, candidate, in_progress, pending_input, ready, resolved, failed, "
+                "suppressed"
+            ],
+            id="unknown-status",
+        ),
+        pytest.param(
             {"first_run": "always"},
             ["first_run: must be one of 'baseline' or 'notify'"],
             id="first-run",

@@ -86,7 +86,10 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "--report",
         type=Path,
         metavar="FILE.json",
-        help="one report as PostHog's API returns it (default: a built-in sample)",
+        help=(
+            "one report as PostHog's API returns it: GET /api/projects/<pid>/signals/reports/"
+            "<id>/ (default: a built-in sample)"
+        ),
     )
     preview.add_argument("--sink", metavar="NAME", help="only this sink")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import math
 import re
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+
+from notifier.core.report import STATUSES
 
 _DURATION: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -76,6 +79,27 @@ def _not_empty(fix: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
         return tuple(dict.fromkeys(items))
 
     return check
+
+
+#: What ``posthog.statuses`` may list: every status but ``deleted``, which PostHog refuses as a
+#: filter (400; deleted reports are found as ``removed`` events).
+LISTABLE_STATUSES: Final = tuple(status for status in STATUSES if status != "deleted")
+
+
+def _listable(items: tuple[str, ...]) -> tuple[str, ...]:
+    """Statuses PostHog accepts as a listing filter (the input is not echoed)."""
+    valid = ", ".join(LISTABLE_STATUSES)
+    for number, item in enumerate(items, 1):
+        if item == "deleted":
+            raise ValueError(
+                "lists 'deleted', which PostHog refuses as a filter (400); remove it: deleted "
+                "reports are announced as 'removed' events without it"
+            )
+        if item not in LISTABLE_STATUSES:
+            close = difflib.get_close_matches(item, LISTABLE_STATUSES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"item {number} is not a PostHog status; {hint}valid: {valid}")
+    return items
 
 
 def unique(items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -146,6 +170,7 @@ Statuses = Annotated[
     tuple[Text, ...],
     BeforeValidator(listify),
     AfterValidator(_not_empty("list statuses, or omit the key for the default listing")),
+    AfterValidator(_listable),
 ]
 SinkNames = Annotated[
     tuple[Text, ...],
