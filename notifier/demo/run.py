@@ -66,7 +66,10 @@ def run_demo(cycles: int = 8, interval: float = 2.0, out: TextIO | None = None) 
         stream.write(f"{dim[0]}{text}{dim[1]}\n")
         stream.flush()
 
-    with FakePostHog(projects=(PROJECT_ID,)) as sim, tempfile.TemporaryDirectory() as tmp:
+    with (
+        FakePostHog(api_version=6, projects=(PROJECT_ID,)) as sim,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         story = DemoStory(sim, PROJECT_ID)
         story.seed_reports()
         settings = demo_settings(sim.url, sim.api_key, Path(tmp), interval)

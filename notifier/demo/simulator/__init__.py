@@ -7,7 +7,12 @@ Used by ``notifier demo`` and by the tests. Standard library only: a ``Threading
 - ``posthog``: ``FakePostHog``, put together from the parts below, and ``RequestRecord``.
 - ``reports``: ``ReportData``, the projects, reports and artefacts, how they change and how each
   API version shows them.
-- ``endpoints``: ``PostHogApi``, the answer to one request (paths, key, scopes, paging).
+- ``signals``: ``SignalData``, V6's signals of each report (``add_signal``, ``add_recording``) and
+  the team's signals config (``set_signals_config``).
+- ``writes``: ``ReportWrites``, V6's writes applied to the data (``writes``, ``claim_as``,
+  ``write_scope_ok``); ``transitions``: their bodies and the moves PostHog allows.
+- ``endpoints``: ``PostHogApi``, the answer to one request (paths, key, scopes, paging); its
+  request and answer types are in ``answers``.
 - ``faults``: ``FaultInjection``, ``fail_next``/``throttle_next``/``stall_next``/``reset_next``.
 - ``facts``: PostHog's statuses, fields per API version, URL prefixes and error bodies.
 - ``listing``: DRF limit/offset paging and each version's ordering.
@@ -28,6 +33,7 @@ from notifier.demo.simulator.facts import throttled_body as throttled_body
 from notifier.demo.simulator.posthog import FakePostHog, RequestRecord
 from notifier.demo.simulator.server import BackgroundServer, FakeRequestHandler
 from notifier.demo.simulator.story import DemoStory
+from notifier.demo.simulator.writes import Write
 
 # The same names as before the split; the error bodies and ``throttled_body`` stay importable
 # (re-exported with ``as``) without joining ``import *``.
@@ -38,4 +44,5 @@ __all__ = [
     "FakePostHog",
     "FakeRequestHandler",
     "RequestRecord",
+    "Write",
 ]

@@ -3,22 +3,27 @@
 ``PostHogApi`` is the part of ``FakePostHog`` that answers one parsed request, without HTTP:
 two URL prefixes depending on the API version (``/signal_reports`` up to V3, ``/signals/reports``
 from V4), the key and its scopes checked with 403 bodies in PostHog's shape, per-project access,
-400 for an unknown ``status`` filter (V4+), DRF limit/offset paging with absolute ``next`` links
-built from the ``Host`` header (or ``link_base``, an internal host behind a proxy), and the
-artefacts each version serves.
+400 for an unknown ``status`` filter (V4+; V6 also for ``deleted``, listing the accepted values),
+DRF limit/offset paging with absolute ``next`` links built from the ``Host`` header (or
+``link_base``, an internal host behind a proxy), and the artefacts each version serves. V6 adds
+``count_only``, ``include_all_statuses``, ``…/{id}/signals/``, ``…/signals/config/`` and the
+writes (``POST``; ``task:write``), which ``ReportWrites`` answers.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+from notifier.demo.simulator.answers import Answer, ApiRequest, BadBody, json_object
 from notifier.demo.simulator.facts import (
     _LEGACY_PATH,
     _NEW_PATH,
     _PROJECTS_PATH,
+    _V6_PATH,
     INVALID_KEY,
+    LISTABLE_STATUSES,
     NO_KEY,
     NOT_FOUND,
     PROJECT_NOT_FOUND,
@@ -26,43 +31,54 @@ from notifier.demo.simulator.facts import (
     _error,
 )
 from notifier.demo.simulator.listing import paginate
-from notifier.demo.simulator.reports import ReportData
+from notifier.demo.simulator.writes import ReportWrites
 
 __all__ = ["Answer", "ApiRequest", "PostHogApi"]
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    """One request as the endpoints see it; ``number`` counts the requests received so far."""
-
-    method: str
-    path: str
-    raw_query: str
-    host: str
-    query: dict[str, str]
-    authorization: str | None
-    number: int
-
-
-@dataclass
-class Answer:
-    """A status, a JSON payload and extra headers."""
-
-    status: int
-    payload: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 #: The answer, and (project, offset) when it is a page of the report list.
 Routed = tuple[Answer, tuple[int, int] | None]
 
 
+#: V6: (what the path names, method) -> the action; any other method is a 405.
+_V6_ACTIONS: Final = {
+    ("list", "GET"): "list",
+    ("report", "GET"): "retrieve",
+    ("artefacts", "GET"): "artefacts",
+    ("artefacts", "POST"): "note",
+    ("signals", "GET"): "signals",
+    ("config", "GET"): "config",
+    ("bulk-state", "POST"): "bulk-state",
+    ("state", "POST"): "state",
+    ("claim", "POST"): "claim",
+    ("feedback", "POST"): "feedback",
+}
+_V6_WRITES: Final = frozenset({"note", "bulk-state", "state", "claim", "feedback"})
+
+
 def _permission_denied(detail: str) -> Answer:
     return Answer(403, _error("authentication_error", "permission_denied", detail))
 
 
-class PostHogApi(ReportData):
-    """The signal reports API, V1 to V5, over ``ReportData``.
+def _not_allowed(method: str) -> Answer:
+    detail = f'Method "{method}" not allowed.'
+    return Answer(405, _error("invalid_request", "method_not_allowed", detail))
+
+
+def _v6_target(match: re.Match[str]) -> str:
+    """What a V6 path names: the listing, the config, bulk-state, a report or its action."""
+    if match.group("config"):
+        return "config"
+    rid, sub = match.group("rid"), match.group("sub")
+    if rid is None:
+        return "list"
+    if sub is None:
+        return "bulk-state" if rid == "bulk-state" else "report"
+    return sub
+
+
+class PostHogApi(ReportWrites):
+    """The signal reports API, V1 to V6, over ``ReportWrites`` (and so the data below it).
 
     Settings a test may change at any time: ``api_key``, ``allowed_projects`` (projects the key
     may read; None = all), ``scopes_ok`` (False = key lacks ``task:read``), ``missing_scopes``
@@ -75,7 +91,7 @@ class PostHogApi(ReportData):
     def __init__(
         self, projects: Iterable[int], *, api_version: int, api_key: str, link_base: str | None
     ) -> None:
-        ReportData.__init__(self, projects, api_version=api_version)
+        ReportWrites.__init__(self, projects, api_version=api_version)
         self.api_key = api_key
         self.link_base = link_base
         self.allowed_projects: set[int] | None = None
@@ -86,6 +102,8 @@ class PostHogApi(ReportData):
 
     def _route(self, req: ApiRequest) -> Routed:
         """The answer, and (project, offset) when it is a page of the report list."""
+        if self.api_version >= 6:
+            return self._route_v6(req)
         pattern = _NEW_PATH if self.api_version >= 4 else _LEGACY_PATH
         match = pattern.match(req.path)
         if match is None and not _PROJECTS_PATH.match(req.path):
@@ -94,8 +112,7 @@ class PostHogApi(ReportData):
         if denied is not None:
             return denied, None
         if req.method != "GET":
-            detail = f'Method "{req.method}" not allowed.'
-            return Answer(405, _error("invalid_request", "method_not_allowed", detail)), None
+            return _not_allowed(req.method), None
         if match is None:
             return self._list_projects(req), None
         pid_raw, rid, artefacts = match.group("pid"), match.group("rid"), match.group("art")
@@ -110,6 +127,42 @@ class PostHogApi(ReportData):
         report = self._retrieve(pid, rid)
         return (Answer(404, NOT_FOUND) if report is None else Answer(200, report)), None
 
+    def _route_v6(self, req: ApiRequest) -> Routed:
+        """V6: only ``signals/…`` paths; reads as V5's, plus signals, config and the writes."""
+        match = _V6_PATH.match(req.path)
+        if match is None and not _PROJECTS_PATH.match(req.path):
+            return Answer(404, NOT_FOUND), None
+        denied = self._authenticate(req.authorization)
+        if denied is not None:
+            return denied, None
+        if match is None:
+            return (
+                self._list_projects(req) if req.method == "GET" else _not_allowed(req.method)
+            ), None
+        action = _V6_ACTIONS.get((_v6_target(match), req.method))
+        if action is None:
+            return _not_allowed(req.method), None
+        pid_raw, rid = match.group("pid"), match.group("rid")
+        pid = int(pid_raw) if pid_raw.isdigit() else -1
+        denied = self._refused(pid_raw, pid, artefacts=False, write=action in _V6_WRITES)
+        if denied is not None:
+            return denied, None
+        if action in _V6_WRITES:
+            try:
+                body = json_object(req.body)
+            except BadBody as bad:
+                return bad.answer, None
+            return self._write(action, pid, None if action == "bulk-state" else rid, body), None
+        if action == "list":
+            return self._list(pid, req)
+        if action == "config":
+            return Answer(200, self._signals_config(pid)), None
+        assert rid is not None
+        if action == "artefacts":
+            return self._artefacts(pid, rid, req), None
+        found = self._report_signals(pid, rid) if action == "signals" else self._retrieve(pid, rid)
+        return (Answer(404, NOT_FOUND) if found is None else Answer(200, found)), None
+
     def _authenticate(self, authorization: str | None) -> Answer | None:
         scheme, _, token = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -118,7 +171,9 @@ class PostHogApi(ReportData):
             return Answer(403, INVALID_KEY)
         return None
 
-    def _refused(self, pid_raw: str, pid: int, *, artefacts: bool) -> Answer | None:
+    def _refused(
+        self, pid_raw: str, pid: int, *, artefacts: bool, write: bool = False
+    ) -> Answer | None:
         """403 when the key may not read the project (or lacks the scope), 404 when the
         project does not exist; None when the request may go on."""
         if self.allowed_projects is not None and pid not in self.allowed_projects:
@@ -128,7 +183,13 @@ class PostHogApi(ReportData):
         if not self._has_project(pid):
             return Answer(404, PROJECT_NOT_FOUND)
         scope = "signal_report:read" if artefacts and self.api_version == 1 else "task:read"
-        if not self.scopes_ok or scope in self.missing_scopes:
+        if write:
+            scope = "task:write"
+        if (
+            not self.scopes_ok
+            or scope in self.missing_scopes
+            or (write and not self.write_scope_ok)
+        ):
             return _permission_denied(f"API key missing required scope '{scope}'")
         return None
 
@@ -149,11 +210,21 @@ class PostHogApi(ReportData):
     def _list(self, pid: int, req: ApiRequest) -> Routed:
         wanted = [s.strip() for s in req.query.get("status", "").split(",") if s.strip()]
         if self.api_version >= 4:
-            unknown = [s for s in wanted if s not in REPORT_STATUSES]
+            known = LISTABLE_STATUSES if self.api_version >= 6 else REPORT_STATUSES
+            unknown = [s for s in wanted if s not in known]
             if unknown:
                 detail = f"Invalid status value(s): {', '.join(unknown)}"
+                if self.api_version >= 6:
+                    detail += f". Accepted values: {', '.join(LISTABLE_STATUSES)}"
                 body = _error("validation_error", "invalid_input", detail, "status")
                 return Answer(400, body), None
+        if self.api_version >= 6 and req.query.get("count_only", "").lower() == "true":
+            count = self._count_listed(pid, wanted, req.query)
+            if self.count_override is not None:
+                count = self.count_override
+            return Answer(
+                200, {"count": count, "next": None, "previous": None, "results": []}
+            ), None
         body, offset = self._report_page(
             pid,
             wanted,

@@ -1,7 +1,8 @@
 """PostHog's facts, as ``FakePostHog`` serves them (see ``posthog-signals-api.md``).
 
-Report statuses, the fields each API version serves, the artefact fields added in V4, the two URL
-prefixes, and error bodies in PostHog's (DRF's) shape.
+Report statuses, the fields each API version serves, the artefact fields added in V4, the URL
+prefixes, V6's vocabularies (dismissal reasons, problem types, the team config) and error bodies in
+PostHog's two shapes: DRF's ``{type, code, detail, attr}`` and the writes' ``{"error": …}``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from typing import Any, Final
 from notifier.core.report import STATUSES
 
 __all__ = [
+    "DISMISSAL_REASONS",
     "INVALID_KEY",
+    "LISTABLE_STATUSES",
+    "LIVE_STATUSES",
     "NOT_FOUND",
     "NO_KEY",
+    "PROBLEM_TYPES",
     "PROJECT_NOT_FOUND",
     "REPORT_STATUSES",
     "SERVER_ERROR",
+    "SIGNALS_CONFIG_DEFAULTS",
     "throttled_body",
+    "write_error",
 ]
 
 REPORT_STATUSES: Final = STATUSES
@@ -73,7 +80,45 @@ _V5_KEYS: Final = (
     "artefact_count",
     *(k for k in _V5_EXTRA if k != "signals_at_run"),
 )
-_KNOWN_KEYS: Final = frozenset(_V1_KEYS) | frozenset(_V5_EXTRA)
+#: V6's extra fields and their defaults (``relevant_user_count`` stays gone).
+_V6_EXTRA: Final[dict[str, Any]] = {"collapsed_note_count": 0}
+_V6_KEYS: Final = (
+    *_V5_KEYS[: _V5_KEYS.index("artefact_count") + 1],
+    *_V6_EXTRA,
+    *_V5_KEYS[_V5_KEYS.index("artefact_count") + 1 :],
+)
+_KNOWN_KEYS: Final = frozenset(_V1_KEYS) | frozenset(_V5_EXTRA) | frozenset(_V6_EXTRA)
+
+#: The statuses a V6 ``status`` filter accepts (``deleted`` is answered with 400).
+LISTABLE_STATUSES: Final = tuple(s for s in STATUSES if s != "deleted")
+#: The live statuses: research and its results, neither finished nor dismissed.
+LIVE_STATUSES: Final = ("potential", "candidate", "in_progress", "pending_input", "ready")
+DISMISSAL_REASONS: Final = (
+    "already_fixed",
+    "report_unclear",
+    "analysis_wrong",
+    "wrong_repo",
+    "wontfix_intentional",
+    "wontfix_irrelevant",
+    "fixed_outside_posthog",
+    "pr_merged",
+    "other",
+)
+PROBLEM_TYPES: Final = (
+    "confusion",
+    "abandonment",
+    "blocking_exception",
+    "non_blocking_exception",
+    "failure",
+)
+#: ``GET /signals/config/`` of a project nobody configured (PostHog's ``SignalTeamConfig``).
+SIGNALS_CONFIG_DEFAULTS: Final[dict[str, Any]] = {
+    "default_autostart_priority": "P4",
+    "default_slack_notification_channel": None,
+    "autostart_enabled": None,
+    "autostart_base_branches": {},
+    "max_reports_per_day": None,
+}
 
 _ARTEFACT_V4_EXTRA: Final[dict[str, Any]] = {
     "claim_id": None,
@@ -90,6 +135,11 @@ _LEGACY_PATH: Final = re.compile(
 )
 _NEW_PATH: Final = re.compile(
     r"^/api/projects/(?P<pid>[^/]+)/signals/reports(?:/(?P<rid>[^/]+))?(?P<art>/artefacts)?/?$"
+)
+#: V6: everything under ``signals/``; ``sub`` is a report's action, ``config`` the team config.
+_V6_PATH: Final = re.compile(
+    r"^/api/projects/(?P<pid>[^/]+)/signals/(?:reports(?:/(?P<rid>[^/]+)"
+    r"(?:/(?P<sub>artefacts|signals|state|claim|feedback))?)?|(?P<config>config))/?$"
 )
 _PROJECTS_PATH: Final = re.compile(r"^/api/projects/?$")
 
@@ -109,6 +159,11 @@ INVALID_KEY: Final = _error(
     "Personal API key found in request Authorization header is invalid.",
 )
 SERVER_ERROR: Final = _error("server_error", "error", "A server error occurred.")
+
+
+def write_error(message: str) -> dict[str, Any]:
+    """The body of a write PostHog refuses (400 bad data, 409 a move not allowed)."""
+    return {"error": message}
 
 
 def throttled_body(seconds: int) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 DRF's limit/offset paging with absolute ``next``/``previous`` links, and each API version's
 ``ordering``: V1 and V2 have no tie-breaker (equal keys may come back in any order), V3 and later
-end with ``id``.
+end with ``id`` — except V6's default ordering (none asked for, or only unknown fields), which has
+none either.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
-__all__ = ["paginate", "sort_reports"]
+__all__ = ["is_stable", "paginate", "sort_reports"]
 
 _V2_ORDERING: Final = frozenset({"signal_count", "total_weight", "created_at", "updated_at"})
 _V3_ORDERING: Final = _V2_ORDERING | {"status", "is_suggested_reviewer", "id"}
 _V4_ORDERING: Final = _V3_ORDERING | {"priority"}
 _V3_DEFAULT_ORDER: Final = ("-is_suggested_reviewer", "status", "-updated_at")
+#: V6's default (no ``ordering``, or only unknown fields): an inbox order with no tie-breaker,
+#: so reports with equal keys come back in any order, a different one on every request.
+_V6_DEFAULT_ORDER: Final = ("-is_suggested_reviewer", "priority", "-total_weight")
 
 _DEFAULT_LIMIT: Final = 100
 
@@ -91,7 +95,14 @@ def _ordering(version: int, query: Mapping[str, str]) -> tuple[list[str], bool]:
     valid = [t for t in terms if t.removeprefix("-") in allowed]
     if version == 2:
         return valid or ["-signal_count"], False
+    if version >= 6 and not valid:
+        return list(_V6_DEFAULT_ORDER), False
     return [*(valid or _V3_DEFAULT_ORDER), "id"], True
+
+
+def is_stable(version: int, query: Mapping[str, str]) -> bool:
+    """Whether the listing's order ends with a unique tie-breaker (a function of the data)."""
+    return _ordering(version, query)[1]
 
 
 def sort_reports(
@@ -103,8 +114,9 @@ def sort_reports(
 ) -> list[Any]:
     """``reports`` in the order ``api_version`` lists them for ``query``.
 
-    Without a unique tie-breaker (V1/V2) the reports are first shuffled with ``tie_seed``, so
-    equal keys come back in an order that changes with the seed; None keeps ties stable.
+    Without a unique tie-breaker (V1/V2, V6's default) the reports are first shuffled with
+    ``tie_seed``, so equal keys come back in an order that changes with the seed; None keeps ties
+    stable.
     """
     terms, stable = _ordering(api_version, query)
     result = list(reports)

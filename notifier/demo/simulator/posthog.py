@@ -22,6 +22,7 @@ What stays here is one request's way through them (``_handle``) and its record.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -48,12 +49,27 @@ class RequestRecord:
     authorization: str | None
     port: int
     received_at: float = field(default=0.0, compare=False)
+    #: The request body as sent (a V6 write's JSON); empty for a GET.
+    body: bytes = field(default=b"", compare=False)
+
+    def json(self) -> Any:
+        """The body parsed as JSON (None when empty)."""
+        return json.loads(self.body) if self.body else None
 
 
 class FakePostHog(PostHogApi, FaultInjection, BackgroundServer):
-    """PostHog's signal reports API, V1 to V5, on a local port.
+    """PostHog's signal reports API, V1 to V6, on a local port.
 
-    Mutable attributes a test may set at any time: ``api_version`` (1..5), ``allowed_projects``
+    V6 is today's PostHog (``posthog-today.md``): only ``signals/reports``,
+    ``collapsed_note_count``, each report's signals (``add_signal``, ``add_recording``) at
+    ``…/{id}/signals/``, the team's config (``set_signals_config``) at ``…/signals/config/``,
+    the listing's ``count_only`` and
+    ``include_all_statuses``, 400 for ``status=deleted``, a default ordering without tie-breaker,
+    and the writes (``state``, ``bulk-state``, note artefacts, ``claim``, ``feedback``): accepted
+    ones are kept in ``writes``; ``write_scope_ok = False`` takes ``task:write`` from the key;
+    ``claim_as`` plays another user's claim.
+
+    Mutable attributes a test may set at any time: ``api_version`` (1..6), ``allowed_projects``
     (projects the key may read; None = all), ``scopes_ok`` (False = key lacks ``task:read``),
     ``missing_scopes`` (scopes the key lacks, e.g. ``{"signal_report:read"}``, which V1's
     artefacts need; everything else needs ``task:read``), ``link_base`` (origin for
@@ -93,8 +109,8 @@ class FakePostHog(PostHogApi, FaultInjection, BackgroundServer):
 
     def _handle(self, handler: FakeRequestHandler) -> None:
         """Record the request, play out its fault if one matches, else answer it."""
-        req = self._received(handler)
-        handler.read_body()
+        req, record = self._received(handler)
+        req = self._with_body(req, record, handler.read_body())
         if not self._stall():
             handler.close_connection = True
             return
@@ -114,8 +130,9 @@ class FakePostHog(PostHogApi, FaultInjection, BackgroundServer):
             return
         handler.reply_json(answer.status, answer.payload, answer.headers)
 
-    def _received(self, handler: FakeRequestHandler) -> ApiRequest:
-        """Record the request in ``requests``; return it as the endpoints see it."""
+    def _received(self, handler: FakeRequestHandler) -> tuple[ApiRequest, RequestRecord]:
+        """Record the request in ``requests``; return it as the endpoints see it, and its
+        record."""
         split = urlsplit(handler.path)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         record = RequestRecord(
@@ -129,7 +146,7 @@ class FakePostHog(PostHogApi, FaultInjection, BackgroundServer):
         with self._lock:
             self.requests.append(record)
             number = len(self.requests)
-        return ApiRequest(
+        req = ApiRequest(
             method=handler.command,
             path=split.path,
             raw_query=split.query,
@@ -138,6 +155,19 @@ class FakePostHog(PostHogApi, FaultInjection, BackgroundServer):
             authorization=record.authorization,
             number=number,
         )
+        return req, record
+
+    def _with_body(self, req: ApiRequest, record: RequestRecord, body: bytes) -> ApiRequest:
+        """``req`` with its body, which its record in ``requests`` now keeps too (unless a test
+        cleared ``requests`` meanwhile)."""
+        if not body:
+            return req
+        with self._lock:
+            for index in range(len(self.requests) - 1, -1, -1):
+                if self.requests[index] is record:
+                    self.requests[index] = dataclasses.replace(record, body=body)
+                    break
+        return dataclasses.replace(req, body=body)
 
     def _answer(self, req: ApiRequest) -> Answer:
         """The endpoints' answer, passed through the page hooks; 500 when a hook raises."""

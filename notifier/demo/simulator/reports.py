@@ -22,8 +22,10 @@ from notifier.demo.simulator.facts import (
     _V1_KEYS,
     _V5_EXTRA,
     _V5_KEYS,
+    _V6_EXTRA,
+    _V6_KEYS,
 )
-from notifier.demo.simulator.listing import sort_reports
+from notifier.demo.simulator.listing import is_stable, sort_reports
 
 __all__ = ["ReportData"]
 
@@ -38,6 +40,9 @@ Pager = Callable[[list[Any]], tuple[dict[str, Any], int]]
 class _Project:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: V6: each report's signals (``GET …/signals/``) and the team's signals config.
+    signals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     #: Bumped by every change to ``reports``; listings sorted under a stable ordering are
     #: cached per generation, so paging through N reports does not sort N reports per page.
     generation: int = 0
@@ -51,7 +56,7 @@ class _Project:
 class ReportData:
     """Projects, reports and artefacts, as PostHog stores them and as ``api_version`` serves them.
 
-    Every version's fields are stored; ``api_version`` (1..5) decides which are served, and
+    Every version's fields are stored; ``api_version`` (1..6) decides which are served, and
     which reports a listing or a retrieve shows. ``unstable_ties``: V1/V2 orderings have no
     tie-breaker, so equal keys come back in a different order on every request. A fake clock
     gives every change its own ``created_at``/``updated_at``.
@@ -83,10 +88,18 @@ class ReportData:
         except KeyError:
             raise KeyError(f"project {project_id} has no report {report_id}") from None
 
-    def _render(self, report: Mapping[str, Any]) -> dict[str, Any]:
-        keys = _V5_KEYS if self.api_version >= 5 else _V1_KEYS
+    def _render(self, report: Mapping[str, Any], *, listed: bool = False) -> dict[str, Any]:
+        """The API's view of a stored report; ``listed``: as a list item (V6's ``metrics``
+        items leave out their ``query`` there; a retrieve has it)."""
+        version = self.api_version
+        keys = _V6_KEYS if version >= 6 else _V5_KEYS if version >= 5 else _V1_KEYS
         out = {k: copy.deepcopy(report[k]) for k in keys if k in report}
         out.update({k: copy.deepcopy(v) for k, v in report.items() if k not in _KNOWN_KEYS})
+        if listed and version >= 6 and isinstance(out.get("metrics"), list):
+            out["metrics"] = [
+                {k: v for k, v in m.items() if k != "query"} if isinstance(m, dict) else m
+                for m in out["metrics"]
+            ]
         return out
 
     def add_project(self, project_id: int) -> None:
@@ -98,8 +111,8 @@ class ReportData:
         """Store a report with PostHog-like defaults; return the API's view of it (a copy).
 
         Every version's fields are stored; the current ``api_version`` decides which are served
-        (``relevant_user_count`` up to V4, the V5 extras from V5). Unknown fields are served
-        by every version.
+        (``relevant_user_count`` up to V4, the V5 extras from V5, ``collapsed_note_count`` from
+        V6). Unknown fields are served by every version.
         """
         with self._data_lock:
             project = self._project(project_id)
@@ -117,6 +130,7 @@ class ReportData:
                 "updated_at": now,
                 "artefact_count": 0,
                 **copy.deepcopy(_V5_EXTRA),
+                **copy.deepcopy(_V6_EXTRA),
             }
             report.update(copy.deepcopy(fields))
             if report["signals_at_run"] is None and "signals_at_run" not in fields:
@@ -160,20 +174,33 @@ class ReportData:
         sends ``{}`` for content it cannot parse); ``created_at`` defaults to the fake's clock.
         Artefacts are served newest ``created_at`` first."""
         with self._data_lock:
-            report = self._report(project_id, report_id)
-            now = self._tick()
-            artefact = {
-                "id": str(uuid.uuid4()),
-                "type": type,
-                "content": copy.deepcopy(content),
-                "created_at": created_at or now,
-                **_ARTEFACT_V4_EXTRA,
-                "updated_at": now,
-            }
-            self._project(project_id).artefacts[report_id].append(artefact)
-            report["artefact_count"] = int(report.get("artefact_count") or 0) + 1
-            self._project(project_id).changed()
-            return copy.deepcopy(artefact)
+            return self._append_artefact(project_id, report_id, type, content, created_at)
+
+    def _append_artefact(
+        self,
+        project_id: int,
+        report_id: str,
+        type: str,
+        content: Any,
+        created_at: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """``add_artefact`` for a caller holding the lock; ``extra`` overrides V4 fields."""
+        report = self._report(project_id, report_id)
+        now = self._tick()
+        artefact = {
+            "id": str(uuid.uuid4()),
+            "type": type,
+            "content": copy.deepcopy(content),
+            "created_at": created_at or now,
+            **_ARTEFACT_V4_EXTRA,
+            "updated_at": now,
+            **extra,
+        }
+        self._project(project_id).artefacts[report_id].append(artefact)
+        report["artefact_count"] = int(report.get("artefact_count") or 0) + 1
+        self._project(project_id).changed()
+        return copy.deepcopy(artefact)
 
     # ------------------------------------------------------------ the data as the API shows it
 
@@ -205,7 +232,7 @@ class ReportData:
         with self._data_lock:
             ordered = self._ordered(self._projects[pid], wanted, query, seed)
             body, offset = page(ordered)
-            body["results"] = [self._render(r) for r in body["results"]]
+            body["results"] = [self._render(r, listed=True) for r in body["results"]]
         return body, offset
 
     def _ordered(
@@ -213,24 +240,42 @@ class ReportData:
     ) -> list[dict[str, Any]]:
         """The listed reports in the query's order (the caller holds the lock)."""
         tie_seed = seed if self.unstable_ties else None
-        # V3+ orderings end with a unique tie-breaker: the order is a function of the data,
-        # so it is computed once per change. V1/V2 ties may shuffle on every request.
-        stable = self.api_version >= 3 or not self.unstable_ties
-        key = (self.api_version, query.get("status", ""), query.get("ordering", ""))
+        # Orderings that end with a unique tie-breaker (V3+, but not V6's default) make the order
+        # a function of the data, computed once per change; other ties may shuffle every time.
+        stable = is_stable(self.api_version, query) or not self.unstable_ties
+        key = (
+            self.api_version,
+            query.get("status", ""),
+            query.get("ordering", ""),
+            self._include_all(query),
+        )
         ordered = project.sorted_cache.get(key) if stable else None
         if ordered is None:
-            listed = self._listed(project, wanted)
+            listed = self._listed(project, wanted, include_all=self._include_all(query))
             ordered = sort_reports(listed, query, api_version=self.api_version, tie_seed=tie_seed)
             if stable:
                 project.sorted_cache[key] = ordered
         return ordered
 
-    def _listed(self, project: _Project, wanted: list[str]) -> list[dict[str, Any]]:
-        """The reports a listing shows: V1 only ``ready``; V2+ the filter, or all but hidden."""
+    def _include_all(self, query: Mapping[str, str]) -> bool:
+        """V6's ``include_all_statuses=true``: the default listing shows ``suppressed`` too."""
+        return self.api_version >= 6 and query.get("include_all_statuses", "").lower() == "true"
+
+    def _count_listed(self, pid: int, wanted: list[str], query: Mapping[str, str]) -> int:
+        """How many reports the listing would show (V6's ``count_only=true``)."""
+        with self._data_lock:
+            project = self._projects[pid]
+            return len(self._listed(project, wanted, include_all=self._include_all(query)))
+
+    def _listed(
+        self, project: _Project, wanted: list[str], *, include_all: bool = False
+    ) -> list[dict[str, Any]]:
+        """The reports a listing shows: V1 only ``ready``; V2+ the filter, or all but hidden
+        (``suppressed`` is shown with V6's ``include_all_statuses``; ``deleted`` never)."""
         stored = list(project.reports.values())
         if self.api_version == 1:
             return [r for r in stored if r["status"] == "ready"]
-        hidden = {"deleted"} if wanted else {"deleted", "suppressed"}
+        hidden = {"deleted"} if wanted or include_all else {"deleted", "suppressed"}
         return [
             r for r in stored if r["status"] not in hidden and (not wanted or r["status"] in wanted)
         ]

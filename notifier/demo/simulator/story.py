@@ -1,6 +1,8 @@
 """A story that keeps a ``FakePostHog`` changing, for ``notifier demo``.
 
 ``DemoStory`` drives a ``FakePostHog`` through believable report life cycles, one change per call.
+Each new report comes with the recording of a session that shows its problem: a
+``session_replay`` signal on V6, as today's PostHog; a ``video_segment`` artefact before.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ _STORIES: Final = (
     ),
 )
 
+#: The problem each story's recording shows (``extra.problem_type`` of a replay signal).
+_PROBLEMS: Final = ("blocking_exception", "confusion", "failure", "abandonment")
 _LIVE: Final = ("potential", "candidate", "in_progress", "pending_input", "ready")
 _CANDIDATE_WEIGHT: Final = 1.0
 
@@ -119,20 +123,38 @@ class DemoStory:
         )
         self._users[report["id"]] = users
         self._story_of[report["id"]] = index
-        self.sim.add_artefact(
-            self.project_id,
-            report["id"],
-            "video_segment",
-            {
-                "session_id": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
-                "start_time": report["created_at"][:19] + "Z",
-                "end_time": report["created_at"][:19] + "Z",
-                "distinct_id": f"user_{self._rng.randint(10, 999)}",
-                "content": f"Session showing: {title.lower()}.",
-                "distance_to_centroid": round(self._rng.uniform(0.05, 0.4), 2),
-            },
-        )
+        self._recording(report, title)
         return report
+
+    def _recording(self, report: dict[str, Any], title: str) -> None:
+        """The session that shows the problem: a ``session_replay`` signal on V6 (today's
+        PostHog), a ``video_segment`` artefact on older versions."""
+        session_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        distinct_id = f"user_{self._rng.randint(10, 999)}"
+        distance = round(self._rng.uniform(0.05, 0.4), 2)
+        start = report["created_at"][:19] + "Z"
+        if self.sim.api_version >= 6:
+            self.sim.add_recording(
+                self.project_id,
+                report["id"],
+                session_id=session_id,
+                segment_title=title,
+                start_time=start,
+                problem_type=_PROBLEMS[self._story_of[report["id"]] % len(_PROBLEMS)],
+                distinct_id=distinct_id,
+                content=f"Session showing: {title.lower()}.",
+                weight=round(1 - distance, 2),
+            )
+            return
+        content = {
+            "session_id": session_id,
+            "start_time": start,
+            "end_time": start,
+            "distinct_id": distinct_id,
+            "content": f"Session showing: {title.lower()}.",
+            "distance_to_centroid": distance,
+        }
+        self.sim.add_artefact(self.project_id, report["id"], "video_segment", content)
 
     def _update(self, report: dict[str, Any], **fields: Any) -> None:
         self.sim.update_report(self.project_id, report["id"], **fields)
@@ -288,7 +310,7 @@ class DemoStory:
         if not quiet:
             return None
         report = self._rng.choice(quiet)
-        self._update(report, status="suppressed", dismissal_reason="not_a_bug")
+        self._update(report, status="suppressed", dismissal_reason="wontfix_irrelevant")
         return f"'{report['title']}' was dismissed: {report['status']} → suppressed"
 
     def _clean_up(self) -> str | None:
