@@ -76,7 +76,10 @@ def execute(db: Path, sql: str) -> None:
 
 
 def baselined(db: Path) -> bool:
-    return bool(query(db, "SELECT 1 FROM projects WHERE project_id = ?", (PROJECT,)))
+    """The project is marked baselined (a row without last_success_at: a baseline under way,
+    recorded page by page)."""
+    sql = "SELECT 1 FROM projects WHERE project_id = ? AND last_success_at IS NOT NULL"
+    return bool(query(db, sql, (PROJECT,)))
 
 
 class Daemon:
@@ -207,7 +210,8 @@ def test_sigkill_at_random_points_loses_nothing(world: World, tmp_path: Path) ->
     """25 SIGKILLs (mid-listing, after the commit, mid-send, at random) while reports change:
     every change is delivered, at most one duplicate per kill, and the state file is sound."""
     rng = random.Random(SEED)
-    config = world.make_config(rules=TO_HOOK, posthog_extra="page_size: 3")
+    # every status change is expected at once: nothing held back (poll.settle: 0s)
+    config = world.make_config(rules=TO_HOOK, posthog_extra="page_size: 3", poll_extra="settle: 0s")
     db = tmp_path / "state.db"
     story = Story(world.posthog, db, rng)
     for _ in range(7):

@@ -50,10 +50,10 @@ def rep(report_id: str = "r1", **fields: Any) -> Report:
         (rep(summary="a"), rep(summary=None), EventType.UPDATED, {"summary": ("a", None)}),
         (rep(signal_count=3), rep(signal_count=5), EventType.UPDATED, {"signal_count": (3, 5)}),
         (
-            rep(artefact_count=1),
-            rep(artefact_count=2),
+            rep(artefact_count=1, title="a"),
+            rep(artefact_count=2, title="b"),
             EventType.UPDATED,
-            {"artefact_count": (1, 2)},
+            {"title": ("a", "b")},  # the artefact count is carried, not a change people read
         ),
         (
             rep(relevant_user_count=1),
@@ -90,6 +90,8 @@ def test_event_type_and_changes(
     [
         (rep(updated_at="2026-01-01T00:00:00Z"), rep(updated_at="2026-02-01T00:00:00Z")),
         (rep(), Report.from_api({**rep().to_json(), "work_state": "working"})),
+        # notes, commits and task runs move the artefact count: carried, never a change alone
+        (rep(artefact_count=2), rep(artefact_count=40)),
         # a PostHog upgrade drops relevant_user_count and adds priority: not a change
         (
             rep(),
@@ -103,7 +105,8 @@ def test_event_type_and_changes(
     ],
 )
 def test_untracked_or_appearing_fields_are_not_changes(before: Report, after: Report) -> None:
-    """updated_at, unknown fields and fields present in only one copy make no event."""
+    """updated_at, unknown fields, the artefact count and fields present in only one copy make
+    no event."""
     assert diff(1, {before.id: before}, {after.id: after}) == []
 
 

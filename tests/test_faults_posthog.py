@@ -282,7 +282,16 @@ def _auth_ok(f: FakePostHog, run: Run) -> None:
     f.api_key, f.scopes_ok, f.allowed_projects = API_KEY, True, None
 
 
+def _refuse_suppressed(f: FakePostHog) -> None:
+    """A PostHog that does not know ``suppressed`` as a filter (``check`` accepts it: it is a
+    status PostHog has): its 400, as DRF words it."""
+    detail = "Invalid status value(s): suppressed"
+    body = {"type": "validation_error", "code": "invalid_input", "detail": detail, "attr": "status"}
+    f.fail_next(400, body, times=1000, path_contains="suppressed")
+
+
 def _statuses_fixed(f: FakePostHog, run: Run) -> None:
+    f.clear_faults()
     settings = run.notifier.settings
     ready_only = settings.posthog.model_copy(update={"statuses": ("ready",)})
     run.reconfigure(settings.model_copy(update={"posthog": ready_only}))
@@ -327,11 +336,11 @@ CAUSES: dict[
         ("Project not found", "posthog.project_ids"),
     ),
     "bad status filter": (
-        lambda f: None,
+        _refuse_suppressed,
         _statuses_fixed,
         PROJECT,
-        {"posthog_extra": "statuses: [ready, dismissed]"},
-        ("Invalid status value(s): dismissed", "posthog.statuses"),
+        {"posthog_extra": "statuses: [ready, suppressed]"},
+        ("Invalid status value(s): suppressed", "posthog.statuses"),
     ),
 }
 #: Causes that hit every project alike (one key, one config): no "others unaffected" there.

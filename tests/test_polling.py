@@ -87,7 +87,12 @@ def test_steady_state_requests_per_cycle(
         quiet = poll(run)
         assert (quiet.requests, quiet.incremental, quiet.events) == (1, True, ())
         assert listings(posthog, start) == [
-            {"limit": "100", "ordering": "-updated_at,id", "offset": "0"}
+            {
+                "limit": "100",
+                "ordering": "-updated_at,id",
+                "include_all_statuses": "true",
+                "offset": "0",
+            }
         ]
     for report in reports[:150]:
         posthog.update_report(PROJECT, report["id"], total_weight=9.5)
@@ -191,14 +196,15 @@ def test_changes_no_incremental_listing_can_see_are_not_counted_as_missed(
     posthog: FakePostHog, notifier: Callable[..., Notifier]
 ) -> None:
     """Long after the last full listing, a report that went to a hidden status (suppressed) and
-    one whose artefact count alone changed (PostHog counts artefacts without moving updated_at)
-    are found by the full listing: delivered, but not counted as missed."""
+    one whose priority alone changed (PostHog writes judgments without moving updated_at) are
+    found by the full listing: delivered, but not counted as missed (the priority is a late
+    find: tests/test_tracking.py)."""
     reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(300)]
     run = notifier()
     poll(run)
     posthog.update_report(PROJECT, reports[0]["id"], status="suppressed")
     old = reports[1]["updated_at"]
-    posthog.update_report(PROJECT, reports[1]["id"], artefact_count=3, updated_at=old)
+    posthog.update_report(PROJECT, reports[1]["id"], priority="P0", updated_at=old)
     for report in reports[150:250]:  # ~100 s of later updates: the mark moves past the overlap
         posthog.update_report(PROJECT, report["id"], signal_count=2)
     incremental = poll(run)
@@ -221,7 +227,7 @@ def test_a_late_commit_within_the_overlap_is_seen_incrementally(
     newest = reports[-1]["updated_at"]  # the high-water mark: 150 reports ~1 s apart
     late = reports[-30]["updated_at"]  # ~30 s before it
     assert late < newest
-    posthog.update_report(PROJECT, reports[5]["id"], status="in_progress", updated_at=late)
+    posthog.update_report(PROJECT, reports[5]["id"], status="pending_input", updated_at=late)
     plan = poll(run)
     assert plan.incremental
     assert kinds(plan) == {("status_changed", reports[5]["id"])}
@@ -247,7 +253,7 @@ def test_changes_while_paging_are_all_reported_within_two_cycles(
         if offset == 0:  # page 1 is built; page 2 not yet
             posthog.on_list_page = None
             for rid in during:
-                posthog.update_report(project_id, rid, status="in_progress")
+                posthog.update_report(project_id, rid, status="pending_input")
 
     posthog.on_list_page = churn
     first = poll(run)
@@ -337,18 +343,21 @@ def test_a_server_that_ignores_the_ordering_gets_full_listings_and_one_info(
     assert "full listings" in infos[0]
 
 
-def test_every_start_begins_with_a_full_listing(
+def test_a_restart_keeps_the_full_listing_schedule(
     posthog: FakePostHog, notifier: Callable[..., Notifier]
 ) -> None:
-    """A restart within full_sync_every still lists everything first: a report deleted while
-    the notifier was down is `removed` by the first cycle after the restart."""
-    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(5)]
+    """A restart within full_sync_every carries on incrementally (the schedule is in the
+    state: tests/test_cron.py); a report deleted while the notifier was down is `removed` by
+    the next full listing, when it is due."""
+    reports = [posthog.add_report(PROJECT, title=f"r{i}") for i in range(150)]
     first = notifier()
     poll(first)
     assert poll(first).incremental
     first.close()
     posthog.delete_report(PROJECT, reports[1]["id"])
     again = notifier()
+    assert (poll(again).incremental, poll(again).events) == (True, ())
+    full_sync_due(again)
     plan = poll(again)
     assert not plan.incremental
     assert kinds(plan) == {("removed", reports[1]["id"])}

@@ -76,7 +76,7 @@ def test_soak(
             rules=rules,
             posthog_extra="page_size: 100\nrequests_per_minute: 1000000\n"
             "requests_per_hour: 100000000",
-            poll_extra="full_sync_every: 2s",
+            poll_extra="full_sync_every: 2s\nsettle: 0s",  # every status change at once
         )
     )
     delivery = settings.delivery.model_copy(update={"keep_delivered": 0.0})

@@ -109,7 +109,7 @@ def built(world: World, load: Callable[[Path], Settings]) -> Built:
     ids["C"] = ph.add_report(PROJECT, title="Report C")["id"]
     receiver.respond_next(410)
     once()
-    ph.update_report(PROJECT, ids["A"], status="in_progress", title="Report A, moving")
+    ph.update_report(PROJECT, ids["A"], status="pending_input", title="Report A, moving")
     ids["D"] = ph.add_report(PROJECT, title="Report D")["id"]
     receiver.respond_next(503, headers={"Retry-After": "2"})
     slack.fail_next("ratelimited", retry_after=2)

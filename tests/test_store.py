@@ -20,6 +20,7 @@ from notifier.core.errors import LeaseLost, SourceError, StateError
 from notifier.core.events import Event, EventType
 from notifier.core.outbox import Notice, NoticeKind
 from notifier.core.report import Report
+from notifier.core.settle import Held
 from notifier.posthog.budget import RequestBudget
 from notifier.state.budget import KeyBudget
 from notifier.state.schema import SCHEMA_VERSION
@@ -533,3 +534,56 @@ def test_both_backends_have_the_same_tables(tmp_path: Path, postgres_url: str) -
     for table, column in rows:
         postgres.setdefault(table, set()).add(column)
     assert postgres == sqlite
+
+
+# -- held changes (re-research settling, ``core.settle``) ---------------------------------------
+
+
+def test_held_changes_are_committed_with_the_cycle(
+    store: AnyStore, settings: StateSettings
+) -> None:
+    """A hold is written by the cycle that sees the move back, survives reopening, is
+    replaced by a later cycle's copy and forgotten when released; a cycle that fails keeps
+    none of it."""
+    ready, moved = rep("a"), rep("a", status="candidate", updated_at="1")
+    hold = Held(1, "a", 100.0, ready, moved)
+    store.commit_cycle(CycleWrite(1, [SnapshotRow(moved, True)], [], [], now=100.0, hold=[hold]))
+    store.close()
+    store = open_store(settings)
+    try:
+        assert store.held(1) == [hold]
+        assert [(h.announced.status, h.latest.status) for h in store.held()] == [
+            ("ready", "candidate")
+        ]
+        assert store.held(2) == []
+        later = Held(1, "a", 100.0, ready, rep("a", status="in_progress", updated_at="2"))
+        fail_inserts(store, "outbox")
+        event = new_event(rep("b"))
+        with pytest.raises(StateError):
+            store.commit_cycle(CycleWrite(1, [], [], [(event, "s", ())], now=110.0, hold=[later]))
+        allow_inserts(store, "outbox")
+        assert store.held(1) == [hold]  # the failed cycle changed nothing
+        store.commit_cycle(CycleWrite(1, [], [], [], now=110.0, hold=[later]))
+        assert [h.latest.status for h in store.held(1)] == ["in_progress"]
+        store.commit_cycle(CycleWrite(1, [], [], [], now=120.0, release=["a"]))
+        assert store.held() == []
+    finally:
+        store.close()
+
+
+def test_a_hold_under_a_lost_lease_is_refused(store: AnyStore) -> None:
+    """Holds belong to the project's poll unit: a cycle under a lease another replica took
+    writes no hold and forgets none."""
+    token = store.acquire("poll:1", "a", 30.0)
+    assert token is not None
+    old = Fence("poll:1", "a", token)
+    hold = Held(1, "a", 1.0, rep("a"), rep("a", status="candidate"))
+    store.commit_cycle(CycleWrite(1, [], [], [], now=1.0, fence=old, hold=[hold]))
+    store.release(old)
+    assert store.acquire("poll:1", "b", 30.0) == token + 1
+    other = Held(1, "b", 2.0, rep("b"), rep("b", status="candidate"))
+    with pytest.raises(LeaseLost, match="poll:1"):
+        store.commit_cycle(
+            CycleWrite(1, [], [], [], now=2.0, fence=old, hold=[other], release=["a"])
+        )
+    assert store.held(1) == [hold]

@@ -27,6 +27,7 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     )
     out.write(_requests_line(settings))
     out.write(f"State    {_state(settings)}, first_run: {settings.first_run}\n")
+    out.write(_settle_line(settings.poll.settle))
     out.write(f"Sinks    {len(settings.sinks)}\n")
     for name, sink in settings.sinks.items():
         out.write(f"  {name:<20} {sink.type:<14} {sink.target()}\n")
@@ -51,6 +52,16 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     for warning in settings.warnings:
         out.write(f"warning: {warning}\n")
     return EXIT_OK
+
+
+def _settle_line(settle: float) -> str:
+    """What ``poll.settle`` does with re-research (``core.settle``)."""
+    if settle <= 0:
+        return "Settle   off: a move back into research is announced at once (poll.settle: 0s)\n"
+    return (
+        f"Settle   a move back into research is held {format_span(settle)} (poll.settle): "
+        "nothing is sent if it comes back unchanged\n"
+    )
 
 
 def _state(settings: Settings) -> str:

@@ -43,6 +43,7 @@ def cmd_dry_run(settings: Settings, out: TextIO) -> int:
                     first_run=settings.first_run,
                     now=time.time(),
                     routing_budget=settings.poll.routing_budget,
+                    settle=settings.poll.settle,
                 )
             except SourceError as exc:
                 out.write(f"project {pid}: poll failed: {exc}\n")

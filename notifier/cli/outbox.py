@@ -1,4 +1,5 @@
-"""`notifier outbox [list|retry]`: show pending and dead entries as a table, or requeue the dead."""
+"""`notifier outbox [list|retry]`: show pending and dead entries as a table (and the reports
+held back in research, ``poll.settle``), or requeue the dead."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def _list(store: StateStore, settings: Settings, sink: str | None, now: float, o
     if not rows:
         where = f" for sink {sink}" if sink else ""
         out.write(f"the outbox is empty{where}: nothing pending, nothing dead\n")
+        _held(store, settings, now, out)
         return
     pending = sum(e.state == "pending" for e in rows)
     out.write(f"{pending} pending, {len(rows) - pending} dead\n\n")
@@ -88,6 +90,31 @@ def _list(store: StateStore, settings: Settings, sink: str | None, now: float, o
         out.write(
             "\ndead entries stay until retried: fix the sink, then "
             "`notifier outbox retry [--sink NAME]`\n"
+        )
+    _held(store, settings, now, out)
+
+
+def _held(store: StateStore, settings: Settings, now: float, out: TextIO) -> None:
+    """Reports held back in research (poll.settle): what moved, since when, and when it is
+    announced if it stays there (at the project's first cycle after that)."""
+    held = store.held()
+    if not held:
+        return
+    settle = settings.poll.settle
+    out.write(
+        f"\n{len(held)} held back in research (poll.settle {format_span(settle, 'config')}): "
+        "announced when HELD UNTIL passes if still in research; nothing is sent if the report "
+        "comes back unchanged\n"
+    )
+    out.write(f"{'REPORT':<46} {'PROJECT':<8} {'MOVE':<28} {'HELD FOR':<8} HELD UNTIL\n")
+    for hold in held:
+        title = _cell(hold.latest.title or "untitled", 34)
+        move = f"{hold.announced.status} → {hold.latest.status}"
+        due = hold.until(settle) - now
+        until = "next cycle" if due <= 0 else f"in {format_span(due, 'short')}"
+        out.write(
+            f"{title + ' (' + hold.report_id[:8] + ')':<46} {hold.project_id:<8} "
+            f"{_cell(move, 28):<28} {format_span(now - hold.since, 'short'):<8} {until}\n"
         )
 
 

@@ -55,6 +55,7 @@ from notifier.config.types import (
     unique,
 )
 from notifier.core.rules import ROUTING_BUDGET, Match
+from notifier.core.settle import SETTLE
 
 __all__ = [
     "ConsoleSinkSettings",
@@ -101,10 +102,11 @@ class PollSettings(Model):
     interval: Annotated[Durationish, AfterValidator(at_least_1s)] = 60.0
     jitter: Durationish = 5.0
     deadline: Duration | None = None  # hard limit for one cycle; None: derived from the interval
-    full_sync_every: Durationish = 3600.0  # a full listing this often (and on start); 0: always
+    full_sync_every: Durationish = 3600.0  # a full listing this often (state's clock); 0: always
     overlap: Durationish = 60.0  # incremental listings reach this far before the high-water mark
     concurrency: Annotated[Int, Field(ge=1, le=32)] = 4  # projects polled at the same time
     routing_budget: Duration = ROUTING_BUDGET  # all regex searches of one cycle together
+    settle: Durationish = SETTLE  # a move back into research is held this long; 0: never
 
 
 def _path(value: object) -> Path:

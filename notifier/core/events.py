@@ -11,17 +11,22 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
-from notifier.core.report import Report, as_str, thaw
+from notifier.core.report import Links, Report, as_str, thaw
+from notifier.core.times import parse_instant
 
 
 @dataclass(frozen=True, slots=True)
 class Recording:
-    """A session recording an artefact (``video_segment``) points at, with what it shows."""
+    """A session recording and the part of it that shows the problem: from a report's
+    ``session_replay`` signal (PostHog V6) or a ``video_segment`` artefact (before)."""
 
     session_id: str
     text: str | None = None  # the segment's description, untrusted text
-    start_time: str | None = None
+    start_time: str | None = None  # when the segment starts, as PostHog sent it
     end_time: str | None = None
+    title: str | None = None  # the signal's segment_title, untrusted text
+    problem_type: str | None = None  # confusion, abandonment, blocking_exception…
+    session_start: str | None = None  # when the recording starts, when PostHog says
 
     def to_json(self) -> dict[str, str]:
         """Plain JSON; fields that are None are left out."""
@@ -30,6 +35,9 @@ class Recording:
             ("text", self.text),
             ("start_time", self.start_time),
             ("end_time", self.end_time),
+            ("title", self.title),
+            ("problem_type", self.problem_type),
+            ("session_start", self.session_start),
         )
         return {name: value for name, value in fields if value is not None}
 
@@ -43,7 +51,32 @@ class Recording:
             text=as_str(data.get("text")),
             start_time=as_str(data.get("start_time")),
             end_time=as_str(data.get("end_time")),
+            title=as_str(data.get("title")),
+            problem_type=as_str(data.get("problem_type")),
+            session_start=as_str(data.get("session_start")),
         )
+
+    def problem(self) -> str | None:
+        """The problem type in words, as PostHog's own Slack thread shows it (``blocking
+        exception``); None when there is none."""
+        return self.problem_type.replace("_", " ") if self.problem_type else None
+
+    def start_query(self) -> str:
+        """What opens PostHog's player at the segment's start: ``?t=<seconds>`` (seconds from
+        the recording's start, as PostHog's player reads ``t``) when both starts are
+        timestamps, else ``?timestamp=<Unix ms>`` (the player seeks to that instant), else
+        ``""`` (a bare number's meaning is unknown: the recording opens at its beginning)."""
+        start = parse_instant(self.start_time)
+        if start is None:
+            return ""
+        began = parse_instant(self.session_start)
+        if began is not None and began <= start:
+            return f"?t={int((start - began).total_seconds())}"
+        return f"?timestamp={int(start.timestamp() * 1000)}"
+
+    def url(self, links: Links, project_id: int) -> str:
+        """The replay link, opening at the segment's start when known."""
+        return links.recording(project_id, self.session_id) + self.start_query()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,21 @@ from typing import Any, Final
 
 #: Fields whose change (status unchanged) makes an ``updated`` event, compared only when the
 #: field is present in both copies: a PostHog upgrade that adds or drops a field is not a change.
+#: Not ``artefact_count``: every note, commit, task run or check result moves it (without moving
+#: ``updated_at``), which tells a person nothing; rules still match on it.
 TRACKED_FIELDS: Final = (
     "title",
     "summary",
     "total_weight",
     "signal_count",
     "relevant_user_count",
-    "artefact_count",
     "priority",
     "actionability",
 )
+#: What a report's version covers besides its status and ``updated_at``: the tracked fields and
+#: ``artefact_count``, so the stored copy follows the count (and versions stay what earlier
+#: notifiers stored: an upgraded state is not re-parsed in full) though it makes no event.
+VERSIONED_FIELDS: Final = (*TRACKED_FIELDS, "artefact_count")
 
 _FLOAT_FIELDS: Final = frozenset({"total_weight"})
 _INT_FIELDS: Final = frozenset({"signal_count", "relevant_user_count", "artefact_count"})
@@ -118,11 +123,11 @@ _READERS: Final[Mapping[str, Any]] = {
 
 def item_version(item: Mapping[str, Any]) -> str:
     """``Report.from_api(item).version`` without building the report: the digest of the status,
-    the compared fields the item has and ``updated_at``. A listing compares every item's version
+    the versioned fields the item has and ``updated_at``. A listing compares every item's version
     with its snapshot and parses only those that differ, so this is the per-item cost of a cycle.
     """
     state: dict[str, Any] = {"status": item["status"]}
-    for name in TRACKED_FIELDS:
+    for name in VERSIONED_FIELDS:
         if name in item:
             state[name] = _READERS[name](item[name])
     state["updated_at"] = as_str(item.get("updated_at"))
@@ -177,7 +182,7 @@ class Report:
         """
         if name not in self.raw:
             return MISSING
-        if name in ("id", "status") or name in TRACKED_FIELDS or name in _STR_FIELDS:
+        if name in ("id", "status") or name in _READERS:
             return getattr(self, name)
         return self.raw[name]
 
@@ -192,7 +197,8 @@ class Report:
 
     @property
     def version(self) -> str:
-        """A short digest of what the diff compares plus ``updated_at``: one report version."""
+        """A short digest of what the diff compares, ``artefact_count`` and ``updated_at``: one
+        report version."""
         if self._version is None:  # frozen, but a cache of its own data may be filled in
             object.__setattr__(self, "_version", item_version(self.raw))
         assert self._version is not None

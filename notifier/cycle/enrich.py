@@ -1,22 +1,26 @@
 """Enrichment from artefacts, opt-in per sink (``enrich: [artefacts]``).
 
 After a cycle is planned and routed, and before its outbox entries are written, each report
-about to be notified to a sink that asks for it has its artefacts fetched once (not once per
-sink): up to three session recordings and the explanations of the latest priority and
-actionability judgments (``posthog.parse``). The enrichment is stored in the outbox with
+about to be notified to a sink that asks for it is read once (not once per sink): up to three
+session recordings from its ``session_replay`` signals (PostHog V6, ``posthog.signals``; on an
+older server, which answers 404 there, from its ``video_segment`` artefacts, and the 404 is
+remembered per project) and the explanations of the latest priority and actionability
+judgments from its artefacts (``posthog.parse``). The enrichment is stored in the outbox with
 the event, so delivery retries and restarts never fetch again, and only the entries of sinks that
 ask for it carry it.
 
 What it may cost, per cycle and project:
 
-- never a request for ``removed`` events, events routed to no enriching sink, or reports whose
-  ``artefact_count`` is 0; a quiet cycle makes none;
+- never a request for ``removed`` events, events routed to no enriching sink, or reports with
+  nothing to show (no artefacts, and no signals or none from session replay); a quiet cycle
+  makes none; the signals (unpaginated, costly for PostHog) at most once per report;
 - none for a sink that will send this cycle's events as one digest: more events routed to it
   than its ``digest_after`` (Slack sinks; webhook sinks with ``batch``), since a digest shows no
   recordings;
-- at most ``MAX_PER_CYCLE`` reports (the first ones in the cycle's order), each at most
-  ``source.ARTEFACT_PAGES`` requests (plus the client's bounded retries), all in turn in the
-  key's request budget;
+- at most ``MAX_PER_CYCLE`` reports (the first ones in the cycle's order), each one signals
+  request and at most ``source.ARTEFACT_PAGES`` artefacts requests (one when the latest
+  judgments are on the first page, as they are), plus the client's bounded retries, all in
+  turn in the key's request budget;
 - at most ``WINDOW`` seconds, and never past the cycle's deadline.
 
 Failing to enrich never holds an event back: whatever goes wrong (refused scope, timeout, an
@@ -30,15 +34,17 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 
 from notifier.config.settings import SinkSettings
 from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
+from notifier.core.report import Report
 from notifier.cycle.pipeline import CyclePlan, Routed
 from notifier.posthog.client import PostHogClient
-from notifier.posthog.parse import parse_enrichment
+from notifier.posthog.parse import judgments_found, parse_enrichment
+from notifier.posthog.signals import SESSION_REPLAY, read_recordings
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +164,8 @@ def _fetch(
         event = routed.event
         if event.type is EventType.REMOVED or not any(rt.sink in showing for rt in routed.routes):
             continue
-        if event.report.id in seen or event.report.artefact_count == 0:
-            continue  # fetched once per report; a report without artefacts costs nothing
+        if event.report.id in seen or not _worth(source, plan.project_id, event.report):
+            continue  # fetched once per report; one with nothing to show costs nothing
         seen.add(event.report.id)
         tally.wanted += 1
         if tally.wanted > cap:
@@ -170,7 +176,7 @@ def _fetch(
         if tally.stopped:
             tally.failed += 1  # the others would fail alike, or there is no time left
             continue
-        enrichment = _fetch_one(source, cycle, event.report.id, tally, window)
+        enrichment = _fetch_one(source, cycle, event.report, tally, window)
         if enrichment is not None:
             found[event.report.id] = enrichment
             tally.enriched += enrichment != NO_ENRICHMENT
@@ -184,12 +190,12 @@ def _out(cycle: CycleContext) -> bool:
 
 
 def _fetch_one(
-    source: PostHogClient, cycle: CycleContext, report_id: str, tally: _Tally, window: float
+    source: PostHogClient, cycle: CycleContext, report: Report, tally: _Tally, window: float
 ) -> Enrichment | None:
-    """One report's enrichment; None when its artefacts could not be read (told to ``tally``,
-    which stops trying when the others would fail alike or the time is up)."""
+    """One report's enrichment; None when it could not be read (told to ``tally``, which
+    stops trying when the others would fail alike or the time is up)."""
     try:
-        items = source.artefacts(cycle.project_id, report_id, cycle=cycle)
+        return _read(source, cycle, report)
     except SourceError as exc:
         tally.failed += 1
         reason = _reason(exc, cycle.project_id)
@@ -200,7 +206,48 @@ def _fetch_one(
         else:
             tally.error = tally.error or reason
         return None
-    return parse_enrichment(items)
+
+
+def _replays(report: Report) -> bool:
+    """Whether the report may have session-replay signals: it has signals, and its
+    ``source_products`` (V5+), when PostHog lists any, include ``session_replay``."""
+    products = report.raw.get("source_products")
+    if isinstance(products, tuple | list) and products and SESSION_REPLAY not in products:
+        return False
+    return report.signal_count != 0
+
+
+def _worth(source: PostHogClient, project_id: int, report: Report) -> bool:
+    """Whether the report may have anything to show: artefacts, or recordings in its signals."""
+    if report.artefact_count != 0:
+        return True
+    return source.asks_signals(project_id) and _replays(report)
+
+
+def _read(source: PostHogClient, cycle: CycleContext, report: Report) -> Enrichment:
+    """The recordings from the report's signals (one request, V6), else from its
+    ``video_segment`` artefacts (before V6), and the judgments from its artefacts (pages read
+    until the latest of each is found, which is on the first page: artefacts come newest first;
+    with the recordings from the artefacts, until three recordings are found too)."""
+    project_id = cycle.project_id
+    recordings: tuple[Recording, ...] | None = None  # None: from the artefacts
+    unsure = False  # a bare 404 for the signals: an older server, or a report just deleted
+    if source.asks_signals(project_id):
+        signals = source.signals(project_id, report.id, cycle=cycle) if _replays(report) else []
+        recordings = None if signals is None else read_recordings(signals)
+        unsure = signals is None and source.asks_signals(project_id)
+    items: list[Any] = []
+    if report.artefact_count != 0:
+        if recordings is None:
+            items = source.artefacts(project_id, report.id, cycle=cycle)
+        else:
+            items = source.artefacts(project_id, report.id, cycle=cycle, enough=judgments_found)
+        if unsure and items:  # the report is there: its server has no /signals/ endpoint
+            source.lacks_signals(project_id)
+    enrichment = parse_enrichment(items)
+    if recordings:  # else an older report's video segments, if any
+        enrichment = replace(enrichment, recordings=recordings)
+    return enrichment
 
 
 def _attach(
@@ -262,8 +309,8 @@ def _log(project_id: int, tally: _Tally, cap: int) -> None:
     reason = tally.error or "unknown"
     log.warning(
         "project %s: %d of %d events go out without recordings and judgments (enrich: "
-        "[artefacts]) because their artefacts could not be read: %s; the notifications are "
-        "not held back, and later events try again",
+        "[artefacts]) because their artefacts or signals could not be read: %s; the "
+        "notifications are not held back, and later events try again",
         project_id,
         tally.failed,
         tally.wanted - tally.capped,

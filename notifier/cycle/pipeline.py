@@ -16,15 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Final
 
 from notifier.config.settings import FirstRun
 from notifier.core.context import CycleContext
 from notifier.core.diff import diff
 from notifier.core.errors import SourceError
-from notifier.core.events import Event, EventType
+from notifier.core.events import Event
 from notifier.core.rules import ROUTING_BUDGET, RegexBudget, Route, Rule, route
 from notifier.core.times import parse_instant
+from notifier.cycle.fullsync import full_listing_due, late_and_missed
+from notifier.cycle.settle import into, settle_events
 from notifier.posthog.client import PostHogClient
 from notifier.posthog.listing import Listing
 from notifier.state.base import StateStore
@@ -56,6 +57,9 @@ class CyclePlan:
     #: Events of a full listing about reports that changed before the previous high-water mark
     #: (minus the overlap): earlier listings missed them. Should stay 0.
     missed: int = 0
+    #: Changes only a full listing could find (``cycle.fullsync``: priority, actionability
+    #: changed without ``updated_at``), announced up to ``poll.full_sync_every`` late.
+    late: int = 0
     #: Events given recordings or judgments from their artefacts (``notifier.cycle.enrich``, after
     #: planning; ``plan_cycle`` itself never fetches them, so dry-run stays read-only).
     enriched: int = 0
@@ -107,11 +111,8 @@ def _list(
     one; and the whole snapshot index if it was read (None otherwise). An incremental listing
     looks up the snapshot versions of each page's ids only (its cost follows the changes, not
     the project's size); a full one reads the whole index once."""
-    full_due = (
-        not state.baselined
-        or state.full_sync_at is None
-        or full_sync_every <= 0
-        or now - state.full_sync_at >= full_sync_every
+    full_due = full_listing_due(
+        state, now=now, every=full_sync_every, listing=source.listing_key(), cut_off=cut_off
     )
     project_id = cycle.project_id
     if not full_due and cut_off is not None and source.incremental(project_id):
@@ -312,6 +313,7 @@ def plan_cycle(
     full_sync_every: float = 0.0,
     overlap: float = 60.0,
     routing_budget: float = ROUTING_BUDGET,
+    settle: float | None = None,
 ) -> CyclePlan:
     """Read PostHog and the snapshot and compute the cycle's outcome; writes nothing.
 
@@ -319,7 +321,8 @@ def plan_cycle(
     without a deadline). With ``full_sync_every`` > 0, a cycle lists only what changed since
     the project's high-water mark (minus ``overlap``) unless a full listing is due; 0 lists
     everything always. The cycle's regex searches together may take ``routing_budget``
-    seconds; then its remaining regex conditions count as no match.
+    seconds; then its remaining regex conditions count as no match. ``settle``: how long a
+    move back into research is held (``cycle.settle``; None: holds are left as they are).
     """
     cycle = source.start_cycle(project_id) if cycle is None else cycle
     started = cycle.requests.made
@@ -335,6 +338,9 @@ def plan_cycle(
     snapshot = store.snapshot_rows(project_id, [*listing.reports, *missing])
     settled = _settle(source, cycle, listing, snapshot, baselined=baselined)
     events = _events(project_id, snapshot, settled, baselined=baselined, first_run=first_run)
+    events, holds = settle_events(  # re-research held back (poll.settle; None: not at all)
+        store, project_id, events, settled.current, now=now, seconds=settle
+    )
     routed, budget = _route(project_id, events, rules, routing_budget)
     write = _write(
         listing,
@@ -345,9 +351,9 @@ def plan_cycle(
         high_water=state.high_water,
         now=now,
     )
-    missed = 0
-    if baselined and not listing.partial and cut_off is not None:
-        missed = sum(1 for e in events if e.report.id in listing.ids and _missed(e, cut_off))
+    write = into(write, holds)
+    write = replace(write, listing=source.listing_key())  # kept with a full listing only
+    late, missed = late_and_missed(events, listing, cut_off, baselined=baselined)
     return CyclePlan(
         project_id=project_id,
         reports=listing.count
@@ -360,22 +366,9 @@ def plan_cycle(
         unresolved=tuple(settled.unresolved),
         incremental=listing.changed_first,
         missed=missed,
+        late=late,
         without_regex=budget.events,
     )
-
-
-#: Counted by PostHog from other tables: they change without ``updated_at`` moving, so only a
-#: full listing can see them, by design (not a miss).
-DERIVED_FIELDS: Final = frozenset({"artefact_count"})
-
-
-def _missed(event: Event, cut_off: datetime) -> bool:
-    """Whether an earlier (incremental) listing should have seen this listed report's change:
-    it changed before ``cut_off``, and not only in fields that change without ``updated_at``."""
-    if event.type is EventType.REMOVED or set(event.changes) <= DERIVED_FIELDS:
-        return False
-    moment = parse_instant(event.report.updated_at)
-    return moment is not None and moment < cut_off
 
 
 def commit(plan: CyclePlan, store: StateStore, fence: Fence | None = None) -> int:

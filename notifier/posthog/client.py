@@ -18,6 +18,7 @@ The endpoints live here; the requests in ``session`` (retried by ``retry``), the
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -30,7 +31,8 @@ from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
 from notifier.core.report import Report
 from notifier.posthog.budget import RequestBudget
-from notifier.posthog.listing import Listing
+from notifier.posthog.errors import detail_of
+from notifier.posthog.listing import Listing, filter_key
 from notifier.posthog.paging import Known
 from notifier.posthog.parse import (
     artefacts_suffice,
@@ -43,6 +45,9 @@ from notifier.posthog.paths import Paths
 from notifier.posthog.reader import STALE_PAGES, ListingReader
 from notifier.posthog.retry import RetryPolicy
 from notifier.posthog.session import Session
+from notifier.posthog.signals import parse_signals
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ARTEFACT_PAGES", "HIDDEN_BY_DEFAULT", "STALE_PAGES", "PostHogClient"]
 
@@ -81,6 +86,7 @@ class PostHogClient:
         )
         self._paths = Paths(settings, self._session)
         self._reader = ListingReader(settings, self._session, self._paths)
+        self._no_signals: set[int] = set()  # projects whose server has no /signals/ (pre-V6)
 
     def close(self) -> None:
         """Release the connection pool and the page-ahead threads."""
@@ -118,6 +124,7 @@ class PostHogClient:
         *,
         known: Mapping[str, tuple[str, bool]] | None = None,
         cycle: CycleContext | None = None,
+        on_page: Callable[[Sequence[Report]], None] | None = None,
     ) -> Listing:
         """Every report of a project, all pages; raises ``SourceError`` if any page fails.
 
@@ -125,9 +132,10 @@ class PostHogClient:
         de-duplicated by id, the latest copy winning. The listing ends when PostHog says there
         is no more, or, marked incomplete, when it sends an empty page while saying there is.
         A server that keeps repeating itself or never ends fails the cycle. With ``known`` (the
-        snapshot's ``id → (version, listed)``), only reports that differ are parsed.
+        snapshot's ``id → (version, listed)``), only reports that differ are parsed. With
+        ``on_page``, each page's parsed reports go to it as read and the listing keeps none.
         """
-        listing = self._reader.read(self._in(project_id, cycle), known)
+        listing = self._reader.read(self._in(project_id, cycle), known, on_page=on_page)
         assert listing is not None  # only incremental listings give up
         return listing
 
@@ -135,6 +143,12 @@ class PostHogClient:
         """Whether incremental listings are worth trying for this project (the server has not
         shown that it ignores ``ordering=-updated_at``)."""
         return self._reader.incremental(project_id)
+
+    def listing_key(self) -> str:
+        """What this client's listings ask for (``posthog.statuses``, or everything but deleted
+        reports), as the state remembers it: another one means the snapshot needs a full
+        listing before incremental ones can follow it."""
+        return filter_key(self._settings.statuses)
 
     def list_changed(
         self,
@@ -229,3 +243,51 @@ class PostHogClient:
             if not page.has_next or not page.items or enough(items):
                 break
         return items
+
+    # -- a report's signals (V6) --------------------------------------------------------------
+
+    def asks_signals(self, project_id: int) -> bool:
+        """Whether a report's signals are worth asking this project's server for: it serves
+        reports at ``signals/reports/`` (V1–V3 cannot have ``/signals/``) and has not shown
+        that it has no ``/signals/`` endpoint (``lacks_signals``)."""
+        if project_id in self._no_signals:
+            return False
+        return "/signal_reports/" not in self._paths.report(project_id, "-")
+
+    def lacks_signals(self, project_id: int) -> None:
+        """Remember, for this process, that the project's server has no ``/signals/`` endpoint
+        (PostHog before V6): it is not asked again."""
+        if project_id not in self._no_signals:
+            log.info(
+                "project %s: PostHog has no signals endpoint (before V6): recordings come from "
+                "video_segment artefacts, and it is not asked again until a restart",
+                project_id,
+                extra={"event": "signals_unsupported", "project_id": project_id},
+            )
+        self._no_signals.add(project_id)
+
+    def signals(
+        self, project_id: int, report_id: str, *, cycle: CycleContext | None = None
+    ) -> list[Any] | None:
+        """A report's signals as served (``GET …/reports/{id}/signals/``: unpaginated and
+        costly for PostHog, so one request and no more); items not read
+        (``signals.read_recordings`` does that).
+
+        None when PostHog answers 404: a server before V6, remembered (``lacks_signals``) when
+        its answer says so (PostHog's "Endpoint not found.", or a body that is not PostHog's);
+        or PostHog's bare "Not found.", which a server before V6 and a report just deleted
+        both answer: the caller tells them apart (the report's artefacts are there or not).
+        A "Project not found." and every other failure raise ``SourceError``.
+        """
+        cycle = self._in(project_id, cycle)
+        path = self._paths.report(project_id, report_id) + "signals/"
+        response = self._session.get(path, {}, cycle)
+        if response.status_code != 404:
+            body = self._session.decode(response, project_id)
+            return list(parse_signals(body, project_id, report_id))
+        detail = detail_of(response)
+        if "project" in detail.lower():
+            self._check_gone(response, project_id, report_id)  # raises: check project_ids
+        if detail != "Not found.":
+            self.lacks_signals(project_id)
+        return None

@@ -1,4 +1,5 @@
-"""A listing as the notifier keeps it: ids, the reports that changed, its high-water mark.
+"""A listing as the notifier keeps it: ids, the reports that changed, its high-water mark; and
+what a listing asks for (``filter_params``).
 
 ``Gathered`` adds up a listing's pages; ``Listing`` is the result. Pure, no I/O: the
 listing reader (``notifier.posthog.reader``) fetches the pages.
@@ -6,12 +7,30 @@ listing reader (``notifier.posthog.reader``) fetches the pages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from notifier.core.report import Report
 from notifier.core.times import parse_instant
 from notifier.posthog.parse import Page
+
+
+def filter_params(statuses: Sequence[str] | None) -> dict[str, str]:
+    """What a listing asks for: the statuses of ``posthog.statuses``, exactly; or, without a
+    filter, every report but deleted ones: PostHog since V6 lists ``suppressed`` reports when
+    asked (``include_all_statuses``), so a report dismissed into it is seen in the listing
+    instead of being fetched by id; older servers ignore the parameter and leave them out."""
+    if statuses:
+        return {"status": ",".join(statuses)}
+    return {"include_all_statuses": "true"}
+
+
+def filter_key(statuses: Sequence[str] | None) -> str:
+    """The listing's filter as the state remembers it: a snapshot listed through another filter
+    needs a full listing before incremental ones can follow it."""
+    params = filter_params(sorted(set(statuses)) if statuses else None)
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ ARTEFACT_TEXT_CHARS: Final = 1000
 _TIME_CHARS: Final = 64
 #: A session id goes into a URL path (``/replay/{session_id}``): PostHog's are UUIDs; anything
 #: that is not a short run of unreserved URL characters is not used.
-_SESSION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}", re.ASCII)
+SESSION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}", re.ASCII)
 VIDEO_SEGMENT: Final = "video_segment"
 PRIORITY_JUDGMENT: Final = "priority_judgment"
 ACTIONABILITY_JUDGMENT: Final = "actionability_judgment"
@@ -214,24 +214,24 @@ def parse_artefact_page(body: Any, project_id: int, report_id: str) -> ArtefactP
     return ArtefactPage(items=tuple(body["results"]), has_next=bool(body.get("next")))
 
 
-def _text(value: Any, limit: int = ARTEFACT_TEXT_CHARS) -> str | None:
+def text(value: Any, limit: int = ARTEFACT_TEXT_CHARS) -> str | None:
     """A non-empty string, trimmed and bounded (an ellipsis marks the cut); else None."""
     if not isinstance(value, str):
         return None
-    text = value.strip()
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text or None
+    found = value.strip()
+    if len(found) > limit:
+        found = found[: limit - 1].rstrip() + "…"
+    return found or None
 
 
-def _time(value: Any) -> str | None:
+def time_value(value: Any) -> str | None:
     """A segment's start or end as PostHog sent it: a timestamp, or a finite number of
     seconds; else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return str(value) if abs(value) < 1e15 else None  # also rules out inf and nan
-    return _text(value, _TIME_CHARS)
+    return text(value, _TIME_CHARS)
 
 
 def _typed(items: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -272,20 +272,20 @@ def parse_enrichment(items: Iterable[Any]) -> Enrichment:
     explanations: dict[str, str | None] = {}
     for kind, content in _typed(items):
         if kind != VIDEO_SEGMENT:
-            explanations.setdefault(kind, _text(content.get("explanation")))
+            explanations.setdefault(kind, text(content.get("explanation")))
             continue
         session = content.get("session_id")
         if len(recordings) >= MAX_RECORDINGS or not isinstance(session, str):
             continue
-        if session in sessions or not _SESSION_ID.fullmatch(session):
+        if session in sessions or not SESSION_ID.fullmatch(session):
             continue
         sessions.add(session)
         recordings.append(
             Recording(
                 session_id=session,
-                text=_text(content.get("content")),
-                start_time=_time(content.get("start_time")),
-                end_time=_time(content.get("end_time")),
+                text=text(content.get("content")),
+                start_time=time_value(content.get("start_time")),
+                end_time=time_value(content.get("end_time")),
             )
         )
     enrichment = Enrichment(
@@ -296,10 +296,16 @@ def parse_enrichment(items: Iterable[Any]) -> Enrichment:
     return NO_ENRICHMENT if enrichment == NO_ENRICHMENT else enrichment
 
 
+def judgments_found(items: Sequence[Any]) -> bool:
+    """Whether the latest judgment of each kind is among ``items`` (all that older artefacts
+    could add when the recordings come from the report's signals)."""
+    kinds = {kind for kind, _ in _typed(items)}
+    return {PRIORITY_JUDGMENT, ACTIONABILITY_JUDGMENT} <= kinds
+
+
 def artefacts_suffice(items: Sequence[Any]) -> bool:
     """Whether older artefacts could add nothing: ``MAX_RECORDINGS`` recordings and a latest
     judgment of each kind are already among ``items``."""
-    kinds = {kind for kind, _ in _typed(items)}
-    if not {PRIORITY_JUDGMENT, ACTIONABILITY_JUDGMENT} <= kinds:
+    if not judgments_found(items):
         return False
     return len(parse_enrichment(items).recordings) >= MAX_RECORDINGS

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -21,7 +22,8 @@ import httpx
 from notifier.config.settings import PostHogSettings
 from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.posthog.listing import Gathered, Listing
+from notifier.core.report import Report
+from notifier.posthog.listing import Gathered, Listing, filter_params
 from notifier.posthog.paging import Ahead, Known, known_for
 from notifier.posthog.parse import Page, invalid, parse_page
 from notifier.posthog.paths import Paths
@@ -110,16 +112,23 @@ class ListingReader:
         return project_id not in self._unordered
 
     def read(
-        self, cycle: CycleContext, known: Known | None, since: datetime | None = None
+        self,
+        cycle: CycleContext,
+        known: Known | None,
+        since: datetime | None = None,
+        on_page: Callable[[Sequence[Report]], None] | None = None,
     ) -> Listing | None:
         """The cycle's project's full listing, or with ``since`` the incremental one: None when
-        the server does not honour its ordering. Raises ``SourceError`` if any page fails."""
+        the server does not honour its ordering. Raises ``SourceError`` if any page fails.
+
+        With ``on_page``, each page's parsed reports are handed to it as the page is read, and
+        the listing keeps none of them (its ``reports`` stay empty; ids, marks and counts are
+        kept): a listing of any size in bounded memory."""
         project_id = cycle.project_id
         limit = self._settings.page_size
         ordering = ORDERING if since is None else CHANGED_FIRST
         base: dict[str, Any] = {"limit": limit, "ordering": ordering}
-        if self._settings.statuses:
-            base["status"] = ",".join(self._settings.statuses)
+        base.update(filter_params(self._settings.statuses))
         start, began = cycle.requests.made, time.monotonic()
         run = _Progress(limit=limit, since=since, step=limit)
         ahead = Ahead(self._session, cycle)
@@ -134,6 +143,9 @@ class ListingReader:
                 if fresh is None:
                     self._not_ordered(project_id, run.gathered.undated)
                     return None
+                if on_page is not None:  # the page's reports go now, and are not kept
+                    on_page(page.reports)
+                    run.gathered.reports.clear()
                 if self._ends(run, page, project_id):
                     break
                 run.stale = 0 if fresh or not page.served else run.stale + 1

@@ -34,6 +34,7 @@ from notifier.render.text import (
     escape_truncate,
     event_colour,
     status_change,
+    status_move,
     title_of,
     truncate,
 )
@@ -110,7 +111,9 @@ def _what(event: Event) -> str:
         return f"new, *{status_word(status)}*"
     if event.type is EventType.STATUS_CHANGED:
         before, after = status_change(event)
-        return f"{coloured(before)} → *{status_word(after)}*"
+        move = status_move(event)  # Reopened / Restored
+        moved = f"{coloured(before)} → *{status_word(after)}*"
+        return f"{move}: {moved}" if move else moved
     if event.type is EventType.UPDATED:
         changes = escape_truncate(describe_changes(event.changes, 3), _CHANGES_CHARS)
         return f"*{status_word(status)}*, {changes}" if changes else f"*{status_word(status)}*"

@@ -50,6 +50,7 @@ from notifier.render.text import (
     one_line,
     status_change,
     status_colour,
+    status_move,
     strip_controls,
     title_of,
     truncate,
@@ -181,7 +182,8 @@ def _what(event: Event) -> str:
     """After the status word: what this event did (escaped)."""
     if event.type is EventType.STATUS_CHANGED:
         before, _ = status_change(event)
-        return f"was {coloured(before)}"
+        move = status_move(event)  # Reopened / Restored
+        return f"*{move}* (was {coloured(before)})" if move else f"was {coloured(before)}"
     return escape_truncate(one_line(headline(event)), _HEADLINE_CHARS)
 
 
@@ -263,7 +265,7 @@ def _recording_links(
     """Up to three recordings with their URLs (None when too long to link)."""
     found = []
     for recording in enrichment.recordings[:MAX_RECORDINGS]:
-        raw = links.recording(event.project_id, recording.session_id)
+        raw = recording.url(links, event.project_id)  # opens at the segment's start
         found.append((recording, safe_url(raw, LINK_URL_CHARS)))
     return found
 
@@ -273,10 +275,22 @@ def _recordings(recordings: Sequence[tuple[Recording, str | None]]) -> dict[str,
         return None
     lines = ["*Session recordings*"]
     for number, (recording, url) in enumerate(recordings, 1):
+        if recording.title or recording.problem_type:  # a session-replay signal (V6)
+            lines.append(f"• {link(url, 'Watch recording')}{_segment(recording)}")
+            continue
         text = one_line(recording.text or "")
         label = escape_truncate(text, _RECORDING_CHARS) if text else f"Recording {number}"
         lines.append(f"• {link(url, label)}")
     return lines_section(lines)
+
+
+def _segment(recording: Recording) -> str:
+    """``: Rage clicks on Pay (blocking exception)``, escaped: what the segment shows."""
+    title = escape_truncate(one_line(recording.title or ""), _RECORDING_CHARS)
+    problem = escape_truncate(one_line(recording.problem() or ""), 40)
+    if title and problem:
+        return f": {title} ({problem})"
+    return f": {title or problem}" if title or problem else ""
 
 
 def _context(event: Event, rules: Sequence[str]) -> list[str]:
@@ -324,8 +338,13 @@ def _change_lines(event: Event) -> list[str]:
         )
     elif event.type is EventType.STATUS_CHANGED:
         before, after = status_change(event)
-        if after == "resolved":
+        move = status_move(event)  # Reopened / Restored
+        if after == "resolved" and move is None:
             lines.append(f"*Resolved* ✅ (was {coloured(before)})")
+        elif move is not None:
+            lines.append(
+                f"*{move}* · {coloured(before)} → {status_colour(after)} *{status_word(after)}*"
+            )
         else:
             lines.append(f"{coloured(before)} → {status_colour(after)} *{status_word(after)}*")
     others = describe_changes({k: v for k, v in event.changes.items() if k != "status"})

@@ -143,6 +143,24 @@ def status_change(event: Event) -> tuple[str, str]:
     return before, after
 
 
+#: Where a reopened report can go from ``resolved``: back to work (research or announced again).
+_REOPENED_TO: Final = frozenset({"potential", "candidate", "in_progress", "ready", "pending_input"})
+
+
+def status_move(event: Event) -> str | None:
+    """``Reopened`` (``resolved`` → back to work) or ``Restored`` (``suppressed`` → any status
+    but ``deleted``) for a status change that has its own wording; else None. The event stays a
+    ``status_changed`` (rules match it as before)."""
+    if event.type is not EventType.STATUS_CHANGED:
+        return None
+    before, after = status_change(event)
+    if before == "resolved" and after in _REOPENED_TO:
+        return "Reopened"
+    if before == "suppressed" and after not in ("suppressed", "deleted"):
+        return "Restored"
+    return None
+
+
 def describe_changes(
     changes: Mapping[str, tuple[Any, Any]], limit: int = _MAX_HEADLINE_CHANGES
 ) -> str:
@@ -161,12 +179,15 @@ def describe_changes(
 
 
 def headline(event: Event) -> str:
-    """One line saying what happened: ``New signal report``, ``in_progress → ready``, …"""
+    """One line saying what happened: ``New signal report``, ``in_progress → ready``,
+    ``Reopened: resolved → potential``, …"""
     if event.type is EventType.NEW:
         return "New signal report"
     if event.type is EventType.STATUS_CHANGED:
         before, after = status_change(event)
-        return f"{format_value(before)} → {format_value(after)}"
+        move = status_move(event)  # Reopened / Restored
+        moved = f"{format_value(before)} → {format_value(after)}"
+        return f"{move}: {moved}" if move else moved
     if event.type is EventType.UPDATED:
         described = describe_changes(event.changes)
         return f"Updated: {described}" if described else "Updated"

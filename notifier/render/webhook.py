@@ -36,8 +36,9 @@ def webhook_payload(
     }
     enrichment = event.enrichment.to_json()
     if enrichment:  # sinks with enrich: [artefacts]: recordings (with their links), judgments
-        for recording in enrichment.get("recordings", []):
-            recording["url"] = links.recording(event.project_id, recording["session_id"])
+        recordings = zip(enrichment.get("recordings", []), event.enrichment.recordings, strict=True)
+        for data_of, recording in recordings:  # the link opens at the segment's start
+            data_of["url"] = recording.url(links, event.project_id)
         data["enrichment"] = enrichment
     return {
         "type": f"signal_report.{event.type.value}",

@@ -102,6 +102,29 @@ class _LiveCollector(Collector):
         yield failing
 
 
+def _full_listing_finds(registry: CollectorRegistry) -> tuple[Counter, Counter]:
+    """What full listings find that incremental ones did not show (``cycle.fullsync``): misses
+    (a fault) and late finds (by design)."""
+    missed = Counter(
+        "notifier_missed_events",
+        "Events a full listing found about reports that changed before the previous "
+        "high-water mark minus poll.overlap: changes the incremental listings missed. "
+        "Delivered all the same; should stay 0 (if not, raise poll.overlap)",
+        ["project_id"],
+        registry=registry,
+    )
+    late = Counter(
+        "notifier_late_changes",
+        "Changes a full listing found that incremental listings could not (a priority or "
+        "actionability PostHog changed without moving updated_at), announced up to "
+        "poll.full_sync_every late. Growing: a shorter full_sync_every finds them sooner, "
+        "at a full listing's requests each time",
+        ["project_id"],
+        registry=registry,
+    )
+    return missed, late
+
+
 class Metrics:
     """The registry and every metric the notifier exports."""
 
@@ -173,14 +196,7 @@ class Metrics:
             ["project_id", "kind"],
             registry=registry,
         )
-        self.missed_events = Counter(
-            "notifier_missed_events",
-            "Events a full listing found about reports that changed before the previous "
-            "high-water mark minus poll.overlap: changes the incremental listings missed. "
-            "Delivered all the same; should stay 0 (if not, raise poll.overlap)",
-            ["project_id"],
-            registry=registry,
-        )
+        self.missed_events, self.late_changes = _full_listing_finds(registry)
         self.routing_budget_exhausted = Counter(
             "notifier_routing_budget_exhausted",
             "Cycles whose regex searches took the whole poll.routing_budget, so some events were "
@@ -249,6 +265,7 @@ class Metrics:
         for project in projects:
             self.polls.labels(str(project), PollOutcome.SUCCESS)
             self.missed_events.labels(str(project))
+            self.late_changes.labels(str(project))
             self.routing_budget_exhausted.labels(str(project))
             for kind in ("full", "incremental"):
                 self.listings.labels(str(project), kind)
@@ -322,9 +339,10 @@ class Metrics:
         *,
         incremental: bool = False,
         missed: int = 0,
+        late: int = 0,
     ) -> None:
         """A successful cycle: its time, the event types it committed, the reports by status,
-        its listing kind and the events earlier listings missed.
+        its listing kind, the events earlier listings missed and the late finds.
 
         A status the project no longer has drops to 0 (the series stays, so alerts on it do
         not see it vanish)."""
@@ -333,6 +351,8 @@ class Metrics:
         self.listings.labels(label, "incremental" if incremental else "full").inc()
         if missed:
             self.missed_events.labels(label).inc(missed)
+        if late:
+            self.late_changes.labels(label).inc(late)
         for event_type in events:
             self.events.labels(label, event_type).inc()
         if statuses is None:

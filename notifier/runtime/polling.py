@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 
 from notifier.config.settings import Settings
+from notifier.core.context import CycleContext
 from notifier.core.errors import SourceError, StateError
 from notifier.core.outcomes import PollOutcome
+from notifier.cycle.baseline import baseline_cycle
 from notifier.cycle.enrich import WINDOW, enrich_plan
 from notifier.cycle.pipeline import CyclePlan, commit, plan_cycle
 from notifier.delivery.selfalerts import SelfAlerts, source_hint
@@ -64,7 +66,6 @@ class Poller:
         self.health = health if health is not None else {}
         for pid in settings.posthog.project_ids:
             self.health.setdefault(pid, ProjectHealth())
-        self._synced: set[int] = set()  # projects fully listed since this notifier started
         self._leases = leases
 
     @property
@@ -121,7 +122,7 @@ class Poller:
         """List, diff, route, enrich and commit; the plan and how many entries it queued."""
         settings = self._settings
         cycle = self._source.start_cycle(project_id, deadline)
-        plan = plan_cycle(
+        plan = self._baseline(project_id, cycle) or plan_cycle(
             project_id,
             source=self._source,
             store=self._store,
@@ -129,15 +130,32 @@ class Poller:
             first_run=settings.first_run,
             now=time.time(),
             cycle=cycle,
-            # the first cycle of each project in a process lists everything
-            full_sync_every=settings.poll.full_sync_every if project_id in self._synced else 0.0,
+            # on the state's schedule, the first cycle of a process too (`notifier once`)
+            full_sync_every=settings.poll.full_sync_every,
             overlap=settings.poll.overlap,
             routing_budget=settings.poll.routing_budget,
+            settle=settings.poll.settle,
         )
         plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
             plan, self._source, settings.sinks, cycle=cycle, window=self._enrich_window
         )
         return plan, commit(plan, self._store, self._leases.fence(f"poll:{project_id}"))
+
+    def _baseline(self, project_id: int, cycle: CycleContext) -> CyclePlan | None:
+        """A project's first cycle under ``first_run: baseline``, recorded page by page (its
+        pages committed under the poll lease, in bounded memory); None once it is baselined."""
+        if self._settings.first_run != "baseline":
+            return None
+        return baseline_cycle(
+            project_id,
+            source=self._source,
+            store=self._store,
+            rules=self._settings.rules,
+            now=time.time(),
+            cycle=cycle,
+            fence=self._leases.fence(f"poll:{project_id}"),
+            routing_budget=self._settings.poll.routing_budget,
+        )
 
     def _crashed(self, project_id: int, health: ProjectHealth, exc: Exception) -> None:
         health.failures += 1
@@ -147,8 +165,6 @@ class Poller:
         )
 
     def _succeeded(self, project_id: int, plan: CyclePlan, added: int, took: float) -> None:
-        if not plan.incremental:
-            self._synced.add(project_id)
         self.health[project_id].succeeded(project_id)
         self._self_alerts.poll_succeeded(project_id)
         log.info(
@@ -182,4 +198,5 @@ class Poller:
             statuses,
             incremental=plan.incremental,
             missed=plan.missed,
+            late=plan.late,
         )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from notifier.core.outbox import Notice
+from notifier.core.settle import Held
 from notifier.state.records import (
     CycleWrite,
     Fence,
@@ -60,6 +61,11 @@ class StateStore(Protocol):
 
     def commit_cycle(self, write: CycleWrite) -> int:
         """Persist one cycle in one transaction; returns how many outbox entries were added."""
+        ...
+
+    def held(self, project_id: int | None = None) -> list[Held]:
+        """Reports held back in research (``core.settle``): the project's, or all; oldest
+        first. Written by ``commit_cycle`` (``CycleWrite.hold``/``release``)."""
         ...
 
     # -- outbox and living messages ------------------------------------------------------------

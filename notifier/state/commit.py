@@ -8,10 +8,11 @@ checks that the project's polling lease is still this replica's (``leases.check_
 from __future__ import annotations
 
 from notifier.state.database import Database
+from notifier.state.held import write_held
 from notifier.state.leases import check_fence
 from notifier.state.outbox import insert_entries, outbox_row
 from notifier.state.records import CycleWrite
-from notifier.state.snapshots import mark_project, write_reports
+from notifier.state.snapshots import mark_project, start_baseline, write_reports
 
 
 class CycleCommit(Database):
@@ -21,8 +22,12 @@ class CycleCommit(Database):
         """Persist one cycle atomically; returns how many outbox entries were added."""
         with self._write("save the cycle") as conn:
             check_fence(conn, write.fence, self.dialect.now, self.dialect.for_share)
-            mark_project(conn, write)
+            if write.baseline_page:  # a baseline under way: the project is not marked yet
+                start_baseline(conn, write)
+            else:
+                mark_project(conn, write)
             write_reports(conn, write)
+            write_held(conn, write)
             return insert_entries(
                 conn,
                 (outbox_row(event, sink, rules, write.now) for event, sink, rules in write.outbox),

@@ -3,7 +3,8 @@ where a single instance stopped: nothing lost, nothing sent again.
 
 Every table that matters is copied — snapshots (``reports``), project marks (``projects``:
 baseline, high-water mark, last full listing), the whole outbox (pending entries keep their
-attempts and next try; dead and delivered ones their outcome), living messages and outages;
+attempts and next try; dead and delivered ones their outcome), living messages, outages and
+held changes (``held``: re-research not announced yet);
 leases, replicas and the shared request budget are PostgreSQL's own. The copy is one PostgreSQL
 transaction, read from one SQLite transaction: all of it or none of it. The caller holds the
 SQLite file's lock, so no notifier changes it meanwhile.
@@ -39,7 +40,9 @@ BATCH: Final = 1_000
 #: rows between two progress lines of one table
 PROGRESS_EVERY: Final = 20_000
 
-_PROJECT_COLUMNS: Final = "project_id, baselined_at, last_success_at, high_water, full_sync_at"
+_PROJECT_COLUMNS: Final = (
+    "project_id, baselined_at, last_success_at, high_water, full_sync_at, listing"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,7 @@ _TABLES: Final = (
         "ON CONFLICT (project_id) DO NOTHING",
         "ON CONFLICT (project_id) DO UPDATE SET baselined_at = excluded.baselined_at, "
         "last_success_at = excluded.last_success_at, high_water = excluded.high_water, "
-        "full_sync_at = excluded.full_sync_at",
+        "full_sync_at = excluded.full_sync_at, listing = excluded.listing",
     ),
     # with ``force``, the target's reports of the file's projects are deleted first
     _Table(
@@ -96,6 +99,14 @@ _TABLES: Final = (
         "subject, since, error, hint, alerted",
         "subject",
         "ON CONFLICT (subject) DO NOTHING",
+    ),
+    # held changes (re-research settling) belong with the snapshots: with ``force``, the
+    # target's holds of the file's projects are deleted first, like its reports
+    _Table(
+        "held",
+        "project_id, report_id, since, announced, latest",
+        "project_id, report_id",
+        "ON CONFLICT (project_id, report_id) DO NOTHING",
     ),
 )
 
@@ -137,6 +148,9 @@ def copy_state(source: Store, target: PostgresStore, *, force: bool = False) -> 
             if force:
                 dst.executemany(
                     "DELETE FROM reports WHERE project_id = ?", [(row[0],) for row in projects]
+                )
+                dst.executemany(
+                    "DELETE FROM held WHERE project_id = ?", [(row[0],) for row in projects]
                 )
             for table in _TABLES:
                 copied.append(_copy_table(src, dst, table, force=force))

@@ -12,6 +12,7 @@ from typing import TypeAlias
 from notifier.core.events import Event
 from notifier.core.outbox import Notice
 from notifier.core.report import Report
+from notifier.core.settle import Held
 
 #: ``(channel, ts)`` or ``(channel, ts, shown)``, as a sink reports the living message it keeps
 MessageRef: TypeAlias = tuple[str, str] | tuple[str, str, str | None]
@@ -74,7 +75,13 @@ class CycleWrite:
     now: float
     high_water: str | None = None  # the latest updated_at known (None: keep the stored one)
     full_sync: bool = False  # a full listing: the next one is due full_sync_every from now
+    listing: str | None = None  # what the listing asked for (``filter_key``), kept on full_sync
     fence: Fence | None = None  # the project's polling lease (replicas); None: no check
+    hold: Sequence[Held] = ()  # re-research held back (core.settle): new or changed holds
+    release: Sequence[str] = ()  # report ids whose hold ended
+    #: One page of a baseline under way (``cycle.baseline``): its rows are written and the
+    #: baseline's start recorded (the first time), but the project is not marked baselined.
+    baseline_page: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +91,7 @@ class ProjectState:
     baselined: bool  # its first successful cycle is done
     high_water: str | None  # the latest updated_at listed (ISO 8601)
     full_sync_at: float | None  # when its last full listing was committed
+    #: A baseline under way (not ``baselined``): when its first attempt began (None: never).
+    baseline_started: float | None = None
+    #: What its last full listing asked for (``CycleWrite.listing``; None: not known).
+    listing: str | None = None

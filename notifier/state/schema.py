@@ -15,7 +15,7 @@ from typing import Final
 from notifier.core.errors import StateError
 from notifier.state.dialect import Connection, Dialect
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS projects (
@@ -113,6 +113,19 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             paused_until REAL NOT NULL
         )""",
     ),
+    7: (
+        # held changes (core.settle): a report sent back into research, not announced yet; the
+        # copy people last heard about and the latest, written with the cycle that saw them
+        """CREATE TABLE IF NOT EXISTS held (
+            project_id INTEGER NOT NULL,
+            report_id TEXT NOT NULL,
+            since REAL NOT NULL,
+            announced TEXT NOT NULL,
+            latest TEXT NOT NULL,
+            PRIMARY KEY (project_id, report_id)
+        )""",
+        # and projects.listing: ``_add_listing``
+    ),
 }
 
 
@@ -127,6 +140,14 @@ def _add_last_attempt(conn: Connection, dialect: Dialect) -> None:
         "ELSE ? END WHERE state = 'pending' AND attempts > 0 AND last_attempt_at IS NULL",
         (time.time(), time.time()),
     )
+
+
+def _add_listing(conn: Connection, dialect: Dialect) -> None:
+    """Schema 7: what a project's last full listing asked for (``posthog.statuses``; the
+    ``cycle.fullsync`` schedule): a snapshot listed through another filter needs a full listing
+    before incremental ones can follow it. NULL (not known) until the next full listing."""
+    if "listing" not in dialect.columns(conn, "projects"):
+        conn.execute(dialect.ddl("ALTER TABLE projects ADD COLUMN listing TEXT"))
 
 
 def _fill_statuses(conn: Connection) -> None:
@@ -170,4 +191,6 @@ def migrate(conn: Connection, dialect: Dialect, name: str) -> None:
             _fill_statuses(conn)
         if step == 5:
             _add_last_attempt(conn, dialect)
+        if step == 7:
+            _add_listing(conn, dialect)
     dialect.set_version(conn, SCHEMA_VERSION)

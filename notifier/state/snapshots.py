@@ -27,17 +27,30 @@ def mark_project(conn: Connection, write: CycleWrite) -> None:
     full listing, its time."""
     conn.execute(
         "INSERT INTO projects (project_id, baselined_at, last_success_at, high_water, "
-        "full_sync_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
+        "full_sync_at, listing) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
         "last_success_at = excluded.last_success_at, "
         "high_water = COALESCE(excluded.high_water, projects.high_water), "
-        "full_sync_at = COALESCE(excluded.full_sync_at, projects.full_sync_at)",
+        "full_sync_at = COALESCE(excluded.full_sync_at, projects.full_sync_at), "
+        "listing = COALESCE(excluded.listing, projects.listing)",
         (
             write.project_id,
             write.now,
             write.now,
             write.high_water,
             write.now if write.full_sync else None,
+            write.listing if write.full_sync else None,
         ),
+    )
+
+
+def start_baseline(conn: Connection, write: CycleWrite) -> None:
+    """A baseline page (``write.baseline_page``): the first one records when the baseline
+    began, in a project row whose ``last_success_at`` stays NULL until ``mark_project`` marks
+    the whole listing recorded (``baselined_at`` keeps that start)."""
+    conn.execute(
+        "INSERT INTO projects (project_id, baselined_at, last_success_at) VALUES (?, ?, NULL) "
+        "ON CONFLICT (project_id) DO NOTHING",
+        (write.project_id, write.now),
     )
 
 
@@ -79,18 +92,28 @@ class Snapshots(Database):
 
     def is_baselined(self, project_id: int) -> bool:
         """Whether the project has completed its first successful cycle."""
-        rows = self._read("SELECT 1 FROM projects WHERE project_id = ?", (project_id,))
+        rows = self._read(
+            "SELECT 1 FROM projects WHERE project_id = ? AND last_success_at IS NOT NULL",
+            (project_id,),
+        )
         return bool(rows)
 
     def project_state(self, project_id: int) -> ProjectState:
-        """The project's baseline mark, high-water mark and last full listing."""
+        """The project's baseline mark, high-water mark and last full listing (a row without
+        ``last_success_at``: a baseline under way since ``baselined_at``)."""
         rows = self._read(
-            "SELECT high_water, full_sync_at FROM projects WHERE project_id = ?", (project_id,)
+            "SELECT high_water, full_sync_at, last_success_at, baselined_at, listing "
+            "FROM projects WHERE project_id = ?",
+            (project_id,),
         )
         if not rows:
             return ProjectState(baselined=False, high_water=None, full_sync_at=None)
-        high_water, full_sync_at = rows[0]
-        return ProjectState(baselined=True, high_water=high_water, full_sync_at=full_sync_at)
+        high_water, full_sync_at, last_success_at, started, listing = rows[0]
+        if last_success_at is None:
+            return ProjectState(False, None, None, baseline_started=float(started))
+        return ProjectState(
+            baselined=True, high_water=high_water, full_sync_at=full_sync_at, listing=listing
+        )
 
     def status_counts(self, project_id: int) -> dict[str, int]:
         """The project's listed reports by status (from an index: no snapshot is read)."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from notifier.config.settings import StateSettings
 from notifier.state.budget import SharedBudget
 from notifier.state.commit import CycleCommit
+from notifier.state.held import HeldChanges
 from notifier.state.leases import Leases
 from notifier.state.messages import LivingMessages
 from notifier.state.outages import Outages
@@ -47,7 +48,15 @@ __all__ = [
 
 
 class Store(
-    CycleCommit, Snapshots, Outbox, LivingMessages, Outages, Leases, SharedBudget, SqliteDatabase
+    CycleCommit,
+    Snapshots,
+    HeldChanges,
+    Outbox,
+    LivingMessages,
+    Outages,
+    Leases,
+    SharedBudget,
+    SqliteDatabase,
 ):
     """Snapshots, outbox, living messages and outages in one SQLite file, over per-thread
     connections. Safe to share between threads."""
@@ -56,6 +65,7 @@ class Store(
 class PostgresStore(
     CycleCommit,
     Snapshots,
+    HeldChanges,
     Outbox,
     LivingMessages,
     Outages,
