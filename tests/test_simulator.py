@@ -23,7 +23,7 @@ LEGACY = "/api/projects/1/signal_reports/"
 @pytest.fixture
 def sim() -> Iterator[FakePostHog]:
     """A running fake PostHog (V5, project 1), stopped afterwards."""
-    with FakePostHog() as fake:
+    with FakePostHog(api_version=5) as fake:
         yield fake
 
 
@@ -86,7 +86,7 @@ def test_paging_defaults_and_invalid_values(sim: FakePostHog, api: httpx.Client)
 
 def test_links_keep_other_params_and_honour_link_base() -> None:
     """Links keep the other query parameters (sorted) and can name an internal host."""
-    with FakePostHog(link_base="http://internal:8000") as fake:
+    with FakePostHog(api_version=5, link_base="http://internal:8000") as fake:
         for _ in range(3):
             fake.add_report(1)
         headers = {"Authorization": f"Bearer {KEY}"}

@@ -256,6 +256,7 @@ def test_an_older_server_still_has_dismissals_fetched_by_id(
 ) -> None:
     """V5 ignores include_all_statuses: the dismissed report leaves its listing, and the next
     full listing fetches it (one retrieve) and announces the status change, as before."""
+    posthog.api_version = 5
     reports = [posthog.add_report(PROJECT) for _ in range(REPORTS)]
     run = build()
     poll(run)

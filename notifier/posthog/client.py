@@ -266,6 +266,19 @@ class PostHogClient:
             )
         self._no_signals.add(project_id)
 
+    def signals_config(self, project_id: int) -> dict[str, Any] | None:
+        """The project's signals settings (``GET /api/projects/{pid}/signals/config/``, V6):
+        what PostHog itself notifies. None from a server before V6 (404, or one whose reports
+        are at ``signal_reports/``); other failures raise ``SourceError``."""
+        if not self.asks_signals(project_id):
+            return None
+        path = self._paths.report(project_id, "-").removesuffix("reports/-/") + "config/"
+        response = self._session.get(path, {}, self._in(project_id, None))
+        if response.status_code == 404:
+            return None
+        body = self._session.decode(response, project_id)
+        return body if isinstance(body, dict) else None
+
     def signals(
         self, project_id: int, report_id: str, *, cycle: CycleContext | None = None
     ) -> list[Any] | None:

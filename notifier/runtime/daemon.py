@@ -27,6 +27,7 @@ from notifier.delivery.selfalerts import SelfAlerts
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
 from notifier.runtime import logs
+from notifier.runtime.doubles import DoubleCards
 from notifier.runtime.leases import LeaseKeeper, holder, holding, shared_budget
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.polling import Poller
@@ -253,6 +254,7 @@ class Notifier:
                 self.settings.http.listen, self.vitals, details=self.settings.http.details
             )
         self.vitals.started()
+        self.poller.doubles = DoubleCards(self.settings, self.source)
         try:
             for warning in self.settings.warnings:
                 log.warning("config: %s", warning, extra={"event": "config_warning"})

@@ -23,6 +23,7 @@ from notifier.cycle.enrich import WINDOW, enrich_plan
 from notifier.cycle.pipeline import CyclePlan, commit, plan_cycle
 from notifier.delivery.selfalerts import SelfAlerts, source_hint
 from notifier.posthog.client import PostHogClient
+from notifier.runtime.doubles import DoubleCards
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.project_health import ProjectHealth
 from notifier.runtime.vitals import Vitals
@@ -67,6 +68,9 @@ class Poller:
         for pid in settings.posthog.project_ids:
             self.health.setdefault(pid, ProjectHealth())
         self._leases = leases
+        #: Set by the daemon (not ``once``): asks each project once whether PostHog posts to
+        #: Slack as well.
+        self.doubles: DoubleCards | None = None
 
     @property
     def deadline_seconds(self) -> float:
@@ -172,6 +176,8 @@ class Poller:
             extra={"event": "cycle", "project_id": project_id, "duration_ms": round(took * 1000)},
         )
         self._count(project_id, plan)
+        if self.doubles is not None:
+            self.doubles.check(project_id)
 
     def _count(self, project_id: int, plan: CyclePlan) -> None:
         """Metrics of a committed cycle: its events and the project's reports by status."""

@@ -85,7 +85,7 @@ class FakePostHog(PostHogApi, FaultInjection, BackgroundServer):
     def __init__(
         self,
         *,
-        api_version: int = 5,
+        api_version: int = 6,
         api_key: str = "phx_test_key",
         projects: Iterable[int] = (1,),
         link_base: str | None = None,
