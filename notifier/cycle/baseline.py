@@ -34,7 +34,13 @@ from notifier.core.diff import diff
 from notifier.core.report import Report
 from notifier.core.rules import ROUTING_BUDGET, Rule
 from notifier.core.times import parse_instant
-from notifier.cycle.pipeline import CyclePlan, _high_water, _route, _settle, _Settled
+from notifier.cycle.pipeline import (
+    CyclePlan,
+    Missing,
+    high_water_of,
+    resolve_missing,
+    route_events,
+)
 from notifier.posthog.client import PostHogClient
 from notifier.posthog.listing import Listing
 from notifier.state.base import StateStore
@@ -134,8 +140,8 @@ def baseline_cycle(
     listing = source.list_reports(project_id, known=earlier, cycle=cycle, on_page=recorder.page)
     kept, settled = _not_listed(source, cycle, store, listing, earlier)
     events = diff(project_id, {}, recorder.announce)
-    routed, budget = _route(project_id, events, rules, routing_budget)
-    mark = _high_water(listing, None)
+    routed, budget = route_events(project_id, events, rules, routing_budget)
+    mark = high_water_of(listing, None)
     if events:
         log.info(
             "project %s: %d reports created since the notifier first started (%s) are "
@@ -174,14 +180,15 @@ def _not_listed(
     store: StateStore,
     listing: Listing,
     earlier: Mapping[str, tuple[str, bool]],
-) -> tuple[list[SnapshotRow], _Settled]:
+) -> tuple[list[SnapshotRow], Missing]:
     """Reports an earlier attempt recorded that this listing did not bring: fetched by id, as a
-    regular full cycle does (``pipeline._settle``), so that those gone are forgotten and those
-    paging skipped or the listing now hides are kept; the rows to rewrite, and the outcome."""
+    regular full cycle does (``pipeline.resolve_missing``), so that those gone are forgotten and
+    those paging skipped or the listing now hides are kept; the rows to rewrite, and the
+    outcome."""
     missing = store.snapshot_rows(
         cycle.project_id, [rid for rid in earlier if rid not in listing.ids]
     )
-    settled = _settle(source, cycle, listing, missing, baselined=True)
+    settled = resolve_missing(source, cycle, listing, missing, baselined=True)
     kept = [
         row
         for rid, row in settled.current.items()

@@ -124,7 +124,7 @@ def _list(
     return source.list_reports(project_id, known=index, cycle=cycle), index
 
 
-def _high_water(listing: Listing, stored: datetime | None) -> datetime | None:
+def high_water_of(listing: Listing, stored: datetime | None) -> datetime | None:
     """The next high-water mark: the newest ``updated_at`` listed, moved back by the listing's
     own duration (a report that changed on a page already read while later pages were fetched
     is older than what those pages show, and the next incremental listing must reach it);
@@ -153,7 +153,7 @@ def _missing(
 
 
 @dataclass(slots=True)
-class _Settled:
+class Missing:
     """The reports as the cycle leaves them, and those it found gone or could not decide."""
 
     current: dict[str, SnapshotRow]
@@ -161,18 +161,18 @@ class _Settled:
     unresolved: list[str] = field(default_factory=list)
 
 
-def _settle(
+def resolve_missing(
     source: PostHogClient,
     cycle: CycleContext,
     listing: Listing,
     snapshot: Mapping[str, SnapshotRow],
     *,
     baselined: bool,
-) -> _Settled:
+) -> Missing:
     """The changed reports listed, and every loaded snapshot report the listing did not bring:
     fetched by id when a complete listing of a baselined project should have brought it, else
     kept as is (we cannot tell)."""
-    settled = _Settled({rid: SnapshotRow(report, True) for rid, report in listing.reports.items()})
+    settled = Missing({rid: SnapshotRow(report, True) for rid, report in listing.reports.items()})
     for rid, row in snapshot.items():
         if rid in settled.current:
             continue
@@ -184,7 +184,7 @@ def _settle(
 
 
 def _look_up(
-    source: PostHogClient, cycle: CycleContext, rid: str, row: SnapshotRow, settled: _Settled
+    source: PostHogClient, cycle: CycleContext, rid: str, row: SnapshotRow, settled: Missing
 ) -> None:
     """Fetch a listed report the listing did not bring: gone, still there, or undecided (kept
     as is until the next cycle)."""
@@ -214,7 +214,7 @@ def _look_up(
 def _events(
     project_id: int,
     snapshot: Mapping[str, SnapshotRow],
-    settled: _Settled,
+    settled: Missing,
     *,
     baselined: bool,
     first_run: FirstRun,
@@ -230,7 +230,7 @@ def _events(
     return []
 
 
-def _route(
+def route_events(
     project_id: int, events: Sequence[Event], rules: Sequence[Rule], seconds: float
 ) -> tuple[tuple[Routed, ...], RegexBudget]:
     """Route the events with one regex budget of ``seconds``; say once if it ran out or if
@@ -271,7 +271,7 @@ def _route(
 def _write(
     listing: Listing,
     snapshot: Mapping[str, SnapshotRow],
-    settled: _Settled,
+    settled: Missing,
     *,
     project_id: int,
     routed: Sequence[Routed],
@@ -287,7 +287,7 @@ def _write(
         or snapshot[rid].listed != row.listed
         or snapshot[rid].report.version != row.report.version
     ]
-    mark = _high_water(listing, parse_instant(high_water))
+    mark = high_water_of(listing, parse_instant(high_water))
     return CycleWrite(
         project_id=project_id,
         upserts=upserts,
@@ -336,12 +336,12 @@ def plan_cycle(
     # and the listed reports a full listing did not bring, are loaded and compared.
     missing = _missing(listing, index, store, project_id)
     snapshot = store.snapshot_rows(project_id, [*listing.reports, *missing])
-    settled = _settle(source, cycle, listing, snapshot, baselined=baselined)
+    settled = resolve_missing(source, cycle, listing, snapshot, baselined=baselined)
     events = _events(project_id, snapshot, settled, baselined=baselined, first_run=first_run)
     events, holds = settle_events(  # re-research held back (poll.settle; None: not at all)
         store, project_id, events, settled.current, now=now, seconds=settle
     )
-    routed, budget = _route(project_id, events, rules, routing_budget)
+    routed, budget = route_events(project_id, events, rules, routing_budget)
     write = _write(
         listing,
         snapshot,
