@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _load(args, formatter)
         if args.command == "check":
-            return cmd_check(settings, out)
+            return cmd_check(settings, out, online=args.online)
         if args.command == "healthcheck":
             return cmd_healthcheck(settings, out)
         if args.command == "dry-run":

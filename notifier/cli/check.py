@@ -8,17 +8,26 @@ from typing import TextIO
 from notifier.cli.shared import EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.config.sinks import templates_ok
+from notifier.core.errors import SourceError
 from notifier.core.times import format_span
 from notifier.posthog.budget import expected_requests_per_hour
 from notifier.state.dialect import display
 
 
 def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    sub.add_parser("check", parents=[common], help="validate the configuration and summarise it")
+    check = sub.add_parser(
+        "check", parents=[common], help="validate the configuration and summarise it"
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask PostHog, read-only: each project's signals settings (one request each)",
+    )
 
 
-def cmd_check(settings: Settings, out: TextIO) -> int:
-    """Print what the configuration says; warnings included."""
+def cmd_check(settings: Settings, out: TextIO, *, online: bool = False) -> int:
+    """Print what the configuration says; warnings included. ``online``: also what PostHog
+    says of each project (read-only requests)."""
     ph = settings.posthog
     out.write(f"{settings.source}: valid\n")
     out.write(
@@ -51,7 +60,31 @@ def cmd_check(settings: Settings, out: TextIO) -> int:
     )
     for warning in settings.warnings:
         out.write(f"warning: {warning}\n")
+    if online:
+        _online(settings, out)
     return EXIT_OK
+
+
+def _online(settings: Settings, out: TextIO) -> None:
+    """Ask PostHog (read-only) what it does itself that this configuration would repeat."""
+    from notifier.posthog.client import PostHogClient  # noqa: PLC0415 - only when online
+    from notifier.runtime.doubles import posthog_posts_to_slack, slack_sinks  # noqa: PLC0415
+
+    source = PostHogClient(settings.posthog)
+    try:
+        for pid in settings.posthog.project_ids:
+            try:
+                config = source.signals_config(pid)
+            except SourceError as exc:
+                out.write(f"online: project {pid}: signals settings not read: {exc}\n")
+                continue
+            if config is None:
+                out.write(f"online: project {pid}: no signals settings (PostHog before V6)\n")
+                continue
+            warning = posthog_posts_to_slack(pid, config, slack_sinks(settings))
+            out.write(f"warning: {warning}\n" if warning else f"online: project {pid}: ok\n")
+    finally:
+        source.close()
 
 
 def _settle_line(settle: float) -> str:
