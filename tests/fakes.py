@@ -185,6 +185,11 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         self._posted: set[tuple[str, str]] = set()
         self._arrived = threading.local()
         self._init_stalls()
+        # conversations.info (read-only): channels (names or IDs) the bot has not joined, the
+        # private ones, and the scopes auth.test names in X-OAuth-Scopes (None: no header).
+        self.not_member: set[str] = set()
+        self.private: set[str] = set()
+        self.scopes: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -343,9 +348,28 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
             }
         elif method in ("chat.postMessage", "chat.update"):
             body = self._chat(method, params)
+        elif method == "conversations.info":
+            body = self._info(str(params.get("channel") or ""))
         else:
             body = {"ok": False, "error": "unknown_method"}
-        self._answer(handler, method, params, body, 200, {})
+        scopes = {"X-OAuth-Scopes": self.scopes} if self.scopes is not None else {}
+        self._answer(handler, method, params, body, 200, scopes)
+
+    def _info(self, channel: str) -> dict[str, Any]:
+        """``conversations.info``: by ID only, as Slack's (a name is ``channel_not_found``)."""
+        if not _CHANNEL_ID.fullmatch(channel) or not self._channel_exists(channel, channel):
+            return {"ok": False, "error": "channel_not_found"}
+        names = {channel} | {f"#{n}" for n, i in self._ids.items() if i == channel}
+        names |= {n.removeprefix("#") for n in names}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "is_private": bool(names & self.private),
+                "is_archived": False,
+                "is_member": not names & self.not_member,
+            },
+        }
 
     def _answer(
         self,

@@ -59,9 +59,9 @@ class Replica:
 
     def url(self) -> str:
         """Where its /healthz, /readyz and /metrics are served (once it has said so)."""
-        wait_for(lambda: "/readyz" in self.text(), 30, "the replica's announcement")
+        wait_for(lambda: "notifier running" in self.text(), 30, "the replica's announcement")
         for line in self.text().splitlines():
-            if line.startswith("{") and "/readyz" in line:
+            if line.startswith("{") and "notifier running" in line and "/readyz" in line:
                 return str(json.loads(line)["message"].rsplit(" on ", 1)[1])
         raise AssertionError("no address announced")
 

@@ -115,7 +115,11 @@ def test_once_exits_1_when_a_delivery_is_dead(
     shows it and `outbox retry` puts it back so the next `once` delivers it. The other sinks
     hear that Slack failed, and (from the next run: outages are kept) that it recovered."""
     posthog.add_report(PROJECT, title="x")
-    path = make_config(first_run="notify", rules="- {name: all, match: {}, sinks: [slack]}")
+    path = make_config(
+        first_run="notify",
+        rules="- {name: all, match: {}, sinks: [slack]}",
+        extra="self_alerts: {sinks: [slack, slack-hook, hook]}",
+    )
     slack.fail_next("channel_not_found")
     result = cli("once", "-c", str(path), env=env)
     assert result.returncode == 1

@@ -110,10 +110,19 @@ def test_example_loads() -> None:
     assert isinstance(bridge, WebhookSinkSettings)
     assert bridge.secret is not None
     assert bridge.secret.get_secret_value() == WHSEC
-    assert [rule.name for rule in settings.rules] == ["ready for the team", "urgent, except tests"]
-    assert settings.rules[0].match.previous == Match(
-        conditions=(Condition("status", Op.IN, ("in_progress", "candidate")),)
+    assert [rule.name for rule in settings.rules] == [
+        "ready for the team",
+        "needs input",
+        "resolved",
+    ]
+    assert settings.rules[0].match == Match(
+        events=frozenset({EventType.NEW, EventType.STATUS_CHANGED}),
+        conditions=(
+            Condition("status", Op.EQ, "ready"),
+            Condition("actionability", Op.IN, ("immediately_actionable", "requires_human_input")),
+        ),
     )
+    assert settings.rules[0].match.previous is None
     assert settings.source == str(EXAMPLE)
     assert settings.warnings == ()
 
@@ -1230,7 +1239,7 @@ def test_example_templates_compile_when_uncommented() -> None:
 def test_example_sets_reply_broadcast() -> None:
     """The example's first rule (status: ready, to the bot sink) broadcasts its thread replies."""
     settings = load_config(EXAMPLE, EXAMPLE_ENV)
-    assert [rule.reply_broadcast for rule in settings.rules] == [True, False]
+    assert [rule.reply_broadcast for rule in settings.rules] == [True, False, False]
 
 
 def test_message_keys_default() -> None:

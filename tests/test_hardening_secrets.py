@@ -219,7 +219,7 @@ def test_posthog_401_echoing_the_api_key(
     detail = _posthog_detail(cut)
     body = {"type": "authentication_error", "code": "authentication_failed", "detail": detail}
     world.posthog.fail_next(401, body, times=10_000)
-    config = world.make_config(extra="self_alerts: {after: 0s}")
+    config = world.make_config(extra="self_alerts: {after: 0s, sinks: [slack, slack-hook, hook]}")
     settings = load(config)
     with running(settings) as notifier:
         wait_for(lambda: _received(world), what="the source_failing webhook notice")
@@ -269,6 +269,9 @@ def _deliver_one(
     config = world.make_config(rules=ROUTE.format(sink=sink), first_run="notify")
     if sinks:
         inject(config, "sinks:\n", sinks)
+    every = ", ".join(load(config).sinks)  # self-alerts to every sink, as these were written
+    with config.open("a") as file:
+        file.write(f"\nself_alerts: {{sinks: [{every}]}}\n")
     settings = load(config)
     notifier = notifiers.build(settings, waits=[])
     world.posthog.add_report(PROJECT, title="one")

@@ -15,21 +15,23 @@ from typing import Any
 import pytest
 
 from notifier.cli import preview as preview_module
-from notifier.cli.preview import SAMPLE_ENRICHMENT, run_preview
+from notifier.cli.preview import run_preview
+from notifier.cli.samples import sample_named
 from notifier.config.settings import Settings
 from notifier.core.events import Event, EventType
 from notifier.core.report import Links
 from notifier.core.rules import route
 from notifier.demo.simulator import FakePostHog
 from notifier.render import SlackMessage, block_kit_builder_url
-from notifier.render.templates import sample_event
 from notifier.sinks.compose import compose_event
 from tests.factories import PROJECT
 from tests.fakes import FakeSlack, WebhookReceiver
 from tests.helpers import assert_no_secrets, cli
 
 BUILDER = "Block Kit Builder: "
-SAMPLE_ID = sample_event().report.id
+READY = sample_named("ready")  # the sample the single-event tests use
+SAMPLE_ID = READY.event(PROJECT).report.id
+ONE = ("--sample", "ready")
 TEMPLATED_RULES = """
 - name: ready reports
   match: {event: [new, status_changed, updated, removed], status: ready}
@@ -100,7 +102,7 @@ def test_preview_each_event_type(
     and the webhook JSON of that type; a sink no rule routes to is named as not sent. Nothing
     is sent, PostHog is not asked, no state file appears."""
     path = make_config()  # rule "everything": every event type → slack, hook
-    out, err, code = run(path, env, "--event", event_type)
+    out, err, code = run(path, env, *ONE, "--event", event_type)
     assert code == 0, err
     assert out.startswith(f"Preview: {event_type} event, project {PROJECT}, report {SAMPLE_ID}")
     assert "Rules matching:\n  everything → slack, hook\n" in out
@@ -138,7 +140,7 @@ def test_preview_defaults_to_status_changed(
     make_config: Callable[..., Path], env: dict[str, str], untouched: None
 ) -> None:
     """Without --event, the sample's in_progress → ready change."""
-    out, err, code = run(make_config(), env)
+    out, err, code = run(make_config(), env, *ONE)
     assert code == 0, err
     assert out.startswith("Preview: status_changed event")
     assert "changes: status in_progress → ready" in out
@@ -252,10 +254,10 @@ def test_preview_of_one_sink(
 ) -> None:
     """--sink NAME shows that sink only, even one no rule routes to; an unknown name exits 2."""
     path = make_config()
-    out, err, code = run(path, env, "--sink", "hook")
+    out, err, code = run(path, env, *ONE, "--sink", "hook")
     assert code == 0, err
     assert list(sections(out)) == ["hook"]
-    out, err, code = run(path, env, "--sink", "slack-hook")
+    out, err, code = run(path, env, *ONE, "--sink", "slack-hook")
     assert code == 0, err
     assert list(sections(out)) == ["slack-hook"]
     assert "as it would look with no rule" in out
@@ -270,7 +272,7 @@ def test_preview_when_no_rule_matches(
 ) -> None:
     """No rule matches: it says so, and still shows every sink's rendering with no rule."""
     path = make_config(rules="- {name: failures, match: {status: failed}, sinks: [slack]}")
-    out, err, code = run(path, env)
+    out, err, code = run(path, env, *ONE)
     assert code == 0, err
     assert "No rule matches this event: it would not be sent." in out
     assert "Rules matching" not in out
@@ -292,7 +294,7 @@ def test_preview_shows_a_stop_rule(
 - {name: first, match: {status: ready}, sinks: [hook], stop: true}
 - {name: second, sinks: [slack]}
 """
-    out, err, code = run(make_config(rules=rules), env)
+    out, err, code = run(make_config(rules=rules), env, *ONE)
     assert code == 0, err
     assert "  first → hook\n  (stop: later rules do not see it after 'first')\n" in out
     assert "second →" not in out
@@ -308,7 +310,7 @@ def test_preview_needs_neither_posthog_nor_state(
     host = next(line for line in text.splitlines() if line.startswith("  host: "))
     inject(path, host, "  host: http://127.0.0.1:9")
     inject(path, str(tmp_path / "state.db"), str(tmp_path / "missing" / "dir" / "state.db"))
-    out, err, code = run(path, env)
+    out, err, code = run(path, env, *ONE)
     assert code == 0, err
     assert "http://127.0.0.1:9/project/4242/inbox/reports/" in out
     assert not (tmp_path / "missing").exists()
@@ -319,7 +321,7 @@ def test_preview_refuses_an_invalid_config(
 ) -> None:
     """A broken template is a config error for preview too: exit 2 with its place."""
     path = make_config(rules='- {name: r, sinks: [slack], template: {title: "{{ reprot }}"}}')
-    out, err, code = run(path, env)
+    out, err, code = run(path, env, *ONE)
     assert code == 2
     assert "rules[0] \"r\".template.title, line 1: 'reprot' is undefined" in err
     assert out == ""
@@ -332,7 +334,7 @@ def test_preview_shows_sample_artefacts_for_enriched_sinks(
     sample only: a report file's artefacts are not fetched)."""
     path = make_config()
     inject(path, "    channel: C0123456789", "    channel: C0123456789\n    enrich: [artefacts]")
-    out, err, code = run(path, env)
+    out, err, code = run(path, env, *ONE)
     assert code == 0, err
     parts = sections(out)
     assert "with sample artefacts (enrich)" in parts["slack"].splitlines()[0]
@@ -372,13 +374,13 @@ def test_preview_is_what_compose_event_gives_each_sink(
     exactly ``compose_event``'s output for the sink (the function the sinks send with), the
     routed rules and their templates; the rule's template shows in the message."""
     path = templated_config(make_config)
-    out, err, code = run(path, env, "--event", event_type)
+    out, err, code = run(path, env, *ONE, "--event", event_type)
     assert code == 0, err
     settings = load(path)
-    event = preview_module.preview_event(event_type, None, PROJECT)
+    event = preview_module.sample_preview_event(READY, event_type, PROJECT)
     assert event.report.id == SAMPLE_ID
     if event_type == "status_changed":
-        assert event == sample_event(PROJECT)
+        assert event == READY.event(PROJECT)
     links = Links(settings.posthog.host)
     templates = {r.name: r.templates for r in settings.rules if r.templates is not None}
     assert list(templates) == ["ready reports"]
@@ -394,7 +396,7 @@ def test_preview_is_what_compose_event_gives_each_sink(
         assert message == sent
         assert url == block_kit_builder_url(SlackMessage(sent["text"], tuple(sent["blocks"])))
         blocks = json.dumps(message["blocks"], ensure_ascii=False)
-        assert "*Checkout button unresponsive on Safari &amp; iOS* is ready" in blocks
+        assert "*Pricing page toggle confuses annual vs monthly* is ready" in blocks
         assert "Sink title" not in blocks  # the rule's template replaces the sink's
     body = json_part(parts["hook"])
     sent = compose_event(
@@ -423,7 +425,7 @@ def test_preview_sends_every_payload_through_compose_event(
 
     monkeypatch.setattr(preview_module, "compose_event", spy)
     out = io.StringIO()
-    run_preview(settings, out, event_type="new", now=datetime.now(UTC))
+    run_preview(settings, out, event_type="new", sample_name="ready", now=datetime.now(UTC))
     assert [c[0] for c in calls] == ["slack", "slack-hook", "hook"]
     for name, event, rules, templates in calls:
         assert f"<<composed for {name}>>\n" in out.getvalue()
@@ -442,10 +444,10 @@ def test_enriched_preview_is_compose_event_of_the_enriched_event(
     sample artefacts, as a delivery with enrichment would carry them."""
     path = make_config()
     inject(path, "    channel: C0123456789", "    channel: C0123456789\n    enrich: [artefacts]")
-    out, err, code = run(path, env, "--sink", "slack")
+    out, err, code = run(path, env, *ONE, "--sink", "slack")
     assert code == 0, err
     settings = load(path)
-    event = replace(sample_event(PROJECT), enrichment=SAMPLE_ENRICHMENT)
+    event = replace(READY.event(PROJECT), enrichment=READY.enrichment)
     sent = compose_event(
         settings.sinks["slack"],
         event,
@@ -455,3 +457,53 @@ def test_enriched_preview_is_compose_event_of_the_enriched_event(
         timestamp=datetime.now(UTC),
     )
     assert slack_part(sections(out)["slack"])[0] == sent
+
+
+# --- the built-in samples against the example configuration --------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+EXAMPLE_ENV = {
+    "POSTHOG_PERSONAL_API_KEY": "phx_example_key",
+    "SLACK_BOT_TOKEN": "xoxb-example-token",
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+}
+
+
+def test_preview_of_the_example_does_not_flatter_it(untouched: None) -> None:
+    """`notifier preview -c config.example.yaml`: several ordinary samples, none about checkout;
+    each with the rules it matches (ready and actionable → the team channel, needs input,
+    resolved), and one the example sends nowhere shown as matching nothing."""
+    state = EXAMPLE.parent / "notifier-state.db"
+    existed = state.exists()
+    out, err, code = run(EXAMPLE, EXAMPLE_ENV)
+    assert code == 0, err
+    assert out.startswith("Preview of 4 built-in samples (nothing is sent;")
+    assert "checkout" not in out.lower()
+    overview = out.split("\n\n", 1)[0] + "\n"
+    assert (
+        "  ready: Pricing page toggle confuses annual vs monthly (in_progress → ready)\n"
+        "    ready for the team → product-channel, incident-bridge\n"
+    ) in overview
+    assert "  needs-input: " in overview
+    assert "(in_progress → pending_input)\n    needs input → product-channel, team-hook\n" in out
+    assert "(ready → resolved)\n    resolved → product-channel, stdout\n" in overview
+    assert "(in_progress → ready)\n    no rule matches: it would not be sent\n" in overview
+    assert out.count("Preview: status_changed event") == 4
+    assert out.count("No rule matches this event") == 1
+    assert state.exists() == existed
+
+
+def test_preview_of_one_sample(make_config: Callable[..., Path], env: dict[str, str]) -> None:
+    """--sample NAME previews that sample alone; a sample matching nothing shows every sink's
+    rendering; an unknown name is a usage error listing the names."""
+    path = make_config(rules="- {name: ready, match: {status: ready}, sinks: [slack]}")
+    out, err, code = run(path, env, "--sample", "resolved")
+    assert code == 0, err
+    assert out.startswith("Preview: status_changed event")
+    assert "Signup form rejects emails with a plus sign" in out
+    assert "No rule matches this event" in out
+    assert list(sections(out)) == ["slack", "slack-hook", "hook"]
+    out, err, code = run(path, env, "--sample", "nope")
+    assert code == 2
+    assert "invalid choice: 'nope'" in err

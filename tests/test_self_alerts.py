@@ -37,7 +37,7 @@ from notifier.runtime.daemon import Notifier
 from notifier.state.store import Store
 from tests.factories import PROJECT, WEBHOOK_SECRET, Notifiers, World
 from tests.fakes import FakeSlack, WebhookReceiver, block_errors
-from tests.helpers import running, wait_for
+from tests.helpers import cli, running, wait_for
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 HOSTILE = "<!channel> & <https://evil.example|click here> \x1b[2J\u202e" * 200
@@ -191,12 +191,13 @@ rules: [{name: r, sinks: [team]}]
 
 
 def test_config_defaults_and_values() -> None:
-    """Omitted: 15 minutes, every sink. ``sinks: []`` turns notices off; a sink only named
-    for self-alerts is in use (no "no rule sends to it" warning)."""
+    """Omitted: 15 minutes, no sink (the log, /metrics and /readyz only). ``sinks: []``: the
+    same, said on purpose; a sink only named for self-alerts is in use (no "no rule sends to
+    it" warning)."""
     default = parse_config(BASE, source="c")
     assert default.self_alerts.after == 900
     assert default.self_alerts.sinks is None
-    assert default.self_alerts.targets(list(default.sinks)) == ("team", "ops")
+    assert default.self_alerts.targets(list(default.sinks)) == ()
     off = parse_config(BASE + "self_alerts: {sinks: []}", source="c")
     assert off.self_alerts.targets(list(off.sinks)) == ()
     both = parse_config(BASE + "self_alerts: {after: 5m, sinks: [ops, team, ops]}", source="c")
@@ -297,7 +298,7 @@ def test_posthog_failing_past_after_is_reported_once_then_its_recovery(
     """Failing polls say nothing until ``after``; then one source_failing to every sink (signed
     webhook of type notifier.source_failing); later failures add nothing; the next good cycle
     sends one source_recovered."""
-    notifier = start(extra="self_alerts: {after: 1s}")
+    notifier = start(extra="self_alerts: {after: 1s, sinks: [slack, slack-hook, hook]}")
     assert notifier.poll(PROJECT) is not None  # the baseline
     world.posthog.fail_next(500, times=10_000)
     assert notifier.poll(PROJECT) is None
@@ -427,7 +428,8 @@ def test_notices_that_fail_cause_no_more_notices(world: World, start: Start) -> 
     """Every sink dead-lettering: each is reported once to the others, those notices are
     dead-lettered too, and that is the end of it (no loop)."""
     rules = "- {name: all, match: {}, sinks: [slack, slack-hook, hook]}"
-    notifier = start(first_run="notify", rules=rules)
+    every = "self_alerts: {sinks: [slack, slack-hook, hook]}"
+    notifier = start(first_run="notify", rules=rules, extra=every)
     world.posthog.add_report(PROJECT, title="one")
     world.slack.fail_next("channel_not_found", times=100)
     world.slack.webhook_fail_next(404, "no_service", times=100)
@@ -496,7 +498,9 @@ def test_recovery_is_not_lost_when_it_cannot_be_queued(tmp_path: Path) -> None:
 
     store = Store(tmp_path / "s.db")
     now = [1000.0]
-    alerts = SelfAlerts(SelfAlertSettings(after=10), ["hook"], store, clock=lambda: now[0])
+    alerts = SelfAlerts(
+        SelfAlertSettings(after=10, sinks=("hook",)), ["hook"], store, clock=lambda: now[0]
+    )
     try:
         alerts.poll_failed(PROJECT, "HTTP 500", "wait")
         now[0] += 20
@@ -516,3 +520,80 @@ def test_recovery_is_not_lost_when_it_cannot_be_queued(tmp_path: Path) -> None:
         assert kinds() == ["source_failing", "source_recovered"]
     finally:
         store.close()
+
+
+# --- issue 13, item 5: operator notices stay out of product channels ------------------------
+
+
+def _notices_queued(notifier: Notifier) -> list[Notice]:
+    return [
+        e.event
+        for state in ("pending", "dead", "delivered")
+        for e in notifier.store.entries(state)
+        if isinstance(e.event, Notice)
+    ]
+
+
+def test_by_default_self_alerts_reach_no_sink(
+    world: World, start: Start, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``self_alerts.sinks`` not set: a failing project and a dead-lettering sink are logged
+    (once each, WARNING) and queue nothing for any sink; the start says where notices go."""
+    notifier = start(first_run="notify", extra="self_alerts: {after: 0s}")
+    started = [r.getMessage() for r in caplog.records if "self_alerts.sinks" in r.getMessage()]
+    assert len(started) == 1
+    assert "the log, /metrics and /readyz only" in started[0]
+    assert "no longer to every sink" in started[0]
+    world.posthog.add_report(PROJECT, title="one")
+    world.slack.fail_next("channel_not_found")
+    assert notifier.poll(PROJECT) is not None
+    notifier.drain_all()
+    world.posthog.fail_next(500, times=10_000)
+    for _ in range(3):
+        clock.advance(60)
+        assert notifier.poll(PROJECT) is None
+    notifier.drain_all()
+    assert _notices_queued(notifier) == []
+    assert notices(world.slack, "api") == notices(world.slack, "webhook") == []
+    assert hook_types(world.receiver) == ["signal_report.new"]
+    logged = self_alert_logs(caplog)
+    assert sorted(r.notice for r in logged) == ["sink_failing", "source_failing"]  # type: ignore[attr-defined]
+    assert all(r.levelno == logging.WARNING and "told no sink" in r.getMessage() for r in logged)
+
+
+def test_check_suggests_naming_a_sink_for_self_alerts(world: World) -> None:
+    """`check` says where notices go and suggests an operators' sink; named, it lists it."""
+    unset = cli("check", "-c", str(world.make_config()), env=world.env)
+    assert unset.returncode == 0, unset.stderr
+    assert "Self-alerts  " in unset.stdout
+    assert "the log, /metrics and /readyz only" in unset.stdout
+    assert "advice: self_alerts.sinks is not set" in unset.stdout
+    named = world.make_config(extra="self_alerts: {sinks: [hook]}")
+    shown = cli("check", "-c", str(named), env=world.env).stdout
+    assert "→ the log, /metrics, /readyz and hook" in shown
+    assert "advice: self_alerts.sinks" not in shown
+
+
+def test_a_sink_failing_notice_names_no_other_sinks_address(world: World, start: Start) -> None:
+    """A webhook answering 410: the notice in Slack names the sink, the status and what to
+    do, and carries neither the receiver's URL nor its host and port."""
+    notifier = start(
+        first_run="notify",
+        rules="- {name: all, match: {}, sinks: [hook]}",
+        extra="self_alerts: {sinks: [slack]}",
+    )
+    world.posthog.add_report(PROJECT, title="one")
+    world.receiver.respond_next(410, body=b"gone from internal-bridge.corp:9443/v1/hooks")
+    assert notifier.poll(PROJECT) is not None
+    notifier.drain_all()
+    notifier.drain_all()
+    [message] = [m for m in world.slack.messages if m.via == "api"]
+    seen = json.dumps(message.blocks) + (message.text or "")
+    host, port = world.receiver.url.split("//")[1].split("/")[0].split(":")
+    assert "Notifier cannot deliver to sink hook" in seen
+    assert "HTTP 410" in seen
+    assert "notifier outbox retry --sink hook" in seen
+    for leak in (world.receiver.url, f"{host}:{port}", port, "internal-bridge.corp:9443"):
+        assert leak not in seen, leak
+    [failing] = _notices_queued(notifier)
+    assert port not in failing.error

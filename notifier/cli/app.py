@@ -25,6 +25,7 @@ from notifier.cli import (
     preview,
     run,
     schema,
+    simulate,
     state,
     test_sink,
 )
@@ -37,6 +38,7 @@ from notifier.cli.preview import cmd_preview
 from notifier.cli.run import cmd_once, cmd_run
 from notifier.cli.schema import cmd_schema
 from notifier.cli.shared import EXIT_BAD_STATE, EXIT_FAILURE, EXIT_USAGE
+from notifier.cli.simulate import cmd_simulate
 from notifier.cli.state import cmd_state
 from notifier.cli.test_sink import cmd_test_sink
 from notifier.config.load import load_config
@@ -48,7 +50,19 @@ from notifier.runtime import logs
 log = logging.getLogger("notifier")
 
 #: the command modules, in the order `notifier --help` lists their commands
-COMMANDS = (run, check, healthcheck, schema, dry_run, preview, test_sink, demo, outbox, state)
+COMMANDS = (
+    run,
+    check,
+    healthcheck,
+    schema,
+    dry_run,
+    preview,
+    test_sink,
+    demo,
+    simulate,
+    outbox,
+    state,
+)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -96,8 +110,23 @@ def _config_path(args: argparse.Namespace) -> Path:
     return Path(given)
 
 
+def _missing(path: Path) -> ConfigError:
+    """No configuration file at ``path``: where it was looked for and the ways to give one."""
+    return ConfigError(
+        [
+            f"no configuration file at {path.absolute()}; give one with -c PATH, or set "
+            "$NOTIFIER_CONFIG to its path, or start from the example: "
+            "cp config.example.yaml config.yaml (then run `notifier check`)"
+        ],
+        str(path),
+    )
+
+
 def _load(args: argparse.Namespace, formatter: logs.RedactingFormatter) -> Settings:
-    settings = load_config(_config_path(args))
+    path = _config_path(args)
+    if not path.exists() and not path.is_symlink():
+        raise _missing(path)
+    settings = load_config(path)
     remember(settings.secrets())  # every error from here on is scrubbed of them
     formatter.set_secrets(settings.secrets())
     return settings
@@ -110,21 +139,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_format = getattr(args, "log_format", None)
     if args.command == "schema":
         return cmd_schema(sys.stdout)
-    if args.command == "demo":
+    if args.command == "simulate":
         logs.setup(level or "WARNING", fmt=log_format or "text")
-        return cmd_demo(args.cycles, args.interval)
+        return cmd_simulate(args)
+    if args.command == "demo":
+        demo_formatter = logs.setup(level or "WARNING", fmt=log_format or "text")
+        return cmd_demo(args, demo_formatter)
     formatter = logs.setup(level or "INFO", fmt=log_format)
     out = sys.stdout
     try:
         settings = _load(args, formatter)
         if args.command == "check":
-            return cmd_check(settings, out, online=args.online)
+            return cmd_check(settings, out, online=args.online, strict=args.strict)
         if args.command == "healthcheck":
             return cmd_healthcheck(settings, out)
         if args.command == "dry-run":
             return cmd_dry_run(settings, out)
         if args.command == "preview":
-            return cmd_preview(settings, args.event, args.report, args.sink, out)
+            return cmd_preview(
+                settings, args.event, args.report, args.sink, out, sample=args.sample
+            )
         if args.command == "test-sink":
             return cmd_test_sink(settings, args.name, out)
         if args.command == "outbox":

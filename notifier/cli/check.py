@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from notifier.cli.shared import EXIT_OK, Subparsers
+from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
+from notifier.config.advice import self_alerts_advice
 from notifier.config.settings import Settings
 from notifier.config.sinks import templates_ok
-from notifier.core.errors import SourceError
 from notifier.core.times import format_span
 from notifier.posthog.budget import expected_requests_per_hour
 from notifier.state.dialect import display
@@ -21,13 +21,22 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     check.add_argument(
         "--online",
         action="store_true",
-        help="also ask PostHog, read-only: each project's signals settings (one request each)",
+        help="also ask PostHog and Slack, read-only, whether the credentials work: one listing "
+        "request and the signals settings per project, auth.test and the channel per Slack bot "
+        "sink; exit 1 when one fails (2 stays for an invalid configuration)",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 when there is any warning (for CI pipelines)",
     )
 
 
-def cmd_check(settings: Settings, out: TextIO, *, online: bool = False) -> int:
+def cmd_check(
+    settings: Settings, out: TextIO, *, online: bool = False, strict: bool = False
+) -> int:
     """Print what the configuration says; warnings included. ``online``: also what PostHog
-    says of each project (read-only requests)."""
+    says of each project (read-only requests). ``strict``: exit 2 when there is a warning."""
     ph = settings.posthog
     out.write(f"{settings.source}: valid\n")
     out.write(
@@ -52,39 +61,25 @@ def cmd_check(settings: Settings, out: TextIO, *, online: bool = False) -> int:
         out.write(f"  {rule.name:<30} → {'; '.join([', '.join(rule.sinks), *extras])}\n")
     alerts = settings.self_alerts.targets(list(settings.sinks))
     after = settings.self_alerts.after
+    where = f"the log, /metrics, /readyz and {', '.join(alerts)}" if alerts else ""
     out.write(
         f"Self-alerts  a project failing {format_span(after)}, a sink dead-lettering → "
-        f"{', '.join(alerts)}\n"
-        if alerts
-        else "Self-alerts  off (self_alerts.sinks is empty)\n"
+        f"{where or 'the log, /metrics and /readyz only'}\n"
     )
+    if advice := self_alerts_advice(settings):
+        out.write(f"advice: {advice}\n")
     for warning in settings.warnings:
         out.write(f"warning: {warning}\n")
+    failed = False  # an online check
     if online:
-        _online(settings, out)
-    return EXIT_OK
+        from notifier.cli.online import check_online  # noqa: PLC0415 - only when online
 
-
-def _online(settings: Settings, out: TextIO) -> None:
-    """Ask PostHog (read-only) what it does itself that this configuration would repeat."""
-    from notifier.posthog.client import PostHogClient  # noqa: PLC0415 - only when online
-    from notifier.runtime.doubles import posthog_posts_to_slack, slack_sinks  # noqa: PLC0415
-
-    source = PostHogClient(settings.posthog)
-    try:
-        for pid in settings.posthog.project_ids:
-            try:
-                config = source.signals_config(pid)
-            except SourceError as exc:
-                out.write(f"online: project {pid}: signals settings not read: {exc}\n")
-                continue
-            if config is None:
-                out.write(f"online: project {pid}: no signals settings (PostHog before V6)\n")
-                continue
-            warning = posthog_posts_to_slack(pid, config, slack_sinks(settings))
-            out.write(f"warning: {warning}\n" if warning else f"online: project {pid}: ok\n")
-    finally:
-        source.close()
+        failed = not check_online(settings, out)
+    if strict and settings.warnings:
+        count = len(settings.warnings)
+        out.write(f"--strict: {count} warning{'s' if count > 1 else ''}; exit 2\n")
+        return EXIT_USAGE
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def _settle_line(settle: float) -> str:

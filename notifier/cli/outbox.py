@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from notifier.cli.shared import EXIT_OK, Subparsers
+from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError
 from notifier.core.outbox import Notice
@@ -29,20 +29,43 @@ _OUTBOX_COLUMNS = (
 )
 
 
+_EXIT_CODES = (
+    "exit status: 0 listed (or requeued); 1 no state yet at state.path (or state.url): the "
+    "notifier has not run with this config, and nothing was created; or the state cannot be "
+    "read; 2 an invalid config or argument. `outbox list` only reads the state."
+)
+
+
 def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    outbox = sub.add_parser("outbox", parents=[common], help="show or retry pending/dead entries")
+    outbox = sub.add_parser(
+        "outbox",
+        parents=[common],
+        help="show or retry pending/dead entries",
+        description="Show the pending and dead deliveries (list, the default, read-only), or "
+        "put the dead ones back in line (retry).",
+        epilog=_EXIT_CODES,
+    )
     outbox.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
     outbox.add_argument("--sink", help="only this sink")
 
 
 def cmd_outbox(settings: Settings, action: str, sink: str | None, out: TextIO) -> int:
-    """List pending and dead entries (a table, oldest first), or put dead ones back in line."""
-    from notifier.state.store import open_store  # noqa: PLC0415
+    """List pending and dead entries (a table, oldest first), or put dead ones back in line.
+    The state is opened read-only (``retry`` then opens it to write): a missing one is said,
+    not created."""
+    from notifier.state.store import StateMissingError, open_store  # noqa: PLC0415
 
     if action == "retry" and sink is not None and sink not in settings.sinks:
         known = ", ".join(settings.sinks) or "none"
         raise ConfigError([f"outbox retry --sink: unknown sink {sink!r} (defined: {known})"])
-    store = open_store(settings.state)
+    try:
+        store = open_store(settings.state, read_only=True)
+    except StateMissingError as exc:
+        out.write(f"{exc}; nothing to {'retry' if action == 'retry' else 'show'}\n")
+        return EXIT_FAILURE
+    if action == "retry":
+        store.close()
+        store = open_store(settings.state)
     try:
         now = time.time()
         if action == "retry":
@@ -72,7 +95,9 @@ def _list(store: StateStore, settings: Settings, sink: str | None, now: float, o
     rows = [*store.entries("pending", sink), *store.entries("dead", sink)]
     if not rows:
         where = f" for sink {sink}" if sink else ""
-        out.write(f"the outbox is empty{where}: nothing pending, nothing dead\n")
+        out.write(
+            f"the outbox is empty{where}: nothing pending, nothing dead (state {store.name})\n"
+        )
         _held(store, settings, now, out)
         return
     pending = sum(e.state == "pending" for e in rows)

@@ -1,8 +1,9 @@
 """`notifier preview`: what each sink would receive for one event, without sending anything.
 
-The event is the sample (``templates.sample_event``, the one `check` renders templates against)
-or a report saved from PostHog's API (``--report FILE.json``), turned into the asked event type
-with a plausible ``previous``. It is routed through the configured rules, and each sink's payload
+The events are the built-in samples (``cli.samples``: several ordinary reports, one of which a
+sensible configuration sends nowhere; ``--sample NAME`` for one) or a report saved from
+PostHog's API (``--report FILE.json``), turned into the asked event type with a plausible
+``previous``. It is routed through the configured rules, and each sink's payload
 comes from ``sinks.compose.compose_event``, the function the sinks send with: a preview is what
 would be sent. No PostHog request, no state database, no post.
 """
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from notifier.cli.samples import SAMPLE_NAMES, SAMPLES, Sample, sample_named
 from notifier.cli.shared import EXIT_OK, Subparsers
 from notifier.config.settings import (
     RuleSettings,
@@ -25,11 +27,11 @@ from notifier.config.settings import (
 )
 from notifier.core.diff import compare
 from notifier.core.errors import ConfigError
-from notifier.core.events import Enrichment, Event, EventType, Recording
+from notifier.core.events import Enrichment, Event, EventType
 from notifier.core.report import Links, Report
 from notifier.core.rules import Rule, matches, route, top_level
 from notifier.render import SlackMessage, block_kit_builder_url
-from notifier.render.templates import CompiledTemplates, sample_event
+from notifier.render.templates import CompiledTemplates
 from notifier.render.text import describe_changes, one_line, title_of
 from notifier.sinks.compose import compose_event
 
@@ -48,20 +50,6 @@ PREVIOUS_STATUS: Final = {
     "resolved": "ready",
     "suppressed": "candidate",
 }
-#: What the artefacts add, for sinks with ``enrich: [artefacts]`` (the sample event only).
-SAMPLE_ENRICHMENT: Final = Enrichment(
-    recordings=(
-        Recording(
-            session_id="01941c7e-5b2d-7c4f-9a1e-3d8f6b2a9c10",
-            text="Taps Pay three times on Safari 17; no request is sent and the spinner never "
-            "stops.",
-            start_time="2026-01-15T16:02:11Z",
-            end_time="2026-01-15T16:02:40Z",
-        ),
-    ),
-    priority_explanation="Blocks checkout for every Safari user: direct revenue loss.",
-    actionability_explanation="Reproducible from the recordings; the click handler never fires.",
-)
 _PAYLOAD_INDENT: Final = 2
 
 
@@ -69,18 +57,24 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     preview = sub.add_parser(
         "preview",
         parents=[common],
-        help="show what each sink would receive for a sample event; sends nothing",
-        description="Route a sample event (or a report saved from PostHog's API) through the "
-        "rules and print what each sink would receive: Slack's Block Kit JSON with a Block Kit "
-        "Builder link, a webhook's JSON body, console text. Sends nothing, contacts no one, "
-        "needs no state file.",
+        help="show what each sink would receive for sample events; sends nothing",
+        description="Route built-in sample events (or a report saved from PostHog's API) "
+        "through the rules and print which rules match each and what each sink would receive: "
+        "Slack's Block Kit JSON with a Block Kit Builder link, a webhook's JSON body, console "
+        "text. Sends nothing, contacts no one, needs no state file.",
     )
     preview.add_argument(
         "--event",
         choices=list(EVENT_TYPES),
-        default=DEFAULT_EVENT,
         metavar="TYPE",
-        help=f"{', '.join(EVENT_TYPES)} (default {DEFAULT_EVENT})",
+        help=f"{', '.join(EVENT_TYPES)} (default: each sample's own change; {DEFAULT_EVENT} "
+        "for --report)",
+    )
+    preview.add_argument(
+        "--sample",
+        choices=list(SAMPLE_NAMES),
+        metavar="NAME",
+        help=f"only this built-in sample: {', '.join(SAMPLE_NAMES)} (default: every one)",
     )
     preview.add_argument(
         "--report",
@@ -88,18 +82,30 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="FILE.json",
         help=(
             "one report as PostHog's API returns it: GET /api/projects/<pid>/signals/reports/"
-            "<id>/ (default: a built-in sample)"
+            "<id>/ (default: the built-in samples)"
         ),
     )
     preview.add_argument("--sink", metavar="NAME", help="only this sink")
 
 
 def cmd_preview(
-    settings: Settings, event: str, report: Path | None, sink: str | None, out: TextIO
+    settings: Settings,
+    event: str | None,
+    report: Path | None,
+    sink: str | None,
+    out: TextIO,
+    *,
+    sample: str | None = None,
 ) -> int:
-    """Print what each sink (or one) would receive for a sample event; send nothing."""
+    """Print what each sink (or one) would receive for the sample events; send nothing."""
     run_preview(
-        settings, out, event_type=event, report_path=report, sink_name=sink, now=datetime.now(UTC)
+        settings,
+        out,
+        event_type=event,
+        report_path=report,
+        sample_name=sample,
+        sink_name=sink,
+        now=datetime.now(UTC),
     )
     return EXIT_OK
 
@@ -175,15 +181,12 @@ def derive_event(report: Report, event_type: EventType, project_id: int) -> Even
     return Event.create(event_type, project_id, report, previous, compare(previous, report))
 
 
-def preview_event(event_type: str, report_path: Path | None, project_id: int) -> Event:
-    """The sample event (or the file's report) as an event of ``event_type``."""
-    kind = EventType(event_type)
-    if report_path is not None:
-        return derive_event(read_report(report_path), kind, project_id)
-    sample = sample_event(project_id)
-    if kind is EventType.STATUS_CHANGED:
-        return sample
-    return derive_event(sample.report, kind, project_id)
+def sample_preview_event(sample: Sample, event_type: str | None, project_id: int) -> Event:
+    """The sample's own change, or its report as an event of ``event_type``."""
+    own = sample.event(project_id)
+    if event_type is None or own.type.value == event_type:
+        return own
+    return derive_event(own.report, EventType(event_type), project_id)
 
 
 def payload_text(payload: dict[str, Any] | str, *, builder: bool) -> str:
@@ -218,12 +221,14 @@ def _describe(event: Event) -> str:
     return f"{head}: {title}" + (f"\n  changes: {one_line(changes)}" if changes else "")
 
 
-def _event_for(event: Event, sink: SinkSettings, sample: bool) -> tuple[Event, str]:
+def _event_for(
+    event: Event, sink: SinkSettings, enrichment: Enrichment | None
+) -> tuple[Event, str]:
     """The event as this sink would get it, and a note on its artefacts."""
     if not sink.wants_artefacts():
         return event, ""
-    if sample and event.type is not EventType.REMOVED:
-        return replace(event, enrichment=SAMPLE_ENRICHMENT), "; with sample artefacts (enrich)"
+    if enrichment is not None and event.type is not EventType.REMOVED:
+        return replace(event, enrichment=enrichment), "; with sample artefacts (enrich)"
     return event, "; artefacts not fetched by preview (enrich)"
 
 
@@ -231,20 +236,93 @@ def run_preview(
     settings: Settings,
     out: TextIO,
     *,
-    event_type: str = DEFAULT_EVENT,
+    event_type: str | None = None,
     report_path: Path | None = None,
+    sample_name: str | None = None,
     sink_name: str | None = None,
     now: datetime,
 ) -> None:
-    """Print what each sink (or ``sink_name``) would receive for the preview event."""
+    """Print which rules match each preview event and what each sink (or ``sink_name``) would
+    receive: the file's report, one built-in sample, or every sample after an overview."""
     if sink_name is not None and sink_name not in settings.sinks:
         known = ", ".join(settings.sinks) or "none"
         raise ConfigError([f"preview --sink: unknown sink {sink_name!r} (defined: {known})"])
-    event = preview_event(event_type, report_path, settings.posthog.project_ids[0])
+    project_id = settings.posthog.project_ids[0]
+    if report_path is not None:
+        kind = EventType(event_type or DEFAULT_EVENT)
+        event = derive_event(read_report(report_path), kind, project_id)
+        _preview_one(
+            settings,
+            out,
+            event,
+            source=str(report_path),
+            enrichment=None,
+            sink_name=sink_name,
+            now=now,
+            full=True,
+        )
+        return
+    chosen = [sample_named(sample_name)] if sample_name is not None else list(SAMPLES)
+    events = [(s, sample_preview_event(s, event_type, project_id)) for s in chosen]
+    full = len(events) == 1
+    if not full:
+        _write_overview(out, events, settings.rules)
+    for sample, event in events:
+        if not full:
+            out.write(f"\n═══ sample {sample.name}: {sample.about}\n")
+        source = f"the built-in sample {sample.name!r}"
+        _preview_one(
+            settings,
+            out,
+            event,
+            source=source,
+            enrichment=sample.enrichment,
+            sink_name=sink_name,
+            now=now,
+            full=full,
+        )
+
+
+def _change(event: Event) -> str:
+    if event.type is EventType.STATUS_CHANGED and event.previous is not None:
+        return f"{event.previous.status} → {event.report.status}"
+    return f"{event.type.value}, {event.report.status}"
+
+
+def _write_overview(
+    out: TextIO, events: Sequence[tuple[Sample, Event]], rules: Sequence[Rule]
+) -> None:
+    out.write(
+        f"Preview of {len(events)} built-in samples (nothing is sent; --sample NAME shows one "
+        "with every sink, --report FILE.json a report of yours):\n"
+    )
+    for sample, event in events:
+        title = one_line(title_of(event.report))[:200]
+        out.write(f"  {sample.name}: {title} ({_change(event)})\n")
+        found, stopped = matching_rules(event, rules)
+        for rule in found:
+            out.write(f"    {rule.name} → {', '.join(rule.sinks)}\n")
+        if stopped is not None:
+            out.write(f"    (stop: later rules do not see it after {stopped.name!r})\n")
+        if not found:
+            out.write("    no rule matches: it would not be sent\n")
+
+
+def _preview_one(
+    settings: Settings,
+    out: TextIO,
+    event: Event,
+    *,
+    source: str,
+    enrichment: Enrichment | None,
+    sink_name: str | None,
+    now: datetime,
+    full: bool,
+) -> None:
+    """One event's preview; ``full``: a sink-by-sink rendering even when no rule matches."""
     links, templates = Links(settings.posthog.host), rule_templates(settings.rules)
     routes = {rt.sink: rt.rules for rt in route(event, settings.rules)}
     found, stopped = matching_rules(event, settings.rules)
-    source = "the sample report" if report_path is None else str(report_path)
     out.write(f"Preview: {_describe(event)}\n  (from {source}; nothing is sent)\n")
     if found:
         out.write("Rules matching:\n")
@@ -252,12 +330,18 @@ def run_preview(
             out.write(f"  {rule.name} → {', '.join(rule.sinks)}\n")
         if stopped is not None:
             out.write(f"  (stop: later rules do not see it after {stopped.name!r})\n")
-    else:
+    elif full or sink_name is not None:
         out.write(
             "No rule matches this event: it would not be sent. Below, each sink's message as "
             "it would look with no rule.\n"
         )
-    scene = _Scene(event, routes, links, templates, bool(found), report_path is None, now)
+    else:
+        out.write(
+            "No rule matches this event: it would not be sent. To see each sink's message as "
+            "it would look, add --sample NAME.\n"
+        )
+        return
+    scene = _Scene(event, routes, links, templates, bool(found), enrichment, now)
     names = [sink_name] if sink_name is not None else list(settings.sinks)
     for name in names:
         _write_sink(out, name, settings.sinks[name], scene, alone=len(names) == 1)
@@ -272,13 +356,13 @@ class _Scene:
     links: Links
     templates: Mapping[str, CompiledTemplates]
     matched: bool  # some rule matches the event
-    sample: bool  # the built-in sample, not a --report file
+    enrichment: Enrichment | None  # a built-in sample's artefacts; None for a --report file
     now: datetime
 
 
 def _write_sink(out: TextIO, name: str, sink: SinkSettings, scene: _Scene, *, alone: bool) -> None:
     rules = scene.routes.get(name, ())
-    event, note = _event_for(scene.event, sink, scene.sample)
+    event, note = _event_for(scene.event, sink, scene.enrichment)
     if rules:
         why = f"would be sent, by rules: {', '.join(rules)}"
     elif scene.matched and not alone:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from notifier.config.checks import PLACEHOLDER_HOST, rule_where
+from notifier.config.lint import rule_warnings, shadowed
 from notifier.config.match import backtracking, regex_conditions
 from notifier.config.settings import RuleSettings, Settings
 from notifier.config.sinks import SinkSettings
@@ -66,7 +67,8 @@ def _section_warnings(settings: Settings) -> list[str]:
 
 
 def _rule_warnings(settings: Settings) -> list[str]:
-    found = []
+    found, rules = [], settings.rules
+    names_of = [rule_where(i, r.name) for i, r in enumerate(rules)]
     for index, rule in enumerate(settings.rules):
         where, sinks = rule_where(index, rule.name), [settings.sinks[s] for s in rule.sinks]
         names = ", ".join(rule.sinks)
@@ -81,7 +83,7 @@ def _rule_warnings(settings: Settings) -> list[str]:
                 f"{where}.reply_broadcast: the rule sees only new reports, whose message starts "
                 "the thread; it has no effect (match status_changed or updated events)"
             )
-        found += _regex_warnings(where, rule.match)
+        found += rule_warnings(where, rule.match) + _regex_warnings(where, rule.match)
         if rule.templates is not None:
             found += _fragile(f"{where}.template", rule.templates)
         if rule.templates is not None and not any(sink.payload == "slack" for sink in sinks):
@@ -89,7 +91,7 @@ def _rule_warnings(settings: Settings) -> list[str]:
                 f"{where}.template: none of its sinks ({names}) is a slack or slack_webhook "
                 "sink, so the template is never used (webhooks receive the report as JSON)"
             )
-    return found
+    return found + shadowed(rules, names_of)
 
 
 def _regex_warnings(where: str, match: Match) -> list[str]:
@@ -137,3 +139,16 @@ def _one_sink_warnings(name: str, sink: SinkSettings, routing: Sequence[RuleSett
             "replaces this one whole, so this one is never used"
         )
     return found
+
+
+def self_alerts_advice(settings: Settings) -> str | None:
+    """``check``'s suggestion when ``self_alerts.sinks`` is not set (not a warning: log-only is
+    a sound default, and ``check --strict`` must not fail on it); None when it is."""
+    if settings.self_alerts.sinks is not None or not settings.sinks:
+        return None
+    return (
+        "self_alerts.sinks is not set, so the notifier's notices about itself stay in the log, "
+        "/metrics and /readyz (until this version they went to every sink); to be told in "
+        "Slack too, name an operators' sink there (not a product channel), or set "
+        "`sinks: []` to say the log is enough"
+    )

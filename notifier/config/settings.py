@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
+from notifier.config.credentials import placeholder_check, posthog_host, posthog_key
 from notifier.config.sinks import (
     AnySink,
     Compiled,
@@ -83,8 +84,8 @@ DEFAULT_LISTEN: Final = "0.0.0.0:9464"
 class PostHogSettings(Model):
     """Where and how to list signal reports."""
 
-    host: Annotated[str, AfterValidator(origin)]  # origin only: https://us.posthog.com
-    api_key: Secret
+    host: Annotated[str, AfterValidator(origin), AfterValidator(posthog_host)]  # origin only
+    api_key: Annotated[Secret, AfterValidator(posthog_key)]
     project_ids: ProjectIds
     api_path: ApiPath = "auto"
     page_size: Annotated[Int, Field(ge=1, le=10000)] = 1000
@@ -163,7 +164,9 @@ class StateSettings(Model):
     url: Annotated[str, AfterValidator(_postgres_url)] | None = Field(
         default=None, description="postgresql://user@host:5432/db: PostgreSQL instead of SQLite"
     )
-    password: Secret | None = None
+    password: (
+        Annotated[Secret, AfterValidator(placeholder_check("NOTIFIER_DB_PASSWORD"))] | None
+    ) = None
     lease_ttl: Annotated[Duration, AfterValidator(_lease_ttl)] = 30.0
 
     @model_validator(mode="after")
@@ -236,7 +239,9 @@ class HttpSettings(Model):
 
 class SelfAlertSettings(Model):
     """When and where the notifier reports its own trouble (a project it cannot poll, a sink
-    whose deliveries are dead-lettered). ``sinks`` None: every configured sink; (): none."""
+    whose deliveries are dead-lettered). They always go to the log, ``/metrics`` and
+    ``/readyz``; to sinks only when ``sinks`` names them (None, not set: none, and the daemon
+    and ``check`` say so; (): none, on purpose)."""
 
     after: Durationish = 15 * 60.0  # a project failing this long gets a source_failing notice
     # Names are checked on the raw document (``checks.check_self_alerts``).
@@ -245,9 +250,9 @@ class SelfAlertSettings(Model):
     )
 
     def targets(self, configured: Sequence[str]) -> tuple[str, ...]:
-        """The sinks that receive notices, in config order."""
+        """The sinks that receive notices, in the order ``sinks`` names them."""
         if self.sinks is None:
-            return tuple(configured)
+            return ()
         return tuple(name for name in self.sinks if name in configured)
 
 

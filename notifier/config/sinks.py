@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from notifier.config.credentials import placeholder_check, slack_token, slack_token_warning
 from notifier.config.match import choices
 from notifier.config.types import (
     Duration,
@@ -232,7 +233,7 @@ class SlackSinkSettings(_Messages):
     """A Slack bot token sink (chat.postMessage): one living message per report."""
 
     type: Literal["slack"] = "slack"
-    token: Secret
+    token: Annotated[Secret, AfterValidator(slack_token)]
     channel: Text
     api_url: Annotated[str, AfterValidator(api_base_url)] = "https://slack.com/api/"
     timeout: Duration = 15.0
@@ -251,6 +252,10 @@ class SlackSinkSettings(_Messages):
     def target(self) -> str:
         return f"channel {self.channel}"
 
+    def advice(self, where: str) -> list[str]:
+        warning = slack_token_warning(where, self.token)
+        return [warning] if warning else []
+
     def message_templates(self) -> CompiledTemplates | None:
         return self.templates
 
@@ -259,7 +264,7 @@ class SlackWebhookSinkSettings(_Messages):
     """A Slack incoming webhook sink: the URL itself is the secret."""
 
     type: Literal["slack_webhook"] = "slack_webhook"
-    url: SecretUrl
+    url: Annotated[SecretUrl, AfterValidator(placeholder_check("SLACK_WEBHOOK_URL"))]
     timeout: Duration = 15.0
     digest_after: DigestAfter = DIGEST_AFTER
     enrich: Enrich = ()

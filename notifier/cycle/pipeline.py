@@ -24,6 +24,7 @@ from notifier.core.errors import SourceError
 from notifier.core.events import Event
 from notifier.core.rules import ROUTING_BUDGET, RegexBudget, Route, Rule, route
 from notifier.core.times import parse_instant
+from notifier.core.words import counted
 from notifier.cycle.fullsync import full_listing_due, late_and_missed
 from notifier.cycle.settle import into, settle_events
 from notifier.posthog.client import PostHogClient
@@ -74,10 +75,12 @@ class CyclePlan:
 
     def summary(self, added: int, seconds: float) -> str:
         """The one log line a cycle ends with."""
+        requests = counted(self.requests, "request")
         if self.baseline:
             return (
-                f"project {self.project_id}: first cycle, recorded {self.reports} existing "
-                f"reports silently (first_run: baseline); {self.requests} requests, {seconds:.2f}s"
+                f"project {self.project_id}: first cycle, recorded "
+                f"{counted(self.reports, 'existing report')} silently (first_run: baseline); "
+                f"{requests}, {seconds:.2f}s"
             )
         kinds = Counter(e.type.value for e in self.events)
         detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
@@ -86,9 +89,10 @@ class CyclePlan:
         if self.without_regex:
             enriched += f", {self.without_regex} routed without their regex conditions"
         return (
-            f"project {self.project_id}: {self.reports} reports, {len(self.events)} events"
-            f"{f' ({detail})' if detail else ''}, {added} deliveries queued{enriched}, "
-            f"{listing}, {self.requests} requests, {seconds:.2f}s"
+            f"project {self.project_id}: {counted(self.reports, 'report')}, "
+            f"{counted(len(self.events), 'event')}{f' ({detail})' if detail else ''}, "
+            f"{counted(added, 'delivery', 'deliveries')} queued{enriched}, "
+            f"{listing}, {requests}, {seconds:.2f}s"
         )
 
 

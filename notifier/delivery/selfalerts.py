@@ -11,6 +11,11 @@ begins or ends:
   notification already), through the OTHER self-alert sinks, once per outage; its next
   successful delivery → ``sink_recovered``.
 
+Where notices go: the log (WARNING when failing, INFO when recovered; with ``/metrics`` and
+``/readyz`` showing the same outages) always, and the sinks ``self_alerts.sinks`` names — by
+default none, so an operator notice never lands in a product channel. A sink's notice names
+the sink, the status and what to do, never its URL, host or port (``notice_error``).
+
 Notices that are themselves dead-lettered do not count as sink failures, so a notice can never
 cause another one. Outages are kept in the state database too: a restart (or the next
 `notifier once` from cron) neither restarts the ``after`` clock nor repeats an alert, and still
@@ -22,6 +27,7 @@ queued once. The daemon calls the ``poll_*`` methods and hands ``delivery_settle
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -83,6 +89,33 @@ def _sink_hint(kind: NoticeKind, sink: str) -> str:
     )
 
 
+#: The address in a sink error ("webhook sink NAME (https://host:port): …"), and any URL, IP
+#: address or host:port left in the text (a receiver's body may quote its own)
+_SINK_ORIGIN = re.compile(r"^[\w ]*?sink \S+ \([^)]*\): ")
+_ADDRESS = re.compile(
+    r"(?i)\b[a-z][a-z0-9+.-]*://[^\s)>\"']+"
+    r"|\[[0-9a-f:]+\](?::\d+)?"
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"
+    r"|\b(?:[a-z0-9-]+\.)+[a-z0-9-]+:\d{1,5}\b"
+    r"|\blocalhost:\d{1,5}\b"
+)
+
+#: Logged once at start when ``self_alerts.sinks`` is not set (the default changed).
+UNSET_WARNING = (
+    "self_alerts.sinks is not set: notices about the notifier itself (a project it cannot "
+    "poll, a sink dead-lettering) go to the log, /metrics and /readyz only, no longer to every "
+    "sink as before; to be told in Slack too, name an operators' sink (not a product channel) "
+    "in self_alerts.sinks, or set `sinks: []` to keep them in the log and silence this warning"
+)
+
+
+def notice_error(error: str) -> str:
+    """A sink's error as its notice shows it (to people in other channels): the sink's own
+    address and any URL, IP address or host:port in the text replaced by ``<address>``. The
+    log keeps the whole error."""
+    return _ADDRESS.sub("<address>", _SINK_ORIGIN.sub("", error, count=1))
+
+
 _RECOVERED_SOURCE_HINT = "Nothing to do: this cycle reported what changed during the outage."
 
 
@@ -119,6 +152,8 @@ class SelfAlerts:
     ) -> None:
         self.after = settings.after
         self.targets = settings.targets(sinks)
+        if settings.sinks is None and sinks:
+            log.warning("%s", UNSET_WARNING, extra={"event": "config_warning"})
         self._store = store
         self._wake = wake
         self.clock = clock
@@ -129,8 +164,10 @@ class SelfAlerts:
         except StateError as exc:
             log.warning("self-alert: outages under way not read: %s", exc)
             rows = []
-        for row in rows:  # kept by an older version, the error may quote a secret
-            self._outages[row.subject] = _Outage(row.since, scrub(row.error), row.hint, row.alerted)
+        for row in rows:  # kept by an older version: the error may quote a secret, an address
+            error = scrub(row.error)
+            error = notice_error(error) if row.subject.startswith("sink:") else error
+            self._outages[row.subject] = _Outage(row.since, error, row.hint, row.alerted)
 
     # -- projects -------------------------------------------------------------------------
 
@@ -209,7 +246,7 @@ class SelfAlerts:
             notice = Notice.create(
                 kind, error=outage.error, since=outage.since, at=self.clock(), hint=hint, **who
             )
-            if targets and not self._send(notice, targets):
+            if not self._send(notice, targets):
                 return
         del self._outages[subject]
         self._forget(subject)
@@ -228,7 +265,7 @@ class SelfAlerts:
             if outcome is DeliveryOutcome.DELIVERED:
                 self._sink_delivered(entry.sink)
             elif outcome is DeliveryOutcome.DEAD and not isinstance(entry.event, Notice):
-                self._sink_dead(entry.sink, scrub(error or "dead-lettered"))
+                self._sink_dead(entry.sink, notice_error(scrub(error or "dead-lettered")))
 
     def _sink_dead(self, sink: str, error: str) -> None:
         now, subject = self.clock(), _sink(sink)
@@ -270,10 +307,9 @@ class SelfAlerts:
     # -- sending --------------------------------------------------------------------------
 
     def _send(self, notice: Notice, targets: Sequence[str]) -> bool:
-        """Queue the notice for ``targets``, wake them and log it; False if it could not be
-        queued (the state database failing: the next failure tries again)."""
-        if not targets:
-            return False
+        """Queue the notice for ``targets`` (none: the log only), wake them and log it; False
+        if it could not be queued (the state database failing: the next failure tries
+        again)."""
         extra: dict[str, object] = {"event": "self_alert", "notice": notice.kind.value}
         if notice.project_id is not None:
             extra["project_id"] = notice.project_id
@@ -283,7 +319,8 @@ class SelfAlerts:
             extra["error"] = notice.error
         try:
             # queued on the outbox's clock (the Deliverer's), not the outage clock
-            self._store.enqueue_notice(notice, targets, time.time())
+            if targets:
+                self._store.enqueue_notice(notice, targets, time.time())
         except StateError as exc:
             log.error(
                 "self-alert: cannot queue %s about %s: %s",
@@ -293,10 +330,11 @@ class SelfAlerts:
                 extra=extra,
             )
             return False
-        self._wake(targets)
+        if targets:
+            self._wake(targets)
         timing = notice_timing(notice)
         timing = timing[:1].lower() + timing[1:]
-        where = ", ".join(targets)
+        where = ", ".join(targets) or "no sink (self_alerts.sinks names none)"
         if notice.kind is NoticeKind.SOURCE_FAILING:
             log.warning(
                 "self-alert: cannot poll %s (%s); told %s: %s",

@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 
 from notifier import __version__
 from notifier.config.settings import StateSettings
+from notifier.core.words import counted
 from notifier.runtime.listener import Endpoints, HealthServer, is_local
 from notifier.runtime.process import gone, this_process
 
@@ -309,4 +310,5 @@ def readiness(
         if len(waiting) > failing:
             public.append("waiting for a first successful poll")
         return Verdict(False, "; ".join(problems), detail, "not ready: " + "; ".join(public))
-    return Verdict(True, f"{len(projects)} project(s) polled successfully", detail, "ready")
+    polled = counted(len(projects), "project")
+    return Verdict(True, f"{polled} polled successfully", detail, "ready")

@@ -67,13 +67,18 @@ class PostgresDatabase(Database):
 
     dialect = POSTGRES
 
-    def __init__(self, url: str, *, password: str | None = None) -> None:
+    def __init__(self, url: str, *, password: str | None = None, read_only: bool = False) -> None:
+        """``read_only``: the database as it is, not migrated, every transaction read-only
+        (PostgreSQL refuses any write)."""
         self.url = url
         self.name = display(url)
         self._password = password
+        self._read_only = read_only
         self._local = threading.local()
         self._all: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
+        if read_only:
+            return
         try:
             with self._write("open and migrate") as conn:
                 migrate(conn, POSTGRES, self.name)
@@ -92,6 +97,8 @@ class PostgresDatabase(Database):
             }
             if self._password is not None:
                 options["password"] = self._password
+            if self._read_only:
+                options["options"] = "-c default_transaction_read_only=on"
             try:
                 conn = _pg().connect(self.url, **options)
             except _pg().Error as exc:
@@ -133,6 +140,13 @@ class PostgresDatabase(Database):
         except _pg().Error as exc:
             self._drop(conn)
             raise _state_error(self.name, exc, doing) from exc
+
+    def schema_version(self) -> int:
+        """The schema version the database is at (0: none yet), creating nothing."""
+        if self._read("SELECT to_regclass('schema_version') IS NOT NULL")[0][0]:
+            rows = self._read("SELECT version FROM schema_version")
+            return int(rows[0][0]) if rows else 0
+        return 0
 
     def close(self) -> None:
         with self._lock:

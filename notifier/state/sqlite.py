@@ -31,6 +31,8 @@ from notifier.state.schema import migrate
 log = logging.getLogger(__name__)
 
 WAL_LIMIT: Final = 4 * 1024 * 1024
+#: The path of a database in memory, each thread its own, nothing on disk
+IN_MEMORY: Final = ":memory:"
 #: SQLite's primary result codes for a file that is not, or no longer, a sound database
 _DAMAGED: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 #: how many of ``PRAGMA quick_check``'s problems a refusal quotes
@@ -133,22 +135,43 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def read_only_uri(path: Path) -> str:
+    """The URI that opens ``path`` read-only and leaves the folder as it is: ``mode=ro``, and
+    ``immutable=1`` when no ``-wal`` file shows a notifier using it (a reader in WAL mode
+    would otherwise create the -wal and -shm files, and leave them behind)."""
+    wal = path.with_name(path.name + "-wal")
+    return path.resolve().as_uri() + ("?mode=ro" if wal.exists() else "?mode=ro&immutable=1")
+
+
 class SqliteDatabase(Database):
     """The connections to one SQLite file, created and migrated on open. Safe to share between
     threads."""
 
-    def __init__(self, path: Path | str, *, first_run: str | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, first_run: str | None = None, read_only: bool = False
+    ) -> None:
         """Open (creating it 0600) and migrate the file at ``path``; ``StateDamagedError`` when
         it is damaged, or empty while ``first_run`` (of the notifier that polls with it) is not
-        ``baseline`` (``None``: a command that does not poll, which leaves it untouched)."""
+        ``baseline`` (``None``: a command that does not poll, which leaves it untouched).
+        ``read_only``: the file as it is (see ``read_only_uri``), neither created nor migrated;
+        every write fails."""
         self.path = Path(path)
         self.name = str(self.path.resolve())
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        make_state_directory(self.path)
-        try:
+        self._read_only = read_only
+        if read_only:
             if _empty(self.path):
+                _emptied(self.path, None)  # refused, left as it is
+            return
+        in_memory = str(path) == IN_MEMORY
+        if not in_memory:
+            make_state_directory(self.path)
+        try:
+            if in_memory:
+                pass  # one thread's database, gone when closed (``dry-run`` without a state)
+            elif _empty(self.path):
                 _emptied(self.path, first_run)
             elif self.path.exists():
                 self.quick_check()
@@ -165,6 +188,15 @@ class SqliteDatabase(Database):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
+                if self._read_only:
+                    conn = sqlite3.connect(
+                        read_only_uri(self.path),
+                        uri=True,
+                        isolation_level=None,
+                        check_same_thread=False,
+                        timeout=30,
+                    )
+                    return self._keep(conn)
                 conn = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False, timeout=30
                 )
@@ -173,10 +205,19 @@ class SqliteDatabase(Database):
                 conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # WAL shrinks back
             except sqlite3.Error as exc:
                 raise _state_error(self.path, exc, "open it") from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+            self._keep(conn)
         return conn
+
+    def _keep(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """``conn`` as this thread's connection, closed by ``close``."""
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def schema_version(self) -> int:
+        """The schema version the file is at (0: none yet)."""
+        return int(self._read("PRAGMA user_version")[0][0])
 
     @contextmanager
     def _write(self, doing: str) -> Iterator[sqlite3.Connection]:

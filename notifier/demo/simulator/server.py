@@ -126,7 +126,7 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), FakeRequestHandler)
+        super().__init__(("127.0.0.1", owner.listen_port), FakeRequestHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if isinstance(request, socket.socket):
@@ -163,6 +163,8 @@ class BackgroundServer:
     def __init__(self) -> None:
         self.stall_seconds: float = 0.0
         self.port = 0
+        #: the port ``start`` binds (0: a free one, as tests want; ``notifier simulate --port``)
+        self.listen_port = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()

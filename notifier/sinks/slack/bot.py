@@ -113,6 +113,23 @@ class _BoundedWebClient(WebClient):
         return {"status": answer.status_code, "headers": answer.headers, "body": answer.text}
 
 
+def bot_client(settings: SlackSinkSettings) -> tuple[WebClient, httpx.Client]:
+    """A Web API client for the sink's token and ``api_url``, built as the sink builds its own
+    (bounded httpx, no SDK retries), for read-only calls (``notifier check --online``); the
+    caller closes the httpx client."""
+    parts = urlsplit(settings.api_url)
+    service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"
+    http = new_client(settings.api_url)
+    client = _BoundedWebClient(
+        http=http,
+        service=service,
+        token=settings.token.get_secret_value(),
+        base_url=settings.api_url,
+        **sdk_options(settings.timeout),
+    )
+    return client, http
+
+
 class SlackSink(SlackPoster[SlackSinkSettings]):
     """Keeps one Block Kit card per report up to date in one channel, with a bot token."""
 
