@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Final, TextIO
 
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, Subparsers
+from notifier.core.words import counted
 from notifier.demo.simulator import DemoStory, FakePostHog
 
 #: the key the simulator accepts (not a secret: it opens nothing but the simulator)
@@ -86,7 +87,8 @@ def _introduce(sim: FakePostHog, args: argparse.Namespace, out: TextIO) -> None:
     _say(
         out,
         f"notifier simulate: a simulated PostHog (API V6, as PostHog today) at {sim.url}, "
-        f"{reports} reports in project(s) {ids}; a change every {args.interval:g}s.\n"
+        f"{counted(reports, 'report')} in {'project' if len(args.projects) == 1 else 'projects'} "
+        f"{ids}; a change every {args.interval:g}s.\n"
         "Put this in a config's posthog section (and first_run: notify to hear of the reports "
         "already there), then `notifier run -c config.yaml` in another terminal:\n\n"
         "posthog:\n"

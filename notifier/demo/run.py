@@ -33,6 +33,7 @@ from notifier.config.settings import (
 )
 from notifier.core.events import EventType
 from notifier.core.rules import Match
+from notifier.core.words import counted
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import DemoStory, FakePostHog
 from notifier.runtime.daemon import Notifier
@@ -129,7 +130,7 @@ class _Demo:
             return
         events = len(plan.events) if plan else 0
         where = f"project {project}, " if len(self.projects) > 1 else ""
-        self.say(f"── {where}cycle {count}/{self.cycles}: {events} events")
+        self.say(f"── {where}cycle {count}/{self.cycles}: {counted(events, 'event')}")
         for name in _console_sinks(self.settings):  # this cycle's messages before moving on
             self.notifier.deliverer.drain(name)
         if count < self.cycles:
