@@ -902,6 +902,11 @@ def test_any_alias_rejected() -> None:
             "line 2, column 1: duplicate key 'posthog'; the later one would silently win, "
             "remove one",
         ),
+        (
+            "posthog: {host: https://x, api_key: ${KEY}, project_ids: [1]}\n",
+            "line 1, column 38: expected ',' or '}', but got '{' (while parsing a flow mapping); "
+            'inside { } or [ ], quote a ${VAR} value: api_key: "${VAR}"',
+        ),
         ("on: 1\n", "line 1, column 1: the key 'on' is read as bool, not text; quote it"),
         (
             "sinks:\n  404: {type: console}\n",

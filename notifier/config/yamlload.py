@@ -116,6 +116,15 @@ def read_text(path: Path) -> str:
         raise ConfigError([f"not UTF-8 text (byte {exc.start}); save it as UTF-8"], source) from exc
 
 
+def _hint(text: str, mark: yaml.Mark | None, context: str | None) -> str:
+    """What to look at: a ``${VAR}`` inside ``{…}``/``[…]`` must be quoted (its braces end
+    the flow mapping); else indentation and quoting."""
+    line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+    if "${" in line and "flow" in (context or ""):
+        return '; inside { } or [ ], quote a ${VAR} value: api_key: "${VAR}"'
+    return "; check indentation and quoting"
+
+
 def load_yaml(text: str, source: str) -> dict[Any, Any]:
     """Parse one YAML document that must be a mapping; fatal problems raise ``ConfigError``."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
@@ -127,7 +136,7 @@ def load_yaml(text: str, source: str) -> dict[Any, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
-        hint = "" if isinstance(exc, _Refused) else "; check indentation and quoting"
+        hint = "" if isinstance(exc, _Refused) else _hint(text, mark, exc.context)
         raise ConfigError([f"{where}{what}{context}{hint}"], source) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([f"invalid YAML: {type(exc).__name__}"], source) from exc
