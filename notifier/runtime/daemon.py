@@ -116,6 +116,8 @@ class Notifier:
         )
         self._build_workers(after_cycle, alert_clock, enrich_window)
         self.http: HealthServer | None = None
+        #: This notifier replaces one whose configuration was reloaded (how it announces itself).
+        self.reload = False
         self.metrics.start(settings.posthog.project_ids, self.sinks)
 
     def _build_workers(
@@ -270,7 +272,8 @@ class Notifier:
             f"; /healthz, /readyz and /metrics on {self.http.url}" if self.http is not None else ""
         )
         log.info(
-            "notifier running: %d projects every %.0fs, %d sinks, %d rules%s",
+            "%s: %d projects every %.0fs, %d sinks, %d rules%s",
+            "reloaded configuration running" if self.reload else "notifier running",
             len(self.settings.posthog.project_ids),
             self.settings.poll.interval,
             len(self.sinks),

@@ -242,11 +242,15 @@ def cmd_run(
     signals.install(path, watch=watch)
     metrics = Metrics()
     budget: RequestBudget | None = None
+    reloads = 0
     try:
         while True:
-            runner = Runner(Notifier(settings, metrics=metrics, budget=budget))
+            notifier = Notifier(settings, metrics=metrics, budget=budget)
+            notifier.reload = reloads > 0
+            runner = Runner(notifier)
             runner.start()
             new = _until_reload(runner, signals, path, settings, metrics)
+            notifier.workers.handing_over = new is not None and not signals.stop.is_set()
             runner.finish()
             if new is None or signals.stop.is_set():
                 return EXIT_OK
@@ -257,5 +261,6 @@ def cmd_run(
             kept = same_budget(settings, new) and new.state.url is None
             budget = runner.notifier.budget if kept else None
             settings = new
+            reloads += 1
     finally:
         signals.done.set()

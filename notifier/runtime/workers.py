@@ -85,6 +85,8 @@ class Workers:
         self._poll = poll
         self._health = health
         self._wake = doorbells
+        #: Set when a reload replaces these workers: their stop is not the notifier's.
+        self.handing_over = False
 
     def run(
         self,
@@ -126,7 +128,10 @@ class Workers:
             give_up = time.monotonic() + STOP_GRACE
             for worker in workers:
                 worker.join(timeout=max(0.0, give_up - time.monotonic()))
-            log.info("notifier stopped", extra={"event": "stopped"})
+            if self.handing_over:  # a reload: the new configuration's workers take over
+                log.debug("previous configuration's workers stopped", extra={"event": "stopped"})
+            else:
+                log.info("notifier stopped", extra={"event": "stopped"})
 
     def _scheduler(self) -> BackgroundScheduler:
         """A scheduler with one interval job per project (the first at once) and housekeeping;
