@@ -538,12 +538,8 @@ def test_by_default_self_alerts_reach_no_sink(
     world: World, start: Start, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``self_alerts.sinks`` not set: a failing project and a dead-lettering sink are logged
-    (once each, WARNING) and queue nothing for any sink; the start says where notices go."""
+    (once each, WARNING) and queue nothing for any sink."""
     notifier = start(first_run="notify", extra="self_alerts: {after: 0s}")
-    started = [r.getMessage() for r in caplog.records if "self_alerts.sinks" in r.getMessage()]
-    assert len(started) == 1
-    assert "the log, /metrics and /readyz only" in started[0]
-    assert "no longer to every sink" in started[0]
     world.posthog.add_report(PROJECT, title="one")
     world.slack.fail_next("channel_not_found")
     assert notifier.poll(PROJECT) is not None
@@ -597,3 +593,18 @@ def test_a_sink_failing_notice_names_no_other_sinks_address(world: World, start:
         assert leak not in seen, leak
     [failing] = _notices_queued(notifier)
     assert port not in failing.error
+
+
+def test_the_daemon_says_once_where_notices_go(
+    make_config: Callable[..., Path],
+    load: Callable[[Path], Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The default changed: a daemon started without ``self_alerts.sinks`` says once where
+    notices go now (not at every cycle; `once` from cron and reloads do not repeat it)."""
+    with running(load(make_config())) as notifier:
+        wait_for(lambda: notifier.health[PROJECT].last_success is not None, 20, "a cycle")
+    started = [r.getMessage() for r in caplog.records if "self_alerts.sinks" in r.getMessage()]
+    assert len(started) == 1
+    assert "the log, /metrics and /readyz only" in started[0]
+    assert "no longer to every sink" in started[0]

@@ -100,7 +100,8 @@ _ADDRESS = re.compile(
     r"|\blocalhost:\d{1,5}\b"
 )
 
-#: Logged once at start when ``self_alerts.sinks`` is not set (the default changed).
+#: Logged once when the daemon starts (not by ``once``, not on a reload) while
+#: ``self_alerts.sinks`` is not set (the default changed).
 UNSET_WARNING = (
     "self_alerts.sinks is not set: notices about the notifier itself (a project it cannot "
     "poll, a sink dead-lettering) go to the log, /metrics and /readyz only, no longer to every "
@@ -152,8 +153,6 @@ class SelfAlerts:
     ) -> None:
         self.after = settings.after
         self.targets = settings.targets(sinks)
-        if settings.sinks is None and sinks:
-            log.warning("%s", UNSET_WARNING, extra={"event": "config_warning"})
         self._store = store
         self._wake = wake
         self.clock = clock

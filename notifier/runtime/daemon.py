@@ -23,7 +23,7 @@ from notifier.core.secrets import remember
 from notifier.cycle.enrich import WINDOW
 from notifier.cycle.pipeline import CyclePlan
 from notifier.delivery.drain import Deliverer, DrainResult
-from notifier.delivery.selfalerts import SelfAlerts
+from notifier.delivery.selfalerts import UNSET_WARNING, SelfAlerts
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
 from notifier.runtime import logs
@@ -260,6 +260,8 @@ class Notifier:
         try:
             for warning in self.settings.warnings:
                 log.warning("config: %s", warning, extra={"event": "config_warning"})
+            if not self.reload and self.settings.self_alerts.sinks is None and self.sinks:
+                log.warning("%s", UNSET_WARNING, extra={"event": "config_warning"})
             self.workers.run(stop, self._cancel, max_cycles, announce=self._announce)
         finally:
             self.vitals.stopped()
