@@ -190,6 +190,10 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         self.not_member: set[str] = set()
         self.private: set[str] = set()
         self.scopes: str | None = None
+        # users.lookupByEmail: email → user id; ``lookup_error`` answers every lookup instead
+        # (e.g. "missing_scope" for a token without users:read.email).
+        self.users: dict[str, str] = {}
+        self.lookup_error: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -350,10 +354,21 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
             body = self._chat(method, params)
         elif method == "conversations.info":
             body = self._info(str(params.get("channel") or ""))
+        elif method == "users.lookupByEmail":
+            body = self._lookup(str(params.get("email") or ""))
         else:
             body = {"ok": False, "error": "unknown_method"}
         scopes = {"X-OAuth-Scopes": self.scopes} if self.scopes is not None else {}
         self._answer(handler, method, params, body, 200, scopes)
+
+    def _lookup(self, email: str) -> dict[str, Any]:
+        """``users.lookupByEmail``: the user with that email (Slack matches it exactly)."""
+        if self.lookup_error is not None:
+            return {"ok": False, "error": self.lookup_error}
+        user = self.users.get(email)
+        if user is None:
+            return {"ok": False, "error": "users_not_found"}
+        return {"ok": True, "user": {"id": user, "profile": {"email": email}}}
 
     def _info(self, channel: str) -> dict[str, Any]:
         """``conversations.info``: by ID only, as Slack's (a name is ``channel_not_found``)."""

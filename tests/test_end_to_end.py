@@ -100,7 +100,7 @@ def test_status_change_routed_by_previous(
     assert len(slack.messages) == 1
     text = json.dumps(slack.messages[0].blocks)
     assert slack.messages[0].blocks[0]["text"]["text"].endswith(" A")  # the header: A's title
-    assert "in_progress" in text
+    assert "was \\ud83d\\udfe1 Researching" in text  # was 🟡 in_progress, in words
     assert receiver.received == []
 
 

@@ -77,9 +77,9 @@ def test_report_text_cannot_draw_formatting_in_slack(drawing: str, forbidden: li
             assert mark not in text, f"{where}: {text!r}"
     word = max(re.findall(r"[A-Za-z]+", drawing), key=len)
     assert any(word in text for where, text in shown if where == "card"), "the words still read"
-    # what is not a drawing is untouched: a status word and a word_with_underscores
+    # what is not a drawing is untouched: our bold status name and a word_with_underscores
     card = slack_message(new(summary="a snake_case name, 2*3", status="in_progress"), [], LINKS)
-    assert "*in_progress*" in " ".join(texts(card))
+    assert "*Researching*" in " ".join(texts(card))  # our own bold status word, in words
     assert "a snake_case name, 2*3" in " ".join(texts(card))
 
 

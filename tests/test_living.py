@@ -141,7 +141,7 @@ def test_a_report_is_one_message_updated_with_a_thread_of_its_changes(
     assert [m.ts for m in updates(slack)] == [card.ts] * 3
     replies = slack.replies(str(card.ts))
     assert [r.reply_broadcast for r in replies] == [False, True, False]
-    assert ["in_progress" in (r.text or "") for r in replies] == [True, True, False]
+    assert ["Researching" in (r.text or "") for r in replies] == [True, True, False]
     assert "Resolved" in (replies[2].text or "") or "Resolved" in json.dumps(replies[2].blocks)
     methods = [(m.method, m.thread_ts is not None) for m in slack.messages if m.via == "api"]
     assert (
@@ -193,7 +193,7 @@ def test_a_message_that_cannot_be_updated_is_posted_again_and_remembered(
     assert len(cards(slack)) == 2
     assert updates(slack)[-1].ts == second.ts
     [reply] = slack.replies(str(second.ts))
-    assert "ready" in (reply.text or "")
+    assert "Ready for review" in (reply.text or "")
 
 
 def test_forty_events_at_once_are_one_digest_and_one_signed_batch(

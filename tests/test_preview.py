@@ -143,7 +143,7 @@ def test_preview_defaults_to_status_changed(
     out, err, code = run(make_config(), env, *ONE)
     assert code == 0, err
     assert out.startswith("Preview: status_changed event")
-    assert "changes: status in_progress → ready" in out
+    assert "changes: status Researching → Ready for review" in out
 
 
 def test_preview_of_a_hostile_report_file(

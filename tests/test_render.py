@@ -54,21 +54,22 @@ from tests.slack_checks import (
 @pytest.mark.parametrize(
     ("status", "emoji"),
     [
-        ("potential", "🌱"),
-        ("candidate", "🔎"),
-        ("in_progress", "⏳"),
-        ("ready", "✅"),
-        ("pending_input", "✋"),
-        ("resolved", "🎉"),
-        ("failed", "❌"),
-        ("suppressed", "🔕"),
+        ("potential", "⚪"),
+        ("candidate", "🔵"),
+        ("in_progress", "🟡"),
+        ("ready", "🟢"),
+        ("pending_input", "🟣"),
+        ("resolved", "✅"),
+        ("failed", "🔴"),
+        ("suppressed", "⚫"),
         ("deleted", "🗑️"),
         ("removed", "🗑️"),
-        ("brand_new_status", "•"),
+        ("brand_new_status", "🔘"),
     ],
 )
 def test_status_emoji(status: str, emoji: str) -> None:
-    """Each known status has its emoji; an unknown one gets a neutral bullet."""
+    """Each known status has its emoji, the same as Slack's colour (one table, every sink);
+    an unknown one gets a grey button."""
     assert status_emoji(status) == emoji
 
 
@@ -97,7 +98,7 @@ def test_status_colour(status: str, colour: str) -> None:
     ("event", "expected"),
     [
         (new(), "New signal report"),
-        (status_changed(), "in_progress → ready"),
+        (status_changed(), "Researching → Ready for review"),
         (updated(), "Updated: weight 1.2 → 2.4, signals 3 → 5"),
         (removed(), "Removed from PostHog"),
     ],
@@ -146,7 +147,7 @@ def test_new_event_card() -> None:
     }
     assert block(message, "section")["text"]["type"] == "mrkdwn"
     assert section_texts(message) == [
-        "🟢 *ready* · New signal report",
+        "🟢 *Ready for review* · research finished, decide whether to act\nNew signal report",
         "Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
     ]
     assert field_texts(message) == [
@@ -169,15 +170,20 @@ def test_new_event_card() -> None:
 def test_status_changed_card() -> None:
     """A status change shows the new status in bold and the one it came from."""
     message = slack_message(status_changed(), ["r"], LINKS)
-    assert section_texts(message)[0] == "🟢 *ready* · was 🟡 in_progress"
+    assert section_texts(message)[0] == (
+        "🟢 *Ready for review* · research finished, decide whether to act\nwas 🟡 Researching"
+    )
     assert not any(f.startswith("*Status*") for f in field_texts(message))
-    assert "in_progress → ready" in message.text
+    assert "Researching → Ready for review" in message.text
 
 
 def test_updated_card() -> None:
     """An update lists what changed and shows before → after in the fields."""
     message = slack_message(updated(), ["r"], LINKS)
-    assert section_texts(message)[0] == "🟢 *ready* · Updated: weight 1.2 → 2.4, signals 3 → 5"
+    assert section_texts(message)[0] == (
+        "🟢 *Ready for review* · research finished, decide whether to act\n"
+        "Updated: weight 1.2 → 2.4, signals 3 → 5"
+    )
     assert "*Weight*\n1.2 → 2.4" in field_texts(message)
     assert "*Signals*\n3 → 5" in field_texts(message)
     assert "*Users*\n12" in field_texts(message)
@@ -189,7 +195,8 @@ def test_removed_card() -> None:
     header = block(message, "header")["text"]["text"]
     assert header == "🗑️ Removed: Checkout button unresponsive on Safari"
     assert section_texts(message)[0] == (
-        "🗑️ *Removed from PostHog* · last status 🟢 ready\n~Checkout button unresponsive on Safari~"
+        "🗑️ *Removed* · PostHog no longer lists it; nothing to open"
+        " (last status 🟢 Ready for review)\n~Checkout button unresponsive on Safari~"
     )
 
 
@@ -202,10 +209,12 @@ def test_untitled_v5_report() -> None:
         Event.create(EventType.NEW, 1, Report.from_api(raw), None, {}), [], LINKS
     )
     assert block(message, "header")["text"]["text"] == "🟢 Untitled report"
-    assert section_texts(message) == ["🟢 *ready* · New signal report"]
+    assert section_texts(message) == [
+        "🟢 *Ready for review* · research finished, decide whether to act\nNew signal report"
+    ]
     fields = field_texts(message)
-    assert "*Priority*\nP1" in fields
-    assert "*Actionability*\nimmediately actionable" in fields
+    assert "*Priority*\nP1 · high" in fields
+    assert "*Actionability*\nAct now" in fields
     assert not any(f.startswith("*Users*") for f in fields)
     assert_block_kit_limits(message)
 
@@ -305,6 +314,7 @@ def test_webhook_body_shape() -> None:
         "previous": {**RAW, "status": "in_progress"},
         "changes": {"status": ["in_progress", "ready"]},
         "url": URL,
+        "text": "🟢 Ready for review (was Researching): Checkout button unresponsive on Safari",
     }
 
 
@@ -376,7 +386,7 @@ def test_console_text() -> None:
     """Status and title, headline, summary, numbers, link and rules, one per line."""
     text = console_text(new(), ["ready-reports"], LINKS, color=False)
     assert text.splitlines() == [
-        "✅ ready  Checkout button unresponsive on Safari",
+        "🟢 Ready for review  Checkout button unresponsive on Safari",
         "   New signal report",
         "   Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
         "   weight 2.35 · 7 signals · 12 users · 7 artefacts",
@@ -390,11 +400,11 @@ def test_console_text_colour_and_hostile_text() -> None:
     """Colour only on request; ANSI escapes from PostHog are dropped; long summaries trimmed."""
     event = new(title="\x1b[2JWiped\x07", summary="word " * 500)
     coloured = console_text(event, [], LINKS, color=True)
-    assert "\x1b[1;32mready\x1b[0m" in coloured
+    assert "\x1b[1;32mReady for review\x1b[0m" in coloured
     plain = console_text(event, [], LINKS, color=False)
     assert "\x1b" not in plain
     assert "\x07" not in plain
-    assert plain.splitlines()[0] == "✅ ready  [2JWiped"
+    assert plain.splitlines()[0] == "🟢 Ready for review  [2JWiped"
     lines = plain.splitlines()
     assert all(len(line) <= 100 for line in lines)
     assert sum(line.startswith("   word") for line in lines) == 4
@@ -404,7 +414,7 @@ def test_console_text_colour_and_hostile_text() -> None:
 def test_console_text_for_status_change_and_removal() -> None:
     """The second line is the headline; a removed report says so in its status word."""
     assert console_text(status_changed(), [], LINKS, color=False).splitlines()[1] == (
-        "   in_progress → ready"
+        "   Researching → Ready for review"
     )
     first = console_text(removed(), [], LINKS, color=False).splitlines()[0]
-    assert first == "🗑️ removed  Checkout button unresponsive on Safari"
+    assert first == "🗑️ Removed  Checkout button unresponsive on Safari"

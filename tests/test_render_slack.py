@@ -190,7 +190,9 @@ def test_resolved_card_has_a_badge() -> None:
     assert block(message, "header")["text"]["text"] == (
         "✅ Resolved: Checkout button unresponsive on Safari"
     )
-    assert section_texts(message)[0] == "✅ *Resolved* · was 🟢 ready"
+    assert section_texts(message)[0] == (
+        "✅ *Resolved* · fixed or closed; nothing left to do\nwas 🟢 Ready for review"
+    )
     assert "*Signals*\n7 → 9" in field_texts(message)
 
 
@@ -199,8 +201,8 @@ def test_enrichment_adds_recordings_explanations_and_a_button() -> None:
     message = slack_message(v5_new(), [], LINKS, enrichment=ENRICHMENT)
     sections = section_texts(message)
     assert (
-        "*Priority P1* · Blocks checkout for every Safari 17 user: direct revenue loss.\n"
-        "*Immediately actionable* · Clear reproduction; the click handler is in checkout.tsx."
+        "*Priority P1 · high* · Blocks checkout for every Safari 17 user: direct revenue loss.\n"
+        "*Act now* · Clear reproduction; the click handler is in checkout.tsx."
     ) in sections
     assert (
         "*Session recordings*\n"
@@ -258,7 +260,7 @@ def test_fields_only_when_posthog_sent_them() -> None:
         report(priority="P1"),
         {"priority": ("P1", None)},
     )
-    assert "*Priority*\nP1 → —" in field_texts(slack_message(gone, [], LINKS))
+    assert "*Priority*\nP1 · high → —" in field_texts(slack_message(gone, [], LINKS))
 
 
 def test_huge_enrichment_drops_extras_before_the_button() -> None:
@@ -284,24 +286,29 @@ def test_huge_enrichment_drops_extras_before_the_button() -> None:
 @pytest.mark.parametrize(
     ("event", "line"),
     [
-        (status_changed(), "🟡 in_progress → 🟢 *ready*"),
-        (resolved(), "*Resolved* ✅ (was 🟢 ready)\nsignals 7 → 9"),
+        (status_changed(), "🟡 Researching → 🟢 *Ready for review*"),
+        (resolved(), "*Resolved* ✅ (was 🟢 Ready for review)\nsignals 7 → 9"),
         (updated(), "weight 1.2 → 2.4, signals 3 → 5"),
-        (removed(), "🗑️ *Removed from PostHog* (last status 🟢 ready)"),
-        (new(), "*New signal report* · 🟢 *ready*"),
+        (removed(), "🗑️ *Removed from PostHog* (last status 🟢 Ready for review)"),
+        (new(), "*New signal report* · 🟢 *Ready for review*"),
         (
             retitled(),
-            "🟡 in_progress → 🟢 *ready*\ntitle changed, weight 1.2 → 2.4, signals 3 → 5",
+            "🟡 Researching → 🟢 *Ready for review*\n"
+            "title changed, weight 1.2 → 2.4, signals 3 → 5",
         ),
     ],
 )
 def test_thread_reply_says_what_changed(event: Event, line: str) -> None:
-    """A section saying what changed, and a context with the report link and the rules."""
+    """A section saying what changed, and a context with the report link (none once the
+    report is removed: its page is gone) and the rules."""
     message = thread_reply(event, ["ready-reports"], LINKS)
     assert [b["type"] for b in message.blocks] == ["section", "context"]
     assert section_texts(message) == [line]
     context = [e["text"] for e in block(message, "context")["elements"]]
-    assert context == [f"<{URL}|Open report>", "Rule: ready-reports"]
+    if event.type is EventType.REMOVED:
+        assert context == ["Rule: ready-reports"]
+    else:
+        assert context == [f"<{URL}|Open report>", "Rule: ready-reports"]
     assert message.text.startswith("Checkout button unresponsive on Safari: ")
     assert "*" not in message.text
     assert_block_kit_limits(message)
@@ -323,7 +330,7 @@ def test_digest_shows_twenty_lines_and_counts_the_rest() -> None:
     shown = "\n".join(lines).splitlines()
     assert len(shown) == 20
     assert shown[0] == (
-        "🟢 <https://us.posthog.com/project/1/inbox/reports/r0|Report 0> · new, *ready*"
+        "🟢 <https://us.posthog.com/project/1/inbox/reports/r0|Report 0> · new, *Ready for review*"
     )
     assert block(message, "context")["elements"][0]["text"] == "and 5 more"
     assert message.text == "25 signal report changes: 24 new · 1 removed"

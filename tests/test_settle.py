@@ -23,6 +23,7 @@ from notifier.config.settings import Settings
 from notifier.core.events import Event, EventType
 from notifier.core.report import Report
 from notifier.core.settle import Held, settle
+from notifier.core.words import status_name
 from notifier.demo.simulator import FakePostHog
 from notifier.render.digest import digest_line
 from notifier.render.slack import slack_message, thread_reply
@@ -208,7 +209,7 @@ def test_a_reopen_is_held_then_announced_as_reopened(
     wait_for(lambda: quick() == 0 and receiver.received, 20, "the reopen announced")
     assert kinds(receiver) == ["status_changed"]
     [message] = [m for m in slack.messages if m.via == "webhook"]
-    assert "Reopened: resolved → potential" in (message.text or "")
+    assert "Reopened: Resolved → Researching" in (message.text or "")
     assert "Reopened" in json.dumps(message.blocks)
 
 
@@ -229,7 +230,7 @@ def test_a_reopen_that_research_finishes_within_settle_is_one_reopened_message(
     assert sent(slack, receiver) == (1, 1)
     assert hooks(receiver)[0]["data"]["changes"]["status"] == ["resolved", "ready"]
     [message] = [m for m in slack.messages if m.via == "webhook"]
-    assert "Reopened: resolved → ready" in (message.text or "")
+    assert "Reopened: Resolved → Ready for review" in (message.text or "")
 
 
 def test_a_restored_report_is_announced_as_restored(
@@ -246,7 +247,7 @@ def test_a_restored_report_is_announced_as_restored(
         ["suppressed", "ready"],
     ]
     restored = [m for m in slack.messages if m.via == "webhook"][-1]
-    assert "Restored: suppressed → ready" in (restored.text or "")
+    assert "Restored: Dismissed → Ready for review" in (restored.text or "")
 
 
 def _moved(before: str, after: str) -> Event:
@@ -274,11 +275,11 @@ def test_reopened_and_restored_wording(before: str, after: str, word: str | None
     card = json.dumps(slack_message(event, (), LINKS).blocks, ensure_ascii=False)
     reply = json.dumps(thread_reply(event, (), LINKS).blocks, ensure_ascii=False)
     if word is None:
-        assert headline(event) == f"{before} → {after}"
+        assert headline(event) == f"{status_name(before)} → {status_name(after)}"
         assert "Reopened" not in card + reply
         assert "Restored" not in card + reply
         return
-    assert headline(event) == f"{word}: {before} → {after}"
+    assert headline(event) == f"{word}: {status_name(before)} → {status_name(after)}"
     assert f"*{word}*" in card
     assert f"*{word}*" in reply
     assert f"· {word}: " in digest_line(event, LINKS)

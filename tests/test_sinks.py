@@ -357,7 +357,7 @@ def test_console_sink_prints_and_flushes() -> None:
     stream = io.StringIO()
     ConsoleSink(ConsoleSinkSettings(name="console"), LINKS, stream=stream).send(delivery())
     text = stream.getvalue()
-    assert text.startswith("✅ ready  Checkout button unresponsive on Safari\n")
+    assert text.startswith("🟢 Ready for review  Checkout button unresponsive on Safari\n")
     assert text.endswith("rules: ready-reports\n\n")
     assert "\x1b" not in text
 

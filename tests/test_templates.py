@@ -78,8 +78,9 @@ def test_context_exposes_the_event() -> None:
         "{{ report.signals_at_run }}|{{ report.source_products|join }}"
     )
     assert body(source, rules=("ready", "all")) == (
-        "status_changed|ready|✅|in_progress → ready|Checkout button unresponsive on Safari "
-        "&amp; iOS|ready|in_progress|1|ready|ready,all|in_progress>ready|10|session_replay"
+        "status_changed|ready|🟢|Researching → Ready for review|"
+        "Checkout button unresponsive on Safari &amp; iOS|"
+        "ready|in_progress|1|ready|ready,all|in_progress>ready|10|session_replay"
     )
 
 
@@ -115,7 +116,7 @@ def test_extra_filters() -> None:
         "{{ 1204|number }} {{ none|value }} {{ 'total_weight'|label }} {{ 'ready'|emoji }}"
         " {{ 'zzz'|emoji }}"
     )
-    assert body(source) == "1,204 — weight ✅ •"
+    assert body(source) == "1,204 — weight 🟢 🔘"
 
 
 def test_null_prints_nothing() -> None:

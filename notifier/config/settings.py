@@ -11,6 +11,7 @@ settings came from and the warnings about them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -277,6 +278,22 @@ class RuleSettings(Model):
     templates: Compiled = derived()
 
 
+def _slack_user_id(value: str) -> str:
+    """A Slack member id, as ``people:`` maps reviewers to (``<@U0123ABCD>`` mentions it)."""
+    if not SLACK_USER_ID.fullmatch(value):
+        raise ValueError(
+            f"{value[:40]!r} is not a Slack member id: give one like U0123ABCD (in Slack, a "
+            "person's profile → ⋮ → Copy member ID)"
+        )
+    return value
+
+
+#: A Slack member id (``U…``, or ``W…`` on Enterprise Grid).
+SLACK_USER_ID: Final = re.compile(r"[UW][A-Z0-9]{2,20}")
+#: ``people:``: a GitHub login or an email → the Slack member id to @-mention.
+People = dict[Annotated[str, Field(min_length=1)], Annotated[str, AfterValidator(_slack_user_id)]]
+
+
 class Settings(Model):
     """The whole configuration."""
 
@@ -289,6 +306,11 @@ class Settings(Model):
     rules: tuple[RuleSettings, ...] = ()
     http: HttpSettings = HttpSettings()
     self_alerts: SelfAlertSettings = SelfAlertSettings()
+    people: People = Field(
+        default_factory=dict,
+        description="GitHub login or email → Slack member id (U…): suggested reviewers "
+        "@-mentioned on Slack cards (sinks with enrich: [artefacts])",
+    )
     source: SkipJsonSchema[str] = derived("config.yaml")  # the file it came from, for messages
     # valid but unwise: printed by `check` and logged at start
     warnings: SkipJsonSchema[tuple[str, ...]] = derived(())

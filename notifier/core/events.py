@@ -80,6 +80,35 @@ class Recording:
 
 
 @dataclass(frozen=True, slots=True)
+class Reviewer:
+    """A suggested reviewer of the report (its ``suggested_reviewers`` artefact): a GitHub
+    login, a name to show, the PostHog user's email when PostHog knows the person, and the
+    Slack user id a Slack sink resolved them to (when it sends; never stored)."""
+
+    login: str | None = None  # GitHub login
+    name: str | None = None  # the PostHog user's name, else the GitHub name; untrusted text
+    email: str | None = None  # the PostHog user's email
+    slack_id: str | None = None  # set by a Slack sink as it sends
+
+    def label(self) -> str:
+        """What the card shows when nobody resolved the reviewer: the name, else ``@login``."""
+        return self.name or (f"@{self.login}" if self.login else self.email or "someone")
+
+    def to_json(self) -> dict[str, str]:
+        """Plain JSON; fields that are None are left out (``slack_id``: never stored)."""
+        fields = (("login", self.login), ("name", self.name), ("email", self.email))
+        return {name: value for name, value in fields if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Reviewer | None:
+        """The inverse of ``to_json``; None when ``data`` names nobody."""
+        if not isinstance(data, Mapping):
+            return None
+        found = cls(as_str(data.get("login")), as_str(data.get("name")), as_str(data.get("email")))
+        return found if found.login or found.email or found.name else None
+
+
+@dataclass(frozen=True, slots=True)
 class Enrichment:
     """What a report's artefacts add to its message (opt-in per sink: ``enrich: [artefacts]``).
 
@@ -90,6 +119,7 @@ class Enrichment:
     recordings: tuple[Recording, ...] = ()  # at most three, newest first
     priority_explanation: str | None = None  # of the latest priority_judgment
     actionability_explanation: str | None = None  # of the latest actionability_judgment
+    reviewers: tuple[Reviewer, ...] = ()  # of the latest suggested_reviewers
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON, as the outbox keeps it inside the event; empty parts are left out (an
@@ -101,6 +131,8 @@ class Enrichment:
             data["priority_explanation"] = self.priority_explanation
         if self.actionability_explanation is not None:
             data["actionability_explanation"] = self.actionability_explanation
+        if self.reviewers:
+            data["reviewers"] = [r.to_json() for r in self.reviewers]
         return data
 
     @classmethod
@@ -115,11 +147,18 @@ class Enrichment:
             recordings=tuple(r for r in read if r is not None),
             priority_explanation=as_str(data.get("priority_explanation")),
             actionability_explanation=as_str(data.get("actionability_explanation")),
+            reviewers=_reviewers(data.get("reviewers")),
         )
         return NO_ENRICHMENT if enrichment == NO_ENRICHMENT else enrichment
 
 
 NO_ENRICHMENT: Final = Enrichment()
+
+
+def _reviewers(raw: Any) -> tuple[Reviewer, ...]:
+    """Stored reviewers, the unreadable ones left out."""
+    read = (Reviewer.from_json(r) for r in raw) if isinstance(raw, list) else ()
+    return tuple(r for r in read if r is not None)
 
 
 class EventType(StrEnum):

@@ -4,10 +4,11 @@ After a cycle is planned and routed, and before its outbox entries are written, 
 about to be notified to a sink that asks for it is read once (not once per sink): up to three
 session recordings from its ``session_replay`` signals (PostHog V6, ``posthog.signals``; on an
 older server, which answers 404 there, from its ``video_segment`` artefacts, and the 404 is
-remembered per project) and the explanations of the latest priority and actionability
-judgments from its artefacts (``posthog.parse``). The enrichment is stored in the outbox with
-the event, so delivery retries and restarts never fetch again, and only the entries of sinks that
-ask for it carry it.
+remembered per project), the explanations of the latest priority and actionability
+judgments and the latest suggested reviewers from its artefacts (``posthog.parse``; the Slack
+sinks @-mention the reviewers they resolve, ``sinks.slack.people``). The enrichment is stored
+in the outbox with the event, so delivery retries and restarts never fetch again, and only the
+entries of sinks that ask for it carry it.
 
 What it may cost, per cycle and project:
 
@@ -19,8 +20,8 @@ What it may cost, per cycle and project:
   recordings;
 - at most ``MAX_PER_CYCLE`` reports (the first ones in the cycle's order), each one signals
   request and at most ``source.ARTEFACT_PAGES`` artefacts requests (one when the latest
-  judgments are on the first page, as they are), plus the client's bounded retries, all in
-  turn in the key's request budget;
+  judgments and suggested reviewers are on the first page, as they are), plus the client's
+  bounded retries, all in turn in the key's request budget;
 - at most ``WINDOW`` seconds, and never past the cycle's deadline.
 
 Failing to enrich never holds an event back: whatever goes wrong (refused scope, timeout, an

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from notifier.core.errors import SourceError, SourceErrorKind
-from notifier.core.events import NO_ENRICHMENT, Enrichment, Recording
+from notifier.core.events import NO_ENRICHMENT, Enrichment, Recording, Reviewer
 from notifier.core.report import Report, item_version
 from notifier.core.times import parse_instant
 
@@ -37,6 +37,11 @@ SESSION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}", re.ASCII)
 VIDEO_SEGMENT: Final = "video_segment"
 PRIORITY_JUDGMENT: Final = "priority_judgment"
 ACTIONABILITY_JUDGMENT: Final = "actionability_judgment"
+SUGGESTED_REVIEWERS: Final = "suggested_reviewers"
+#: Suggested reviewers kept from a report (PostHog suggests a few); a login, name or email
+#: longer than ``_PERSON_CHARS`` is not one.
+MAX_REVIEWERS: Final = 10
+_PERSON_CHARS: Final = 254
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,24 +239,22 @@ def time_value(value: Any) -> str | None:
     return text(value, _TIME_CHARS)
 
 
-def _typed(items: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
+def _typed(items: Iterable[Any]) -> list[tuple[str, Any]]:
     """``(type, content)`` of the items an enrichment reads, newest first: in the order served
     (PostHog serves artefacts newest first), or by ``created_at`` when every one has a readable
     one. A content that is not an object reads as ``{}`` (what PostHog sends for unparseable
-    content)."""
-    wanted = (VIDEO_SEGMENT, PRIORITY_JUDGMENT, ACTIONABILITY_JUDGMENT)
-    found: list[tuple[datetime | None, str, Mapping[str, Any]]] = []
+    content), but for ``suggested_reviewers``, whose content is a list (else ``[]``)."""
+    wanted = (VIDEO_SEGMENT, PRIORITY_JUDGMENT, ACTIONABILITY_JUDGMENT, SUGGESTED_REVIEWERS)
+    found: list[tuple[datetime | None, str, Any]] = []
     for item in items:
         if not isinstance(item, Mapping) or item.get("type") not in wanted:
             continue
         content = item.get("content")
-        found.append(
-            (
-                parse_instant(item.get("created_at")),
-                item["type"],
-                content if isinstance(content, Mapping) else {},
-            )
-        )
+        if item["type"] == SUGGESTED_REVIEWERS:
+            content = content if isinstance(content, list) else []
+        elif not isinstance(content, Mapping):
+            content = {}
+        found.append((parse_instant(item.get("created_at")), item["type"], content))
     if found and all(moment is not None for moment, _, _ in found):
         found.sort(key=lambda f: f[0] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return [(kind, content) for _, kind, content in found]
@@ -262,7 +265,8 @@ def parse_enrichment(items: Iterable[Any]) -> Enrichment:
     distinct sessions, newest first (``video_segment`` items whose ``session_id`` is a usable
     id; ``text`` is the segment's own ``content`` description, trimmed), and the explanation of
     the latest ``priority_judgment`` and the latest ``actionability_judgment`` (None when that
-    latest one has none: an older one may explain another verdict).
+    latest one has none: an older one may explain another verdict), and the reviewers of the
+    latest ``suggested_reviewers``.
 
     Any JSON values at all: unknown types, missing fields, ``content`` ``{}`` are skipped or
     read as absent; never raises.
@@ -270,7 +274,11 @@ def parse_enrichment(items: Iterable[Any]) -> Enrichment:
     recordings: list[Recording] = []
     sessions: set[str] = set()
     explanations: dict[str, str | None] = {}
+    reviewers: tuple[Reviewer, ...] | None = None  # of the latest suggested_reviewers
     for kind, content in _typed(items):
+        if kind == SUGGESTED_REVIEWERS:
+            reviewers = _reviewers(content) if reviewers is None else reviewers
+            continue
         if kind != VIDEO_SEGMENT:
             explanations.setdefault(kind, text(content.get("explanation")))
             continue
@@ -292,19 +300,55 @@ def parse_enrichment(items: Iterable[Any]) -> Enrichment:
         recordings=tuple(recordings),
         priority_explanation=explanations.get(PRIORITY_JUDGMENT),
         actionability_explanation=explanations.get(ACTIONABILITY_JUDGMENT),
+        reviewers=reviewers or (),
     )
     return NO_ENRICHMENT if enrichment == NO_ENRICHMENT else enrichment
 
 
+def _person(value: Any) -> str | None:
+    """A login, name or email: one line, not blank, not too long; else None."""
+    found = text(value, _PERSON_CHARS + 1)
+    if found is None or len(found) > _PERSON_CHARS or "\n" in found:
+        return None
+    return found
+
+
+def _reviewers(content: list[Any]) -> tuple[Reviewer, ...]:
+    """A ``suggested_reviewers`` content (``[{github_login, github_name, user: {email,
+    first_name, last_name} | null}, …]``) as at most ``MAX_REVIEWERS`` reviewers, one per
+    login or email; entries naming nobody are skipped."""
+    found: list[Reviewer] = []
+    seen: set[str] = set()
+    for entry in content:
+        if not isinstance(entry, Mapping):
+            continue
+        raw = entry.get("user")
+        user: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        full = " ".join(
+            p for p in (_person(user.get("first_name")), _person(user.get("last_name"))) if p
+        )
+        login, email = _person(entry.get("github_login")), _person(user.get("email"))
+        key = (login or email or "").casefold()
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        name = _person(full) or _person(entry.get("github_name"))
+        found.append(Reviewer(login=login, name=name, email=email))
+        if len(found) >= MAX_REVIEWERS:
+            break
+    return tuple(found)
+
+
 def judgments_found(items: Sequence[Any]) -> bool:
-    """Whether the latest judgment of each kind is among ``items`` (all that older artefacts
-    could add when the recordings come from the report's signals)."""
+    """Whether the latest judgment of each kind is among ``items``: reading stops there (issue
+    12: one artefacts request for a report with many). Suggested reviewers are taken from the
+    pages read; older ones are not sought (a second request for every busy report)."""
     kinds = {kind for kind, _ in _typed(items)}
     return {PRIORITY_JUDGMENT, ACTIONABILITY_JUDGMENT} <= kinds
 
 
 def artefacts_suffice(items: Sequence[Any]) -> bool:
-    """Whether older artefacts could add nothing: ``MAX_RECORDINGS`` recordings and a latest
+    """Whether older artefacts need not be read: ``MAX_RECORDINGS`` recordings and a latest
     judgment of each kind are already among ``items``."""
     if not judgments_found(items):
         return False

@@ -16,9 +16,9 @@ from notifier.render.text import (
     escape_mrkdwn,
     escape_text,
     escape_truncate,
-    format_value,
     one_line,
     status_colour,
+    status_text,
     truncate,
 )
 
@@ -92,12 +92,12 @@ def link(url: str | None, label: str) -> str:
 
 
 def status_word(status: str) -> str:
-    """A status as escaped text, one short line (``in_progress``)."""
-    return escape_text(format_value(status, _STATUS_CHARS))
+    """A status in words as escaped text, one short line (``Ready for review``)."""
+    return escape_text(truncate(status_text(status), _STATUS_CHARS))
 
 
 def coloured(status: str) -> str:
-    """``🟡 in_progress``: the colour and the escaped status word."""
+    """``🟡 Researching``: the colour and the escaped status word."""
     return f"{status_colour(status)} {status_word(status)}"
 
 

@@ -10,15 +10,16 @@ import textwrap
 from collections.abc import Sequence
 from typing import Final
 
-from notifier.core.events import Event
+from notifier.core.events import Event, EventType
 from notifier.core.report import Links
 from notifier.render.text import (
     event_emoji,
     event_status,
+    field_words,
     format_number,
-    format_value,
     headline,
     one_line,
+    status_text,
     title_of,
     truncate,
 )
@@ -44,7 +45,7 @@ _COLOURS: Final = {
 
 
 def _status_word(status: str, *, color: bool) -> str:
-    word = format_value(status, 30)
+    word = truncate(status_text(status), 30)
     code = _COLOURS.get(status)
     return f"{code}{word}{_RESET}" if color and code else word
 
@@ -56,15 +57,15 @@ def _plural(count: int | None, noun: str) -> str | None:
 
 
 def stats_line(event: Event) -> str:
-    """``weight 2.35 · 7 signals · 12 users · 7 artefacts · P1 · immediately actionable``."""
+    """``weight 2.35 · 7 signals · 12 users · 7 artefacts · P1 · high · Act now``."""
     report = event.report
     parts = [
         f"weight {format_number(report.total_weight)}" if report.total_weight is not None else None,
         _plural(report.signal_count, "signal"),
         _plural(report.relevant_user_count, "user"),
         _plural(report.artefact_count, "artefact"),
-        format_value(report.priority, 20) if report.priority else None,
-        format_value(report.actionability.replace("_", " "), 40) if report.actionability else None,
+        field_words("priority", report.priority, 30) if report.priority else None,
+        field_words("actionability", report.actionability) if report.actionability else None,
     ]
     return " · ".join(p for p in parts if p)
 
@@ -87,7 +88,8 @@ def console_text(event: Event, rules: Sequence[str], links: Links, *, color: boo
     stats = stats_line(event)
     if stats:
         lines.append(INDENT + stats)
-    lines.append(INDENT + links.report(event.project_id, one_line(report.id)))
+    if event.type is not EventType.REMOVED:  # once removed, its page is gone
+        lines.append(INDENT + links.report(event.project_id, one_line(report.id)))
     if rules:
         lines.append(INDENT + "rules: " + truncate(", ".join(one_line(r) for r in rules), 200))
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from notifier.core.events import Event, EventType
 from notifier.core.report import Links
+from notifier.core.words import importance, priority_words
 from notifier.render.blocks import (
     MAX_BLOCKS,
     MAX_BLOCKS_JSON,
@@ -33,6 +34,8 @@ from notifier.render.text import (
     describe_changes,
     escape_truncate,
     event_colour,
+    event_status,
+    one_line,
     status_change,
     status_move,
     title_of,
@@ -68,7 +71,7 @@ def digest_message(
     if counts:
         head.append(section(counts))
     lines: list[str] = []
-    for event, _rules in events[: max(0, max_lines)]:
+    for event, _rules in most_important_first(events)[: max(0, max_lines)]:
         candidate = _blocks(head, [*lines, digest_line(event, links)], total)
         if len(candidate) > MAX_BLOCKS or len(_json(candidate)) > MAX_BLOCKS_JSON:
             break  # the rest are counted in "and N more"
@@ -89,6 +92,16 @@ def _blocks(head: list[dict[str, Any]], lines: list[str], total: int) -> tuple[d
     return (*blocks, more) if more is not None else tuple(blocks)
 
 
+def most_important_first(events: Events) -> list[tuple[Event, Sequence[str]]]:
+    """The events by priority (P0 first, none last), then status (needs input and ready
+    before research, done last); PostHog's listing order among equals."""
+    return sorted(events, key=_importance)
+
+
+def _importance(pair: tuple[Event, Sequence[str]]) -> tuple[int, int]:
+    return importance(pair[0].report.priority, event_status(pair[0]))
+
+
 def _json(blocks: tuple[dict[str, Any], ...]) -> str:
     return SlackMessage(text="", blocks=blocks).blocks_json()
 
@@ -100,9 +113,13 @@ def count_line(events: Events) -> str:
 
 
 def digest_line(event: Event, links: Links) -> str:
-    """``🟢 <url|Title> · in_progress → *ready*`` (escaped mrkdwn, one line)."""
+    """``🟢 <url|Title> · P1 · high · 🟡 Researching → *Ready for review*`` (escaped mrkdwn,
+    one line; a removed report's title is not linked: its page is gone)."""
     title = escape_truncate(title_of(event.report), _TITLE_CHARS)
-    return f"{event_colour(event)} {link(report_url(event, links), title)} · {_what(event)}"
+    priority = one_line(event.report.priority or "")
+    shown = f" · {escape_truncate(priority_words(priority), 30)}" if priority else ""
+    linked = link(report_url(event, links), title)
+    return f"{event_colour(event)} {linked}{shown} · {_what(event)}"
 
 
 def _what(event: Event) -> str:
@@ -117,7 +134,7 @@ def _what(event: Event) -> str:
     if event.type is EventType.UPDATED:
         changes = escape_truncate(describe_changes(event.changes, 3), _CHANGES_CHARS)
         return f"*{status_word(status)}*, {changes}" if changes else f"*{status_word(status)}*"
-    return f"removed from PostHog (last *{status_word(status)}*)"
+    return f"removed from PostHog (last *{status_word(status)}*), nothing to open"
 
 
 # -- webhook --------------------------------------------------------------------------------

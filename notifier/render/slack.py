@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
 from notifier.core.report import Links
+from notifier.core.words import actionability_words, priority_words, status_name, status_words
 from notifier.render.blocks import (
     LINK_URL_CHARS,
     MAX_BUTTON_TEXT,
@@ -45,7 +46,7 @@ from notifier.render.text import (
     escape_text,
     escape_truncate,
     event_colour,
-    format_value,
+    field_words,
     headline,
     one_line,
     status_change,
@@ -65,7 +66,6 @@ _CONTEXT_CHARS: Final = 300
 _TEXT_CHARS: Final = 300
 _EXPLANATION_CHARS: Final = 500
 _RECORDING_CHARS: Final = 150
-_REMOVED_EMOJI: Final = "🗑️"
 
 #: The numbers and labels of the fields section, in order, shown only when PostHog sent them.
 _FIELDS: Final = (
@@ -122,6 +122,7 @@ def slack_message(
         (2, section(body) if body else _summary(event, url)),
         (3, _fields(event)),
         (5, _explanations(event, enrichment)),
+        (3, _reviewers(enrichment)),
         (6, _recordings(recordings)),
         (4, context_block(_context(event, rules))),
         (1, _buttons(url, recordings)),
@@ -134,7 +135,8 @@ def thread_reply(event: Event, rules: Sequence[str], links: Links) -> SlackMessa
     and a context line with the report link and the rules."""
     lines = _change_lines(event)
     changed = section("\n".join(lines))
-    context = [link(report_url(event, links), "Open report"), *_rules_context(rules)]
+    url = report_url(event, links)  # None once removed: no dead link
+    context = [link(url, "Open report") if url else "", *_rules_context(rules)]
     title = escape_truncate(title_of(event.report), _TEXT_CHARS // 2)
     text = truncate(f"{title}: {' · '.join(lines)}".replace("*", ""), _TEXT_CHARS)
     return fit(text, [(0, changed), (1, context_block(context))], minimal=[changed])
@@ -144,7 +146,10 @@ def thread_reply(event: Event, rules: Sequence[str], links: Links) -> SlackMessa
 
 
 def report_url(event: Event, links: Links) -> str | None:
-    """The report's link, or None when it would be too long for a button."""
+    """The report's link, or None when it would be too long for a button, or when PostHog no
+    longer lists the report (its page is gone: no "Open report" to a dead end)."""
+    if event.type is EventType.REMOVED:
+        return None
     return safe_url(links.report(event.project_id, event.report.id))
 
 
@@ -154,8 +159,9 @@ def report_url(event: Event, links: Links) -> str | None:
 def _badge(event: Event) -> str | None:
     """``Removed`` / ``Resolved`` / ``Deleted`` for a report that is done, else None."""
     if event.type is EventType.REMOVED:
-        return "Removed"
-    return {"resolved": "Resolved", "deleted": "Deleted"}.get(event.report.status)
+        return status_name("removed")
+    status = event.report.status
+    return status_name(status) if status in ("resolved", "deleted") else None
 
 
 def _header(event: Event, title: str | None = None) -> dict[str, Any]:
@@ -191,11 +197,13 @@ def _status_text(event: Event) -> str:
     report = event.report
     if event.type is EventType.REMOVED:
         title = escape_truncate(title_of(report), MAX_HEADER)
+        gone = status_words("removed")
         last = coloured(report.status)
-        return f"{_REMOVED_EMOJI} *Removed from PostHog* · last status {last}\n~{title}~"
+        return f"{gone.emoji} *{gone.name}* · {gone.meaning} (last status {last})\n~{title}~"
     status = report.status
-    word = "Resolved" if status == "resolved" else status_word(status)
-    return f"{status_colour(status)} *{word}* · {_what(event)}"
+    meaning = status_words(status).meaning
+    first = f"{status_colour(status)} *{status_word(status)}*"
+    return f"{first} · {meaning}\n{_what(event)}" if meaning else f"{first} · {_what(event)}"
 
 
 def _summary(event: Event, url: str | None) -> dict[str, Any] | None:
@@ -209,10 +217,8 @@ def _summary(event: Event, url: str | None) -> dict[str, Any] | None:
 
 
 def _pretty(name: str, value: Any) -> str:
-    """A field value on one line; actionability's underscores read as spaces."""
-    if name == "actionability" and isinstance(value, str):
-        value = value.replace("_", " ")
-    return format_value(value)
+    """A field value on one line, in words (``P1 · high``, ``Act now``)."""
+    return field_words(name, value)
 
 
 def _field(name: str, value: str) -> dict[str, Any]:
@@ -250,13 +256,25 @@ def _explanations(event: Event, enrichment: Enrichment) -> dict[str, Any] | None
             continue
         shown = one_line(value or "")
         if name == "Priority" and shown:
-            label = f"Priority {escape_truncate(shown, 20)}"
+            label = f"Priority {escape_truncate(priority_words(shown), 30)}"
         elif shown:
-            label = escape_truncate(shown.replace("_", " ").capitalize(), 40)
+            label = escape_truncate(actionability_words(shown), 40)
         else:
             label = name
         lines.append(f"*{label}* · {escape_truncate(text, _EXPLANATION_CHARS)}")
     return section("\n".join(lines)) if lines else None
+
+
+def _reviewers(enrichment: Enrichment) -> dict[str, Any] | None:
+    """``*Suggested reviewers* · <@U0123ABCD>, Ana Silva``: each reviewer a Slack sink resolved
+    is @-mentioned, the others shown by name (escaped, not mentioned)."""
+    shown = [
+        f"<@{r.slack_id}>"
+        if r.slack_id and r.slack_id.isalnum()
+        else escape_truncate(one_line(r.label()), 80)
+        for r in enrichment.reviewers
+    ]
+    return section(f"*Suggested reviewers* · {', '.join(shown)}") if shown else None
 
 
 def _recording_links(
@@ -330,7 +348,8 @@ def _change_lines(event: Event) -> list[str]:
     """``🟡 in_progress → 🟢 *ready*`` and ``weight 1.2 → 2.4, signals 3 → 5`` (escaped)."""
     report = event.report
     if event.type is EventType.REMOVED:
-        return [f"{_REMOVED_EMOJI} *Removed from PostHog* (last status {coloured(report.status)})"]
+        gone = status_words("removed")
+        return [f"{gone.emoji} *Removed from PostHog* (last status {coloured(report.status)})"]
     lines = []
     if event.type is EventType.NEW:
         lines.append(

@@ -15,39 +15,23 @@ from typing import Any, Final
 
 from notifier.core.events import Event, EventType
 from notifier.core.report import Report
+from notifier.core.words import (
+    STATUSES,
+    UNKNOWN_EMOJI,
+    actionability_words,
+    priority_words,
+    status_name,
+)
 
 ELLIPSIS: Final = "…"
 UNTITLED: Final = "Untitled report"
-NEUTRAL_EMOJI: Final = "•"
+NEUTRAL_EMOJI: Final = UNKNOWN_EMOJI
 
-STATUS_EMOJI: Final[Mapping[str, str]] = {
-    "potential": "🌱",
-    "candidate": "🔎",
-    "in_progress": "⏳",
-    "ready": "✅",
-    "pending_input": "✋",
-    "resolved": "🎉",
-    "failed": "❌",
-    "suppressed": "🔕",
-    "deleted": "🗑️",
-    "removed": "🗑️",
-}
-
-#: The colour emoji a Slack message shows next to a status word (one vocabulary for Slack:
-#: the card, its thread replies and digests). Unknown statuses get ``UNKNOWN_COLOUR``.
-STATUS_COLOUR: Final[Mapping[str, str]] = {
-    "potential": "⚪",
-    "candidate": "🔵",
-    "in_progress": "🟡",
-    "pending_input": "🟣",
-    "ready": "🟢",
-    "resolved": "✅",
-    "failed": "🔴",
-    "suppressed": "⚫",
-    "deleted": "🗑️",
-    "removed": "🗑️",
-}
-UNKNOWN_COLOUR: Final = "🔘"
+#: The emoji of each status, the same in every sink (from ``core.words``, the one table).
+STATUS_EMOJI: Final[Mapping[str, str]] = {name: w.emoji for name, w in STATUSES.items()}
+#: The same emoji under the name Slack's renderers know it by.
+STATUS_COLOUR: Final = STATUS_EMOJI
+UNKNOWN_COLOUR: Final = UNKNOWN_EMOJI
 
 #: Short human names for the tracked fields, as the headlines and field lists show them.
 FIELD_LABELS: Final[Mapping[str, str]] = {
@@ -69,7 +53,7 @@ _MAX_VALUE_CHARS: Final = 40
 
 
 def status_emoji(status: str) -> str:
-    """The emoji for a status; unknown statuses (new ones appear) get a neutral bullet."""
+    """The emoji for a status; unknown statuses (new ones appear) get ``UNKNOWN_EMOJI``."""
     return STATUS_EMOJI.get(status, NEUTRAL_EMOJI)
 
 
@@ -127,6 +111,17 @@ def format_value(value: Any, limit: int = _MAX_VALUE_CHARS) -> str:
     return truncate(one_line(repr(value)), limit)
 
 
+def field_words(name: str, value: Any, limit: int = _MAX_VALUE_CHARS) -> str:
+    """A field's value as people read it: ``P0 · critical``, ``Act now``, ``Ready for review``
+    for priority, actionability and status (``core.words``); others as ``format_value``."""
+    if isinstance(value, str) and value:
+        words = {"priority": priority_words, "actionability": actionability_words}
+        to_words = words.get(name, status_name if name == "status" else None)
+        if to_words is not None:
+            return format_value(to_words(value), limit)
+    return format_value(value, limit)
+
+
 def label(field_name: str) -> str:
     """The short human name of a field (``total_weight`` → ``weight``)."""
     return FIELD_LABELS.get(field_name, field_name)
@@ -174,19 +169,32 @@ def describe_changes(
             parts.append(f"{label(name)} changed")  # prose: too long to show
         else:
             name_text = truncate(label(one_line(name)), _MAX_VALUE_CHARS)
-            parts.append(f"{name_text} {format_value(before)} → {format_value(after)}")
+            parts.append(f"{name_text} {field_words(name, before)} → {field_words(name, after)}")
     return ", ".join(parts)
 
 
+def status_text(status: str) -> str:
+    """A status in words on one short line (``Ready for review``, ``Researching``)."""
+    return format_value(status_name(status))
+
+
+def moved_text(before: str, after: str) -> str:
+    """``Researching → Ready for review``; ``Still researching`` when both read the same."""
+    was, now = status_text(before), status_text(after)
+    if was == now:
+        return f"Still {now[:1].lower()}{now[1:]}" if now == "Researching" else now
+    return f"{was} → {now}"
+
+
 def headline(event: Event) -> str:
-    """One line saying what happened: ``New signal report``, ``in_progress → ready``,
-    ``Reopened: resolved → potential``, …"""
+    """One line saying what happened: ``New signal report``, ``Researching → Ready for
+    review``, ``Reopened: Resolved → Researching``, …"""
     if event.type is EventType.NEW:
         return "New signal report"
     if event.type is EventType.STATUS_CHANGED:
         before, after = status_change(event)
         move = status_move(event)  # Reopened / Restored
-        moved = f"{format_value(before)} → {format_value(after)}"
+        moved = moved_text(before, after)
         return f"{move}: {moved}" if move else moved
     if event.type is EventType.UPDATED:
         described = describe_changes(event.changes)

@@ -15,10 +15,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from notifier.core.events import Event
+from notifier.core.events import Event, EventType
 from notifier.core.report import Links, thaw
+from notifier.render import text as txt
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
+_TEXT_CHARS: Final = 300
 
 
 def webhook_payload(
@@ -33,6 +35,7 @@ def webhook_payload(
         "previous": event.previous.to_json() if event.previous is not None else None,
         "changes": {k: [thaw(a), thaw(b)] for k, (a, b) in event.changes.items()},
         "url": links.report(event.project_id, event.report.id),
+        "text": webhook_text(event),
     }
     enrichment = event.enrichment.to_json()
     if enrichment:  # sinks with enrich: [artefacts]: recordings (with their links), judgments
@@ -45,6 +48,31 @@ def webhook_payload(
         "timestamp": iso_utc(timestamp),
         "data": data,
     }
+
+
+def webhook_text(event: Event) -> str:
+    """For people (chat relays, e-mail): ``🟢 Ready for review (was Researching): Title · P1 ·
+    high · Act now``, in the words of ``core.words``; the rest of ``data`` keeps raw values."""
+    report = event.report
+    status = txt.event_status(event)
+    if event.type is EventType.REMOVED:
+        what = f" (last status {txt.status_text(report.status)})"
+    elif event.type is EventType.STATUS_CHANGED:
+        before, _ = txt.status_change(event)
+        move = txt.status_move(event)  # Reopened / Restored
+        what = f" ({move}, was {txt.status_text(before)})" if move else ""
+        what = what or f" (was {txt.status_text(before)})"
+    elif event.type is EventType.UPDATED:
+        changes = txt.describe_changes(event.changes, 3)
+        what = f" (updated: {changes})" if changes else " (updated)"
+    else:
+        what = " (new)"
+    parts = [f"{txt.event_emoji(event)} {txt.status_text(status)}{what}: {txt.title_of(report)}"]
+    if report.priority:
+        parts.append(txt.field_words("priority", report.priority))
+    if report.actionability:
+        parts.append(txt.field_words("actionability", report.actionability))
+    return txt.truncate(" · ".join(parts), _TEXT_CHARS)
 
 
 def webhook_body(event: Event, rules: Sequence[str], links: Links, timestamp: datetime) -> bytes:

@@ -107,6 +107,7 @@ class Notifier:
                 self.links,
                 rules={rule.name: rule for rule in settings.rules},
                 cancel=self._cancel,
+                people=settings.people,
             )
         )
         self.health = health if health is not None else {}

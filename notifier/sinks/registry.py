@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from notifier.config.settings import (
     ConsoleSinkSettings,
@@ -29,32 +29,43 @@ from notifier.sinks.slack.incoming import SlackWebhookSink
 from notifier.sinks.slack.pace import Pacer, bot_keys, webhook_keys
 from notifier.sinks.webhook import WebhookSink
 
-SinkFactory = Callable[[SinkSettings, Links, Mapping[str, RuleSettings], Pacer], Sink]
+#: (settings, links, rules by name, the shared pacer, the ``people:`` map) → the sink.
+SinkFactory = Callable[
+    [SinkSettings, Links, Mapping[str, RuleSettings], Pacer, Mapping[str, str]], Sink
+]
 
 
 def _slack(
-    settings: SinkSettings, links: Links, rules: Mapping[str, RuleSettings], pacer: Pacer
+    settings: SinkSettings,
+    links: Links,
+    rules: Mapping[str, RuleSettings],
+    pacer: Pacer,
+    people: Mapping[str, str],
 ) -> Sink:
     assert isinstance(settings, SlackSinkSettings)
-    return SlackSink(settings, links, rules=rules, pacer=pacer)
+    return SlackSink(settings, links, rules=rules, pacer=pacer, people=people)
 
 
 def _slack_webhook(
-    settings: SinkSettings, links: Links, rules: Mapping[str, RuleSettings], pacer: Pacer
+    settings: SinkSettings,
+    links: Links,
+    rules: Mapping[str, RuleSettings],
+    pacer: Pacer,
+    people: Mapping[str, str],
 ) -> Sink:
     assert isinstance(settings, SlackWebhookSinkSettings)
-    return SlackWebhookSink(settings, links, rules=rules, pacer=pacer)
+    return SlackWebhookSink(settings, links, rules=rules, pacer=pacer, people=people)
 
 
 def _webhook(
-    settings: SinkSettings, links: Links, _rules: Mapping[str, RuleSettings], _p: Pacer
+    settings: SinkSettings, links: Links, _r: Mapping[str, RuleSettings], _p: Pacer, _m: Any
 ) -> Sink:
     assert isinstance(settings, WebhookSinkSettings)
     return WebhookSink(settings, links)
 
 
 def _console(
-    settings: SinkSettings, links: Links, _rules: Mapping[str, RuleSettings], _p: Pacer
+    settings: SinkSettings, links: Links, _r: Mapping[str, RuleSettings], _p: Pacer, _m: Any
 ) -> Sink:
     assert isinstance(settings, ConsoleSinkSettings)
     return ConsoleSink(settings, links)
@@ -74,13 +85,16 @@ def build_sink(
     *,
     rules: Mapping[str, RuleSettings] | None = None,
     pacer: Pacer | None = None,
+    people: Mapping[str, str] | None = None,
 ) -> Sink:
-    """The sink for one settings model. Raises ``ConfigError`` for a type with no factory."""
+    """The sink for one settings model. Raises ``ConfigError`` for a type with no factory.
+    ``people``: the config's ``people:`` map (suggested reviewers → Slack member ids)."""
     factory = SINK_TYPES.get(type(settings))
     if factory is None:
         kind = type(settings).__name__
         raise ConfigError([f"sinks.{settings.name}.type: no sink is registered for {kind}"])
-    return factory(settings, links, rules or {}, pacer if pacer is not None else Pacer())
+    pacer = pacer if pacer is not None else Pacer()
+    return factory(settings, links, rules or {}, pacer, people or {})
 
 
 def build_sinks(
@@ -90,6 +104,7 @@ def build_sinks(
     rules: Mapping[str, RuleSettings] | None = None,
     cancel: threading.Event | None = None,
     pacer: Pacer | None = None,
+    people: Mapping[str, str] | None = None,
 ) -> dict[str, Sink]:
     """Every configured sink by name, sharing one pacer.
 
@@ -98,7 +113,8 @@ def build_sinks(
     """
     shared = pacer if pacer is not None else Pacer(cancel=cancel)
     return {
-        name: build_sink(sink, links, rules=rules, pacer=shared) for name, sink in settings.items()
+        name: build_sink(sink, links, rules=rules, pacer=shared, people=people)
+        for name, sink in settings.items()
     }
 
 

@@ -51,6 +51,7 @@ from notifier.sinks.slack.common import (
     send_bounded,
 )
 from notifier.sinks.slack.pace import bot_keys
+from notifier.sinks.slack.people import People, lookup_by_email
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
             base_url=settings.api_url,
             **sdk_options(settings.timeout),
         )
+        known = self._people.known  # suggested reviewers: also by users.lookupByEmail
+        lookup = lookup_by_email(self._client)
+        self._people = People(known, sink=self.name, lookup=lookup, workspace=self._workspace)
 
     def send(self, delivery: Delivery) -> None:
         """Post the card (or the notice) as a new message."""
@@ -215,7 +219,7 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
         """The card, built by ``compose_event`` (templates included) as ``preview`` shows it."""
         return slack_card(
             self._settings,
-            event,
+            self._people.resolve(event),  # suggested reviewers @-mentioned where known
             delivery.rules,
             self._links,
             self._rule_templates,

@@ -38,6 +38,7 @@ from notifier.core.times import format_span
 from notifier.net import TooLarge, fetch, size
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, utc_now
 from notifier.sinks.slack.pace import Pacer
+from notifier.sinks.slack.people import People
 
 #: slack_sdk logs failed requests itself; the SinkError says it better, so keep the SDK quiet.
 SDK_LOGGER: Final = logging.getLogger("notifier.sinks.slack.sdk")
@@ -127,7 +128,8 @@ def sdk_options(timeout: float) -> dict[str, Any]:
 class SlackPoster(Generic[SettingsT]):
     """The state a Slack sink posts with. ``rules`` (name → ``RuleSettings``) supply rule
     templates (and ``reply_broadcast`` to the bot sink); ``pacer`` is shared with the other
-    sinks (a private one when not given)."""
+    sinks (a private one when not given); ``people`` is the config's ``people:`` map
+    (suggested reviewers → Slack member ids)."""
 
     def __init__(
         self,
@@ -137,8 +139,10 @@ class SlackPoster(Generic[SettingsT]):
         clock: Callable[[], datetime] = utc_now,
         rules: Mapping[str, RuleSettings] | None = None,
         pacer: Pacer | None = None,
+        people: Mapping[str, str] | None = None,
     ) -> None:
         self.name = settings.name
+        self._people = People(people or {}, sink=settings.name)
         self._settings: SettingsT = settings
         self._links = links
         self._clock = clock

@@ -115,7 +115,7 @@ class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
             return
         card = slack_card(
             self._settings,
-            event,
+            self._people.resolve(event),  # suggested reviewers @-mentioned by people:
             delivery.rules,
             self._links,
             self._rule_templates,
