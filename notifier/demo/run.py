@@ -28,6 +28,7 @@ from notifier.config.settings import (
     PollSettings,
     PostHogSettings,
     RuleSettings,
+    SelfAlertSettings,
     Settings,
     StateSettings,
 )
@@ -64,6 +65,7 @@ def demo_settings(host: str, api_key: str, state_dir: Path, interval: float) -> 
         state=StateSettings(path=state_dir / "demo-state.db"),
         delivery=DeliverySettings(backoff_initial=0.5, backoff_max=5.0),
         http=HttpSettings(listen=None),  # no probes to serve; never clash with a real daemon
+        self_alerts=SelfAlertSettings(sinks=()),  # the demo's console is not an operators' sink
         first_run="notify",
         source="(built-in demo)",
     )
@@ -211,7 +213,7 @@ def _introduce(demo: _Demo, config: Settings | None, interval: float) -> None:
         demo.say(
             f"notifier demo: a simulated PostHog at {demo.sim.url} with "
             f"{reports} reports; polling every {interval:g}s for "
-            f"{demo.cycles} cycles. Every change becomes a message below."
+            f"{counted(demo.cycles, 'cycle')}. Every change becomes a message below."
         )
         return
     ids = ", ".join(map(str, demo.projects))
@@ -221,7 +223,7 @@ def _introduce(demo: _Demo, config: Settings | None, interval: float) -> None:
         f"   simulated projects: {ids} ({reports} reports to start with); the config's PostHog "
         f"({config.posthog.host}) is not contacted\n"
         "   state: a temporary database, deleted afterwards; the config's state is not opened\n"
-        f"   first_run: notify; polling every {interval:g}s for {demo.cycles} cycles"
+        f"   first_run: notify; polling every {interval:g}s for {counted(demo.cycles, 'cycle')}"
     )
 
 
