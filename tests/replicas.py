@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -57,6 +58,7 @@ class Replica:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
+    @functools.cached_property
     def url(self) -> str:
         """Where its /healthz, /readyz and /metrics are served (once it has said so)."""
         wait_for(lambda: "notifier running" in self.text(), 30, "the replica's announcement")
@@ -66,7 +68,7 @@ class Replica:
         raise AssertionError("no address announced")
 
     def ready(self) -> bool:
-        return httpx.get(f"{self.url()}/readyz", timeout=5).status_code == 200
+        return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
 
     def stop(self) -> None:
         """SIGTERM (a clean stop: leases released), then no secret in what it logged."""

@@ -97,6 +97,9 @@ def priority_words(value: str) -> str:
 def importance(priority: str | None, status: str) -> tuple[int, int]:
     """The sort key listing the most important first: priority (P0 first, none last), then
     status (needs-input and ready before research, done last)."""
-    order = list(PRIORITY)
     shown = (priority or "").upper()
-    return (order.index(shown) if shown in order else len(order), status_words(status).rank)
+    return (_PRIORITY_RANK.get(shown, len(_PRIORITY_RANK)), status_words(status).rank)
+
+
+#: P0 → 0, P1 → 1, …: ``importance`` looks a priority up once per sorted item.
+_PRIORITY_RANK: Final = {p: i for i, p in enumerate(PRIORITY)}

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
+from notifier.demo.simulator.facts import LIVE_STATUSES
 from notifier.demo.simulator.posthog import FakePostHog
 
 __all__ = ["DemoStory"]
@@ -69,7 +70,6 @@ _STORIES: Final = (
 
 #: The problem each story's recording shows (``extra.problem_type`` of a replay signal).
 _PROBLEMS: Final = ("blocking_exception", "confusion", "failure", "abandonment")
-_LIVE: Final = ("potential", "candidate", "in_progress", "pending_input", "ready")
 _CANDIDATE_WEIGHT: Final = 1.0
 
 
@@ -177,7 +177,7 @@ class DemoStory:
 
     def step(self) -> str:
         """Advance the story by one change; return a one-line description of it."""
-        live = self._with(*_LIVE)
+        live = self._with(*LIVE_STATUSES)
         if len(live) < 3:
             return self._appear()
         finished = len(self._with("resolved", "suppressed", "failed"))
@@ -202,7 +202,7 @@ class DemoStory:
         return f"new report '{report['title']}' appeared as potential ({_signals(signals)})"
 
     def _grow(self) -> str | None:
-        live = self._with(*_LIVE)
+        live = self._with(*LIVE_STATUSES)
         if not live:
             return None
         report = self._rng.choice(live)

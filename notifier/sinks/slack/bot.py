@@ -102,23 +102,23 @@ class _BoundedWebClient(WebClient):
     def __init__(self, *, http: httpx.Client, service: str, **options: Any) -> None:
         super().__init__(**options)
         self._http = http
-        self._service = service
+        self.service = service  # how messages name this Slack: host and port only
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
         """The SDK's one urllib call: the answer as the SDK reads it (any status: the SDK's
         ``SlackResponse`` decides what is an error)."""
         timeout = float(self.timeout)
         answer = send_bounded(
-            self._http, req, service=self._service, timeout=timeout, setting="the sink's api_url"
+            self._http, req, service=self.service, timeout=timeout, setting="the sink's api_url"
         )
         return {"status": answer.status_code, "headers": answer.headers, "body": answer.text}
 
 
-def bot_client(settings: SlackSinkSettings) -> tuple[WebClient, httpx.Client]:
+def bot_client(settings: SlackSinkSettings) -> tuple[_BoundedWebClient, httpx.Client]:
     """A Web API client for the sink's token and ``api_url``, built as the sink builds its own
     (bounded httpx, no SDK retries), for read-only calls (``notifier check --online``); the
     caller closes the httpx client."""
-    parts = urlsplit(settings.api_url)
+    parts = urlsplit(settings.api_url)  # in messages: host and port, never user:password@
     service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"
     http = new_client(settings.api_url)
     client = _BoundedWebClient(
@@ -137,16 +137,8 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
     def _connect(self, settings: SlackSinkSettings) -> None:
         token = settings.token.get_secret_value()
         self._channel_key, self._workspace = bot_keys(settings.api_url, token, settings.channel)
-        parts = urlsplit(settings.api_url)  # in messages: host and port, never user:password@
-        self._service = f"Slack ({parts.hostname or '?'}{f':{parts.port}' if parts.port else ''})"
-        self._http = new_client(settings.api_url)
-        self._client = _BoundedWebClient(
-            http=self._http,
-            service=self._service,
-            token=token,
-            base_url=settings.api_url,
-            **sdk_options(settings.timeout),
-        )
+        self._client, self._http = bot_client(settings)
+        self._service = self._client.service
         known = self._people.known  # suggested reviewers: also by users.lookupByEmail
         lookup = lookup_by_email(self._client)
         self._people = People(known, sink=self.name, lookup=lookup, workspace=self._workspace)
