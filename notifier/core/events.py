@@ -193,6 +193,9 @@ class Event:
     #: What the report's artefacts add (only for sinks with ``enrich: [artefacts]``); not part
     #: of the event's identity.
     enrichment: Enrichment = field(default_factory=lambda: NO_ENRICHMENT, compare=False)
+    #: The project's name in PostHog, when known (``GET /api/projects/{id}/``); cards show it
+    #: in place of the id. Not part of the event's identity.
+    project_name: str | None = field(default=None, compare=False)
 
     @classmethod
     def create(
@@ -227,11 +230,14 @@ class Event:
         enrichment = self.enrichment.to_json()
         if enrichment:  # left out when empty: rows stay as they were before enrichment
             data["enrichment"] = enrichment
+        if self.project_name is not None:
+            data["project_name"] = self.project_name
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Event:
-        """The inverse of ``to_json``; rows written before enrichment existed have none."""
+        """The inverse of ``to_json``; rows written before enrichment (or project names) existed
+        have none."""
         previous = data.get("previous")
         return cls(
             id=str(data["id"]),
@@ -243,4 +249,5 @@ class Event:
                 {str(k): (v[0], v[1]) for k, v in dict(data.get("changes") or {}).items()}
             ),
             enrichment=Enrichment.from_json(data.get("enrichment")),
+            project_name=as_str(data.get("project_name")),
         )
