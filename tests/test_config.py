@@ -260,45 +260,51 @@ def test_example_documents_every_sink_key() -> None:
         ),
         pytest.param(
             {"rules": [{"name": "r0", "sinks": ["team-hook", "product-channel"], "stop": "maybe"}]},
-            ["rules[0].stop: must be true/false"],
+            ["rules[0].stop: must be true/false (got 'maybe')"],
             id="stop-not-bool",
         ),
         pytest.param(
             {"poll": {"interval": "five minutes"}},
-            ["poll.interval: invalid duration; use a number of seconds or 500ms, 90s, 5m, 1h, 1d"],
+            [
+                "poll.interval: invalid duration (got 'five minutes'); use a number of seconds or "
+                "500ms, 90s, 5m, 1h, 1d"
+            ],
             id="bad-duration",
         ),
         pytest.param(
             {"delivery": {"give_up_after": "0s"}},
-            ["delivery.give_up_after: must be longer than 0s, like 30s"],
+            ["delivery.give_up_after: must be longer than 0s, like 30s (got '0s')"],
             id="zero-duration",
         ),
         pytest.param(
             {"delivery": {"keep_delivered": "500ms"}},
             [
-                "delivery.keep_delivered: must be at least 1s; delivered entries are the audit "
-                "trail, try 7d"
+                "delivery.keep_delivered: must be at least 1s (got '500ms'); delivered entries are "
+                "the audit trail, try 7d"
             ],
             id="keep-delivered-under-1s",
         ),
         pytest.param(
             {"delivery": {"keep_delivered": "a week"}},
             [
-                "delivery.keep_delivered: invalid duration; use a number of seconds or 500ms, "
-                "90s, 5m, 1h, 1d"
+                "delivery.keep_delivered: invalid duration (got 'a week'); use a number of seconds "
+                "or 500ms, 90s, 5m, 1h, 1d"
             ],
             id="keep-delivered-not-a-duration",
         ),
         pytest.param(
             {"poll": {"interval": "500ms"}},
-            ["poll.interval: must be at least 1s; PostHog allows 480 requests/minute, try 60s"],
+            [
+                "poll.interval: must be at least 1s (got '500ms'); PostHog allows 480 "
+                "requests/minute, try 60s"
+            ],
             id="interval-under-1s",
         ),
         pytest.param(
             {"posthog": {"timeout": True}},
             [
-                "posthog.timeout: invalid duration; use a number of seconds or 500ms, 90s, 5m, "
-                "1h, 1d"
+                "posthog.timeout: invalid duration (got true); use a number of seconds or 500ms, "
+                "90s, 5m, 1h, 1d"
             ],
             id="duration-bool",
         ),
@@ -360,13 +366,13 @@ def test_example_documents_every_sink_key() -> None:
             [
                 "posthog.host: must be an http(s) origin without a path, like "
                 "https://us.posthog.com, https://eu.posthog.com or your self-hosted "
-                "https://posthog.example.com"
+                "https://posthog.example.com (got 'https://us.posthog.com/api')"
             ],
             id="host-with-path",
         ),
         pytest.param(
             {"posthog": {"host": "us.posthog.com"}},
-            ["posthog.host: must be an http:// or https:// URL"],
+            ["posthog.host: must be an http:// or https:// URL (got 'us.posthog.com')"],
             id="host-without-scheme",
         ),
         pytest.param(
@@ -376,27 +382,30 @@ def test_example_documents_every_sink_key() -> None:
         ),
         pytest.param(
             {"posthog": {"project_ids": [0]}},
-            ["posthog.project_ids[0]: input should be greater than 0"],
+            ["posthog.project_ids[0]: input should be greater than 0 (got 0)"],
             id="project-id-zero",
         ),
         pytest.param(
             {"posthog": {"project_ids": [1, True]}},
-            ["posthog.project_ids[1]: must be a number, not true/false"],
+            ["posthog.project_ids[1]: must be a number, not true/false (got true)"],
             id="project-id-bool",
         ),
         pytest.param(
             {"posthog": {"project_ids": ["abc"]}},
-            ["posthog.project_ids[0]: must be a whole number"],
+            ["posthog.project_ids[0]: must be a whole number (got 'abc')"],
             id="project-id-text",
         ),
         pytest.param(
             {"posthog": {"page_size": 10001}},
-            ["posthog.page_size: input should be less than or equal to 10000"],
+            ["posthog.page_size: input should be less than or equal to 10000 (got 10001)"],
             id="page-size",
         ),
         pytest.param(
             {"posthog": {"api_path": "reports"}},
-            ["posthog.api_path: must be one of 'auto', 'signal_reports' or 'signals/reports'"],
+            [
+                "posthog.api_path: must be one of 'auto', 'signal_reports' or 'signals/reports' "
+                "(got 'reports'); did you mean 'signal_reports'?"
+            ],
             id="api-path",
         ),
         pytest.param(
@@ -415,15 +424,15 @@ def test_example_documents_every_sink_key() -> None:
         pytest.param(
             {"posthog": {"statuses": ["ready", "redy"]}},
             [
-                "posthog.statuses: item 2 is not a PostHog status; did you mean 'ready'? valid: "
-                "potential, candidate, in_progress, pending_input, ready, resolved, failed, "
+                "posthog.statuses: item 2 ('redy') is not a PostHog status; did you mean 'ready'? "
+                "valid: potential, candidate, in_progress, pending_input, ready, resolved, failed, "
                 "suppressed"
             ],
             id="unknown-status",
         ),
         pytest.param(
             {"first_run": "always"},
-            ["first_run: must be one of 'baseline' or 'notify'"],
+            ["first_run: must be one of 'baseline' or 'notify' (got 'always')"],
             id="first-run",
         ),
         pytest.param(
@@ -443,7 +452,7 @@ def test_example_documents_every_sink_key() -> None:
         ),
         pytest.param(
             {"poll": "60s"},
-            ["poll: must be a mapping of keys to values"],
+            ["poll: must be a mapping of keys to values (got '60s')"],
             id="section-not-mapping",
         ),
         pytest.param(
@@ -577,10 +586,11 @@ def test_many_problems_at_once() -> None:
         }
     )
     assert found == [
-        "posthog.host: must be an http:// or https:// URL",
+        "posthog.host: must be an http:// or https:// URL (got 'ftp://x')",
         "posthog.project_ids: is empty; list one project id or more, like [12345]",
         "posthog.timeot: unknown key (did you mean 'timeout'?)",
-        "poll.interval: invalid duration; use a number of seconds or 500ms, 90s, 5m, 1h, 1d",
+        "poll.interval: invalid duration (got 'soon'); use a number of seconds or 500ms, 90s, "
+        "5m, 1h, 1d",
         "sinks.team-hook.url: environment variable HOOK_URL is not set "
         "(export it, or use ${HOOK_URL:-...})",
         "rules[0].match.title.regex: invalid regex: missing ) at position 1",
@@ -596,7 +606,7 @@ def test_error_text_lists_every_problem() -> None:
     assert str(caught.value) == (
         "test.yaml: 2 problems:\n"
         "  - poll.jiter: unknown key (did you mean 'jitter'?)\n"
-        "  - first_run: must be one of 'baseline' or 'notify'"
+        "  - first_run: must be one of 'baseline' or 'notify' (got 'x')"
     )
 
 
@@ -612,7 +622,7 @@ def test_rule_checks_run_when_types_fail() -> None:
 def test_rule_checks_tolerate_garbage() -> None:
     """A rules section of the wrong shape gives type problems, not a crash."""
     assert problems({"rules": {"r0": 1}}) == ["rules: must be a list, like [a, b]"]
-    assert problems({"rules": [5]}) == ["rules[0]: must be a mapping of keys to values"]
+    assert problems({"rules": [5]}) == ["rules[0]: must be a mapping of keys to values (got 5)"]
     assert problems({"sinks": ["x"], "rules": []}) == ["sinks: must be a mapping of keys to values"]
 
 
@@ -1120,7 +1130,7 @@ def test_postgresql_state(tmp_path: Path) -> None:
             {"url": "mysql://db/notifier"},
             "state.url: must be a PostgreSQL URL like postgresql://notifier@db.example:5432/"
             "notifier (the password in state.password, ${VAR} or state.password_file, not in "
-            "the URL)",
+            "the URL) (got 'mysql://db/notifier')",
         ),
         (
             {"url": "postgresql://db/n", "path": "s.db"},
@@ -1132,8 +1142,8 @@ def test_postgresql_state(tmp_path: Path) -> None:
         ),
         (
             {"url": "postgresql://db/n", "lease_ttl": "0.5s"},
-            "state.lease_ttl: must be at least 1s: leases are renewed a few times within it; "
-            "try 30s (a replica that dies is replaced within it)",
+            "state.lease_ttl: must be at least 1s: leases are renewed a few times within it "
+            "(got '0.5s'); try 30s (a replica that dies is replaced within it)",
         ),
     ],
 )
@@ -1373,25 +1383,26 @@ def one_rule(**rule: Any) -> dict[str, Any]:
         ),
         pytest.param(
             {"sinks": {"hook": {**HOOK, "batch": "sometimes"}}},
-            ["sinks.hook.batch: must be true/false"],
+            ["sinks.hook.batch: must be true/false (got 'sometimes')"],
             id="batch-not-bool",
         ),
         pytest.param(
             {"sinks": {"product-channel": {"digest_after": -1}}},
             [
                 "sinks.product-channel.digest_after: must be 0 or more: more events than this "
-                "for the sink at once go out as one digest message; 0 never digests; default 5"
+                "for the sink at once go out as one digest message (got -1); 0 never digests; "
+                "default 5"
             ],
             id="digest-after-negative",
         ),
         pytest.param(
             {"sinks": {"hook": {**HOOK, "digest_after": "many"}}},
-            ["sinks.hook.digest_after: must be a whole number"],
+            ["sinks.hook.digest_after: must be a whole number (got 'many')"],
             id="digest-after-text",
         ),
         pytest.param(
             {"sinks": {"team-hook": {"digest_after": True}}},
-            ["sinks.team-hook.digest_after: must be a number, not true/false"],
+            ["sinks.team-hook.digest_after: must be a number, not true/false (got true)"],
             id="digest-after-bool",
         ),
         pytest.param(
@@ -1410,14 +1421,14 @@ def one_rule(**rule: Any) -> dict[str, Any]:
         ),
         pytest.param(
             one_rule(reply_broadcast="maybe"),
-            ["rules[0].reply_broadcast: must be true/false"],
+            ["rules[0].reply_broadcast: must be true/false (got 'maybe')"],
             id="reply-broadcast-not-bool",
         ),
         pytest.param(
             one_rule(template="{{ report.title }}"),
             [
                 "rules[0].template: must be a mapping of title, body and/or text, like "
-                "{body: '{{ report.summary }}'}"
+                "{body: '{{ report.summary }}'} (got '{{ report.title }}')"
             ],
             id="template-not-a-mapping",
         ),
@@ -1438,7 +1449,7 @@ def one_rule(**rule: Any) -> dict[str, Any]:
         ),
         pytest.param(
             one_rule(template={"title": 5}),
-            ["rules[0].template.title: must be text; quote it"],
+            ["rules[0].template.title: must be text (got 5); quote it"],
             id="template-part-not-text",
         ),
         pytest.param(

@@ -436,7 +436,7 @@ def test_next_links_to_another_origin_never_get_the_key(
         assert len(events(run.poll())) == 5
         assert elsewhere.requests == []
     assert {r.authorization for r in posthog.requests} == {f"Bearer {API_KEY}"}
-    assert [r.query["offset"] for r in posthog.requests] == ["0", "2", "4"]
+    assert [r.query["offset"] for r in posthog.report_requests()] == ["0", "2", "4"]
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
@@ -484,7 +484,7 @@ def test_same_id_on_two_pages_is_one_report(
     assert plan is not None
     assert plan.reports == 4
     assert [(e.type, e.report.title) for e in plan.events] == [(EventType.UPDATED, "r1 again")]
-    assert [r.path for r in posthog.requests if not r.query] == [
+    assert [r.path for r in posthog.report_requests() if not r.query] == [
         f"/api/projects/{PROJECT}/signals/reports/{reports[2]['id']}/"
     ]  # the one it missed was looked for, and found
 
@@ -503,7 +503,7 @@ def test_next_looping_to_the_same_page_does_not_loop(
 
     _rewrite(posthog, loop)
     assert len(events(run.poll())) == 5
-    assert len(posthog.requests) == 4  # 3 pages and the empty one after them
+    assert len(posthog.report_requests()) == 4  # 3 pages and the empty one after them
 
 
 @pytest.mark.parametrize("count", [5, None, "many"])

@@ -23,9 +23,10 @@ from notifier.core.errors import ConfigError
 from notifier.core.events import Enrichment, Event, EventType, Recording
 from notifier.render.blocks import SlackMessage
 from notifier.render.digest import digest_message
-from notifier.render.slack import slack_message, text_only, thread_reply
+from notifier.render.slack import slack_message, text_only
 from notifier.render.templates import TemplateError, Templates, compile_templates, render
 from notifier.render.text import STATUS_EMOJI
+from notifier.render.thread import thread_reply
 from notifier.runtime import logs
 from tests.factories import LINKS, PROJECT, World, new
 from tests.helpers import running, wait_for

@@ -266,7 +266,7 @@ HOSTILE: dict[str, tuple[dict[str, Any], tuple[str, str] | None, dict[str, str],
         {"posthog_extra": "page_size: lots"},
         None,
         {},
-        "posthog.page_size: must be a whole number",
+        "posthog.page_size: must be a whole number (got 'lots')",
     ),
     "unknown-sink-type": (
         {},

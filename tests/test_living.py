@@ -141,7 +141,9 @@ def test_a_report_is_one_message_updated_with_a_thread_of_its_changes(
     assert [m.ts for m in updates(slack)] == [card.ts] * 3
     replies = slack.replies(str(card.ts))
     assert [r.reply_broadcast for r in replies] == [False, True, False]
-    assert ["Researching" in (r.text or "") for r in replies] == [True, True, False]
+    assert "Still researching" in (replies[0].text or "")  # candidate → in_progress
+    assert "🟡 Researching → 🟢 Ready for review" in (replies[1].text or "")
+    assert "esearching" not in (replies[2].text or "")
     assert "Resolved" in (replies[2].text or "") or "Resolved" in json.dumps(replies[2].blocks)
     methods = [(m.method, m.thread_ts is not None) for m in slack.messages if m.via == "api"]
     assert (

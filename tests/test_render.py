@@ -44,7 +44,6 @@ from tests.slack_checks import (
     assert_block_kit_limits,
     assert_no_raw_markup,
     block,
-    field_texts,
     section_texts,
 )
 
@@ -130,15 +129,15 @@ def test_format_number(value: Any, text: str) -> None:
 
 
 def test_new_event_card() -> None:
-    """A new report: title header, status line, summary, the numbers, context and a button."""
+    """A new report: title header, status line, why it matters (summary's first line and
+    the numbers in words), then the button, and a footnote with project, rules and id."""
     message = slack_message(new(), ["ready-reports", "all"], LINKS)
     assert [b["type"] for b in message.blocks] == [
         "header",
         "section",
         "section",
-        "section",
-        "context",
         "actions",
+        "context",
     ]
     assert block(message, "header")["text"] == {
         "type": "plain_text",
@@ -148,14 +147,10 @@ def test_new_event_card() -> None:
     assert block(message, "section")["text"]["type"] == "mrkdwn"
     assert section_texts(message) == [
         "🟢 *Ready for review* · research finished, decide whether to act\nNew signal report",
-        "Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
+        "Users on Safari 17 tap the Pay button repeatedly and nothing happens.\n"
+        "7 signals, weight 2.35 · 12 users",
     ]
-    assert field_texts(message) == [
-        "*Weight*\n2.35",
-        "*Signals*\n7",
-        "*Users*\n12",
-        "*Artefacts*\n7",
-    ]
+    assert not any("fields" in b for b in message.blocks)
     context = " ".join(e["text"] for e in block(message, "context")["elements"])
     assert "Project 1" in context
     assert "ready-reports, all" in context
@@ -173,20 +168,18 @@ def test_status_changed_card() -> None:
     assert section_texts(message)[0] == (
         "🟢 *Ready for review* · research finished, decide whether to act\nwas 🟡 Researching"
     )
-    assert not any(f.startswith("*Status*") for f in field_texts(message))
+    assert not any("Status" in t for t in section_texts(message)[1:])
     assert "Researching → Ready for review" in message.text
 
 
 def test_updated_card() -> None:
-    """An update lists what changed and shows before → after in the fields."""
+    """An update lists what changed in its status line; the numbers read as they are now."""
     message = slack_message(updated(), ["r"], LINKS)
     assert section_texts(message)[0] == (
         "🟢 *Ready for review* · research finished, decide whether to act\n"
         "Updated: weight 1.2 → 2.4, signals 3 → 5"
     )
-    assert "*Weight*\n1.2 → 2.4" in field_texts(message)
-    assert "*Signals*\n3 → 5" in field_texts(message)
-    assert "*Users*\n12" in field_texts(message)
+    assert section_texts(message)[1].endswith("\n5 signals, weight 2.4 · 12 users")
 
 
 def test_removed_card() -> None:
@@ -209,13 +202,10 @@ def test_untitled_v5_report() -> None:
         Event.create(EventType.NEW, 1, Report.from_api(raw), None, {}), [], LINKS
     )
     assert block(message, "header")["text"]["text"] == "🟢 Untitled report"
-    assert section_texts(message) == [
+    assert section_texts(message)[0] == (
         "🟢 *Ready for review* · research finished, decide whether to act\nNew signal report"
-    ]
-    fields = field_texts(message)
-    assert "*Priority*\nP1 · high" in fields
-    assert "*Actionability*\nAct now" in fields
-    assert not any(f.startswith("*Users*") for f in fields)
+    )
+    assert section_texts(message)[1] == "*Priority P1 · high* · Act now\n7 signals, weight 2.35"
     assert_block_kit_limits(message)
 
 
@@ -255,9 +245,9 @@ def test_block_kit_limits_with_huge_data() -> None:
     message = slack_message(event, ["rule-" + "r" * 1000] * 50, LINKS)
     assert_block_kit_limits(message)
     assert block(message, "header")["text"]["text"].endswith("…")
-    status, summary = section_texts(message)
+    status, why = section_texts(message)
     assert status.endswith("+55 more")
-    assert summary.endswith(f"… <{URL}|Read more>")
+    assert f"… <{URL}|Read more>\n" in why
     assert_no_raw_markup(message)
     assert len(text_only(event, LINKS)) < 40_000
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from notifier.cli.samples import SAMPLE_NAMES, SAMPLES, Sample
 from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
 from notifier.core.report import TRACKED_FIELDS, Report
 from notifier.render import (
@@ -47,7 +49,6 @@ from tests.slack_checks import (
     assert_block_kit_limits,
     assert_no_raw_markup,
     block,
-    field_texts,
     section_texts,
     texts,
 )
@@ -124,21 +125,31 @@ def check_golden(name: str, data: Any) -> None:
 # --- golden files ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "event"),
-    [
-        ("new", new()),
-        ("status_changed", status_changed()),
-        ("updated", updated()),
-        ("removed", removed()),
-        ("resolved", resolved()),
-    ],
-)
-def test_golden_card(name: str, event: Event) -> None:
-    """The default card of each event type, and of a resolved report, is pinned."""
+def sample_event(sample: Sample) -> Event:
+    """A built-in sample's event as a Slack sink with artefacts gets it, in a named project."""
+    event = replace(sample.event(12345), project_name="Storefront")
+    if event.type is EventType.REMOVED:
+        return event
+    return replace(event, enrichment=sample.enrichment)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=SAMPLE_NAMES)
+def test_golden_card_of_every_status(sample: Sample) -> None:
+    """The card of each status a team meets (new, ready, needs input, researching, resolved,
+    dismissed, removed, reopened, and ready but not actionable) is pinned, from the built-in
+    samples that ``notifier preview`` and docs/messages.md show."""
+    event = sample_event(sample)
+    message = slack_message(event, ["ready for the team"], LINKS, enrichment=event.enrichment)
+    assert_block_kit_limits(message)
+    check_golden(f"card_{sample.name.replace('-', '_')}", message_json(message))
+
+
+@pytest.mark.parametrize(("name", "event"), [("updated", updated()), ("removed", removed())])
+def test_golden_card_of_an_event(name: str, event: Event) -> None:
+    """The default card of an update, and of a removal without a project name, is pinned."""
     message = slack_message(event, ["ready-reports"], LINKS)
     assert_block_kit_limits(message)
-    check_golden(f"card_{name}", message_json(message))
+    check_golden(f"card_{name}_event", message_json(message))
 
 
 def test_golden_enriched_card() -> None:
@@ -162,6 +173,14 @@ def test_golden_digest() -> None:
     message = digest_message(events, LINKS)
     assert_block_kit_limits(message)
     check_golden("digest", message_json(message))
+
+
+def test_golden_digest_of_every_status() -> None:
+    """The digest of the built-in samples (one per status) is pinned: most important first."""
+    events = [(sample_event(s), ["ready for the team"]) for s in SAMPLES]
+    message = digest_message(events, LINKS)
+    assert_block_kit_limits(message)
+    check_golden("digest_samples", message_json(message))
 
 
 def test_golden_webhook_batch() -> None:
@@ -193,7 +212,7 @@ def test_resolved_card_has_a_badge() -> None:
     assert section_texts(message)[0] == (
         "✅ *Resolved* · fixed or closed; nothing left to do\nwas 🟢 Ready for review"
     )
-    assert "*Signals*\n7 → 9" in field_texts(message)
+    assert section_texts(message)[1].endswith("\n9 signals (was 7), weight 2.35 · 12 users")
 
 
 def test_enrichment_adds_recordings_explanations_and_a_button() -> None:
@@ -201,8 +220,8 @@ def test_enrichment_adds_recordings_explanations_and_a_button() -> None:
     message = slack_message(v5_new(), [], LINKS, enrichment=ENRICHMENT)
     sections = section_texts(message)
     assert (
-        "*Priority P1 · high* · Blocks checkout for every Safari 17 user: direct revenue loss.\n"
-        "*Act now* · Clear reproduction; the click handler is in checkout.tsx."
+        "*Why this priority* · Blocks checkout for every Safari 17 user: direct revenue loss.\n"
+        "*Why “Act now”* · Clear reproduction; the click handler is in checkout.tsx."
     ) in sections
     assert (
         "*Session recordings*\n"
@@ -223,7 +242,7 @@ def test_no_enrichment_means_no_recording_button() -> None:
     only_why = Enrichment(priority_explanation="Big")
     message = slack_message(new(), [], LINKS, enrichment=only_why)
     assert [b["text"]["text"] for b in block(message, "actions")["elements"]] == ["Open report"]
-    assert "*Priority* · Big" in section_texts(message)
+    assert "*Why this priority* · Big" in section_texts(message)
     assert slack_message(new(), [], LINKS, enrichment=NO_ENRICHMENT) == slack_message(
         new(), [], LINKS
     )
@@ -240,27 +259,38 @@ def test_more_than_three_recordings_and_odd_session_ids() -> None:
 
 
 def test_summary_read_more_only_when_cut() -> None:
-    """The summary's first 600 characters, then a "Read more" link only when it was cut."""
+    """The summary's first paragraph, at most 600 characters, then a "Read more" link only
+    when something was left out (cut, or a second paragraph)."""
     short = section_texts(slack_message(new(summary="s" * 600), [], LINKS))[1]
-    assert short == "s" * 600
+    assert short.split("\n")[0] == "s" * 600
     long = section_texts(slack_message(new(summary="s" * 601), [], LINKS))[1]
-    assert long == "s" * 599 + f"… <{URL}|Read more>"
+    assert long.split("\n")[0] == "s" * 599 + f"… <{URL}|Read more>"
+    more = section_texts(slack_message(new(summary="First.\n\nSecond."), [], LINKS))[1]
+    assert more.split("\n")[0] == f"First. <{URL}|Read more>"
+    assert "Second" not in more
 
 
 def test_fields_only_when_posthog_sent_them() -> None:
-    """V1 fields without V5 ones; a null weight is left out; a change shows before → after."""
+    """V1 fields without V5 ones; a null weight is left out; a change shows what it was."""
     raw = {k: v for k, v in RAW.items() if k not in ("relevant_user_count", "artefact_count")}
     raw["total_weight"] = None
+    raw["summary"] = None
     bare = Event.create(EventType.NEW, 1, Report.from_api(raw), None, {})
-    assert field_texts(slack_message(bare, [], LINKS)) == ["*Signals*\n7"]
+    assert section_texts(slack_message(bare, [], LINKS))[1] == "7 signals"
+    one = Event.create(EventType.NEW, 1, report(signal_count=1, relevant_user_count=1), None, {})
+    assert section_texts(slack_message(one, [], LINKS))[1].endswith(
+        "1 signal, weight 2.35 · 1 user"
+    )
     gone = Event.create(
-        EventType.UPDATED,
+        EventType.STATUS_CHANGED,
         1,
         report(priority=None),
-        report(priority="P1"),
-        {"priority": ("P1", None)},
+        report(priority="P1", status="in_progress"),
+        {"status": ("in_progress", "ready"), "priority": ("P1", None)},
     )
-    assert "*Priority*\nP1 · high → —" in field_texts(slack_message(gone, [], LINKS))
+    assert section_texts(slack_message(gone, [], LINKS))[1].startswith(
+        "*Priority none* (was P1 · high)\n"
+    )
 
 
 def test_huge_enrichment_drops_extras_before_the_button() -> None:

@@ -215,7 +215,8 @@ def test_config_errors_have_key_paths() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(BASE + "self_alerts: {after: soon, sinks: [ops, opz], snks: 1}", source="c")
     assert caught.value.problems == [
-        "self_alerts.after: invalid duration; use a number of seconds or 500ms, 90s, 5m, 1h, 1d",
+        "self_alerts.after: invalid duration (got 'soon'); use a number of seconds or 500ms, "
+        "90s, 5m, 1h, 1d",
         "self_alerts.sinks[1]: unknown sink 'opz' (did you mean 'ops'? defined: team, ops)",
         "self_alerts.snks: unknown key (did you mean 'sinks'?)",
     ]

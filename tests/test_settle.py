@@ -26,8 +26,9 @@ from notifier.core.settle import Held, settle
 from notifier.core.words import status_name
 from notifier.demo.simulator import FakePostHog
 from notifier.render.digest import digest_line
-from notifier.render.slack import slack_message, thread_reply
+from notifier.render.slack import slack_message
 from notifier.render.text import headline
+from notifier.render.thread import thread_reply
 from notifier.state.store import PostgresStore, open_store
 from tests.factories import LINKS, PROJECT, World
 from tests.fakes import FakeSlack, WebhookReceiver

@@ -157,7 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_dry_run(settings, out)
         if args.command == "preview":
             return cmd_preview(
-                settings, args.event, args.report, args.sink, out, sample=args.sample
+                settings,
+                args.event,
+                args.report,
+                args.sink,
+                out,
+                sample=args.sample,
+                sketch=args.sketch,
             )
         if args.command == "test-sink":
             return cmd_test_sink(settings, args.name, out)

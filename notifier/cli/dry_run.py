@@ -17,6 +17,7 @@ from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import SourceError
 from notifier.core.report import Links
+from notifier.cycle.names import name_plan
 from notifier.cycle.pipeline import CyclePlan, plan_cycle
 from notifier.render.console import console_text
 from notifier.sinks.compose import compose_event
@@ -72,7 +73,7 @@ def cmd_dry_run(settings: Settings, out: TextIO) -> int:
 def _plan(
     settings: Settings, source: PostHogClient, store: StateStore, pid: int, first_run: FirstRun
 ) -> CyclePlan:
-    return plan_cycle(
+    plan = plan_cycle(
         pid,
         source=source,
         store=store,
@@ -82,6 +83,7 @@ def _plan(
         routing_budget=settings.poll.routing_budget,
         settle=settings.poll.settle,
     )
+    return name_plan(plan, source, source.start_cycle(pid))  # the project's name, as cards show
 
 
 def _project(

@@ -31,6 +31,7 @@ from notifier.core.events import Enrichment, Event, EventType
 from notifier.core.report import Links, Report
 from notifier.core.rules import Rule, matches, route, top_level
 from notifier.render import SlackMessage, block_kit_builder_url
+from notifier.render.sketch import sketch
 from notifier.render.templates import CompiledTemplates
 from notifier.render.text import describe_changes, one_line, title_of
 from notifier.sinks.compose import compose_event
@@ -86,6 +87,11 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         ),
     )
     preview.add_argument("--sink", metavar="NAME", help="only this sink")
+    preview.add_argument(
+        "--sketch",
+        action="store_true",
+        help="draw Slack messages as a person sees them, instead of their Block Kit JSON",
+    )
 
 
 def cmd_preview(
@@ -96,6 +102,7 @@ def cmd_preview(
     out: TextIO,
     *,
     sample: str | None = None,
+    sketch: bool = False,
 ) -> int:
     """Print what each sink (or one) would receive for the sample events; send nothing."""
     run_preview(
@@ -106,6 +113,7 @@ def cmd_preview(
         sample_name=sample,
         sink_name=sink,
         now=datetime.now(UTC),
+        sketch=sketch,
     )
     return EXIT_OK
 
@@ -189,11 +197,14 @@ def sample_preview_event(sample: Sample, event_type: str | None, project_id: int
     return derive_event(own.report, EventType(event_type), project_id)
 
 
-def payload_text(payload: dict[str, Any] | str, *, builder: bool) -> str:
+def payload_text(payload: dict[str, Any] | str, *, builder: bool, drawn: bool = False) -> str:
     """A payload for a terminal: JSON pretty-printed (a Slack message followed by its Block
-    Kit Builder link when ``builder``), console text as it is."""
+    Kit Builder link when ``builder``; drawn as a person sees it when ``drawn``), console text
+    as it is."""
     if isinstance(payload, str):
         return payload
+    if drawn and isinstance(payload.get("blocks"), list):
+        return sketch(SlackMessage(str(payload.get("text", "")), tuple(payload["blocks"])))
     text = json.dumps(payload, indent=_PAYLOAD_INDENT, ensure_ascii=False)
     if builder and isinstance(payload.get("blocks"), list):
         message = SlackMessage(str(payload.get("text", "")), tuple(payload["blocks"]))
@@ -241,9 +252,11 @@ def run_preview(
     sample_name: str | None = None,
     sink_name: str | None = None,
     now: datetime,
+    sketch: bool = False,
 ) -> None:
     """Print which rules match each preview event and what each sink (or ``sink_name``) would
-    receive: the file's report, one built-in sample, or every sample after an overview."""
+    receive: the file's report, one built-in sample, or every sample after an overview
+    (Slack messages drawn as text with ``sketch``)."""
     if sink_name is not None and sink_name not in settings.sinks:
         known = ", ".join(settings.sinks) or "none"
         raise ConfigError([f"preview --sink: unknown sink {sink_name!r} (defined: {known})"])
@@ -260,6 +273,7 @@ def run_preview(
             sink_name=sink_name,
             now=now,
             full=True,
+            sketch=sketch,
         )
         return
     chosen = [sample_named(sample_name)] if sample_name is not None else list(SAMPLES)
@@ -280,6 +294,7 @@ def run_preview(
             sink_name=sink_name,
             now=now,
             full=full,
+            sketch=sketch,
         )
 
 
@@ -318,6 +333,7 @@ def _preview_one(
     sink_name: str | None,
     now: datetime,
     full: bool,
+    sketch: bool = False,
 ) -> None:
     """One event's preview; ``full``: a sink-by-sink rendering even when no rule matches."""
     links, templates = Links(settings.posthog.host), rule_templates(settings.rules)
@@ -341,7 +357,7 @@ def _preview_one(
             "it would look, add --sample NAME.\n"
         )
         return
-    scene = _Scene(event, routes, links, templates, bool(found), enrichment, now)
+    scene = _Scene(event, routes, links, templates, bool(found), enrichment, now, sketch)
     names = [sink_name] if sink_name is not None else list(settings.sinks)
     for name in names:
         _write_sink(out, name, settings.sinks[name], scene, alone=len(names) == 1)
@@ -358,6 +374,7 @@ class _Scene:
     matched: bool  # some rule matches the event
     enrichment: Enrichment | None  # a built-in sample's artefacts; None for a --report file
     now: datetime
+    sketch: bool  # Slack messages drawn as text, not JSON
 
 
 def _write_sink(out: TextIO, name: str, sink: SinkSettings, scene: _Scene, *, alone: bool) -> None:
@@ -372,4 +389,4 @@ def _write_sink(out: TextIO, name: str, sink: SinkSettings, scene: _Scene, *, al
         why = "would not be sent (no matching rule routes to it); as it would look with no rule"
     out.write(f"\n── {name} ({sink.kind_words}): {why}{note}\n")
     payload = compose_event(sink, event, rules, scene.links, scene.templates, timestamp=scene.now)
-    out.write(payload_text(payload, builder=True) + "\n")
+    out.write(payload_text(payload, builder=True, drawn=scene.sketch) + "\n")

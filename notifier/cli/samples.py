@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from notifier.core.diff import compare
-from notifier.core.events import Enrichment, Event, EventType, Recording
+from notifier.core.events import Enrichment, Event, EventType, Recording, Reviewer
 from notifier.core.report import Report
 
 
@@ -26,9 +26,12 @@ class Sample:
     before: dict[str, Any] | None  # None: a new report
     after: dict[str, Any]
     enrichment: Enrichment
+    removed: bool = False  # PostHog stopped listing ``after``
 
     def event(self, project_id: int) -> Event:
         report = Report.from_api(self.after)
+        if self.removed:
+            return Event.create(EventType.REMOVED, project_id, report, report, {})
         if self.before is None:
             return Event.create(EventType.NEW, project_id, report, None, {})
         previous = Report.from_api(self.before)
@@ -90,6 +93,50 @@ _SIGNUP: Final = _report(
     status="resolved",
     priority="P1",
 )
+_SEARCH: Final = _report(
+    "3a6c9f12-7b4e-4d2a-8e1f-5c0b9d3a6e05",
+    "Search returns nothing for product codes with a dash",
+    'Searches like "AB-1234" find no products although the code exists.\n\nSeen in 9 '
+    "sessions this week, mostly from the B2B catalogue.",
+    status="ready",
+    priority="P1",
+    total_weight=2.35,
+    signal_count=9,
+    relevant_user_count=31,
+)
+_ONBOARDING: Final = _report(
+    "8d2e4b67-0a9c-4f1d-b7e3-9c6a2f8d4b06",
+    "Onboarding checklist skipped on mobile",
+    "New users on mobile close the checklist in the first minute.",
+    status="in_progress",
+    priority=None,
+    actionability=None,
+    total_weight=1.1,
+    signal_count=4,
+)
+_BANNER: Final = _report(
+    "4e7a1c38-2d9b-4a6f-9e05-1b8c7d3f2a07",
+    "Cookie banner covers the Buy button on small screens",
+    "On screens under 360px the banner hides the Buy button until dismissed.",
+    status="suppressed",
+    priority="P3",
+)
+_INVOICE: Final = _report(
+    "6b9d3e71-5f2a-4c8e-a1d4-7e0f2b9c5d08",
+    "Invoice PDF shows the wrong currency symbol",
+    "Customers billed in CHF see € on their invoice PDFs.",
+    status="ready",
+)
+_DARK: Final = _report(
+    "1c5f8a94-3e6d-4b7a-9c2f-0d8e6a4b1f09",
+    "Dark mode toggle resets after login",
+    "The theme goes back to light after every login.",
+    status="potential",
+    priority=None,
+    actionability=None,
+    total_weight=0.9,
+    signal_count=4,
+)
 _FOOTER: Final = _report(
     "7f4b2d86-1e9c-4a5b-8c3d-6e0a9f1b2c04",
     "Visitors hover over the footer links",
@@ -100,8 +147,22 @@ _FOOTER: Final = _report(
     total_weight=0.2,
 )
 
-#: The samples, in the order `preview` shows them.
+#: The samples, in the order `preview` shows them: one per status a team meets, then one that
+#: PostHog's own policy leaves out.
 SAMPLES: Final = (
+    Sample(
+        "new",
+        "a new report, already researched and ready",
+        None,
+        _SEARCH,
+        Enrichment(
+            priority_explanation="Blocks B2B buyers from finding what they reorder.",
+            reviewers=(
+                Reviewer(login="ana-silva", name="Ana Silva", email="ana@example.com"),
+                Reviewer(login="jkowalski"),
+            ),
+        ),
+    ),
     Sample(
         "ready",
         "ready and actionable (PostHog's own policy notifies it)",
@@ -121,7 +182,16 @@ SAMPLES: Final = (
         "waiting for someone's answer (pending_input)",
         {**_EXPORT, "status": "in_progress"},
         _EXPORT,
-        Enrichment(actionability_explanation="Needs a decision: is the 10,000-row cap intended?"),
+        Enrichment(
+            actionability_explanation="Only the product team can say if the cap is intended."
+        ),
+    ),
+    Sample(
+        "researching",
+        "PostHog started researching it (in_progress)",
+        {**_ONBOARDING, "status": "candidate"},
+        _ONBOARDING,
+        Enrichment(),
     ),
     Sample(
         "resolved",
@@ -129,6 +199,28 @@ SAMPLES: Final = (
         {**_SIGNUP, "status": "ready"},
         _SIGNUP,
         Enrichment(priority_explanation="Blocked some signups."),
+    ),
+    Sample(
+        "dismissed",
+        "someone dismissed it in PostHog (suppressed)",
+        {**_BANNER, "status": "ready"},
+        _BANNER,
+        Enrichment(),
+    ),
+    Sample(
+        "removed",
+        "PostHog no longer lists it",
+        _INVOICE,
+        _INVOICE,
+        Enrichment(),
+        removed=True,
+    ),
+    Sample(
+        "reopened",
+        "a resolved report back in research",
+        {**_DARK, "status": "resolved"},
+        _DARK,
+        Enrichment(),
     ),
     Sample(
         "not-actionable",

@@ -1,8 +1,9 @@
 """Checks of the raw configuration document that pydantic cannot make: unknown keys (with "did
 you mean"), sink and rule names, rule ``match`` blocks and their regexes, ``self_alerts.sinks``;
-pydantic's own errors in our words; and every secret value in the document, so that no
-message can repeat one. Each check returns ``(key path, problem)`` pairs: ``load`` reports them
-all at once.
+pydantic's own errors in our words, with the value the user wrote (``types.shown``) unless a
+secret goes there (``holds_secret``: a ``SecretStr`` field, or a block holding one); and every
+secret value in the document, so that no message can repeat one. Each check returns
+``(key path, problem)`` pairs: ``load`` reports them all at once.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import difflib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, Final
+from types import UnionType
+from typing import Annotated, Any, Final, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from notifier.config.match import choices, compile_match, regex_texts
 from notifier.config.settings import SECTIONS, RuleSettings, Settings
 from notifier.config.sinks import SINK_SECRETS, SINKS, TEMPLATED, TemplateModel, misplaced
-from notifier.config.types import inputs
+from notifier.config.types import inputs, shown
 from notifier.config.yamlload import Loc, Problem, Said
 from notifier.core.report import Links
 from notifier.core.rules import REGEX_MAX_SIZE, Match, regex_size
@@ -41,7 +43,7 @@ TEMPLATES_MAX_CHARS: Final = 100_000
 TEMPLATES_MAX_COUNT: Final = 200
 #: The host templates are tried with when posthog.host is not usable.
 PLACEHOLDER_HOST: Final = "https://us.posthog.com"
-#: Our words for pydantic's error types; the others keep pydantic's message (never the input).
+#: Our words for pydantic's error types; the others keep pydantic's message.
 _MESSAGES: Final = {
     "missing": "required key is missing; add it",
     "model_type": "must be a mapping of keys to values",
@@ -180,9 +182,10 @@ def check_self_alerts(raw: dict[Any, Any]) -> list[Problem]:
 
 
 def pydantic_problems(error: ValidationError) -> list[Problem]:
-    """pydantic errors → problems, from ``loc``, ``type`` and our own words: never the input."""
+    """pydantic errors → problems, from ``loc``, ``type`` and our own words, with the value
+    written (``_echoed``) where no secret goes."""
     problems: list[Problem] = []
-    for err in error.errors(include_input=False, include_url=False):
+    for err in error.errors(include_url=False):
         loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx", {})
         if loc[:1] == ("sinks",) and len(loc) > 2 and loc[2] in SINKS:
             loc = loc[:2] + loc[3:]  # drop the discriminator's tag
@@ -197,11 +200,100 @@ def pydantic_problems(error: ValidationError) -> list[Problem]:
         elif kind == "union_tag_not_found":
             loc, msg = (*loc, "type"), f"required key is missing; one of {', '.join(SINKS)}"
         elif kind == "literal_error":
-            msg = f"must be one of {ctx['expected']}"
+            msg = f"must be one of {ctx['expected']}{_closest(err['input'], ctx['expected'])}"
         elif kind == "value_error":
             msg = err["msg"].removeprefix("Value error, ")
+        if kind not in ("missing", "too_short", "string_too_short") and "union" not in kind:
+            msg = _echoed(loc, kind, err["input"], msg)
         problems.append((loc, msg))
     return problems
+
+
+def _closest(value: object, expected: str) -> str:
+    """``; did you mean 'notify'?`` for a literal's closest value, if one is close."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, re.findall(r"'([^']*)'", expected), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _echoed(loc: Loc, kind: str, value: object, msg: str) -> str:
+    """``msg`` with ``(got <value>)`` after its problem (before the first ``; ``, the fix), or
+    as it is: where a secret goes, for a list or mapping where one goes (the message is about
+    its items or keys), and when the message quotes the value already."""
+    if holds_secret(loc) or (isinstance(value, dict | list) and _holds_many(loc)):
+        return msg
+    if isinstance(value, str) and value:
+        quoted = repr(value[:40])[: -1 if len(value) > 40 else None]
+        if quoted in msg or (len(value) >= 8 and value.strip() in msg):
+            return msg  # our validator quotes it already
+    if (said := shown(value)) is None:
+        return msg
+    problem, sep, fix = msg.partition("; ")
+    return f"{problem} (got {said}){sep}{fix}"
+
+
+def _kinds(annotation: Any) -> list[Any]:
+    """The types a field's annotation allows, without ``Annotated`` and unions."""
+    if get_origin(annotation) is Annotated:
+        return _kinds(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [kind for arg in get_args(annotation) for kind in _kinds(arg)]
+    return [annotation]
+
+
+def _inner(annotation: Any, part: str | int) -> list[Any]:
+    """What a value of ``annotation`` holds at ``part`` (a field, a mapping's value, an item)."""
+    found = []
+    for kind in _kinds(annotation):
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part))
+            found += [] if field is None else [field.annotation]
+        elif get_origin(kind) is dict:
+            found.append(get_args(kind)[1])
+        elif get_origin(kind) in (tuple, list):
+            found.append(get_args(kind)[0])
+    return found
+
+
+def _secret_type(annotation: Any, depth: int = 0) -> bool:
+    """Whether a value of ``annotation`` is or holds a ``SecretStr``."""
+    for kind in _kinds(annotation):
+        if isinstance(kind, type) and issubclass(kind, SecretStr):
+            return True
+        if isinstance(kind, type) and issubclass(kind, BaseModel) and depth < 8:
+            fields = kind.model_fields.values()
+            if any(_secret_type(field.annotation, depth + 1) for field in fields):
+                return True
+        args = get_args(kind) if get_origin(kind) in (dict, tuple, list) and depth < 8 else ()
+        if any(_secret_type(arg, depth + 1) for arg in args if arg is not ...):
+            return True
+    return False
+
+
+def _annotations(loc: Loc) -> list[Any]:
+    """The annotations of what goes at ``loc`` in the settings (none: not a key of them)."""
+    found: list[Any] = [Settings]
+    for part in loc:
+        found = [inner for annotation in found for inner in _inner(annotation, part)]
+    return found
+
+
+def _holds_many(loc: Loc) -> bool:
+    """Whether a list or a mapping goes at ``loc`` (a section, a sink, a list of values)."""
+    kinds = [kind for annotation in _annotations(loc) for kind in _kinds(annotation)]
+    return any(
+        get_origin(kind) in (dict, tuple, list)
+        or (isinstance(kind, type) and issubclass(kind, BaseModel | dict | tuple | list))
+        for kind in kinds
+    )
+
+
+def holds_secret(loc: Loc) -> bool:
+    """Whether a secret goes at ``loc`` (a ``SecretStr`` field, or a block holding one), so that
+    no message shows the value there; also when ``loc`` is not a key of the settings."""
+    found = _annotations(loc)
+    return not found or any(_secret_type(annotation) for annotation in found)
 
 
 def rule_where(index: int, name: object) -> str:

@@ -6,7 +6,8 @@ secrets) → check unknown keys, the rules and the message templates on the raw 
 ``Settings`` model (value types in ``types``, sinks in ``sinks``) → add what the loader knows
 (the source, warnings from ``advice``, relative paths resolved, jitter and backoff capped).
 Problems from every step land in one ``ConfigError``. Messages come from key paths and our own
-words, never from input values, and any secret value is scrubbed from them anyway.
+words, with the value the user wrote (quoted, cut, escaped: ``checks.pydantic_problems``) except
+where a secret goes or when it looks like one, and any secret value is scrubbed from them anyway.
 """
 
 from __future__ import annotations

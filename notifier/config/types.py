@@ -1,8 +1,9 @@
 """The value types of the configuration: durations, URLs, lists that accept one value, and the
 strict base model, each with a message that says what to write instead.
 
-Used by ``notifier.config.load`` and ``notifier.config.sinks``. Messages are our own words: they
-never echo the input, which may be a secret put in the wrong place.
+Used by ``notifier.config.load`` and ``notifier.config.sinks``. Messages are our own words; the
+loader adds the value the user wrote (``shown``: quoted, cut, escaped), except where a secret
+goes or when the value looks like one (a key put in the wrong place).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import difflib
 import math
 import re
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from notifier.core.report import STATUSES
+from notifier.core.secrets import derived as secret_forms
 
 _DURATION: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -26,6 +29,64 @@ WHSEC_HELP: Final = (
     "must be 'whsec_' followed by base64 of 24-64 random bytes; generate one with: python -c "
     "\"import base64,os; print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
 )
+
+
+#: An echoed value is cut to this many characters (``…`` included).
+ECHO_LIMIT: Final = 60
+#: How credentials begin (PostHog keys, Slack tokens, Standard Webhooks secrets, header values).
+_CREDENTIAL: Final = re.compile(
+    r"(?:ph[a-z]_|whsec_|xox[a-z.]*-|xapp-|(?:Bearer|Basic|Token|Bot)\s)", re.IGNORECASE
+)
+#: A long single word mixing letters and digits: a key or token more likely than a mistake.
+_TOKEN_LENGTH: Final = 16
+
+
+def looks_secret(text: str) -> bool:
+    """Whether ``text`` may be a credential: one that begins like one, a URL with secret parts
+    (userinfo, query values, a webhook path: ``core.secrets``' own rule), or a long word of
+    letters and digits."""
+    if _CREDENTIAL.match(text.strip()):
+        return True
+    if "://" in text:
+        return any(prefix for prefix in secret_forms(text.strip()).values())
+    return (
+        len(text) >= _TOKEN_LENGTH
+        and not any(ch.isspace() for ch in text)
+        and any(ch.isdigit() for ch in text)
+        and any(ch.isalpha() for ch in text)
+    )
+
+
+def _quoted(text: str) -> str:
+    """``text`` in quotes, escaped like ``repr`` (no raw newline or control character), cut to
+    ``ECHO_LIMIT`` characters with ``…``."""
+    pieces: list[str] = []
+    size = 0
+    for ch in text:
+        piece = "\\'" if ch == "'" else repr(ch)[1:-1]
+        size += len(piece)
+        if size > ECHO_LIMIT - 2:
+            return "'" + "".join(pieces) + "…'"
+        pieces.append(piece)
+    return "'" + "".join(pieces) + "'"
+
+
+def shown(value: object) -> str | None:
+    """What the user wrote, for a message: text quoted (see ``_quoted``), a number or true/false
+    as written, a list or mapping by its type only; None for a value that ``looks_secret``."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, int | float):
+        return _quoted(str(value)).strip("'")
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, date):
+        value = value.isoformat()
+    if not isinstance(value, str):
+        return f"a value of type {type(value).__name__}"
+    return None if looks_secret(value) else _quoted(value)
 
 
 def parse_duration(value: object) -> float:
@@ -36,7 +97,6 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str) and (found := _DURATION.fullmatch(value.strip())):
         seconds = float(found.group(1)) * _UNITS[found.group(2) or "s"]
     if not math.isfinite(seconds) or seconds < 0:
-        # the value is not echoed: it may be a secret put in the wrong place
         raise ValueError("invalid duration; use a number of seconds or 500ms, 90s, 5m, 1h, 1d")
     return seconds
 
@@ -87,7 +147,7 @@ LISTABLE_STATUSES: Final = tuple(status for status in STATUSES if status != "del
 
 
 def _listable(items: tuple[str, ...]) -> tuple[str, ...]:
-    """Statuses PostHog accepts as a listing filter (the input is not echoed)."""
+    """Statuses PostHog accepts as a listing filter (an unknown one is ``shown``)."""
     valid = ", ".join(LISTABLE_STATUSES)
     for number, item in enumerate(items, 1):
         if item == "deleted":
@@ -98,7 +158,8 @@ def _listable(items: tuple[str, ...]) -> tuple[str, ...]:
         if item not in LISTABLE_STATUSES:
             close = difflib.get_close_matches(item, LISTABLE_STATUSES, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"item {number} is not a PostHog status; {hint}valid: {valid}")
+            said = f" ({shown(item)})" if shown(item) else ""
+            raise ValueError(f"item {number}{said} is not a PostHog status; {hint}valid: {valid}")
     return items
 
 

@@ -40,6 +40,8 @@ from notifier.demo.simulator import DemoStory, FakePostHog
 from notifier.runtime.daemon import Notifier
 
 PROJECT_ID = 1
+#: the simulated projects' names, in the order of their ids (cards show them)
+PROJECT_NAMES = ("Storefront", "Mobile app", "Marketing site", "Admin console")
 DIM, RESET = "\033[2m", "\033[0m"
 #: the seed of the first project's story (later projects: the next seeds, so they differ)
 SEED = 7
@@ -192,6 +194,9 @@ def run_demo(
         FakePostHog(api_version=6, projects=projects) as sim,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        sim.project_names.update(
+            {pid: PROJECT_NAMES[i % len(PROJECT_NAMES)] for i, pid in enumerate(projects)}
+        )
         if config is None:
             settings = demo_settings(sim.url, sim.api_key, Path(tmp), interval)
         else:

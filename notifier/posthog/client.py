@@ -42,6 +42,7 @@ from notifier.posthog.parse import (
     parse_retrieved,
 )
 from notifier.posthog.paths import Paths
+from notifier.posthog.projects import ProjectNames
 from notifier.posthog.reader import STALE_PAGES, ListingReader
 from notifier.posthog.retry import RetryPolicy
 from notifier.posthog.session import Session
@@ -87,6 +88,7 @@ class PostHogClient:
         self._paths = Paths(settings, self._session)
         self._reader = ListingReader(settings, self._session, self._paths)
         self._no_signals: set[int] = set()  # projects whose server has no /signals/ (pre-V6)
+        self._names = ProjectNames(self._session)
 
     def close(self) -> None:
         """Release the connection pool and the page-ahead threads."""
@@ -104,6 +106,10 @@ class PostHogClient:
         if cycle.project_id != project_id:
             raise ValueError(f"a cycle of project {cycle.project_id} used for {project_id}")
         return cycle
+
+    def project_name(self, project_id: int, cycle: CycleContext | None = None) -> str | None:
+        """The project's name, kept 6 h; None without it (``posthog.projects``). Never raises."""
+        return self._names.name(self._in(project_id, cycle))
 
     # -- listing ------------------------------------------------------------------------------
 

@@ -26,6 +26,11 @@ def _path(project_id: int, prefix: str, report_id: str | None = None) -> str:
     return f"/api/projects/{project_id}/{prefix}/{tail}"
 
 
+def project_path(project_id: int) -> str:
+    """One project (its name, timezone…): the same path in every API version."""
+    return f"/api/projects/{project_id}/"
+
+
 class Paths:
     """Each project's API path prefix: the configured one, or the one its first listing page
     was found at."""

@@ -16,7 +16,7 @@ from notifier.render.notice import (
     notice_webhook_body,
     notice_webhook_payload,
 )
-from notifier.render.slack import fallback_text, slack_message, text_only, thread_reply
+from notifier.render.slack import fallback_text, slack_message, text_only
 from notifier.render.text import (
     escape_mrkdwn,
     format_number,
@@ -25,6 +25,7 @@ from notifier.render.text import (
     status_emoji,
     truncate,
 )
+from notifier.render.thread import thread_reply
 from notifier.render.webhook import sign, webhook_body, webhook_payload
 
 __all__ = [

@@ -35,7 +35,9 @@ from notifier.render.text import (
     escape_truncate,
     event_colour,
     event_status,
+    moved_text,
     one_line,
+    same_words,
     status_change,
     status_move,
     title_of,
@@ -130,6 +132,8 @@ def _what(event: Event) -> str:
         before, after = status_change(event)
         move = status_move(event)  # Reopened / Restored
         moved = f"{coloured(before)} → *{status_word(after)}*"
+        if same_words(before, after):
+            moved = f"*{escape_truncate(moved_text(before, after), _CHANGES_CHARS)}*"
         return f"{move}: {moved}" if move else moved
     if event.type is EventType.UPDATED:
         changes = escape_truncate(describe_changes(event.changes, 3), _CHANGES_CHARS)

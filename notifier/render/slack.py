@@ -20,12 +20,10 @@ from typing import Any, Final
 
 from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
 from notifier.core.report import Links
-from notifier.core.words import actionability_words, priority_words, status_name, status_words
+from notifier.core.words import actionability_words, status_name, status_words
 from notifier.render.blocks import (
     LINK_URL_CHARS,
     MAX_BUTTON_TEXT,
-    MAX_FIELD_TEXT,
-    MAX_FIELDS,
     MAX_HEADER,
     SlackMessage,
     coloured,
@@ -34,48 +32,34 @@ from notifier.render.blocks import (
     header_block,
     lines_section,
     link,
-    mrkdwn,
     plain,
     safe_url,
     section,
     status_word,
 )
 from notifier.render.text import (
-    describe_changes,
     escape_mrkdwn,
-    escape_text,
     escape_truncate,
     event_colour,
-    field_words,
     headline,
+    moved_text,
     one_line,
+    same_words,
     status_change,
     status_colour,
     status_move,
-    strip_controls,
     title_of,
     truncate,
 )
+from notifier.render.why import SUMMARY_CHARS, why_it_matters
 
-SUMMARY_CHARS: Final = 600
 MAX_RECORDINGS: Final = 3
 
 _HEADLINE_CHARS: Final = 800
-_FIELD_CHARS: Final = 200
 _CONTEXT_CHARS: Final = 300
 _TEXT_CHARS: Final = 300
 _EXPLANATION_CHARS: Final = 500
 _RECORDING_CHARS: Final = 150
-
-#: The numbers and labels of the fields section, in order, shown only when PostHog sent them.
-_FIELDS: Final = (
-    ("total_weight", "Weight"),
-    ("signal_count", "Signals"),
-    ("relevant_user_count", "Users"),
-    ("artefact_count", "Artefacts"),
-    ("priority", "Priority"),
-    ("actionability", "Actionability"),
-)
 
 
 def fallback_text(event: Event) -> str:
@@ -119,30 +103,17 @@ def slack_message(
     ranked: list[tuple[int, dict[str, Any] | None]] = [
         (0, header),
         (0, status),
-        (2, section(body) if body else _summary(event, url)),
-        (3, _fields(event)),
+        (2, why_it_matters(event, url, body)),
         (5, _explanations(event, enrichment)),
         (3, _reviewers(enrichment)),
         (6, _recordings(recordings)),
-        (4, context_block(_context(event, rules))),
         (1, _buttons(url, recordings)),
+        (4, context_block(footnote(event, rules))),
     ]
     return fit(text or fallback_text(event), ranked, minimal=[header, status])
 
 
-def thread_reply(event: Event, rules: Sequence[str], links: Links) -> SlackMessage:
-    """The short reply under the living message: what this event changed, in a line or two,
-    and a context line with the report link and the rules."""
-    lines = _change_lines(event)
-    changed = section("\n".join(lines))
-    url = report_url(event, links)  # None once removed: no dead link
-    context = [link(url, "Open report") if url else "", *_rules_context(rules)]
-    title = escape_truncate(title_of(event.report), _TEXT_CHARS // 2)
-    text = truncate(f"{title}: {' · '.join(lines)}".replace("*", ""), _TEXT_CHARS)
-    return fit(text, [(0, changed), (1, context_block(context))], minimal=[changed])
-
-
-# -- building blocks (shared with render.digest) ---------------------------------------------
+# -- building blocks (shared with render.digest and render.thread) ----------------------------
 
 
 def report_url(event: Event, links: Links) -> str | None:
@@ -157,11 +128,12 @@ def report_url(event: Event, links: Links) -> str | None:
 
 
 def _badge(event: Event) -> str | None:
-    """``Removed`` / ``Resolved`` / ``Deleted`` for a report that is done, else None."""
+    """``Removed`` / ``Resolved`` / ``Dismissed`` / ``Deleted`` for a report that is done, else
+    None."""
     if event.type is EventType.REMOVED:
         return status_name("removed")
     status = event.report.status
-    return status_name(status) if status in ("resolved", "deleted") else None
+    return status_name(status) if status in ("resolved", "suppressed", "deleted") else None
 
 
 def _header(event: Event, title: str | None = None) -> dict[str, Any]:
@@ -189,7 +161,12 @@ def _what(event: Event) -> str:
     if event.type is EventType.STATUS_CHANGED:
         before, _ = status_change(event)
         move = status_move(event)  # Reopened / Restored
-        return f"*{move}* (was {coloured(before)})" if move else f"was {coloured(before)}"
+        if move:
+            return f"*{move}* (was {coloured(before)})"
+        after = event.report.status
+        if same_words(before, after):
+            return escape_truncate(moved_text(before, after), _HEADLINE_CHARS)
+        return f"was {coloured(before)}"
     return escape_truncate(one_line(headline(event)), _HEADLINE_CHARS)
 
 
@@ -206,44 +183,10 @@ def _status_text(event: Event) -> str:
     return f"{first} · {meaning}\n{_what(event)}" if meaning else f"{first} · {_what(event)}"
 
 
-def _summary(event: Event, url: str | None) -> dict[str, Any] | None:
-    summary = strip_controls(event.report.summary or "").strip()
-    if not summary:
-        return None
-    text = escape_truncate(summary, SUMMARY_CHARS)
-    if len(escape_text(summary)) > SUMMARY_CHARS and url is not None:
-        text += " " + link(url, "Read more")
-    return section(text)
-
-
-def _pretty(name: str, value: Any) -> str:
-    """A field value on one line, in words (``P1 · high``, ``Act now``)."""
-    return field_words(name, value)
-
-
-def _field(name: str, value: str) -> dict[str, Any]:
-    """A ``*Name*`` over the escaped ``value`` (raw text in, escaped and cut out)."""
-    limit = min(_FIELD_CHARS, MAX_FIELD_TEXT) - len(name) - 3
-    return mrkdwn(f"*{name}*\n{escape_truncate(value, limit)}")
-
-
-def _fields(event: Event) -> dict[str, Any] | None:
-    """The numbers PostHog sent, ``before → after`` where this event changed them."""
-    fields = []
-    for name, title in _FIELDS:
-        change = event.changes.get(name)
-        if change is not None:
-            before, after = change
-            fields.append(_field(title, f"{_pretty(name, before)} → {_pretty(name, after)}"))
-            continue
-        value = getattr(event.report, name)
-        if value is not None and value != "":
-            fields.append(_field(title, _pretty(name, value)))
-    return {"type": "section", "fields": fields[:MAX_FIELDS]} if fields else None
-
-
 def _explanations(event: Event, enrichment: Enrichment) -> dict[str, Any] | None:
-    """Why PostHog judged this priority and actionability (from the artefacts)."""
+    """Why PostHog judged this priority and actionability (from the artefacts): ``*Why this
+    priority* · …`` and ``*Why “Act now”* · …`` (the judgments themselves are in the section
+    above)."""
     report = event.report
     lines = []
     judged = (
@@ -255,12 +198,12 @@ def _explanations(event: Event, enrichment: Enrichment) -> dict[str, Any] | None
         if not text:
             continue
         shown = one_line(value or "")
-        if name == "Priority" and shown:
-            label = f"Priority {escape_truncate(priority_words(shown), 30)}"
+        if name == "Priority":
+            label = "Why this priority"
         elif shown:
-            label = escape_truncate(actionability_words(shown), 40)
+            label = f"Why “{escape_truncate(actionability_words(shown), 40)}”"
         else:
-            label = name
+            label = "Why this actionability"
         lines.append(f"*{label}* · {escape_truncate(text, _EXPLANATION_CHARS)}")
     return section("\n".join(lines)) if lines else None
 
@@ -311,13 +254,24 @@ def _segment(recording: Recording) -> str:
     return f": {title or problem}" if title or problem else ""
 
 
-def _context(event: Event, rules: Sequence[str]) -> list[str]:
-    elements = [f"Project {event.project_id}", *_rules_context(rules)]
-    elements.append(f"Report {escape_truncate(one_line(event.report.id), 80)}")
-    return elements
+def footnote(event: Event, rules: Sequence[str]) -> list[str]:
+    """The card's last line, out of the reader's way: the project (by name when PostHog gave
+    it), the rules that sent it, and the report id (for ``notifier`` commands)."""
+    return [
+        project_label(event),
+        *rules_context(rules),
+        f"Report {escape_truncate(one_line(event.report.id), 80)}",
+    ]
 
 
-def _rules_context(rules: Sequence[str]) -> list[str]:
+def project_label(event: Event) -> str:
+    """``Storefront`` (escaped) when PostHog gave the project's name, else ``Project 12345``."""
+    name = one_line(event.project_name or "")
+    return escape_truncate(name, 80) if name else f"Project {event.project_id}"
+
+
+def rules_context(rules: Sequence[str]) -> list[str]:
+    """``Rule: ready`` / ``Rules: a, b`` (escaped), or nothing without rules."""
     if not rules:
         return []
     names = ", ".join(one_line(r) for r in rules)
@@ -339,34 +293,3 @@ def _buttons(
     if url is not None:
         buttons[0]["style"] = "primary"
     return {"type": "actions", "elements": buttons} if buttons else None
-
-
-# -- the thread reply ------------------------------------------------------------------------
-
-
-def _change_lines(event: Event) -> list[str]:
-    """``🟡 in_progress → 🟢 *ready*`` and ``weight 1.2 → 2.4, signals 3 → 5`` (escaped)."""
-    report = event.report
-    if event.type is EventType.REMOVED:
-        gone = status_words("removed")
-        return [f"{gone.emoji} *Removed from PostHog* (last status {coloured(report.status)})"]
-    lines = []
-    if event.type is EventType.NEW:
-        lines.append(
-            f"*New signal report* · {status_colour(report.status)} *{status_word(report.status)}*"
-        )
-    elif event.type is EventType.STATUS_CHANGED:
-        before, after = status_change(event)
-        move = status_move(event)  # Reopened / Restored
-        if after == "resolved" and move is None:
-            lines.append(f"*Resolved* ✅ (was {coloured(before)})")
-        elif move is not None:
-            lines.append(
-                f"*{move}* · {coloured(before)} → {status_colour(after)} *{status_word(after)}*"
-            )
-        else:
-            lines.append(f"{coloured(before)} → {status_colour(after)} *{status_word(after)}*")
-    others = describe_changes({k: v for k, v in event.changes.items() if k != "status"})
-    if others:
-        lines.append(escape_truncate(others, _HEADLINE_CHARS))
-    return lines or ["Updated"]

@@ -178,6 +178,11 @@ def status_text(status: str) -> str:
     return format_value(status_name(status))
 
 
+def same_words(before: str, after: str) -> bool:
+    """Whether two statuses read the same (``candidate`` and ``in_progress``: Researching)."""
+    return status_text(before) == status_text(after)
+
+
 def moved_text(before: str, after: str) -> str:
     """``Researching → Ready for review``; ``Still researching`` when both read the same."""
     was, now = status_text(before), status_text(after)

@@ -20,6 +20,7 @@ from notifier.core.errors import SourceError, StateError
 from notifier.core.outcomes import PollOutcome
 from notifier.cycle.baseline import baseline_cycle
 from notifier.cycle.enrich import WINDOW, enrich_plan
+from notifier.cycle.names import name_plan
 from notifier.cycle.pipeline import CyclePlan, commit, plan_cycle
 from notifier.delivery.selfalerts import SelfAlerts, source_hint
 from notifier.posthog.client import PostHogClient
@@ -143,6 +144,7 @@ class Poller:
         plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
             plan, self._source, settings.sinks, cycle=cycle, window=self._enrich_window
         )
+        plan = name_plan(plan, self._source, cycle)  # the project's name; never fails
         return plan, commit(plan, self._store, self._leases.fence(f"poll:{project_id}"))
 
     def _baseline(self, project_id: int, cycle: CycleContext) -> CyclePlan | None:

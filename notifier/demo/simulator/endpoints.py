@@ -20,6 +20,7 @@ from notifier.demo.simulator.answers import Answer, ApiRequest, BadBody, json_ob
 from notifier.demo.simulator.facts import (
     _LEGACY_PATH,
     _NEW_PATH,
+    _PROJECT_PATH,
     _PROJECTS_PATH,
     _V6_PATH,
     INVALID_KEY,
@@ -29,6 +30,7 @@ from notifier.demo.simulator.facts import (
     PROJECT_NOT_FOUND,
     REPORT_STATUSES,
     _error,
+    project_body,
 )
 from notifier.demo.simulator.listing import paginate
 from notifier.demo.simulator.writes import ReportWrites
@@ -85,7 +87,9 @@ class PostHogApi(ReportWrites):
     (e.g. ``{"signal_report:read"}``, which V1's artefacts need), ``link_base`` (origin for
     ``next``/``previous``; None = from the Host header), ``count_override`` (the listing's
     ``count``, ``next`` links following it as DRF's would) and ``max_limit`` (at most this many
-    per page, a capped server).
+    per page, a capped server), ``project_names`` (project id → the name ``GET
+    /api/projects/{id}/`` and the project list show; default ``Project {id}``; reading a
+    project needs ``project:read``, which ``missing_scopes`` may take away).
     """
 
     def __init__(
@@ -99,9 +103,13 @@ class PostHogApi(ReportWrites):
         self.missing_scopes: set[str] = set()
         self.count_override: int | None = None
         self.max_limit: int | None = None
+        self.project_names: dict[int, str] = {}
 
     def _route(self, req: ApiRequest) -> Routed:
         """The answer, and (project, offset) when it is a page of the report list."""
+        project = _PROJECT_PATH.match(req.path)
+        if project is not None:  # the same path in every version
+            return self._one_project(req, project.group("pid")), None
         if self.api_version >= 6:
             return self._route_v6(req)
         pattern = _NEW_PATH if self.api_version >= 4 else _LEGACY_PATH
@@ -162,6 +170,29 @@ class PostHogApi(ReportWrites):
             return self._artefacts(pid, rid, req), None
         found = self._report_signals(pid, rid) if action == "signals" else self._retrieve(pid, rid)
         return (Answer(404, NOT_FOUND) if found is None else Answer(200, found)), None
+
+    def project_name(self, project_id: int) -> str:
+        """The project's name, as PostHog shows it."""
+        return self.project_names.get(project_id, f"Project {project_id}")
+
+    def _one_project(self, req: ApiRequest, pid_raw: str) -> Answer:
+        """``GET /api/projects/{id}/``: the key, its projects and ``project:read``, then the
+        project (404 ``Not found.`` when there is none)."""
+        denied = self._authenticate(req.authorization)
+        if denied is not None:
+            return denied
+        if req.method != "GET":
+            return _not_allowed(req.method)
+        pid = int(pid_raw) if pid_raw.isdigit() else -1
+        if self.allowed_projects is not None and pid not in self.allowed_projects:
+            return _permission_denied(
+                f"API key does not have access to the requested project: ID {pid_raw}."
+            )
+        if "project:read" in self.missing_scopes:
+            return _permission_denied("API key missing required scope 'project:read'")
+        if not self._has_project(pid):
+            return Answer(404, NOT_FOUND)
+        return Answer(200, project_body(pid, self.project_name(pid)))
 
     def _authenticate(self, authorization: str | None) -> Answer | None:
         scheme, _, token = (authorization or "").strip().partition(" ")
@@ -251,6 +282,6 @@ class PostHogApi(ReportWrites):
         ids = self._project_ids()
         if self.allowed_projects is not None:
             ids = [pid for pid in ids if pid in self.allowed_projects]
-        items = [{"id": pid, "name": f"Project {pid}"} for pid in ids]
+        items = [{"id": pid, "name": self.project_name(pid)} for pid in ids]
         body, _ = self._page(items, req)
         return Answer(200, body)

@@ -8,6 +8,7 @@ PostHog's two shapes: DRF's ``{type, code, detail, attr}`` and the writes' ``{"e
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any, Final
 
 from notifier.core.report import STATUSES
@@ -24,6 +25,7 @@ __all__ = [
     "REPORT_STATUSES",
     "SERVER_ERROR",
     "SIGNALS_CONFIG_DEFAULTS",
+    "project_body",
     "throttled_body",
     "write_error",
 ]
@@ -142,6 +144,24 @@ _V6_PATH: Final = re.compile(
     r"(?:/(?P<sub>artefacts|signals|state|claim|feedback))?)?|(?P<config>config))/?$"
 )
 _PROJECTS_PATH: Final = re.compile(r"^/api/projects/?$")
+#: One project (``GET /api/projects/{id}/``, the same path in every version).
+_PROJECT_PATH: Final = re.compile(r"^/api/projects/(?P<pid>[^/]+)/?$")
+#: The organization every simulated project belongs to.
+_ORGANIZATION: Final = "0190d8a2-5f6e-7c1b-9a3e-2b4c6d8e0f12"
+
+
+def project_body(project_id: int, name: str) -> dict[str, Any]:
+    """A project as ``GET /api/projects/{id}/`` answers it (a handful of PostHog's fields)."""
+    return {
+        "id": project_id,
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"posthog-project-{project_id}")),
+        "organization": _ORGANIZATION,
+        "api_token": f"phc_simulated{project_id:08d}",
+        "name": name,
+        "created_at": "2025-01-06T09:00:00Z",
+        "timezone": "UTC",
+        "is_demo": False,
+    }
 
 
 def _error(type_: str, code: str, detail: str, attr: str | None = None) -> dict[str, Any]:

@@ -107,6 +107,11 @@ class FakePostHog(PostHogApi, FaultInjection, BackgroundServer):
         """``http://127.0.0.1:PORT``."""
         return self.origin
 
+    def report_requests(self) -> list[RequestRecord]:
+        """The requests about reports: every one but the projects' own pages (``/api/projects/``
+        and ``/api/projects/{id}/``, which the notifier reads for a project's name)."""
+        return [r for r in self.requests if r.path.rstrip("/").count("/") > 3]
+
     def _handle(self, handler: FakeRequestHandler) -> None:
         """Record the request, play out its fault if one matches, else answer it."""
         req, record = self._received(handler)
