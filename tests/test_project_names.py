@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,12 @@ from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import FakePostHog
 from notifier.posthog import projects
 from notifier.posthog.client import PostHogClient
+from notifier.render import console_text, slack_message, webhook_payload
+from notifier.render.templates import Templates, compile_templates, render
 from notifier.runtime.daemon import Notifier
 from notifier.runtime.leases import holding
-from tests.factories import API_KEY, PROJECT, Notifiers, new
+from tests.factories import API_KEY, LINKS, PROJECT, Notifiers, new
+from tests.slack_checks import block
 
 NAME_PATH = f"/api/projects/{PROJECT}/"
 
@@ -289,3 +294,19 @@ def test_the_name_is_kept_in_the_events_json_not_its_identity() -> None:
     assert Event.from_json(named.to_json()).project_name == "Storefront"
     assert named == event
     assert "project_name" not in event.to_json()
+
+
+def test_every_sink_shows_the_name_when_known() -> None:
+    """Card footnote (escaped), console, webhook data and templates carry the project's
+    name; without one the card says "Project <id>" and the webhook ``project_name`` is null."""
+    named = replace(new(), project_name="Store <!here> & co")
+    footnote = block(slack_message(named, ["r"], LINKS), "context")["elements"][0]["text"]
+    assert footnote == "Store &lt;!here&gt; &amp; co"
+    bare = block(slack_message(new(), ["r"], LINKS), "context")["elements"][0]["text"]
+    assert bare == "Project 1"
+    when = datetime(2026, 1, 15, tzinfo=UTC)
+    assert webhook_payload(named, [], LINKS, when)["data"]["project_name"] == "Store <!here> & co"
+    assert webhook_payload(new(), [], LINKS, when)["data"]["project_name"] is None
+    assert "project: Store <!here> & co" in console_text(named, [], LINKS, color=False)
+    templates = compile_templates(Templates(text="{{ project.name }} / {{ project.id }}"), "t")
+    assert render(templates, named, [], LINKS).text == "Store &lt;!here&gt; &amp; co / 1"

@@ -299,6 +299,7 @@ def test_webhook_body_shape() -> None:
     assert data["data"] == {
         "event_id": event.id,
         "project_id": 1,
+        "project_name": None,
         "rules": ["ready-reports"],
         "report": RAW,
         "previous": {**RAW, "status": "in_progress"},

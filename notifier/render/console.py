@@ -90,6 +90,8 @@ def console_text(event: Event, rules: Sequence[str], links: Links, *, color: boo
         lines.append(INDENT + stats)
     if event.type is not EventType.REMOVED:  # once removed, its page is gone
         lines.append(INDENT + links.report(event.project_id, one_line(report.id)))
+    if event.project_name:
+        lines.append(INDENT + "project: " + truncate(one_line(event.project_name), 80))
     if rules:
         lines.append(INDENT + "rules: " + truncate(", ".join(one_line(r) for r in rules), 200))
     return "\n".join(lines)

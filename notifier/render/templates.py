@@ -3,7 +3,7 @@
 Jinja2, compiled once at config load and rendered per event in a sandbox. The context: ``event``
 (id, type, status, emoji, headline, title), ``report`` and ``previous`` (every raw API field, the
 known ones parsed; ``previous`` is None for a new report), ``changes`` (field → ``{before,
-after}``), ``project`` (id), ``rule`` (first matching rule) and ``rules``, ``links``
+after}``), ``project`` (id, name), ``rule`` (first matching rule) and ``rules``, ``links``
 (``links.report``, ``links.recording(session_id)``). Extra filters: number, value, label, emoji.
 
 Templates run in the sandbox of ``notifier.render.sandbox``: every ``{{ … }}`` output escaped for
@@ -116,7 +116,7 @@ def _context(event: Event, rules: Sequence[str], links: Links) -> dict[str, Any]
         "report": _fields(report),
         "previous": _fields(previous) if previous is not None else None,
         "changes": {k: {"before": b, "after": a} for k, (b, a) in event.changes.items()},
-        "project": {"id": event.project_id},
+        "project": {"id": event.project_id, "name": event.project_name},
         "rule": rules[0] if rules else None,
         "rules": tuple(rules),
         "links": _Links(

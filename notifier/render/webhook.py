@@ -30,6 +30,7 @@ def webhook_payload(
     data: dict[str, Any] = {
         "event_id": event.id,
         "project_id": event.project_id,
+        "project_name": event.project_name,  # None when PostHog did not give it
         "rules": list(rules),
         "report": event.report.to_json(),
         "previous": event.previous.to_json() if event.previous is not None else None,
