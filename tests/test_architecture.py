@@ -28,9 +28,10 @@ LAYERS: dict[str, frozenset[str]] = {
     "sinks": frozenset({"core", "net", "config", "render"}),
     "cycle": _ADAPTERS - {"sinks"},
     "delivery": _ADAPTERS - {"posthog"},
-    "runtime": _ADAPTERS | {"cycle", "delivery"},
-    "demo": _ADAPTERS | {"cycle", "delivery", "runtime"},
-    "cli": _ADAPTERS | {"cycle", "delivery", "runtime", "demo"},
+    "interact": _ADAPTERS,  # a click on a Slack card: PostHog write, state, card update
+    "runtime": _ADAPTERS | {"cycle", "delivery", "interact"},
+    "demo": _ADAPTERS | {"cycle", "delivery", "runtime", "interact"},
+    "cli": _ADAPTERS | {"cycle", "delivery", "runtime", "demo", "interact"},
 }
 #: what may stand at the top of ``notifier/`` besides the layers
 TOP_LEVEL_MODULES = {"__init__.py", "__main__.py"}
