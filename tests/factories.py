@@ -29,6 +29,8 @@ WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SLACK_TOKEN = "xoxb-e2e-SECRET-token-123"
 SLACK_WEBHOOK_PATH = "/services/T0E2E/B0E2E/SECRETwebhookPath123"  # the URL's secret part
 PROJECT = 4242
+SLACK_APP_TOKEN = "xapp-1-A0E2E-1-SECRETappToken789"  # interactivity: Socket Mode
+SLACK_SIGNING_SECRET = "e2eSECRETsigning0a1b2c3d4e5f6789"  # interactivity: HTTP
 
 #: What must never show up in output, logs, exception text or state files.
 SECRETS: dict[str, str] = {
@@ -37,6 +39,8 @@ SECRETS: dict[str, str] = {
     "SLACK_WEBHOOK_PATH": SLACK_WEBHOOK_PATH,
     "WEBHOOK_SECRET": WEBHOOK_SECRET,
     "WEBHOOK_SECRET (base64 part)": WEBHOOK_SECRET.removeprefix("whsec_"),
+    "SLACK_APP_TOKEN": SLACK_APP_TOKEN,
+    "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
 }
 
 
@@ -197,3 +201,64 @@ class World:
     receiver: WebhookReceiver
     make_config: Callable[..., Path]
     env: dict[str, str]
+
+
+def block_actions_payload(
+    action_id: str,
+    block_id: str,
+    *,
+    user_id: str = "U0ALICE",
+    user_name: str = "alice",
+    selected: str | None = None,
+    value: str | None = None,
+    channel: str = "C000000001",
+    message_ts: str = "1700000000.000100",
+    response_url: str = "https://hooks.slack.com/actions/T000/1/fakeResponseUrl",
+) -> dict[str, Any]:
+    """A click as Slack sends it (``docs.slack.dev``, "block_actions payload"): a button
+    (``value``), or a ``static_select`` when ``selected`` (the chosen option's value)."""
+    element: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": block_id,
+        "action_ts": "1700000100.123456",
+    }
+    if selected is None:
+        element |= {"type": "button", "text": {"type": "plain_text", "text": action_id}}
+        if value is not None:
+            element["value"] = value
+    else:
+        element |= {
+            "type": "static_select",
+            "selected_option": {
+                "text": {"type": "plain_text", "text": selected},
+                "value": selected,
+            },
+            "placeholder": {"type": "plain_text", "text": "Choose"},
+        }
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": "T000"},
+        "api_app_id": "A0FAKE",
+        "token": "legacyVerificationToken",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "1700000100.1234.abcdef",
+        "team": {"id": "T000", "domain": "fake-workspace"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "alerts"},
+        "message": {
+            "type": "message",
+            "subtype": "bot_message",
+            "ts": message_ts,
+            "bot_id": "B0BOT0001",
+            "text": "a report card",
+        },
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [element],
+    }

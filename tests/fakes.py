@@ -15,10 +15,14 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
 
 from notifier.demo.simulator import BackgroundServer, FakeRequestHandler
 
@@ -194,6 +198,13 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         # (e.g. "missing_scope" for a token without users:read.email).
         self.users: dict[str, str] = {}
         self.lookup_error: str | None = None
+        # Interactivity (issue 14): the app-level token apps.connections.open wants, the Socket
+        # Mode websocket (started on the first connections.open), chat.postEphemeral's posts and
+        # what was POSTed to response URLs (``response_url(name)``), as (name, body).
+        self.app_token = "xapp-1-A0FAKE-1-test-app-token"
+        self.socket = SocketModeServer()
+        self.ephemerals: list[dict[str, Any]] = []
+        self.responses: list[tuple[str, dict[str, Any]]] = []
 
     @property
     def api_url(self) -> str:
@@ -282,6 +293,8 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         path = handler.path.split("?", 1)[0]
         if path.startswith("/api/"):
             self._api(handler, path.removeprefix("/api/"), raw)
+        elif path.startswith("/actions/"):
+            self._response_url(handler, path.removeprefix("/actions/"), raw)
         elif path.startswith("/services/"):
             self._webhook(handler, path, raw)
         else:
@@ -336,10 +349,14 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
         token = token or str(params.get("token", ""))
         if isinstance(parsed, str):
             body: dict[str, Any] = {"ok": False, "error": parsed}
+        elif method == "apps.connections.open" and token:
+            body = self._connections_open(token)
         elif not token:
             body = {"ok": False, "error": "not_authed"}
         elif token != self.token:
             body = {"ok": False, "error": "invalid_auth"}
+        elif method == "chat.postEphemeral":
+            body = self._ephemeral(params)
         elif method == "auth.test":
             body = {
                 "ok": True,
@@ -360,6 +377,62 @@ class FakeSlack(_OneShotStalls, BackgroundServer):
             body = {"ok": False, "error": "unknown_method"}
         scopes = {"X-OAuth-Scopes": self.scopes} if self.scopes is not None else {}
         self._answer(handler, method, params, body, 200, scopes)
+
+    # ------------------------------------------------------------------ interactivity
+
+    @property
+    def acks(self) -> list[str]:
+        """The envelope ids the app acknowledged over Socket Mode, in order."""
+        return self.socket.acks
+
+    def click(self, payload: dict[str, Any]) -> str:
+        """Deliver a ``block_actions`` payload over Socket Mode as an ``interactive`` envelope
+        (waits for a connected app); its ``envelope_id``."""
+        return self.socket.send("interactive", payload)
+
+    def drop_socket(self) -> None:
+        """Close the Socket Mode connections (as Slack does when it refreshes one)."""
+        self.socket.drop()
+
+    def response_url(self, name: str) -> str:
+        """A ``response_url`` on the fake: what is POSTed to it lands in ``responses``."""
+        return f"{self.origin}/actions/{name}"
+
+    def stop(self) -> None:
+        self.socket.stop()
+        super().stop()
+
+    def _connections_open(self, token: str) -> dict[str, Any]:
+        """``apps.connections.open``: an app-level token only, as Slack's."""
+        if not token.startswith("xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if token != self.app_token:
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": self.socket.new_url()}
+
+    def _ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.postEphemeral``: recorded in ``ephemerals``."""
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        with self._lock:
+            self.ephemerals.append(params)
+            self._ts_counter += 100
+            seconds, micros = divmod(self._ts_counter, 1_000_000)
+        return {"ok": True, "message_ts": f"{1_700_000_000 + seconds}.{micros:06d}"}
+
+    def _response_url(self, handler: FakeRequestHandler, name: str, raw: bytes) -> None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            handler.reply_json(400, {"ok": False, "error": "invalid_json"})
+            return
+        with self._lock:
+            self.responses.append((name, body if isinstance(body, dict) else {"body": body}))
+        handler.reply_json(200, {"ok": True})
 
     def _lookup(self, email: str) -> dict[str, Any]:
         """``users.lookupByEmail``: the user with that email (Slack matches it exactly)."""
@@ -596,3 +669,116 @@ class WebhookReceiver(_OneShotStalls, BackgroundServer):
             self.received.append(record)
         payload = b"" if answer.status in (204, 304) else answer.body
         handler.reply(answer.status, payload, answer.headers)
+
+
+class SocketModeServer:
+    """Slack's Socket Mode side, on a local websocket (the ``websockets`` library): a URL from
+    ``new_url`` (what ``apps.connections.open`` answers) admits one connection, which is greeted
+    with ``hello``; ``send`` pushes an envelope to the newest connection; the app's
+    acknowledgements are recorded by ``envelope_id`` in ``acks``; ``drop`` closes every
+    connection. Started on the first ``new_url``."""
+
+    def __init__(self) -> None:
+        self.acks: list[str] = []
+        self.connections = 0  # how many were ever accepted (a reconnect adds one)
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._tickets: set[str] = set()
+        self._open: list[ServerConnection] = []
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+
+    def new_url(self) -> str:
+        """A one-use ``ws://`` URL with a fresh ticket."""
+        with self._lock:
+            if self._server is None:
+                self._server = serve(self._serve, "127.0.0.1", 0, compression=None)
+                self._thread = threading.Thread(
+                    target=self._server.serve_forever, name="FakeSlack:socket", daemon=True
+                )
+                self._thread.start()
+            port = self._server.socket.getsockname()[1]
+            ticket = uuid.uuid4().hex
+            self._tickets.add(ticket)
+        return f"ws://127.0.0.1:{port}/link/?ticket={ticket}&app_id=A0FAKE"
+
+    def send(self, kind: str, payload: dict[str, Any], *, wait: float = 10.0) -> str:
+        """Push an envelope of type ``kind`` to the newest open connection (waiting ``wait``
+        seconds for one); its ``envelope_id``."""
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "accepts_response_payload": False,
+            "payload": payload,
+        }
+        deadline = time.monotonic() + wait
+        with self._changed:
+            while not self._open:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no Socket Mode connection within {wait:g} s")
+                self._changed.wait(left)
+            connection = self._open[-1]
+        connection.send(json.dumps(envelope))
+        return envelope_id
+
+    def drop(self) -> None:
+        """Close every open connection (the app should reconnect through a new URL)."""
+        with self._lock:
+            dropped, self._open = self._open, []
+        for connection in dropped:
+            connection.close(1001, "refresh")
+
+    def stop(self) -> None:
+        self.drop()
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _serve(self, connection: ServerConnection) -> None:
+        ticket = parse_qsl(connection.request.path.partition("?")[2]) if connection.request else []
+        with self._lock:
+            given = dict(ticket).get("ticket", "")
+            admitted = given in self._tickets
+            self._tickets.discard(given)
+        if not admitted:
+            connection.close(4001, "invalid ticket")
+            return
+        connection.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": "A0FAKE"},
+                }
+            )
+        )
+        with self._changed:
+            self._open.append(connection)
+            self.connections += 1
+            self._changed.notify_all()
+        try:
+            for message in connection:
+                envelope_id = _envelope_id(message)
+                if envelope_id:
+                    with self._lock:
+                        self.acks.append(envelope_id)
+        except ConnectionClosed:
+            pass
+        finally:
+            with self._lock:
+                if connection in self._open:
+                    self._open.remove(connection)
+
+
+def _envelope_id(message: str | bytes) -> str | None:
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    return str(data["envelope_id"]) if isinstance(data, dict) and data.get("envelope_id") else None

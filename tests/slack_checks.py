@@ -77,8 +77,32 @@ def assert_block_kit_limits(message: SlackMessage) -> None:
             assert all(0 < len(e["text"]) <= 2000 for e in b["elements"])
         elif b["type"] == "actions":
             assert 0 < len(b["elements"]) <= 25
-            for button in b["elements"]:
-                assert 0 < len(button["text"]["text"]) <= 75
-                assert 0 < len(button["url"]) <= 3000
+            assert len(b.get("block_id", "")) <= 255
+            for element in b["elements"]:
+                _assert_element_limits(element)
         else:
             pytest.fail(f"unexpected block type {b['type']}")
+
+
+def _assert_element_limits(element: dict[str, Any]) -> None:
+    """A link button, an action button or a static_select (with its confirm dialog)."""
+    assert 0 < len(element["action_id"]) <= 255
+    if element["type"] == "button":
+        assert 0 < len(element["text"]["text"]) <= 75
+        assert "url" in element or "value" in element
+        assert 0 < len(element.get("url", "x")) <= 3000
+        assert len(element.get("value", "")) <= 2000
+    elif element["type"] == "static_select":
+        assert 0 < len(element["placeholder"]["text"]) <= 150
+        assert 0 < len(element["options"]) <= 100
+        for option in element["options"]:
+            assert 0 < len(option["text"]["text"]) <= 75
+            assert 0 < len(option["value"]) <= 150
+    else:
+        pytest.fail(f"unexpected element type {element['type']}")
+    if "confirm" in element:
+        confirm = element["confirm"]
+        assert 0 < len(confirm["title"]["text"]) <= 100
+        assert 0 < len(confirm["text"]["text"]) <= 300
+        assert 0 < len(confirm["confirm"]["text"]) <= 30
+        assert 0 < len(confirm["deny"]["text"]) <= 30

@@ -239,7 +239,7 @@ def test_example_documents_every_sink_key() -> None:
             {"sinks": {"product-channel": {"webhook": "https://x.example"}}},
             [
                 "sinks.product-channel.webhook: unknown key (valid: type, token, channel, "
-                "api_url, timeout, digest_after, enrich, template, token_file)"
+                "api_url, timeout, digest_after, enrich, template, actions, token_file)"
             ],
             id="key-of-another-sink-type",
         ),

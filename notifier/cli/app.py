@@ -17,6 +17,7 @@ from pathlib import Path
 
 from notifier import __version__
 from notifier.cli import (
+    actions,
     check,
     demo,
     dry_run,
@@ -29,6 +30,7 @@ from notifier.cli import (
     state,
     test_sink,
 )
+from notifier.cli.actions import cmd_actions
 from notifier.cli.check import cmd_check
 from notifier.cli.demo import cmd_demo
 from notifier.cli.dry_run import cmd_dry_run
@@ -62,6 +64,7 @@ COMMANDS = (
     simulate,
     outbox,
     state,
+    actions,
 )
 
 
@@ -167,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "test-sink":
             return cmd_test_sink(settings, args.name, out)
+        if args.command == "actions":
+            return cmd_actions(settings, args.report, args.limit, out)
         if args.command == "outbox":
             return cmd_outbox(settings, args.action, args.sink, out)
         if args.command == "state":

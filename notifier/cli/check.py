@@ -7,7 +7,7 @@ from typing import TextIO
 
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from notifier.config.advice import self_alerts_advice
-from notifier.config.settings import Settings
+from notifier.config.settings import Settings, SlackSinkSettings
 from notifier.config.sinks import templates_ok
 from notifier.core.times import format_span
 from notifier.posthog.budget import expected_requests_per_hour
@@ -51,6 +51,11 @@ def cmd_check(
         out.write(f"  {name:<20} {sink.type:<14} {sink.target()}\n")
         for line in sink.behaviour():
             out.write(f"  {'':<20} {line}\n")
+        if isinstance(sink, SlackSinkSettings) and sink.actions:
+            shown = ", ".join(sink.actions)
+            out.write(f"  {'':<20} actions: {shown} (buttons that fit the report's status)\n")
+    if settings.interactivity is not None:
+        out.write(f"  {settings.interactivity.words()}\n")
     out.write(f"Rules    {len(settings.rules)}\n")
     for rule in settings.rules:
         extras = ["stop"] if rule.stop else []

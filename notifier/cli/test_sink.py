@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, Subparsers
-from notifier.config.settings import Settings
+from notifier.config.settings import Settings, SlackSinkSettings
 from notifier.core.errors import ConfigError, SinkError
 from notifier.core.events import Event, EventType
 from notifier.core.outbox import Delivery
@@ -62,5 +62,8 @@ def cmd_test_sink(settings: Settings, name: str, out: TextIO) -> int:
         return EXIT_FAILURE
     finally:
         sink.close()
-    out.write(f"{name}: sent a sample notification\n")
+    config = settings.sinks[name]
+    buttons = config.actions if isinstance(config, SlackSinkSettings) else ()
+    shown = f", with buttons: {', '.join(buttons)}" if buttons else ""
+    out.write(f"{name}: sent a sample notification{shown}\n")
     return EXIT_OK

@@ -36,7 +36,12 @@ _SINK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
 #: All rule regexes together, in ``rules.regex_size`` units: compiling is memory and time.
 _REGEX_TOTAL_MAX: Final = 5 * REGEX_MAX_SIZE
 #: Keys that also accept ``<key>_file``, per section or sink type.
-SECRETS: Final = {"posthog": ("api_key",), "state": ("password",), **SINK_SECRETS}
+SECRETS: Final = {
+    "posthog": ("api_key",),
+    "state": ("password",),
+    "interactivity": ("app_token", "signing_secret"),
+    **SINK_SECRETS,
+}
 TOP: Final = inputs(Settings)
 #: All templates together, so that checking them at load stays well under a second or two.
 TEMPLATES_MAX_CHARS: Final = 100_000
@@ -108,6 +113,9 @@ def secret_values(raw: dict[Any, Any]) -> list[str]:
     """Every secret-looking value in the raw document, longest first, for scrubbing messages."""
     posthog = raw.get("posthog")
     found = [posthog.get("api_key")] if isinstance(posthog, dict) else []
+    clicks = raw.get("interactivity")
+    if isinstance(clicks, dict):
+        found += [clicks.get("app_token"), clicks.get("signing_secret")]
     for _, body, _ in sink_blocks(raw):
         if isinstance(body, dict):
             found += [body.get("token"), body.get("url"), body.get("secret")]

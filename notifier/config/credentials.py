@@ -115,3 +115,51 @@ def slack_token_warning(where: str, secret: SecretStr) -> str | None:
             "the Bot User OAuth Token (xoxb-…, Slack app → OAuth & Permissions)"
         )
     return None
+
+
+_APP_LEVEL_HELP: Final = (
+    "create an app-level token (Slack app → Basic Information → App-Level Tokens → Generate, "
+    "scope connections:write; it starts with xapp-) and put it here"
+)
+#: Slack's signing secrets: 32 hexadecimal characters.
+_SIGNING_SECRET: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def slack_app_token(secret: SecretStr) -> SecretStr:
+    """``interactivity.app_token``: the app-level token Socket Mode connects with."""
+    value = secret.get_secret_value().strip()
+    _not_placeholder(value, "SLACK_APP_TOKEN")
+    if value.startswith("xapp-"):
+        return secret
+    if value.startswith(_BOT):
+        raise ValueError(
+            "starts with xoxb-: that is the bot token (it goes in the slack sink's token), "
+            f"which cannot open a Socket Mode connection; {_APP_LEVEL_HELP}"
+        )
+    if value.startswith(_USER):
+        raise ValueError(
+            "starts with xoxp-: that is a user token, which cannot open a Socket Mode "
+            f"connection; {_APP_LEVEL_HELP}"
+        )
+    kind = re.match(r"[a-z]+[-_.]", value)
+    start = f"starts with {kind.group()}" if kind else "does not start with xapp-"
+    raise ValueError(f"{start}, so it is not an app-level token; {_APP_LEVEL_HELP}")
+
+
+def slack_signing_secret(secret: SecretStr) -> SecretStr:
+    """``interactivity.signing_secret``: what Slack signs its requests with (32 hex)."""
+    value = secret.get_secret_value().strip()
+    _not_placeholder(value, "SLACK_SIGNING_SECRET")
+    where = "Slack app → Basic Information → App Credentials → Signing Secret (Show)"
+    if value.startswith(("xox", "xapp-")):
+        raise ValueError(
+            f"starts with {value.split('-', 1)[0]}-: that is a token, not the signing secret; "
+            f"copy the signing secret from {where}"
+        )
+    if not _SIGNING_SECRET.fullmatch(value.lower()):
+        raise ValueError(
+            f"does not look like a Slack signing secret (32 hexadecimal characters; this has "
+            f"{len(value)} characters); copy it from {where} (not the Client Secret or the "
+            "Verification Token)"
+        )
+    return secret

@@ -31,6 +31,7 @@ from notifier.config.checks import (
     sink_blocks,
     unknown_keys,
 )
+from notifier.config.interactivity import check_interactivity
 from notifier.config.settings import Settings
 from notifier.config.types import parse_duration
 from notifier.config.yamlload import (
@@ -122,7 +123,7 @@ def parse_config(
     early: list[Problem] = []
     raw = expand_env(raw, os.environ if env is None else env, (), early)
     blocked: set[Loc] = set()
-    for section in ("posthog", "state"):
+    for section in ("posthog", "state", "interactivity"):
         blocked |= read_secret_files(
             raw.get(section), SECRETS[section], (section,), base_dir, early
         )
@@ -134,6 +135,7 @@ def parse_config(
     later = unknown_keys(raw)
     matches, rule_problems = check_rules(raw)
     rule_problems += check_self_alerts(raw)
+    rule_problems += check_interactivity(raw)
     templates, template_problems = check_raw_templates(raw, sink_blocks(raw))
     rule_problems += template_problems
     settings: Settings | None = None

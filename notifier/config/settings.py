@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from notifier.config.credentials import placeholder_check, posthog_host, posthog_key
+from notifier.config.interactivity import InteractivitySettings
 from notifier.config.sinks import (
     AnySink,
     Compiled,
@@ -63,6 +64,7 @@ __all__ = [
     "ConsoleSinkSettings",
     "DeliverySettings",
     "HttpSettings",
+    "InteractivitySettings",
     "PollSettings",
     "PostHogSettings",
     "RuleSettings",
@@ -305,6 +307,9 @@ class Settings(Model):
     sinks: dict[str, AnySink] = Field(default_factory=dict)
     rules: tuple[RuleSettings, ...] = ()
     http: HttpSettings = HttpSettings()
+    interactivity: InteractivitySettings | None = Field(
+        default=None, description="how clicks on the cards' buttons (a slack sink's actions) arrive"
+    )
     self_alerts: SelfAlertSettings = SelfAlertSettings()
     people: People = Field(
         default_factory=dict,
@@ -343,5 +348,6 @@ SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "state": StateSettings,
     "delivery": DeliverySettings,
     "http": HttpSettings,
+    "interactivity": InteractivitySettings,
     "self_alerts": SelfAlertSettings,
 }

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from notifier.config.credentials import placeholder_check, slack_token, slack_token_warning
+from notifier.config.interactivity import NO_ACTIONS, Actions
 from notifier.config.match import choices
 from notifier.config.types import (
     Duration,
@@ -241,6 +242,7 @@ class SlackSinkSettings(_Messages):
     enrich: Enrich = ()
     template: Template = None
     templates: Compiled = derived()
+    actions: Actions = ()
 
     payload: ClassVar[Literal["slack", "json", "text"]] = "slack"
     kind_words: ClassVar[str] = "slack: one living message per report, changes as thread replies"
@@ -380,6 +382,7 @@ _MISPLACED: Final = {
     ("console", "batch"): _CONSOLE,
     ("console", "digest_after"): _CONSOLE,
     ("console", "enrich"): _CONSOLE,
+    **{(kind, "actions"): NO_ACTIONS for kind in ("slack_webhook", "webhook", "console")},
 }
 
 

@@ -12,7 +12,6 @@ redelivery, two people at once) have the same ``key``: one PostHog write.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -271,8 +270,69 @@ def write_for(click: Click, author: str = "posthog-signal-notifier") -> Write:
     return Write("state", {"state": "potential"}, note=f"Reopened in Slack by {who}")
 
 
-def encode(click: Click) -> str:
-    """The click as JSON, as the state keeps it."""
-    data = {k: getattr(click, k) for k in Click.__slots__}
-    data["action"] = click.action.value
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+@dataclass(frozen=True, slots=True)
+class Acted:
+    """An action taken on a report from Slack, as the card and its thread show it: who (their
+    Slack id, and a name for when the id is not one), what, when, and what they chose."""
+
+    action: ReportAction
+    user_id: str
+    user_name: str
+    at: float  # Unix seconds (UTC), as the state and the outbox keep times
+    reason: str | None = None  # dismiss: one of DISMISS_REASONS
+    snooze_for: int | None = None  # snooze: how many more signals
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON, as the outbox keeps it inside the event."""
+        data: dict[str, Any] = {
+            "action": self.action.value,
+            "user_id": self.user_id,
+            "user_name": self.user_name,
+            "at": self.at,
+        }
+        if self.reason is not None:
+            data["reason"] = self.reason
+        if self.snooze_for is not None:
+            data["snooze_for"] = self.snooze_for
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Acted | None:
+        """The inverse of ``to_json``; None for anything unreadable."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            return cls(
+                action=ReportAction(str(data["action"])),
+                user_id=str(data["user_id"]),
+                user_name=str(data.get("user_name") or data["user_id"]),
+                at=float(data["at"]),
+                reason=_str(data.get("reason")),
+                snooze_for=int(data["snooze_for"]) if data.get("snooze_for") else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+#: A pull request state that is over (PostHog's ``implementation_pr_state``, a PR's ``state``).
+_PR_DONE: Final = frozenset({"merged", "closed"})
+
+
+def has_open_pr(raw: Mapping[str, Any]) -> bool:
+    """Whether the report (its API item) has an open pull request, which dismiss, resolve and
+    snooze close in PostHog: ``implementation_pr_url`` not merged or closed, or an entry of
+    ``pull_requests`` that is not."""
+    url = raw.get("implementation_pr_url")
+    state = str(raw.get("implementation_pr_state") or "").lower()
+    merged = raw.get("implementation_pr_merged") is True
+    if isinstance(url, str) and url and state not in _PR_DONE and not merged:
+        return True
+    prs = raw.get("pull_requests")
+    for pr in prs if isinstance(prs, list | tuple) else ():
+        if isinstance(pr, Mapping):
+            done = str(pr.get("state") or "").lower() in _PR_DONE or pr.get("merged") is True
+            if not done:
+                return True
+        elif isinstance(pr, str) and pr:
+            return True
+    return False

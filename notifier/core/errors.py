@@ -4,6 +4,7 @@
     ├── ConfigError                the YAML is wrong; carries *every* problem found (exit 2)
     ├── SourceError                PostHog could not be listed or read (one project's cycle fails)
     ├── SinkError                  a delivery failed; ``permanent`` decides retry vs dead letter
+    ├── WriteError                 PostHog refused or missed a write (a click's action)
     └── StateError                 the state database cannot be opened or written
         ├── LeaseLost              a write under a lease another replica has taken over
         └── StateDamagedError      it is damaged (or emptied): refused at start (exit 65)
@@ -93,6 +94,18 @@ class SinkError(NotifierError):
         self.permanent = permanent
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class WriteError(NotifierError):
+    """A write to PostHog (a reader's action from Slack) was refused or could not be made.
+    ``reason`` is in words the reader can act on (the ephemeral reply shows it); ``status`` is
+    PostHog's HTTP status (None: no answer); ``retryable``: the same write may succeed later."""
+
+    def __init__(self, reason: str, *, status: int | None = None, retryable: bool = False) -> None:
+        self.reason = scrub(reason)
+        self.status = status
+        self.retryable = retryable
+        super().__init__(self.reason)
 
 
 class StateError(NotifierError):

@@ -11,6 +11,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+from notifier.core.actions import Acted
 from notifier.core.report import Links, Report, as_str, thaw
 from notifier.core.times import parse_instant
 
@@ -155,6 +156,12 @@ class Enrichment:
 NO_ENRICHMENT: Final = Enrichment()
 
 
+def _acted(raw: Any) -> tuple[Acted, ...]:
+    """Stored decisions, the unreadable ones left out."""
+    read = (Acted.from_json(a) for a in raw) if isinstance(raw, list) else ()
+    return tuple(a for a in read if a is not None)
+
+
 def _reviewers(raw: Any) -> tuple[Reviewer, ...]:
     """Stored reviewers, the unreadable ones left out."""
     read = (Reviewer.from_json(r) for r in raw) if isinstance(raw, list) else ()
@@ -196,6 +203,8 @@ class Event:
     #: The project's name in PostHog, when known (``GET /api/projects/{id}/``); cards show it
     #: in place of the id. Not part of the event's identity.
     project_name: str | None = field(default=None, compare=False)
+    #: Decisions taken on the report from Slack that this event shows (``interact``).
+    acted: tuple[Acted, ...] = field(default=(), compare=False)
 
     @classmethod
     def create(
@@ -232,6 +241,8 @@ class Event:
             data["enrichment"] = enrichment
         if self.project_name is not None:
             data["project_name"] = self.project_name
+        if self.acted:
+            data["acted"] = [a.to_json() for a in self.acted]
         return data
 
     @classmethod
@@ -250,4 +261,5 @@ class Event:
             ),
             enrichment=Enrichment.from_json(data.get("enrichment")),
             project_name=as_str(data.get("project_name")),
+            acted=_acted(data.get("acted")),
         )

@@ -25,6 +25,7 @@ from notifier.core.events import Event
 from notifier.core.rules import ROUTING_BUDGET, RegexBudget, Route, Rule, route
 from notifier.core.times import parse_instant
 from notifier.core.words import counted
+from notifier.cycle.echo import absorb_echoes
 from notifier.cycle.fullsync import full_listing_due, late_and_missed
 from notifier.cycle.settle import into, settle_events
 from notifier.posthog.client import PostHogClient
@@ -345,6 +346,7 @@ def plan_cycle(
     events, holds = settle_events(  # re-research held back (poll.settle; None: not at all)
         store, project_id, events, settled.current, now=now, seconds=settle
     )
+    events, echoes = absorb_echoes(store, project_id, events)  # moves made from Slack cards
     routed, budget = route_events(project_id, events, rules, routing_budget)
     write = _write(
         listing,
@@ -355,7 +357,7 @@ def plan_cycle(
         high_water=state.high_water,
         now=now,
     )
-    write = into(write, holds)
+    write = replace(into(write, holds), absorbed=echoes)
     write = replace(write, listing=source.listing_key())  # kept with a full listing only
     late, missed = late_and_missed(events, listing, cut_off, baselined=baselined)
     return CyclePlan(

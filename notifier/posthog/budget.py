@@ -7,7 +7,9 @@ default). Waiting requests are served first come, first served, one request at a
 project with many pages interleaves with the others instead of starving them: when the
 configuration asks for more than the budget, every project is polled less often, fairly, and a
 WARNING says so with the numbers. A 429 from PostHog pauses every project's requests, since the
-limit it signals is the key's.
+limit it signals is the key's. Writes (a reader's action from Slack, ``urgent``) have a lane of
+their own at the front: they go ahead of every waiting read, first come, first served among
+themselves. Replicas sharing the key's buckets take from them in no particular order.
 
 ``expected_requests_per_hour`` is the arithmetic ``notifier check`` prints.
 """
@@ -63,6 +65,13 @@ class _Bucket:
         return (1 - self.tokens) / self.rate
 
 
+@dataclass(eq=False, slots=True)
+class _Ticket:
+    """A request waiting for its turn (compared by identity)."""
+
+    urgent: bool
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetUse:
     """Requests made in the last minute and hour, for the WARNING and ``/metrics``."""
@@ -99,7 +108,7 @@ class RequestBudget:
         now = clock()
         self._buckets = (_Bucket(per_minute, 60.0, now), _Bucket(per_hour, 3600.0, now))
         self._cond = threading.Condition()
-        self._queue: deque[object] = deque()
+        self._queue: deque[_Ticket] = deque()
         self._paused_until = 0.0
         self._recent: deque[float] = deque()  # when the last hour's requests were made
         self._warned_at = -math.inf
@@ -108,17 +117,21 @@ class RequestBudget:
         wait = max(bucket.wait(now) for bucket in self._buckets)
         return max(wait, self._paused_until - now)
 
-    def acquire(self, project_id: int, deadline: float | None = None) -> float:
+    def acquire(
+        self, project_id: int, deadline: float | None = None, *, urgent: bool = False
+    ) -> float:
         """Take one request's tokens, waiting (in turn) as long as needed; returns the wait.
 
         ``deadline`` is ``time.monotonic()``-based like the cycle's: a request that could not
         be made before it raises a THROTTLED ``SourceError`` at once rather than wait in vain.
+        ``urgent`` (a reader's write from Slack): served before every waiting request that is
+        not, after the urgent ones already waiting.
         """
-        ticket = object()
+        ticket = _Ticket(urgent)
         started = self._clock()
         asking = 0.0  # time spent asking the shared buckets: a round trip, not a wait
         with self._cond:
-            self._queue.append(ticket)
+            self._enqueue(ticket)
             try:
                 while True:
                     if self._cancel.is_set():
@@ -145,6 +158,16 @@ class RequestBudget:
             self._on_wait(waited)
             self._warn(project_id, waited)
         return waited
+
+    def _enqueue(self, ticket: _Ticket) -> None:
+        """Plain tickets join the end; urgent ones the end of the urgent lane at the front,
+        and the waiters re-check who is first (the lock is held)."""
+        if not ticket.urgent:
+            self._queue.append(ticket)
+            return
+        lane = sum(1 for waiting in self._queue if waiting.urgent)  # the lane is the front
+        self._queue.insert(lane, ticket)
+        self._cond.notify_all()
 
     def _take(self, now: float) -> None:
         for bucket in self._buckets:

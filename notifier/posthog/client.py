@@ -47,6 +47,7 @@ from notifier.posthog.reader import STALE_PAGES, ListingReader
 from notifier.posthog.retry import RetryPolicy
 from notifier.posthog.session import Session
 from notifier.posthog.signals import parse_signals
+from notifier.posthog.writes import Writes
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ ARTEFACT_PAGE_SIZE: Final = 100
 ARTEFACT_PAGES: Final = 2
 
 
-class PostHogClient:
-    """Lists and retrieves signal reports with httpx, against one configured host."""
+class PostHogClient(Writes):
+    """Lists and retrieves signal reports with httpx, against one configured host (+ ``Writes``)."""
 
     def __init__(
         self,

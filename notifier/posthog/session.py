@@ -1,7 +1,7 @@
 """One connection to PostHog (``Session``): the httpx client that carries the key, and a GET
 for one cycle (``notifier.core.context.CycleContext``) with its retries
 (``notifier.posthog.retry``), its turn in the request budget, and its place in the cycle's
-request count.
+request count; a write's POST likewise, ahead of the reads in the budget.
 
 A GET answers a success or a 404 (what a 404 means is the caller's to say); every other outcome
 becomes a ``SourceError`` (``notifier.posthog.errors``), and each is told to ``on_response``.
@@ -85,12 +85,29 @@ class Session:
         self.ahead_pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
-    def get(self, path: str, params: dict[str, Any], cycle: CycleContext) -> httpx.Response:
+    def get(
+        self, path: str, params: dict[str, Any], cycle: CycleContext, *, urgent: bool = False
+    ) -> httpx.Response:
         """One GET for the cycle, with bounded retries for throttling and transient failures;
-        every attempt counts in ``cycle.requests`` (from whichever thread makes it)."""
+        every attempt counts in ``cycle.requests`` (from whichever thread makes it).
+        ``urgent``: ahead of every waiting read in the budget (a write's follow-up)."""
         return self._retry.run(
-            lambda remaining: self._start(remaining, cycle),
+            lambda remaining: self._start(remaining, cycle, urgent=urgent),
             lambda timeout: self._send(path, params, cycle, timeout),
+            cycle,
+        )
+
+    def post(
+        self, path: str, body: dict[str, Any], cycle: CycleContext, *, accept: frozenset[int]
+    ) -> httpx.Response:
+        """One POST of a JSON body (a write), retried and bounded as a GET, ahead of every
+        waiting read in the budget. Answers a success or a status in ``accept`` (what those
+        mean is the caller's to say); every other outcome raises ``SourceError``."""
+        return self._retry.run(
+            lambda remaining: self._start(remaining, cycle, urgent=True),
+            lambda timeout: self._send(
+                path, {}, cycle, timeout, method="POST", body=body, accept=accept
+            ),
             cycle,
         )
 
@@ -104,7 +121,7 @@ class Session:
             content_type=response.headers.get("content-type"),
         )
 
-    def _start(self, remaining: float | None, cycle: CycleContext) -> float:
+    def _start(self, remaining: float | None, cycle: CycleContext, *, urgent: bool) -> float:
         """Before an attempt: its timeout, once the budget let it go (what that raises is not
         retried)."""
         timeout = (
@@ -112,20 +129,30 @@ class Session:
         )
         deadline = cycle.deadline
         if self._budget is not None:
-            self._budget.acquire(cycle.project_id, deadline)
+            self._budget.acquire(cycle.project_id, deadline, urgent=urgent)
             if deadline is not None:  # waiting for the budget used some of the time left
                 timeout = max(0.001, min(timeout, deadline - time.monotonic()))
         return timeout
 
     def _send(
-        self, path: str, params: dict[str, Any], cycle: CycleContext, timeout: float
+        self,
+        path: str,
+        params: dict[str, Any],
+        cycle: CycleContext,
+        timeout: float,
+        *,
+        method: str = "GET",
+        body: dict[str, Any] | None = None,
+        accept: frozenset[int] = frozenset({404}),
     ) -> httpx.Response:
-        """One attempt: a success or a 404, else a ``SourceError`` (retried if transient)."""
+        """One attempt: a success or a status in ``accept``, else a ``SourceError`` (retried if
+        transient)."""
         project_id = cycle.project_id
+        options: dict[str, Any] = {"params": params} if body is None else {"json": body}
         try:
             cycle.requests.add()
             response = fetch(
-                self._client, "GET", path, params=params, timeout=timeout, limit=MAX_ANSWER_BYTES
+                self._client, method, path, timeout=timeout, limit=MAX_ANSWER_BYTES, **options
             )
         except TooLarge as exc:
             self._on_response("too_large")
@@ -152,7 +179,7 @@ class Session:
             )
         else:
             self._on_response(str(response.status_code))
-            if response.status_code < 300 or response.status_code == 404:
+            if response.status_code < 300 or response.status_code in accept:
                 return response
             failed = classify(response, project_id)
             if failed.kind is SourceErrorKind.THROTTLED and self._budget is not None:

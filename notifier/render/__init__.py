@@ -4,6 +4,7 @@ signed webhook body or terminal text.
 Imports only ``notifier.core``; no I/O.
 """
 
+from notifier.render.actions import acted_reply
 from notifier.render.blocks import SlackMessage, block_kit_builder_url
 from notifier.render.console import console_text
 from notifier.render.digest import digest_message, webhook_batch_body, webhook_batch_payload
@@ -30,6 +31,7 @@ from notifier.render.webhook import sign, webhook_body, webhook_payload
 
 __all__ = [
     "SlackMessage",
+    "acted_reply",
     "block_kit_builder_url",
     "console_text",
     "digest_message",

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from notifier.core.actions import Acted, ReportAction
 from notifier.core.events import NO_ENRICHMENT, Enrichment, Event, EventType, Recording
 from notifier.core.report import Links
 from notifier.core.words import actionability_words, status_name, status_words
+from notifier.render.actions import acted_block, actions_block
 from notifier.render.blocks import (
     LINK_URL_CHARS,
     MAX_BUTTON_TEXT,
@@ -89,12 +91,16 @@ def slack_message(
     title: str | None = None,
     body: str | None = None,
     text: str | None = None,
+    actions: Sequence[ReportAction] = (),
+    acted: Sequence[Acted] = (),
 ) -> SlackMessage:
     """The card for the report's current state, within every Block Kit limit.
 
     ``title``, ``body`` and ``text`` are rendered templates (escaped mrkdwn, as
     ``templates.render`` returns them; None keeps the default): the header's title after the
     status colour and badge, the section in place of the summary, the fallback text.
+    ``actions`` (a bot sink's ``actions:``) adds the buttons that fit the report's status after
+    the link buttons; ``acted`` the lines saying who acted, under the status.
     """
     url = report_url(event, links)
     recordings = _recording_links(event, links, enrichment)
@@ -103,11 +109,13 @@ def slack_message(
     ranked: list[tuple[int, dict[str, Any] | None]] = [
         (0, header),
         (0, status),
+        (1, acted_block(acted)),
         (2, why_it_matters(event, url, body)),
         (5, _explanations(event, enrichment)),
         (3, _reviewers(enrichment)),
         (6, _recordings(recordings)),
         (1, _buttons(url, recordings)),
+        (1, actions_block(event, actions)),
         (4, context_block(footnote(event, rules))),
     ]
     return fit(text or fallback_text(event), ranked, minimal=[header, status])
@@ -180,7 +188,12 @@ def _status_text(event: Event) -> str:
     status = report.status
     meaning = status_words(status).meaning
     first = f"{status_colour(status)} *{status_word(status)}*"
-    return f"{first} · {meaning}\n{_what(event)}" if meaning else f"{first} · {_what(event)}"
+    # a decision taken from Slack without a move (a note) changes nothing worth a line here:
+    # the card's "who acted" line says it
+    what = "" if event.acted and not event.changes else _what(event)
+    if not what:
+        return f"{first} · {meaning}" if meaning else first
+    return f"{first} · {meaning}\n{what}" if meaning else f"{first} · {what}"
 
 
 def _explanations(event: Event, enrichment: Enrichment) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
 from notifier.runtime import logs
 from notifier.runtime.doubles import DoubleCards
+from notifier.runtime.interactive import Interactivity
 from notifier.runtime.leases import LeaseKeeper, holder, holding, shared_budget
 from notifier.runtime.metrics import Metrics
 from notifier.runtime.polling import Poller
@@ -128,7 +129,7 @@ class Notifier:
         enrich_window: float,
     ) -> None:
         settings = self.settings
-        doorbells = Doorbells(self.sinks)
+        doorbells = self.doorbells = Doorbells(self.sinks)
         self.self_alerts = SelfAlerts(
             settings.self_alerts,
             list(self.sinks),
@@ -252,10 +253,15 @@ class Notifier:
 
         Raises ``NotifierError`` before starting anything when ``http.listen`` cannot be bound.
         """
+        interactive = Interactivity.of(self.settings, self.source, self.store, self.doorbells.ring)
         if self.settings.http.listen is not None:
             self.http = HealthServer(  # may raise: bind
-                self.settings.http.listen, self.vitals, details=self.settings.http.details
+                self.settings.http.listen,
+                self.vitals,
+                details=self.settings.http.details,
+                posts=interactive.posts(),
             )
+        interactive.start()  # may raise: Slack refused the app token
         self.vitals.started()
         self.poller.doubles = DoubleCards(self.settings, self.source)
         try:
@@ -266,6 +272,7 @@ class Notifier:
             self.workers.run(stop, self._cancel, max_cycles, announce=self._announce)
         finally:
             self.vitals.stopped()
+            interactive.stop()
             if self.http is not None:
                 self.http.close()
                 self.http = None

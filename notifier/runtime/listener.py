@@ -13,6 +13,8 @@ cost the process more than a bounded share:
   ``ANSWER_TIMEOUT``. One request per connection.
 - The endpoints (which may read the state database) run on ``workers`` threads.
 - A client that hangs up (reset, broken pipe, closed early) or times out is one DEBUG line.
+- ``posts`` adds POST routes (``/slack/actions``): a body needs a Content-Length of at most
+  ``MAX_BODY`` (411, 413) and must arrive, with the head, within ``request_timeout``.
 
 Remote callers are told the verdict only (status code and a short reason); the full details,
 which may hold upstream error text and file paths, go to loopback callers, or to everyone with
@@ -29,6 +31,7 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.client import parse_headers
@@ -49,6 +52,8 @@ REQUEST_TIMEOUT: Final = 5.0
 ANSWER_TIMEOUT: Final = 15.0
 #: Bytes a request head (request line and headers) may take.
 MAX_HEAD: Final = 8192
+#: Bytes a POST body may take (Slack's interaction payloads are a few KiB).
+MAX_BODY: Final = 64 * 1024
 _BACKLOG: Final = 128
 _HANG_UPS: Final = (ConnectionError, asyncio.IncompleteReadError, EOFError)
 
@@ -59,6 +64,11 @@ class Answer(Protocol):
     @property
     def ok(self) -> bool: ...
     def body(self, *, details: bool = True) -> bytes: ...
+
+
+#: A POST route: (body, headers with lower-case names) → (status, body, content type), on a
+#: worker thread.
+PostRoute = Callable[[bytes, Mapping[str, str]], tuple[int, bytes, str]]
 
 
 class Endpoints(Protocol):
@@ -151,9 +161,12 @@ class _Connections:
         limit: int,
         timeout: float,
         pool: ThreadPoolExecutor,
+        *,
+        posts: Mapping[str, PostRoute] | None = None,
     ) -> None:
         self.endpoints, self.details, self.limit, self.timeout = endpoints, details, limit, timeout
         self.pool: ThreadPoolExecutor = pool
+        self.posts: Mapping[str, PostRoute] = posts or {}
         self.open: set[asyncio.StreamWriter] = set()
         self.reading: dict[asyncio.StreamWriter, None] = {}  # insertion order: the oldest first
 
@@ -184,9 +197,10 @@ class _Connections:
         try:
             async with asyncio.timeout(self.timeout):
                 lines = await _read_head(reader)
+                body = await self._read_body(reader, lines)
             self.reading.pop(writer, None)
             async with asyncio.timeout(ANSWER_TIMEOUT):
-                data, status = await self._answer(lines, host)
+                data, status = await self._answer(lines, host, body)
                 writer.write(data)
                 await writer.drain()
                 writer.close()
@@ -205,20 +219,59 @@ class _Connections:
             if not clean:
                 writer.transport.abort()
 
-    async def _answer(self, lines: list[bytes], host: str) -> tuple[bytes, str]:
+    def _route(self, lines: list[bytes]) -> PostRoute | None:
+        """The POST route a request head asks for (None: not a POST to a route)."""
+        parts = lines[0].decode("latin-1").split() if lines else []
+        if len(parts) != 3 or parts[0] != "POST":
+            return None
+        return self.posts.get(parts[1].split("?", 1)[0])
+
+    async def _read_body(self, reader: asyncio.StreamReader, lines: list[bytes]) -> bytes | int:
+        """A POST route's body; the status refusing it (411, 413); b"" for other requests."""
+        if self._route(lines) is None:
+            return b""
+        length = str(_headers(lines).get("content-length", "")).strip()
+        if not length.isdigit() or _headers(lines).get("transfer-encoding"):
+            return 411
+        if int(length) > MAX_BODY:
+            return 413
+        return await reader.readexactly(int(length))
+
+    async def _answer(self, lines: list[bytes], host: str, body: bytes | int) -> tuple[bytes, str]:
         if not lines:
             return _json(431, {"error": f"request head over {MAX_HEAD} bytes"}), "431"
         parts = lines[0].decode("latin-1").split()
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             return _json(400, {"error": "not an HTTP request"}), "400"
         method, target = parts[0], parts[1]
-        accept = parse_headers(io.BytesIO(b"".join(lines[1:]) + b"\r\n")).get("accept", "")
-        details = self.details or is_local(host)
-        loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(
-            self.pool, answer, self.endpoints, method, target, str(accept), details
-        )
+        headers = _headers(lines)
+        accept, loop = headers.get("accept", ""), asyncio.get_running_loop()
+        route = self._route(lines)
+        if isinstance(body, int):
+            data = _json(body, {"error": _REFUSED[body]})
+        elif route is not None:
+            status, text, kind = await loop.run_in_executor(self.pool, route, body, headers)
+            data = _response(status, text, kind, head=False)
+        elif target.split("?", 1)[0] in self.posts:
+            data = _json(405, {"error": f"method {method[:20]!r} not allowed; use POST"})
+        else:
+            details = self.details or is_local(host)
+            data = await loop.run_in_executor(
+                self.pool, answer, self.endpoints, method, target, accept, details
+            )
         return data, f"{method[:10]} {target[:100]!r} {data[9:12].decode()}"
+
+
+_REFUSED: Final = {
+    411: "send the body with a Content-Length header (chunked bodies are not taken)",
+    413: f"body over {MAX_BODY // 1024} KiB",
+}
+
+
+def _headers(lines: list[bytes]) -> dict[str, str]:
+    """A request head's headers, names in lower case (the last of a repeated one)."""
+    parsed = parse_headers(io.BytesIO(b"".join(lines[1:]) + b"\r\n"))
+    return {name.lower(): str(value) for name, value in parsed.items()}
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -283,6 +336,7 @@ class HealthServer:
         max_connections: int = MAX_CONNECTIONS,
         request_timeout: float = REQUEST_TIMEOUT,
         workers: int = WORKERS,
+        posts: Mapping[str, PostRoute] | None = None,
     ) -> None:
         host, port = split_listen(listen)
         try:
@@ -293,7 +347,7 @@ class HealthServer:
         self._address = (str(bound[0]), int(bound[1]))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http-worker")
         self._connections = _Connections(
-            endpoints, details, max_connections, request_timeout, self._pool
+            endpoints, details, max_connections, request_timeout, self._pool, posts=posts
         )
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_loop_error)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from notifier.config.settings import SinkSettings
+from notifier.config.settings import SinkSettings, SlackSinkSettings
 from notifier.core.events import Event
 from notifier.core.report import Links
 from notifier.render import SlackMessage, console_text, slack_message, webhook_body
@@ -92,6 +92,8 @@ def compose_event(
             title=parts.title,
             body=parts.body,
             text=parts.text,
+            actions=sink.actions if isinstance(sink, SlackSinkSettings) else (),
+            acted=event.acted,
         )
         return {"text": message.text, "blocks": list(message.blocks)}
     if sink.payload == "json":

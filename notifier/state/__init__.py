@@ -14,6 +14,7 @@ modules:
 - ``outages``: outages under way, for self-alerts;
 - ``leases``: replicas, the leases on units of work, and the fence every write checks;
 - ``budget``: the PostHog request budget replicas share;
+- ``actions``: actions taken from Slack cards — one PostHog write per click, who did what;
 - ``store``: ``Store`` (SQLite) and ``PostgresStore``, all of the above, and ``open_store``;
 - ``schema``: the tables and the migrations that bring an older database up to date;
 - ``lock``: one process per SQLite file;

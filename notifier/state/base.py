@@ -13,9 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from notifier.core.actions import Click
+from notifier.core.events import Event
 from notifier.core.outbox import Notice
 from notifier.core.settle import Held
 from notifier.state.records import (
+    ActionClaim,
+    ActionMove,
+    ActionRecord,
     CycleWrite,
     Fence,
     MessageRef,
@@ -68,10 +73,44 @@ class StateStore(Protocol):
         first. Written by ``commit_cycle`` (``CycleWrite.hold``/``release``)."""
         ...
 
+    # -- actions taken from Slack cards ------------------------------------------------------
+
+    def begin_action(self, click: Click, now: float) -> ActionClaim:
+        """Claim the click's key: ``mine`` when this caller must make the PostHog write, else
+        the record of who did or does it. Atomic across threads and replicas (``actions``)."""
+        ...
+
+    def finish_action(
+        self,
+        key: str,
+        outcome: str,
+        *,
+        status_after: str | None,
+        detail: str,
+        now: float,
+        attempt: int | None = None,
+    ) -> bool:
+        """Record PostHog's answer to a claimed write: ``done``, ``refused`` or ``failed``."""
+        ...
+
+    def actions(
+        self, *, project_id: int | None = None, report_id: str | None = None, limit: int = 50
+    ) -> list[ActionRecord]:
+        """The latest actions, newest first."""
+        ...
+
+    def moves_by_action(self, project_id: int) -> list[ActionMove]:
+        """Moves made from Slack whose echo no cycle has absorbed (``CycleWrite.absorbed``)."""
+        ...
+
     # -- outbox and living messages ------------------------------------------------------------
 
     def enqueue_notice(self, notice: Notice, sinks: Sequence[str], now: float) -> int:
         """Queue the notifier's own notice for each sink, once; returns how many were added."""
+        ...
+
+    def enqueue_event(self, event: Event, sink: str, rules: Sequence[str], now: float) -> int:
+        """Queue one event for one sink outside a cycle, once; returns how many were added."""
         ...
 
     def pending(self, sink: str, limit: int = 100) -> list[OutboxEntry]:

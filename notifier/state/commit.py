@@ -7,6 +7,7 @@ checks that the project's polling lease is still this replica's (``leases.check_
 
 from __future__ import annotations
 
+from notifier.state.actions import absorb_actions
 from notifier.state.database import Database
 from notifier.state.held import write_held
 from notifier.state.leases import check_fence
@@ -28,6 +29,7 @@ class CycleCommit(Database):
                 mark_project(conn, write)
             write_reports(conn, write)
             write_held(conn, write)
+            absorb_actions(conn, write)
             return insert_entries(
                 conn,
                 (outbox_row(event, sink, rules, write.now) for event, sink, rules in write.outbox),

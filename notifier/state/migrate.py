@@ -3,8 +3,8 @@ where a single instance stopped: nothing lost, nothing sent again.
 
 Every table that matters is copied — snapshots (``reports``), project marks (``projects``:
 baseline, high-water mark, last full listing), the whole outbox (pending entries keep their
-attempts and next try; dead and delivered ones their outcome), living messages, outages and
-held changes (``held``: re-research not announced yet);
+attempts and next try; dead and delivered ones their outcome), living messages, outages,
+held changes (``held``: re-research not announced yet) and actions taken from Slack;
 leases, replicas and the shared request budget are PostgreSQL's own. The copy is one PostgreSQL
 transaction, read from one SQLite transaction: all of it or none of it. The caller holds the
 SQLite file's lock, so no notifier changes it meanwhile.
@@ -107,6 +107,15 @@ _TABLES: Final = (
         "project_id, report_id, since, announced, latest",
         "project_id, report_id",
         "ON CONFLICT (project_id, report_id) DO NOTHING",
+    ),
+    # actions taken from Slack: a click done before the move is not written again after it
+    _Table(
+        "actions",
+        "key, project_id, report_id, action, shown_status, user_id, user_name, reason, "
+        "snooze_for, moves_to, channel_id, message_ts, outcome, status_after, detail, "
+        "attempts, created_at, started_at, finished_at, absorbed_at",
+        "key",
+        "ON CONFLICT (key) DO NOTHING",
     ),
 )
 

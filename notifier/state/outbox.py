@@ -94,6 +94,12 @@ class Outbox(Database):
         with self._write("queue a self-alert") as conn:
             return insert_entries(conn, (outbox_row(notice, sink, (), now) for sink in sinks))
 
+    def enqueue_event(self, event: Event, sink: str, rules: Sequence[str], now: float) -> int:
+        """Queue one event for one sink outside a cycle (a decision taken from a Slack card,
+        shown on its living card), once per (event, sink); returns 1 when added."""
+        with self._write("queue an event") as conn:
+            return insert_entries(conn, [outbox_row(event, sink, rules, now)])
+
     def _entries(self, where: str, params: Sequence[Any]) -> list[OutboxEntry]:
         sql = f"SELECT {_COLUMNS} FROM outbox WHERE {where}"  # noqa: S608 - fixed fragments only
         return [_entry(row) for row in self._read(sql, params)]

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
+from notifier.core.actions import ReportAction
 from notifier.core.events import Event
 from notifier.core.outbox import Notice
 from notifier.core.report import Report
@@ -79,6 +80,9 @@ class CycleWrite:
     fence: Fence | None = None  # the project's polling lease (replicas); None: no check
     hold: Sequence[Held] = ()  # re-research held back (core.settle): new or changed holds
     release: Sequence[str] = ()  # report ids whose hold ended
+    #: Keys of actions taken from Slack whose move this cycle saw (``Actions.moves_by_action``):
+    #: marked absorbed in the same transaction, so the echo is never announced (nor lost).
+    absorbed: Sequence[str] = ()
     #: One page of a baseline under way (``cycle.baseline``): its rows are written and the
     #: baseline's start recorded (the first time), but the project is not marked baselined.
     baseline_page: bool = False
@@ -95,3 +99,48 @@ class ProjectState:
     baseline_started: float | None = None
     #: What its last full listing asked for (``CycleWrite.listing``; None: not known).
     listing: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """An action taken from a Slack card (``core.actions.Click``) and what became of it: who
+    (Slack id and name), what, when, the status the card showed, and PostHog's answer.
+    ``outcome``: ``pending`` (being written), ``done``, ``refused`` (PostHog said no: a person
+    must act) or ``failed`` (PostHog unreachable: a new click tries again)."""
+
+    key: str  # ``Click.key``: one PostHog write per key
+    project_id: int
+    report_id: str
+    action: ReportAction
+    shown_status: str
+    user_id: str
+    user_name: str
+    at: float  # when the current attempt was claimed
+    outcome: str
+    reason: str | None = None  # dismiss
+    snooze_for: int | None = None  # snooze
+    moves_to: str | None = None  # the status asked for (None: a note)
+    status_after: str | None = None  # the status PostHog reported after the write
+    detail: str | None = None  # PostHog's answer in words (scrubbed)
+    finished_at: float | None = None
+    attempts: int = 1  # claims of this key so far (retries after failures, take-overs)
+    channel_id: str | None = None
+    message_ts: str | None = None
+    first_at: float | None = None  # when the key was first clicked
+
+
+@dataclass(frozen=True, slots=True)
+class ActionClaim:
+    """``begin_action``'s answer: ``mine`` — this caller must make the PostHog write (and then
+    ``finish_action`` with ``record.attempts``); else ``record`` says who did or does it."""
+
+    mine: bool
+    record: ActionRecord
+
+
+class ActionMove(NamedTuple):
+    """A move made from Slack whose echo the project's next poll must not announce."""
+
+    key: str
+    report_id: str
+    status_after: str

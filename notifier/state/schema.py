@@ -15,7 +15,7 @@ from typing import Final
 from notifier.core.errors import StateError
 from notifier.state.dialect import Connection, Dialect
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS projects (
@@ -125,6 +125,35 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             PRIMARY KEY (project_id, report_id)
         )""",
         # and projects.listing: ``_add_listing``
+    ),
+    8: (
+        # actions taken from Slack cards (``state.actions``): one row per click key — one
+        # PostHog write per key — with who, what, when and PostHog's answer; ``absorbed_at``:
+        # the cycle that saw the move, so that its echo is not announced
+        """CREATE TABLE IF NOT EXISTS actions (
+            key TEXT PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            report_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            shown_status TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            reason TEXT,
+            snooze_for INTEGER,
+            moves_to TEXT,
+            channel_id TEXT,
+            message_ts TEXT,
+            outcome TEXT NOT NULL,
+            status_after TEXT,
+            detail TEXT,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            absorbed_at REAL
+        )""",
+        "CREATE INDEX IF NOT EXISTS actions_by_report ON actions (project_id, report_id)",
+        "CREATE INDEX IF NOT EXISTS actions_by_age ON actions (created_at)",
     ),
 }
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from notifier.config.settings import StateSettings
 from notifier.core.errors import StateError
+from notifier.state.actions import Actions
 from notifier.state.budget import SharedBudget
 from notifier.state.commit import CycleCommit
 from notifier.state.held import HeldChanges
@@ -21,6 +22,9 @@ from notifier.state.outages import Outages
 from notifier.state.outbox import Outbox
 from notifier.state.postgres import PostgresDatabase
 from notifier.state.records import (
+    ActionClaim,
+    ActionMove,
+    ActionRecord,
     CycleWrite,
     Fence,
     OutageRow,
@@ -37,6 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WAL_LIMIT",
+    "ActionClaim",
+    "ActionMove",
+    "ActionRecord",
     "CycleWrite",
     "Fence",
     "OutageRow",
@@ -55,6 +62,7 @@ class Store(
     CycleCommit,
     Snapshots,
     HeldChanges,
+    Actions,
     Outbox,
     LivingMessages,
     Outages,
@@ -70,6 +78,7 @@ class PostgresStore(
     CycleCommit,
     Snapshots,
     HeldChanges,
+    Actions,
     Outbox,
     LivingMessages,
     Outages,

@@ -42,6 +42,8 @@ from notifier.render import (
     text_only,
     thread_reply,
 )
+from notifier.render.actions import acted_reply
+from notifier.render.text import title_of
 from notifier.sinks.base import MessageRef, header
 from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.common import (
@@ -181,8 +183,13 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
         return card._replace(shown=event.report.updated_at or card.shown)
 
     def _reply(self, delivery: Delivery, event: Event, card: MessageRef) -> None:
-        """The short reply in the card's thread: what this event changed."""
-        reply = thread_reply(event, delivery.rules, self._links)
+        """The short reply in the card's thread: what this event changed (who acted, for a
+        decision taken from the card)."""
+        reply = (
+            acted_reply(event.acted[-1], title_of(event.report))
+            if event.acted
+            else thread_reply(event, delivery.rules, self._links)
+        )
         broadcast = any(
             rule.reply_broadcast for name in delivery.rules if (rule := self._rules.get(name))
         )
