@@ -283,3 +283,33 @@ def test_online_channel_by_name_is_not_checked(
     assert code == 0, lines
     assert "channel #product not checked" in line(lines, "online: sink slack:")
     assert [c.method for c in slack.calls] == ["auth.test"]
+
+
+@pytest.mark.parametrize(
+    ("token", "ok", "says"),
+    [
+        pytest.param(None, True, "ok (Socket Mode: the app token can open a connection)", id="ok"),
+        pytest.param(
+            "xapp-1-A0FAKE-1-revoked", False, "Slack refused the app token (invalid_auth)", id="bad"
+        ),
+    ],
+)
+def test_online_asks_slack_to_open_a_socket_mode_connection(
+    slack: FakeSlack,
+    make_config: Callable[..., Path],
+    env: dict[str, str],
+    token: str | None,
+    ok: bool,
+    says: str,
+) -> None:
+    """With `interactivity` in Socket Mode, `check --online` calls apps.connections.open with
+    the app token (the URL it answers is not used) and says whether it works."""
+    slack.scopes = "chat:write,chat:write.public"
+    app_token = token or slack.app_token
+    path = make_config(extra=f"interactivity: {{mode: socket, app_token: {app_token}}}")
+    code, lines = online(path, env)
+    said = line(lines, "online: interactivity:")
+    assert says in said
+    assert (code == 0) is ok, lines
+    assert app_token not in "\n".join(lines)
+    assert "apps.connections.open" in [c.method for c in slack.calls]

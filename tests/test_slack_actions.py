@@ -44,10 +44,11 @@ def settings_for(
     *,
     mode: str = "socket",
     allowed: tuple[str, ...] = (),
+    rules: str = "- {name: ready, match: {status: ready}, sinks: [slack]}",
 ) -> Settings:
     settings = load(
         make_config(
-            rules="- {name: ready, match: {status: ready}, sinks: [slack]}",
+            rules=rules,
             first_run="notify",
             extra="self_alerts: {sinks: []}",
         )
@@ -235,6 +236,21 @@ def test_acknowledge_is_a_note_and_the_card_says_who_is_on_it(
     assert kind == "note"
     assert body["content"]["note"] == "Acknowledged in Slack by alice"
     assert status_of(posthog, ready["id"]) == "ready"
+
+
+def test_the_card_keeps_saying_who_is_on_it_when_the_report_changes_later(
+    daemon: Callable[..., Any], posthog: FakePostHog, slack: FakeSlack, ready: dict[str, Any]
+) -> None:
+    """A later change re-renders the living card from the poll's event: the decisions taken
+    on it are read back from the state, so "is on it" stays."""
+    everything = "- {name: all, match: {event: [new, status_changed, updated]}, sinks: [slack]}"
+    with daemon(rules=everything):
+        wait_for(lambda: len(top_cards(slack)) == 1, 10, "the card")
+        click(slack, ReportAction.ACKNOWLEDGE)
+        wait_for(lambda: "<@U0ALICE> is on it" in text_of(card_of(slack)), 10, "the card")
+        posthog.update_report(PROJECT, ready["id"], total_weight=9.5, signal_count=40)
+        wait_for(lambda: "40 signals" in text_of(card_of(slack)), 10, "the update")
+        assert "<@U0ALICE> is on it" in text_of(card_of(slack))
 
 
 def test_a_double_click_and_a_second_person_make_one_write(

@@ -4,7 +4,8 @@ Per project: one listing request (one report) says whether the key, its scope an
 work (``SourceError``'s kinds and fixes), and the project's signals settings whether PostHog
 itself posts ready reports to Slack too. Per Slack bot sink: ``auth.test`` (the token, and its
 scopes from ``X-OAuth-Scopes``), then ``conversations.info`` on the channel (by ID only, as
-Slack takes it) whether the bot can post there. Nothing is written or sent anywhere. One line
+Slack takes it) whether the bot can post there; with Socket Mode interactivity,
+``apps.connections.open`` whether the app token works. Nothing is written or sent anywhere. One line
 per project and per sink: ``ok`` or what is wrong and the fix; the caller exits 1 if any is
 wrong.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifier.config.settings import Settings, SlackSinkSettings
@@ -24,6 +26,7 @@ from notifier.posthog.client import PostHogClient
 from notifier.runtime.doubles import posthog_posts_to_slack, slack_sinks
 from notifier.sinks.base import header
 from notifier.sinks.slack.bot import CHANNEL_ID, HINTS, bot_client
+from notifier.sinks.slack.common import sdk_options
 
 #: The incremental listing's cut-off: every report was updated before it, so one page ends it.
 _EVERYTHING_OLDER: Final = datetime(9999, 1, 1, tzinfo=UTC)
@@ -42,7 +45,7 @@ def check_online(settings: Settings, out: TextIO) -> bool:
     """Ask PostHog and the Slack sinks (read-only); write one line per project and per sink.
     True when every check passed."""
     passed = True
-    for finding in [*_projects(settings), *_sinks(settings)]:
+    for finding in [*_projects(settings), *_sinks(settings), *_interactivity(settings)]:
         out.write(f"{finding.text}\n")
         passed = passed and finding.ok
     return passed
@@ -130,6 +133,44 @@ def _slack(name: str, sink: SlackSinkSettings) -> Finding:
         return Finding(False, f"{where}: FAILED: {exc}")
     finally:
         http.close()
+
+
+def _interactivity(settings: Settings) -> list[Finding]:
+    """Socket Mode: ``apps.connections.open`` with the app token (the URL it answers is not
+    used). HTTP: nothing to ask; Slack must reach ``/slack/actions``."""
+    config = settings.interactivity
+    if config is None:
+        return []
+    where = "online: interactivity"
+    if config.mode == "http" or config.app_token is None:
+        return [
+            Finding(
+                True,
+                f"{where}: http, not checked (Slack must reach POST /slack/actions on "
+                "http.listen through your HTTPS proxy: click a button of `notifier test-sink`)",
+            )
+        ]
+    api_url = next(
+        (s.api_url for s in settings.sinks.values() if isinstance(s, SlackSinkSettings)),
+        "https://slack.com/api/",
+    )
+    client = WebClient(base_url=api_url, **sdk_options(10.0))
+    try:
+        client.apps_connections_open(app_token=config.app_token.get_secret_value())
+    except SlackApiError as exc:
+        code = str(exc.response.get("error") or "refused")
+        return [
+            Finding(
+                False,
+                f"{where}: FAILED: Slack refused the app token ({code}); interactivity.app_token "
+                "must be the app-level token (xapp-…) with connections:write, from "
+                "api.slack.com/apps → your app → Basic Information → App-Level Tokens, and "
+                "Socket Mode must be on",
+            )
+        ]
+    except SlackClientError as exc:
+        return [Finding(False, f"{where}: FAILED: Slack did not answer: {type(exc).__name__}")]
+    return [Finding(True, f"{where}: ok (Socket Mode: the app token can open a connection)")]
 
 
 def _hint(exc: SlackApiError, sink: SlackSinkSettings) -> str:

@@ -19,10 +19,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from notifier.config.settings import DeliverySettings
+from notifier.core.actions import Acted
 from notifier.core.errors import SinkError, StateError
 from notifier.core.events import Event
 from notifier.core.outbox import Delivery
@@ -33,7 +34,7 @@ from notifier.delivery.failures import FailedSends, backoff
 from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
 from notifier.state.base import StateStore
 from notifier.state.leases import SOLE, Holder
-from notifier.state.records import Fence
+from notifier.state.records import ActionRecord, Fence
 from notifier.state.store import OutboxEntry
 
 __all__ = ["MAX_DIGEST", "Deliverer", "DrainResult", "backoff"]
@@ -58,6 +59,18 @@ class DrainResult:
     def of(cls, counts: Mapping[DeliveryOutcome, int]) -> DrainResult:
         """The result from entries counted by outcome."""
         return cls(**{outcome.value: count for outcome, count in counts.items()})
+
+
+def acted_of(record: ActionRecord) -> Acted:
+    """A recorded action as the card shows it."""
+    return Acted(
+        action=record.action,
+        user_id=record.user_id,
+        user_name=record.user_name,
+        at=record.at,
+        reason=record.reason,
+        snooze_for=record.snooze_for,
+    )
 
 
 def _delivery(entry: OutboxEntry) -> Delivery:
@@ -218,6 +231,17 @@ class Deliverer:
             recorded += len(group)
         return recorded
 
+    def _decided(self, delivery: Delivery, card: MessageRef | None) -> Delivery:
+        """A living card keeps showing the decisions taken on it from Slack (who is on it, who
+        dismissed it): the report's recorded actions, for an event that does not carry its
+        own. One read, only for a card that exists."""
+        event = delivery.event
+        if card is None or not isinstance(event, Event) or event.acted:
+            return delivery
+        records = self._store.actions(report_id=event.report.id, limit=5)
+        acted = tuple(acted_of(r) for r in reversed(records) if r.outcome == "done")
+        return replace(delivery, event=replace(event, acted=acted)) if acted else delivery
+
     def _attempt(
         self, sink: Sink, entries: list[OutboxEntry], stop: threading.Event | None
     ) -> tuple[DeliveryOutcome, dict[DeliveryOutcome, int]]:
@@ -237,7 +261,7 @@ class Deliverer:
                 assert isinstance(sink, DigestSink)
                 sink.send_digest([_delivery(e) for e in entries])
             elif living and isinstance(sink, LivingSink):
-                message = sink.send_report(_delivery(head), card)
+                message = sink.send_report(self._decided(_delivery(head), card), card)
             else:
                 sink.send(_delivery(head))
         except SinkError as exc:

@@ -42,10 +42,17 @@ def _block(block: dict[str, Any]) -> list[str]:
     if kind == "context":
         return [" · ".join(_texts(block.get("elements") or ()))]
     if kind == "actions":
-        return ["  ".join(f"[ {_text(e.get('text'))} ]" for e in block.get("elements") or ())]
+        return ["  ".join(_element(e) for e in block.get("elements") or ())]
     if kind == "divider":
         return ["─" * 20]
     return []
+
+
+def _element(element: dict[str, Any]) -> str:
+    """A button as ``[ Resolve ]``, a menu as ``[ Dismiss… ▾ ]``."""
+    if element.get("type") == "static_select":
+        return f"[ {_text(element.get('placeholder'))} ▾ ]"
+    return f"[ {_text(element.get('text'))} ]"
 
 
 def _texts(elements: Iterable[dict[str, Any]]) -> list[str]:
