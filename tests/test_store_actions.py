@@ -331,7 +331,7 @@ def test_a_schema_7_database_gains_the_actions_table(settings: StateSettings) ->
             conn.execute("UPDATE schema_version SET version = 7")
     again = open_store(settings)
     try:
-        assert again.schema_version() == SCHEMA_VERSION == 8
+        assert again.schema_version() == SCHEMA_VERSION >= 8
         assert list(again.snapshot(1)) == [REPORT]
         assert again.begin_action(click(), now=2.0).mine
         assert [a.key for a in again.actions()] == [click().key]

@@ -21,11 +21,13 @@ from notifier.cli import (
     check,
     demo,
     dry_run,
+    explain,
     healthcheck,
     outbox,
     preview,
     run,
     schema,
+    silence,
     simulate,
     state,
     test_sink,
@@ -34,12 +36,14 @@ from notifier.cli.actions import cmd_actions
 from notifier.cli.check import cmd_check
 from notifier.cli.demo import cmd_demo
 from notifier.cli.dry_run import cmd_dry_run
+from notifier.cli.explain import cmd_explain
 from notifier.cli.healthcheck import cmd_healthcheck
 from notifier.cli.outbox import cmd_outbox
 from notifier.cli.preview import cmd_preview
 from notifier.cli.run import cmd_once, cmd_run
 from notifier.cli.schema import cmd_schema
 from notifier.cli.shared import EXIT_BAD_STATE, EXIT_FAILURE, EXIT_USAGE
+from notifier.cli.silence import cmd_silence
 from notifier.cli.simulate import cmd_simulate
 from notifier.cli.state import cmd_state
 from notifier.cli.test_sink import cmd_test_sink
@@ -59,12 +63,14 @@ COMMANDS = (
     schema,
     dry_run,
     preview,
+    explain,
     test_sink,
     demo,
     simulate,
     outbox,
     state,
     actions,
+    silence,
 )
 
 
@@ -168,12 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sample=args.sample,
                 sketch=args.sketch,
             )
+        if args.command == "explain":
+            return cmd_explain(settings, args, out)
         if args.command == "test-sink":
             return cmd_test_sink(settings, args.name, out)
         if args.command == "actions":
             return cmd_actions(settings, args.report, args.limit, out)
         if args.command == "outbox":
             return cmd_outbox(settings, args.action, args.sink, out)
+        if args.command == "silence":
+            return cmd_silence(settings, args, out)
         if args.command == "state":
             return cmd_state(settings, args, out)
         if args.command == "once":

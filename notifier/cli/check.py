@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import TextIO
 
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
+from notifier.cli.silence import silence_lines
 from notifier.config.advice import self_alerts_advice
 from notifier.config.settings import Settings, SlackSinkSettings
 from notifier.config.sinks import templates_ok
@@ -64,6 +66,8 @@ def cmd_check(
         if rule.templates is not None:
             extras.append(templates_ok(rule.templates))
         out.write(f"  {rule.name:<30} → {'; '.join([', '.join(rule.sinks), *extras])}\n")
+    for line in silence_lines(settings, time.time()):
+        out.write(line + "\n")
     alerts = settings.self_alerts.targets(list(settings.sinks))
     after = settings.self_alerts.after
     where = f"the log, /metrics, /readyz and {', '.join(alerts)}" if alerts else ""

@@ -30,6 +30,7 @@ from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from notifier.config.credentials import placeholder_check, posthog_host, posthog_key
 from notifier.config.interactivity import InteractivitySettings
+from notifier.config.silences import SilenceSettings
 from notifier.config.sinks import (
     AnySink,
     Compiled,
@@ -315,6 +316,9 @@ class Settings(Model):
         default_factory=dict,
         description="GitHub login or email → Slack member id (U…): suggested reviewers "
         "@-mentioned on Slack cards (sinks with enrich: [artefacts])",
+    )
+    silences: tuple[SilenceSettings, ...] = Field(
+        default=(), description="standing silences: what they match is not delivered"
     )
     source: SkipJsonSchema[str] = derived("config.yaml")  # the file it came from, for messages
     # valid but unwise: printed by `check` and logged at start

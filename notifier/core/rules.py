@@ -230,7 +230,29 @@ def _field(report: Report, project_id: int, name: str) -> Any:
     return report.get(name)
 
 
-def _report_matches(
+class Miss(StrEnum):
+    """What failed first in a match block (``first_failure``)."""
+
+    EVENT = "event"  # the event type is not one the block takes
+    CONDITION = "condition"  # a field condition failed (``value`` MISSING: no such field)
+    NO_PREVIOUS = "no_previous"  # the block has ``previous`` and the event has no previous copy
+    NOT = "not"  # the ``not`` block matched
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The first thing that failed in ``block``, in evaluation order; ``within`` is
+    ``"previous"`` when it failed in the previous block. ``value``: the field's value, or the
+    event type for ``EVENT``."""
+
+    kind: Miss
+    block: Match
+    condition: Condition | None = None
+    value: Any = None
+    within: str = ""
+
+
+def _first_failure(
     match: Match,
     event_type: EventType,
     report: Report,
@@ -238,26 +260,40 @@ def _report_matches(
     prev: Report | None,
     *,
     budget: RegexBudget | None,
-) -> bool:
+    within: str = "",
+) -> Failure | None:
     if match.events is not None and event_type not in match.events:
-        return False
-    if not all(check(c, _field(report, project_id, c.field), budget) for c in match.conditions):
-        return False
+        return Failure(Miss.EVENT, match, value=event_type, within=within)
+    for condition in match.conditions:
+        value = _field(report, project_id, condition.field)
+        if not check(condition, value, budget):
+            return Failure(Miss.CONDITION, match, condition, value, within)
     if match.previous is not None:
         if prev is None:
-            return False
-        if not _report_matches(match.previous, event_type, prev, project_id, None, budget=budget):
-            return False
-    return match.negate is None or not _report_matches(
-        match.negate, event_type, report, project_id, prev, budget=budget
+            return Failure(Miss.NO_PREVIOUS, match, within=within)
+        failed = _first_failure(
+            match.previous, event_type, prev, project_id, None, budget=budget, within="previous"
+        )
+        if failed is not None:
+            return failed
+    if match.negate is not None and (
+        _first_failure(match.negate, event_type, report, project_id, prev, budget=budget) is None
+    ):
+        return Failure(Miss.NOT, match, within=within)
+    return None
+
+
+def first_failure(match: Match, event: Event, budget: RegexBudget | None = None) -> Failure | None:
+    """Why an event does not satisfy a match block: the first condition that failed (None when
+    it matches). ``matches`` is this, so an explanation never disagrees with routing."""
+    return _first_failure(
+        match, event.type, event.report, event.project_id, event.previous, budget=budget
     )
 
 
 def matches(match: Match, event: Event, budget: RegexBudget | None = None) -> bool:
     """Whether an event satisfies a match block (event type, fields, previous, not)."""
-    return _report_matches(
-        match, event.type, event.report, event.project_id, event.previous, budget=budget
-    )
+    return first_failure(match, event, budget) is None
 
 
 def top_level(match: Match) -> Match:

@@ -21,6 +21,7 @@ from types import FrameType
 from notifier.config.load import load_config
 from notifier.config.settings import Settings
 from notifier.core.errors import ConfigError
+from notifier.core.explain import rule_changes
 from notifier.core.secrets import remember
 from notifier.posthog.budget import RequestBudget
 from notifier.runtime import logs
@@ -114,7 +115,23 @@ def reloaded(path: Path, current: Settings, metrics: Metrics) -> Settings | None
         len(new.rules),
         extra={"event": "config_reload"},
     )
+    _log_rule_changes(current, new)
     return new
+
+
+#: What a reload compares of each rule (by name) to say which rules changed.
+RULE_ASPECTS = ("match", "sinks", "stop", "reply_broadcast", "template")
+
+
+def _log_rule_changes(old: Settings, new: Settings) -> None:
+    """``reload: rules added: a; removed: b; changed: c (match, sinks)``, when they differ."""
+
+    def aspects(settings: Settings) -> dict[str, dict[str, object]]:
+        return {r.name: {k: getattr(r, k) for k in RULE_ASPECTS} for r in settings.rules}
+
+    changes = rule_changes(aspects(old), aspects(new))
+    if changes is not None:
+        log.info("reload: %s", changes, extra={"event": "config_reload"})
 
 
 def _watch_file(path: Path, reload: threading.Event, stop: threading.Event) -> None:

@@ -17,6 +17,7 @@ from notifier.core.actions import Click
 from notifier.core.events import Event
 from notifier.core.outbox import Notice
 from notifier.core.settle import Held
+from notifier.core.silences import Silence
 from notifier.state.records import (
     ActionClaim,
     ActionMove,
@@ -101,6 +102,28 @@ class StateStore(Protocol):
 
     def moves_by_action(self, project_id: int) -> list[ActionMove]:
         """Moves made from Slack whose echo no cycle has absorbed (``CycleWrite.absorbed``)."""
+        ...
+
+    # -- silences (`notifier silence`; ``state.silences``) -------------------------------------
+
+    def add_silence(self, silence: Silence) -> str:
+        """Store a silence (a new ``sil_…`` id when it has none); returns its id."""
+        ...
+
+    def silences(self, now: float, *, recent: float = 86400.0) -> list[Silence]:
+        """The active silences and those that ended within ``recent`` seconds, oldest first."""
+        ...
+
+    def silence(self, silence_id: str) -> Silence | None:
+        """One silence by id, whatever its state; None when unknown."""
+        ...
+
+    def expire_silence(self, silence_id: str, now: float) -> bool:
+        """End a silence by hand; False when it is unknown or already over."""
+        ...
+
+    def count_held(self, silence_id: str, count: int) -> None:
+        """``count`` more events held by the silence."""
         ...
 
     # -- outbox and living messages ------------------------------------------------------------

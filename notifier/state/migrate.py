@@ -4,7 +4,8 @@ where a single instance stopped: nothing lost, nothing sent again.
 Every table that matters is copied — snapshots (``reports``), project marks (``projects``:
 baseline, high-water mark, last full listing), the whole outbox (pending entries keep their
 attempts and next try; dead and delivered ones their outcome), living messages, outages,
-held changes (``held``: re-research not announced yet) and actions taken from Slack;
+held changes (``held``: re-research not announced yet), actions taken from Slack and
+silences;
 leases, replicas and the shared request budget are PostgreSQL's own. The copy is one PostgreSQL
 transaction, read from one SQLite transaction: all of it or none of it. The caller holds the
 SQLite file's lock, so no notifier changes it meanwhile.
@@ -116,6 +117,13 @@ _TABLES: Final = (
         "attempts, created_at, started_at, finished_at, absorbed_at",
         "key",
         "ON CONFLICT (key) DO NOTHING",
+    ),
+    # silences added with `notifier silence add`: still muting on PostgreSQL
+    _Table(
+        "silences",
+        "id, matchers, starts_at, ends_at, author, comment, drop_events, expired_at, held",
+        "id",
+        "ON CONFLICT (id) DO NOTHING",
     ),
 )
 

@@ -15,7 +15,7 @@ from typing import Final
 from notifier.core.errors import StateError
 from notifier.state.dialect import Connection, Dialect
 
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS projects (
@@ -154,6 +154,21 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         )""",
         "CREATE INDEX IF NOT EXISTS actions_by_report ON actions (project_id, report_id)",
         "CREATE INDEX IF NOT EXISTS actions_by_age ON actions (created_at)",
+    ),
+    9: (
+        # silences added with `notifier silence add` (``state.silences``): matchers (JSON list
+        # of texts), start, end, who and why; ``expired_at``: by hand; ``held``: events held
+        """CREATE TABLE IF NOT EXISTS silences (
+            id TEXT PRIMARY KEY,
+            matchers TEXT NOT NULL,
+            starts_at REAL NOT NULL,
+            ends_at REAL,
+            author TEXT NOT NULL,
+            comment TEXT NOT NULL,
+            drop_events INTEGER NOT NULL DEFAULT 0,
+            expired_at REAL,
+            held INTEGER NOT NULL DEFAULT 0
+        )""",
     ),
 }
 

@@ -33,6 +33,7 @@ from notifier.state.records import (
     SnapshotRow,
 )
 from notifier.state.schema import SCHEMA_VERSION
+from notifier.state.silences import Silences
 from notifier.state.snapshots import Snapshots
 from notifier.state.sqlite import IN_MEMORY, WAL_LIMIT, SqliteDatabase
 
@@ -63,6 +64,7 @@ class Store(
     Snapshots,
     HeldChanges,
     Actions,
+    Silences,
     Outbox,
     LivingMessages,
     Outages,
@@ -79,6 +81,7 @@ class PostgresStore(
     Snapshots,
     HeldChanges,
     Actions,
+    Silences,
     Outbox,
     LivingMessages,
     Outages,
