@@ -380,7 +380,7 @@ def test_console_text() -> None:
         "🟢 Ready for review  Checkout button unresponsive on Safari",
         "   New signal report",
         "   Users on Safari 17 tap the Pay button repeatedly and nothing happens.",
-        "   weight 2.35 · 7 signals · 12 users · 7 artefacts",
+        "   7 signals, weight 2.35 · 12 users",
         "   " + URL,
         "   rules: ready-reports",
     ]

@@ -57,13 +57,17 @@ def _plural(count: int | None, noun: str) -> str | None:
 
 
 def stats_line(event: Event) -> str:
-    """``weight 2.35 · 7 signals · 12 users · 7 artefacts · P1 · high · Act now``."""
+    """``7 signals, weight 2.35 · 12 users · P1 · high · Act now``: the evidence in the card's
+    words (``render.why``), then the judgments."""
     report = event.report
-    parts = [
-        f"weight {format_number(report.total_weight)}" if report.total_weight is not None else None,
+    weight = report.total_weight
+    evidence = [
         _plural(report.signal_count, "signal"),
+        f"weight {format_number(weight)}" if weight is not None else None,
+    ]
+    parts = [
+        ", ".join(p for p in evidence if p),
         _plural(report.relevant_user_count, "user"),
-        _plural(report.artefact_count, "artefact"),
         field_words("priority", report.priority, 30) if report.priority else None,
         field_words("actionability", report.actionability) if report.actionability else None,
     ]
