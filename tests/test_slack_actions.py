@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -368,5 +369,31 @@ def test_the_http_route_verifies_then_acts(
         assert (forged.status_code, stale.status_code) == (401, 401)
         assert posthog.writes == []
         assert httpx.post(url, content=body, headers=signed(body)).status_code == 200
+        wait_for(lambda: "Resolved by <@U0ALICE>" in text_of(card_of(slack)), 10, "the card")
+    assert [w.action for w in posthog.writes] == ["state"]
+
+
+def test_a_click_the_state_cannot_record_changes_nothing_and_says_so(
+    daemon: Callable[..., Any], posthog: FakePostHog, slack: FakeSlack, ready: dict[str, Any]
+) -> None:
+    """The state refusing the click's record (a full disk): no PostHog write, and the clicker
+    is told to try again; the next click, once the state takes writes again, works."""
+    with daemon() as notifier:
+        wait_for(lambda: len(top_cards(slack)) == 1, 10, "the card")
+        db = notifier.settings.state.path
+        assert db is not None
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "CREATE TRIGGER full_disk BEFORE INSERT ON actions "
+                "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+            )
+        click(slack, ReportAction.RESOLVE)
+        wait_for(lambda: slack.responses, 10, "the answer to the clicker")
+        assert posthog.writes == []
+        [(_, body)] = slack.responses
+        assert "Try again in a minute" in body["text"]
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TRIGGER full_disk")
+        click(slack, ReportAction.RESOLVE)
         wait_for(lambda: "Resolved by <@U0ALICE>" in text_of(card_of(slack)), 10, "the card")
     assert [w.action for w in posthog.writes] == ["state"]

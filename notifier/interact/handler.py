@@ -29,7 +29,7 @@ from typing import Any, Final
 import httpx
 
 from notifier.core.actions import Acted, BadClick, Click, ReportAction, parse_click, write_for
-from notifier.core.errors import SourceError, WriteError
+from notifier.core.errors import SourceError, StateError, WriteError
 from notifier.core.events import Event, EventType
 from notifier.core.report import Report
 from notifier.core.words import status_name
@@ -92,7 +92,23 @@ class ActionHandler:
                 "runs the notifier to add you to `interactivity.allowed_users`.",
             )
             return
-        claim = self._store.begin_action(click, self._clock())
+        try:
+            claim = self._store.begin_action(click, self._clock())
+        except StateError as exc:  # nothing was written to PostHog: a new click may try again
+            log.error(
+                "%s: %s by %s not done: the state cannot record it: %s",
+                where,
+                click.action.value,
+                click.user_name,
+                exc,
+                extra=_extra(click, "action_failed"),
+            )
+            self._tell(
+                click,
+                "The notifier cannot record this right now (its state is "
+                "unavailable); nothing was changed in PostHog. Try again in a minute.",
+            )
+            return
         if not claim.mine:
             self._tell(click, _already(claim.record))
             return
