@@ -112,15 +112,22 @@ class ActionHandler:
         if not claim.mine:
             self._tell(click, _already(claim.record))
             return
-        self._carry_out(click, where)
+        self._carry_out(click, where, claim.record.attempts)
 
-    def _carry_out(self, click: Click, where: str) -> None:
+    def _carry_out(self, click: Click, where: str, attempt: int) -> None:
+        """The PostHog write, then its record (``attempt``: a late finish of an attempt another
+        click has since taken over changes nothing)."""
         try:
             answer = self._source.write(click.project_id, click.report_id, write_for(click))
         except WriteError as exc:
             outcome = "failed" if exc.retryable else "refused"
             self._store.finish_action(
-                click.key, outcome, status_after=None, detail=exc.reason, now=self._clock()
+                click.key,
+                outcome,
+                status_after=None,
+                detail=exc.reason,
+                now=self._clock(),
+                attempt=attempt,
             )
             log.warning(
                 "%s: %s by %s %s: %s",
@@ -135,7 +142,12 @@ class ActionHandler:
             return
         after = _status_after(click, answer)
         self._store.finish_action(
-            click.key, "done", status_after=after, detail=_done_words(click), now=self._clock()
+            click.key,
+            "done",
+            status_after=after,
+            detail=_done_words(click),
+            now=self._clock(),
+            attempt=attempt,
         )
         log.info(
             "%s: %s by %s (Slack %s)%s",
