@@ -238,8 +238,9 @@ def test_example_documents_every_sink_key() -> None:
         pytest.param(
             {"sinks": {"product-channel": {"webhook": "https://x.example"}}},
             [
-                "sinks.product-channel.webhook: unknown key (valid: type, token, channel, "
-                "api_url, timeout, digest_after, enrich, template, actions, token_file)"
+                "sinks.product-channel.webhook: unknown key (valid: mute_during, active_during, "
+                "on_mute, type, token, channel, api_url, timeout, digest_after, enrich, template, "
+                "actions, token_file)"
             ],
             id="key-of-another-sink-type",
         ),

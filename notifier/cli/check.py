@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import TextIO
 
+from notifier.cli.quiet import quiet_text
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from notifier.cli.silence import silence_lines
 from notifier.config.advice import self_alerts_advice
@@ -40,6 +41,7 @@ def cmd_check(
     """Print what the configuration says; warnings included. ``online``: also what PostHog
     says of each project (read-only requests). ``strict``: exit 2 when there is a warning."""
     ph = settings.posthog
+    now, intervals = time.time(), settings.intervals()
     out.write(f"{settings.source}: valid\n")
     out.write(
         f"PostHog  {ph.host}, projects {', '.join(map(str, ph.project_ids))}, "
@@ -53,6 +55,7 @@ def cmd_check(
         out.write(f"  {name:<20} {sink.type:<14} {sink.target()}\n")
         for line in sink.behaviour():
             out.write(f"  {'':<20} {line}\n")
+        out.write(quiet_text(sink.quiet(), intervals, now, indent=20))
         if isinstance(sink, SlackSinkSettings) and sink.actions:
             shown = ", ".join(sink.actions)
             out.write(f"  {'':<20} actions: {shown} (buttons that fit the report's status)\n")
@@ -66,7 +69,8 @@ def cmd_check(
         if rule.templates is not None:
             extras.append(templates_ok(rule.templates))
         out.write(f"  {rule.name:<30} → {'; '.join([', '.join(rule.sinks), *extras])}\n")
-    for line in silence_lines(settings, time.time()):
+        out.write(quiet_text(rule.quiet(), intervals, now, indent=32))
+    for line in silence_lines(settings, now):
         out.write(line + "\n")
     alerts = settings.self_alerts.targets(list(settings.sinks))
     after = settings.self_alerts.after

@@ -32,6 +32,7 @@ from notifier.config.checks import (
     unknown_keys,
 )
 from notifier.config.interactivity import check_interactivity
+from notifier.config.intervals import check_interval_names
 from notifier.config.settings import Settings
 from notifier.config.types import parse_duration
 from notifier.config.yamlload import (
@@ -136,6 +137,7 @@ def parse_config(
     matches, rule_problems = check_rules(raw)
     rule_problems += check_self_alerts(raw)
     rule_problems += check_interactivity(raw)
+    rule_problems += check_interval_names(raw)
     templates, template_problems = check_raw_templates(raw, sink_blocks(raw))
     rule_problems += template_problems
     settings: Settings | None = None

@@ -30,6 +30,7 @@ from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from notifier.config.credentials import placeholder_check, posthog_host, posthog_key
 from notifier.config.interactivity import InteractivitySettings
+from notifier.config.intervals import QuietHours, TimeIntervalSettings, compile_intervals
 from notifier.config.silences import SilenceSettings
 from notifier.config.sinks import (
     AnySink,
@@ -58,6 +59,7 @@ from notifier.config.types import (
     origin,
     unique,
 )
+from notifier.core.intervals import TimeInterval
 from notifier.core.rules import ROUTING_BUDGET, Match
 from notifier.core.settle import SETTLE
 
@@ -265,7 +267,7 @@ class SelfAlertSettings(Model):
 CompiledMatch = Annotated[InstanceOf[Match], WithJsonSchema({})]
 
 
-class RuleSettings(Model):
+class RuleSettings(QuietHours):
     """A configured rule: how it routes (it is a ``core.rules.Rule``) and, for the Slack sinks
     it routes to, the templates that replace the sink's (and the default) text."""
 
@@ -320,9 +322,18 @@ class Settings(Model):
     silences: tuple[SilenceSettings, ...] = Field(
         default=(), description="standing silences: what they match is not delivered"
     )
+    time_intervals: tuple[TimeIntervalSettings, ...] = Field(
+        default=(),
+        description="named quiet hours, as in Alertmanager; sinks and rules use them in "
+        "mute_during and active_during",
+    )
     source: SkipJsonSchema[str] = derived("config.yaml")  # the file it came from, for messages
     # valid but unwise: printed by `check` and logged at start
     warnings: SkipJsonSchema[tuple[str, ...]] = derived(())
+
+    def intervals(self) -> dict[str, TimeInterval]:
+        """The ``time_intervals`` by lower-cased name, for ``QuietHours.quiet()``."""
+        return dict(compile_intervals(self.time_intervals))
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, so logging can redact it wherever it shows up."""

@@ -27,6 +27,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from notifier.config.credentials import placeholder_check, slack_token, slack_token_warning
 from notifier.config.interactivity import NO_ACTIONS, Actions
+from notifier.config.intervals import QuietHours
 from notifier.config.match import choices
 from notifier.config.types import (
     Duration,
@@ -142,7 +143,7 @@ Template = Annotated[
 ]
 
 
-class SinkSettings(Model):
+class SinkSettings(QuietHours):
     """What every sink's settings answer, whatever its type: the behaviour that differs by type
     lives on the type's own class, so that no other module switches on ``type``.
 
