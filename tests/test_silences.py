@@ -218,7 +218,7 @@ def test_a_schema_8_database_gains_the_silences_table(settings: StateSettings) -
             conn.execute("UPDATE schema_version SET version = 8")
     again = open_store(settings)
     try:
-        assert again.schema_version() == SCHEMA_VERSION == 9
+        assert again.schema_version() == SCHEMA_VERSION == 10
         s = silence("status=ready")
         again.add_silence(s)
         assert again.silences(1001.0) == [s]

@@ -137,3 +137,6 @@ class Delivery:
     event: Event | Notice
     rules: tuple[str, ...]
     attempts: int = 0
+    #: released from a silence or quiet hours: the words its digest opens with
+    #: ("While muted (4 h, by alice: 'deploy')")
+    held: str | None = None

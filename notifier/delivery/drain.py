@@ -31,6 +31,7 @@ from notifier.core.outcomes import DeliveryOutcome
 from notifier.delivery.describe import describe as _describe
 from notifier.delivery.describe import log_keys as _log_keys
 from notifier.delivery.failures import FailedSends, backoff
+from notifier.delivery.holds import Holds
 from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
 from notifier.state.base import StateStore
 from notifier.state.leases import SOLE, Holder
@@ -81,7 +82,35 @@ def _delivery(entry: OutboxEntry) -> Delivery:
         event=entry.event,
         rules=entry.rules,
         attempts=entry.attempts,
+        held=entry.held_note,
     )
+
+
+def _groups(
+    sink: Sink, entries: Sequence[OutboxEntry], now: float, digest_after: int
+) -> list[list[OutboxEntry]]:
+    """What to send, in order: entries released together from a hold go as one digest (at the
+    head of the line: they are the oldest); otherwise the due events at the head of the line
+    (notices skipped: they go on their own after the digest) go as one digest when they are
+    more than ``digest_after``, else one by one. An entry waiting to be retried ends the
+    line, so nothing is sent before an older entry that is still due later."""
+    head = entries[0]
+    line: list[OutboxEntry] = []
+    for entry in entries:
+        if entry.next_attempt_at > now or (entry.held_note is None) != (head.held_note is None):
+            break
+        if head.held_note is not None and (entry.held_by, entry.held_note) != (
+            head.held_by,
+            head.held_note,
+        ):
+            break
+        line.append(entry)
+    if head.held_note is not None:
+        return [line] if isinstance(sink, DigestSink) else [[entry] for entry in line]
+    events = [entry for entry in line if isinstance(entry.event, Event)]
+    if 0 < digest_after < len(events):
+        return [events]
+    return [[entry] for entry in entries[: len(line) or 1]]
 
 
 def _rebase(store: StateStore, sink_name: str, now: float) -> None:
@@ -131,8 +160,11 @@ class Deliverer:
         on_attempt: Callable[[str, DeliveryOutcome, float], None] | None = None,
         on_settled: Callable[[OutboxEntry, DeliveryOutcome, str | None], None] | None = None,
         leases: Holder = SOLE,
+        holds: Holds | None = None,
     ) -> None:
         self._store = store
+        # silences and quiet hours: what they hold waits in the state (none: nothing held)
+        self._holds = holds
         # replicas: a sink is drained only by the replica holding its lease, and each mark
         # carries the lease's fence (a replica that lost it cannot record a delivery)
         self._leases = leases
@@ -169,6 +201,8 @@ class Deliverer:
         done = dict.fromkeys(DeliveryOutcome, 0)
         digest_after = sink.digest_after if isinstance(sink, DigestSink) else 0
         _rebase(self._store, sink_name, self._clock())
+        if self._holds is not None:
+            self._holds.release(sink_name, self._clock(), self._fence(sink_name))
         while stop is None or not stop.is_set():
             due = self._store.next_due(sink_name)  # one indexed read before parsing a batch
             if due is None or due > self._clock():
@@ -181,19 +215,11 @@ class Deliverer:
             now = self._clock()
             if not entries or entries[0].next_attempt_at > now:
                 break
-            # The due events at the head of the line (notices skipped: they go on their own
-            # after the digest); an entry waiting to be retried ends it, so nothing is sent
-            # before an older entry that is still due later.
-            events = []
-            for entry in entries:
-                if entry.next_attempt_at > now:
-                    break
-                if isinstance(entry.event, Event):
-                    events.append(entry)
-            # more due events than digest_after: one digest
-            digest = 0 < digest_after < len(events)
-            groups = [events] if digest else [[entry] for entry in entries]
-            for group in groups:
+            if self._holds is not None and self._holds.screen(
+                sink_name, entries, now, self._fence(sink_name)
+            ):
+                continue  # what is held is out of line: read the line again
+            for group in _groups(sink, entries, now, digest_after):
                 if stop is not None and stop.is_set():
                     break
                 if group[0].next_attempt_at > self._clock():
@@ -257,8 +283,7 @@ class Deliverer:
             card = MessageRef(*known) if known is not None else None
         started = time.monotonic()
         try:
-            if len(entries) > 1:
-                assert isinstance(sink, DigestSink)
+            if isinstance(sink, DigestSink) and (len(entries) > 1 or head.held_note is not None):
                 sink.send_digest([_delivery(e) for e in entries])
             elif living and isinstance(sink, LivingSink):
                 message = sink.send_report(self._decided(_delivery(head), card), card)

@@ -72,6 +72,19 @@ def digest_message(
     head = [header_block(f"{total} signal report {noun}")]
     if counts:
         head.append(section(counts))
+    return digest_body(head, events, links, text, max_lines=max_lines)
+
+
+def digest_body(
+    head: list[dict[str, Any]],
+    events: Events,
+    links: Links,
+    text: str,
+    *,
+    max_lines: int = MAX_DIGEST_LINES,
+) -> SlackMessage:
+    """``head``, then up to ``max_lines`` lines (most important first) and "and N more"."""
+    total = len(events)
     lines: list[str] = []
     for event, _rules in most_important_first(events)[: max(0, max_lines)]:
         candidate = _blocks(head, [*lines, digest_line(event, links)], total)
@@ -144,20 +157,24 @@ def _what(event: Event) -> str:
 # -- webhook --------------------------------------------------------------------------------
 
 
-def webhook_batch_payload(events: Events, links: Links, timestamp: datetime) -> dict[str, Any]:
+def webhook_batch_payload(
+    events: Events, links: Links, timestamp: datetime, held: str | None = None
+) -> dict[str, Any]:
     """``{"type": "signal_report.batch", "timestamp": …, "data": {"count": n, "events": […]}}``;
-    each event is the ``data`` of its single webhook with its ``type`` added first."""
+    each event is the ``data`` of its single webhook with its ``type`` added first. Released
+    from a silence or quiet hours: ``data.held`` says so ("While muted (4 h, by alice: …)")."""
     items = []
     for event, rules in events:
         single = webhook_payload(event, rules, links, timestamp)
         items.append({"type": single["type"], **single["data"]})
-    return {
-        "type": BATCH_TYPE,
-        "timestamp": iso_utc(timestamp),
-        "data": {"count": len(items), "events": items},
-    }
+    data: dict[str, Any] = {"count": len(items), "events": items}
+    if held is not None:
+        data["held"] = held
+    return {"type": BATCH_TYPE, "timestamp": iso_utc(timestamp), "data": data}
 
 
-def webhook_batch_body(events: Events, links: Links, timestamp: datetime) -> bytes:
+def webhook_batch_body(
+    events: Events, links: Links, timestamp: datetime, held: str | None = None
+) -> bytes:
     """The exact bytes to sign and send: compact UTF-8 JSON."""
-    return encode_json(webhook_batch_payload(events, links, timestamp))
+    return encode_json(webhook_batch_payload(events, links, timestamp, held))

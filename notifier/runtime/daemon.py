@@ -23,6 +23,7 @@ from notifier.core.secrets import remember
 from notifier.cycle.enrich import WINDOW
 from notifier.cycle.pipeline import CyclePlan
 from notifier.delivery.drain import Deliverer, DrainResult
+from notifier.delivery.holds import holds_of
 from notifier.delivery.selfalerts import UNSET_WARNING, SelfAlerts
 from notifier.posthog.budget import RequestBudget
 from notifier.posthog.client import PostHogClient
@@ -66,10 +67,9 @@ class Notifier:
     ) -> None:
         """Every part is built from ``settings`` unless given: ``sinks``, ``store``, ``source``
         (the PostHog client; ``transport`` for the one built here), ``metrics``, ``budget`` (a
-        reload keeps the running one). ``after_cycle`` is called after every cycle (tests,
-        the demo); ``alert_clock`` is the clock self-alerts measure outages with (tests advance
-        it); ``enrich_window`` bounds the seconds a cycle spends fetching artefacts; ``health``
-        carries each project's poll health over from another notifier (tests)."""
+        reload keeps the running one). ``after_cycle`` runs after every cycle; ``alert_clock``
+        is the self-alerts' clock; ``enrich_window`` bounds the seconds a cycle spends fetching
+        artefacts; ``health`` carries poll health over from another notifier (tests)."""
         remember(settings.secrets())  # every error from here on is scrubbed of them
         self.settings = settings
         self.links = Links(settings.posthog.host)
@@ -144,6 +144,7 @@ class Notifier:
             on_attempt=self.metrics.delivery,
             on_settled=self.self_alerts.delivery_settled,
             leases=self.leases,
+            holds=holds_of(settings, self.store),
         )
         self.poller = Poller(
             settings,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from notifier.config.settings import ConsoleSinkSettings
 from notifier.core.errors import SinkError
+from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
 from notifier.core.report import Links
 from notifier.render import console_text, notice_console_text
+from notifier.render.held import held_text
 
 
 def wants_color(stream: TextIO) -> bool:
@@ -40,13 +43,29 @@ class ConsoleSink:
         self._stream = stream if stream is not None else sys.stdout
         self._color = wants_color(self._stream) if color is None else color
 
+    @property
+    def digest_after(self) -> int:
+        """Never a digest of many events; only what a silence or quiet hours held comes
+        together, under the words that say so."""
+        return 0
+
     def send(self, delivery: Delivery) -> None:
         """Write and flush; a closed or broken stream is a transient failure."""
         event = delivery.event
         if isinstance(event, Notice):  # the notifier's own notice (self_alerts)
-            text = notice_console_text(event, color=self._color)
+            self._write(notice_console_text(event, color=self._color))
         else:
-            text = console_text(event, delivery.rules, self._links, color=self._color)
+            self._write(console_text(event, delivery.rules, self._links, color=self._color))
+
+    def send_digest(self, deliveries: Sequence[Delivery]) -> None:
+        """What a silence or quiet hours held: their words and summary, then each event."""
+        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
+        held = deliveries[0].held if deliveries else None
+        texts = [held_text(held, events)] if held is not None else []
+        texts += [console_text(e, rules, self._links, color=self._color) for e, rules in events]
+        self._write("\n\n".join(texts))
+
+    def _write(self, text: str) -> None:
         try:
             self._stream.write(text + "\n\n")
             self._stream.flush()

@@ -104,7 +104,9 @@ class WebhookSink:
         """One ``signal_report.batch`` POST carrying every event."""
         now = self._clock()
         events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
-        self._send(webhook_batch_body(events, self._links, now), batch_id(deliveries), now)
+        held = deliveries[0].held if deliveries else None
+        body = webhook_batch_body(events, self._links, now, held)
+        self._send(body, batch_id(deliveries), now)
 
     def _send(self, body: bytes, msg_id: str, now: datetime) -> None:
         timestamp = int(now.timestamp())

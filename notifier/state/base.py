@@ -30,9 +30,84 @@ from notifier.state.records import (
     ProjectState,
     SnapshotRow,
 )
+from notifier.state.story import Chapter
 
 
-class StateStore(Protocol):
+class HoldingStore(Protocol):
+    """The part of the state that holds deliveries back: silences, the entries they (and quiet
+    hours) hold, and the story each report's holds tell."""
+
+    # -- silences (`notifier silence`; ``state.silences``) -------------------------------------
+
+    def add_silence(self, silence: Silence) -> str:
+        """Store a silence (a new ``sil_…`` id when it has none); returns its id."""
+        ...
+
+    def silences(self, now: float, *, recent: float = 86400.0) -> list[Silence]:
+        """The active silences and those that ended within ``recent`` seconds, oldest first."""
+        ...
+
+    def silence(self, silence_id: str) -> Silence | None:
+        """One silence by id, whatever its state; None when unknown."""
+        ...
+
+    def expire_silence(self, silence_id: str, now: float) -> bool:
+        """End a silence by hand; False when it is unknown or already over."""
+        ...
+
+    def count_held(self, silence_id: str, count: int) -> None:
+        """``count`` more events held by the silence."""
+        ...
+
+    # -- holds (silences, quiet hours; ``state.holds``) and stories (``state.story``) ----------
+
+    def hold(
+        self,
+        entries: Sequence[OutboxEntry],
+        held_by: str,
+        note: str,
+        now: float,
+        *,
+        drop: bool = False,
+        fence: Fence | None = None,
+    ) -> None:
+        """Hold pending entries for ``held_by`` (``drop``: settle them as dropped), counting
+        them on the silence and telling the reports' stories, in one transaction."""
+        ...
+
+    def held_keys(self, sink: str) -> list[str]:
+        """What holds the sink's held entries, one ``held_by`` each."""
+        ...
+
+    def held_entries(
+        self, sink: str | None = None, held_by: str | None = None
+    ) -> list[OutboxEntry]:
+        """The held entries (of one sink, of one hold), oldest first."""
+        ...
+
+    def end_hold(
+        self,
+        sink: str,
+        held_by: str,
+        now: float,
+        *,
+        drop_reason: str | None = None,
+        fence: Fence | None = None,
+        only: Sequence[int] | None = None,
+    ) -> int:
+        """Release a hold's entries for ``sink`` (pending, due now) or drop them; how many."""
+        ...
+
+    def story(self, report_id: str, limit: int = 500) -> list[Chapter]:
+        """The report's chapters (events found, holds, releases, reminders), oldest first."""
+        ...
+
+    def entries_where(self, where: str, params: Sequence[object]) -> list[OutboxEntry]:
+        """Outbox entries by a fixed WHERE fragment (never user input)."""
+        ...
+
+
+class StateStore(HoldingStore, Protocol):
     """What the cycle, delivery, runtime and CLI ask of the state database."""
 
     @property
@@ -102,28 +177,6 @@ class StateStore(Protocol):
 
     def moves_by_action(self, project_id: int) -> list[ActionMove]:
         """Moves made from Slack whose echo no cycle has absorbed (``CycleWrite.absorbed``)."""
-        ...
-
-    # -- silences (`notifier silence`; ``state.silences``) -------------------------------------
-
-    def add_silence(self, silence: Silence) -> str:
-        """Store a silence (a new ``sil_…`` id when it has none); returns its id."""
-        ...
-
-    def silences(self, now: float, *, recent: float = 86400.0) -> list[Silence]:
-        """The active silences and those that ended within ``recent`` seconds, oldest first."""
-        ...
-
-    def silence(self, silence_id: str) -> Silence | None:
-        """One silence by id, whatever its state; None when unknown."""
-        ...
-
-    def expire_silence(self, silence_id: str, now: float) -> bool:
-        """End a silence by hand; False when it is unknown or already over."""
-        ...
-
-    def count_held(self, silence_id: str, count: int) -> None:
-        """``count`` more events held by the silence."""
         ...
 
     # -- outbox and living messages ------------------------------------------------------------

@@ -10,6 +10,7 @@ delivery's living message in the same one as its mark.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -21,13 +22,17 @@ from notifier.state.dialect import Connection
 from notifier.state.leases import check_fence
 from notifier.state.messages import forget_messages, remember_message
 from notifier.state.records import Fence, MessageRef, OutboxEntry
+from notifier.state.story import STORY_KEPT, forget_story
 
 _INSERT: Final = (
     "INSERT INTO outbox (event_id, sink, project_id, report_id, event_type, event, rules, "
     "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (event_id, sink) DO NOTHING"
 )
-_COLUMNS: Final = "id, sink, event, rules, state, attempts, created_at, next_attempt_at, last_error"
+_COLUMNS: Final = (
+    "id, sink, event, rules, state, attempts, created_at, next_attempt_at, last_error, held_by, "
+    "held_note"
+)
 #: when an entry's wait began: its last failed attempt, or its creation (``rebase``)
 _WAIT_FROM: Final = (
     "(CASE WHEN last_attempt_at > created_at THEN last_attempt_at ELSE created_at END)"
@@ -81,6 +86,8 @@ def _entry(row: Sequence[Any]) -> OutboxEntry:
         created_at=row[6],
         next_attempt_at=row[7],
         last_error=row[8],
+        held_by=row[9],
+        held_note=row[10],
     )
 
 
@@ -100,19 +107,22 @@ class Outbox(Database):
         with self._write("queue an event") as conn:
             return insert_entries(conn, [outbox_row(event, sink, rules, now)])
 
-    def _entries(self, where: str, params: Sequence[Any]) -> list[OutboxEntry]:
+    def entries_where(self, where: str, params: Sequence[Any]) -> list[OutboxEntry]:
+        """Entries by a fixed WHERE fragment (never user input) and its parameters."""
         sql = f"SELECT {_COLUMNS} FROM outbox WHERE {where}"  # noqa: S608 - fixed fragments only
         return [_entry(row) for row in self._read(sql, params)]
 
     def pending(self, sink: str, limit: int = 100) -> list[OutboxEntry]:
         """A sink's pending entries, oldest first (delivery order)."""
-        return self._entries("sink = ? AND state = 'pending' ORDER BY id LIMIT ?", (sink, limit))
+        return self.entries_where(
+            "sink = ? AND state = 'pending' ORDER BY id LIMIT ?", (sink, limit)
+        )
 
     def entries(self, state: str, sink: str | None = None) -> list[OutboxEntry]:
         """Entries in one state ('pending', 'dead', 'delivered'), optionally for one sink."""
         if sink is None:
-            return self._entries("state = ? ORDER BY id", (state,))
-        return self._entries("state = ? AND sink = ? ORDER BY id", (state, sink))
+            return self.entries_where("state = ? ORDER BY id", (state,))
+        return self.entries_where("state = ? AND sink = ? ORDER BY id", (state, sink))
 
     def next_due(self, sink: str) -> float | None:
         """When the sink's first pending entry is due, or None when it has none."""
@@ -203,14 +213,17 @@ class Outbox(Database):
             return cursor.rowcount
 
     def prune(self, before: float, *, messages_before: float | None = None) -> int:
-        """Forget delivered entries finished before ``before``; dead ones stay until retried.
-        Living messages untouched since ``messages_before`` (default ``before``) are forgotten
-        too: a report that changes again after that long gets a new message."""
+        """Forget delivered (and dropped) entries finished before ``before``; dead ones stay
+        until retried. Living messages untouched since ``messages_before`` (default
+        ``before``) are forgotten too: a report that changes again after that long gets a new
+        message; so are the reports' stories older than that."""
         with self._write("prune the outbox") as conn:
             cursor = conn.execute(
-                "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < ?", (before,)
+                "DELETE FROM outbox WHERE state IN ('delivered', 'dropped') AND finished_at < ?",
+                (before,),
             )
             forget_messages(conn, before if messages_before is None else messages_before)
+            forget_story(conn, min(before, messages_before or before, time.time() - STORY_KEPT))
             return cursor.rowcount
 
     def rebase(self, sink: str, now: float) -> int:

@@ -52,6 +52,10 @@ class OutboxEntry:
     created_at: float
     next_attempt_at: float
     last_error: str | None
+    #: what holds it (``silence:sil_…``, ``quiet:nights``); kept once released
+    held_by: str | None = None
+    #: the words the digest that releases it opens with ("While muted (4 h, by alice: …)")
+    held_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

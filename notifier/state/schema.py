@@ -15,7 +15,7 @@ from typing import Final
 from notifier.core.errors import StateError
 from notifier.state.dialect import Connection, Dialect
 
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS projects (
@@ -170,6 +170,37 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             held INTEGER NOT NULL DEFAULT 0
         )""",
     ),
+    10: (
+        # holds (``state.holds``): an entry a silence or quiet hours keep back is 'held' with
+        # what holds it (``silence:sil_…``, ``quiet:nights``) and the words its digest opens
+        # with; released, it is pending again and keeps both; dropped, it is 'dropped'
+        # and outbox.held_by, outbox.held_note: ``_add_holds``
+        # reminders (``state.reminders``): a report a reminder follows, since when (the event
+        # that put it there), the status it was in, how many were sent and when the next is due
+        """CREATE TABLE IF NOT EXISTS reminders (
+            project_id INTEGER NOT NULL,
+            report_id TEXT NOT NULL,
+            reminder TEXT NOT NULL,
+            since REAL NOT NULL,
+            status TEXT NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0,
+            next_at REAL NOT NULL,
+            PRIMARY KEY (project_id, report_id, reminder)
+        )""",
+        "CREATE INDEX IF NOT EXISTS reminders_due ON reminders (project_id, next_at)",
+        # a report's story as this notifier saw it (``notifier explain REPORT_ID``): events
+        # found (cycle, listing, rules), holds, releases, drops, reminders; JSON details
+        """CREATE TABLE IF NOT EXISTS story (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project_id INTEGER NOT NULL,
+            report_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS story_by_report ON story (report_id, id)",
+        "CREATE INDEX IF NOT EXISTS story_by_age ON story (at)",
+    ),
 }
 
 
@@ -184,6 +215,15 @@ def _add_last_attempt(conn: Connection, dialect: Dialect) -> None:
         "ELSE ? END WHERE state = 'pending' AND attempts > 0 AND last_attempt_at IS NULL",
         (time.time(), time.time()),
     )
+
+
+def _add_holds(conn: Connection, dialect: Dialect) -> None:
+    """Schema 10: what holds an outbox entry back (a silence, quiet hours) and the words the
+    digest that releases it opens with."""
+    have = dialect.columns(conn, "outbox")
+    for column in ("held_by", "held_note"):
+        if column not in have:
+            conn.execute(dialect.ddl(f"ALTER TABLE outbox ADD COLUMN {column} TEXT"))
 
 
 def _add_listing(conn: Connection, dialect: Dialect) -> None:
@@ -237,4 +277,6 @@ def migrate(conn: Connection, dialect: Dialect, name: str) -> None:
             _add_last_attempt(conn, dialect)
         if step == 7:
             _add_listing(conn, dialect)
+        if step == 10:
+            _add_holds(conn, dialect)
     dialect.set_version(conn, SCHEMA_VERSION)

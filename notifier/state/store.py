@@ -16,10 +16,10 @@ from notifier.state.actions import Actions
 from notifier.state.budget import SharedBudget
 from notifier.state.commit import CycleCommit
 from notifier.state.held import HeldChanges
+from notifier.state.holds import Holds
 from notifier.state.leases import Leases
 from notifier.state.messages import LivingMessages
 from notifier.state.outages import Outages
-from notifier.state.outbox import Outbox
 from notifier.state.postgres import PostgresDatabase
 from notifier.state.records import (
     ActionClaim,
@@ -36,6 +36,7 @@ from notifier.state.schema import SCHEMA_VERSION
 from notifier.state.silences import Silences
 from notifier.state.snapshots import Snapshots
 from notifier.state.sqlite import IN_MEMORY, WAL_LIMIT, SqliteDatabase
+from notifier.state.story import Chapter, Story
 
 if TYPE_CHECKING:
     from notifier.state.base import StateStore
@@ -45,6 +46,7 @@ __all__ = [
     "ActionClaim",
     "ActionMove",
     "ActionRecord",
+    "Chapter",
     "CycleWrite",
     "Fence",
     "OutageRow",
@@ -65,7 +67,8 @@ class Store(
     HeldChanges,
     Actions,
     Silences,
-    Outbox,
+    Story,
+    Holds,
     LivingMessages,
     Outages,
     Leases,
@@ -82,7 +85,8 @@ class PostgresStore(
     HeldChanges,
     Actions,
     Silences,
-    Outbox,
+    Story,
+    Holds,
     LivingMessages,
     Outages,
     Leases,

@@ -36,7 +36,6 @@ from notifier.core.times import format_span, parse_instant, parse_retry_after
 from notifier.net import new_client
 from notifier.render import (
     SlackMessage,
-    digest_message,
     notice_slack_message,
     notice_text_only,
     text_only,
@@ -49,6 +48,7 @@ from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.common import (
     BLOCK_ERRORS,
     SlackPoster,
+    digest_of,
     sdk_options,
     send_bounded,
 )
@@ -205,7 +205,7 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
         """One message for many events: counts and a line per report."""
         events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
-        message = digest_message(events, self._links)
+        message = digest_of(deliveries, events, self._links)
         self._send("chat.postMessage", message, message.text)
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Generic, TypeVar, cast
 
@@ -32,10 +32,14 @@ import httpx
 from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackSinkSettings, SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
+from notifier.core.outbox import Delivery
 from notifier.core.report import Links
 from notifier.core.secrets import redact
 from notifier.core.times import format_span
 from notifier.net import TooLarge, fetch, size
+from notifier.render import SlackMessage, digest_message
+from notifier.render.digest import Events
+from notifier.render.held import held_message
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, utc_now
 from notifier.sinks.slack.pace import Pacer
 from notifier.sinks.slack.people import People
@@ -161,3 +165,12 @@ class SlackPoster(Generic[SettingsT]):
     def digest_after(self) -> int:
         """More due events than this go out as one digest (0: never)."""
         return self._settings.digest_after
+
+
+def digest_of(deliveries: Sequence[Delivery], events: Events, links: Links) -> SlackMessage:
+    """The Slack digest of ``deliveries``: what a silence or quiet hours held when they were
+    released from one (``Delivery.held``), else the counts and a line per event."""
+    held = deliveries[0].held if deliveries else None
+    if held is not None:
+        return held_message(held, events, links)
+    return digest_message(events, links)

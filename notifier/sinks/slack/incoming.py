@@ -32,7 +32,6 @@ from notifier.core.times import parse_retry_after
 from notifier.net import new_client
 from notifier.render import (
     SlackMessage,
-    digest_message,
     notice_slack_message,
     notice_text_only,
     text_only,
@@ -42,6 +41,7 @@ from notifier.sinks.compose import slack_card
 from notifier.sinks.slack.common import (
     BLOCK_ERRORS,
     SlackPoster,
+    digest_of,
     sdk_options,
     send_bounded,
 )
@@ -126,7 +126,7 @@ class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
         """One message for many events: counts and a line per report."""
         events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
-        message = digest_message(events, self._links)
+        message = digest_of(deliveries, events, self._links)
         self._deliver(message, message.text)
 
     def close(self) -> None:

@@ -1,0 +1,63 @@
+"""A report's story as this notifier saw it (schema 10), for `notifier explain REPORT_ID`: one
+row per thing that happened to it — an event found (with the cycle and listing that found it and
+the rules it matched), a hold by a silence or quiet hours, a release, a drop, a reminder — each
+with a JSON detail. Deliveries are not copied here: the outbox keeps them (``entries_for``).
+
+Rows are written in the transaction of what they tell (the cycle commit, a hold), so the story
+never tells of something that did not happen; they are forgotten with the delivered entries
+(``Outbox.prune``'s horizon, at least ``STORY_KEPT``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from notifier.state.database import Database, compact
+from notifier.state.dialect import Connection
+
+#: How long a story row is kept at least.
+STORY_KEPT: Final = 30 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Chapter:
+    """One thing that happened to a report: ``kind`` is ``found``, ``held``, ``released``,
+    ``dropped`` or ``reminded``; ``detail`` what the teller wrote."""
+
+    project_id: int
+    report_id: str
+    at: float
+    kind: str
+    detail: Mapping[str, Any]
+
+
+def tell(conn: Connection, chapters: Iterable[Chapter]) -> None:
+    """Add chapters inside the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO story (project_id, report_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)",
+        [(c.project_id, c.report_id, c.at, c.kind, compact(dict(c.detail))) for c in chapters],
+    )
+
+
+def forget_story(conn: Connection, before: float) -> None:
+    """Forget chapters older than ``before`` (inside the caller's transaction)."""
+    conn.execute("DELETE FROM story WHERE at < ?", (before,))
+
+
+class Story(Database):
+    """Reading a report's story."""
+
+    def story(self, report_id: str, limit: int = 500) -> list[Chapter]:
+        """The report's chapters, oldest first (the latest ``limit``)."""
+        rows = self._read(
+            "SELECT project_id, report_id, at, kind, detail FROM story WHERE report_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (report_id, limit),
+        )
+        return [
+            Chapter(int(pid), str(rid), float(at), str(kind), json.loads(detail))
+            for pid, rid, at, kind, detail in reversed(rows)
+        ]
