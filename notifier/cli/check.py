@@ -70,7 +70,7 @@ def cmd_check(
             extras.append(templates_ok(rule.templates))
         out.write(f"  {rule.name:<30} → {'; '.join([', '.join(rule.sinks), *extras])}\n")
         out.write(quiet_text(rule.quiet(), intervals, now, indent=32))
-    for line in silence_lines(settings, now):
+    for line in [*_reminder_lines(settings), *silence_lines(settings, now)]:
         out.write(line + "\n")
     alerts = settings.self_alerts.targets(list(settings.sinks))
     after = settings.self_alerts.after
@@ -93,6 +93,21 @@ def cmd_check(
         out.write(f"--strict: {count} warning{'s' if count > 1 else ''}; exit 2\n")
         return EXIT_USAGE
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _reminder_lines(settings: Settings) -> list[str]:
+    """``Reminders 1`` and a line per reminder: what it follows, when, how often, where."""
+    if not settings.reminders:
+        return []
+    lines = [f"Reminders {len(settings.reminders)}"]
+    for reminder in settings.reminders:
+        watch = reminder.watch()
+        every = "" if watch.max == 1 else f", then every {format_span(watch.every)}"
+        lines.append(
+            f"  {watch.name:<30} → {', '.join(watch.sinks)}: after {format_span(watch.after)}"
+            f"{every}, at most {watch.max} (thread reply + bump on a living Slack card)"
+        )
+    return lines
 
 
 def _settle_line(settle: float) -> str:

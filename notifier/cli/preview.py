@@ -27,7 +27,7 @@ from notifier.config.settings import (
 )
 from notifier.core.diff import compare
 from notifier.core.errors import ConfigError
-from notifier.core.events import Enrichment, Event, EventType
+from notifier.core.events import CHANGES, Enrichment, Event, EventType
 from notifier.core.report import Links, Report
 from notifier.core.rules import Rule, matches, route, top_level
 from notifier.render import SlackMessage, block_kit_builder_url
@@ -36,7 +36,7 @@ from notifier.render.templates import CompiledTemplates
 from notifier.render.text import describe_changes, one_line, title_of
 from notifier.sinks.compose import compose_event
 
-EVENT_TYPES: Final = tuple(t.value for t in EventType)
+EVENT_TYPES: Final = tuple(t.value for t in CHANGES)
 DEFAULT_EVENT: Final = EventType.STATUS_CHANGED.value
 #: A report file larger than this is not one report (PostHog's summaries stay far below).
 MAX_REPORT_BYTES: Final = 10 * 1024 * 1024

@@ -33,6 +33,7 @@ from notifier.config.checks import (
 )
 from notifier.config.interactivity import check_interactivity
 from notifier.config.intervals import check_interval_names
+from notifier.config.reminders import check_reminders
 from notifier.config.settings import Settings
 from notifier.config.types import parse_duration
 from notifier.config.yamlload import (
@@ -138,11 +139,21 @@ def parse_config(
     rule_problems += check_self_alerts(raw)
     rule_problems += check_interactivity(raw)
     rule_problems += check_interval_names(raw)
+    reminder_matches, reminder_problems = check_reminders(raw)
+    rule_problems += reminder_problems
     templates, template_problems = check_raw_templates(raw, sink_blocks(raw))
     rule_problems += template_problems
     settings: Settings | None = None
     try:
-        settings = Settings.model_validate(_compiled(raw, matches, templates))
+        compiled = _compiled(raw, matches, templates)
+        if isinstance(raw.get("reminders"), list):
+            compiled["reminders"] = [
+                {**item, "match": reminder_matches.get(i, Match())}
+                if isinstance(item, dict)
+                else item
+                for i, item in enumerate(raw["reminders"])
+            ]
+        settings = Settings.model_validate(compiled)
     except ValidationError as exc:
         later += pydantic_problems(exc)
     later = [

@@ -16,11 +16,11 @@ from typing import Any, Final
 import regex
 
 from notifier.config.yamlload import Loc, Problem
-from notifier.core.events import EventType
+from notifier.core.events import CHANGES, EventType
 from notifier.core.rules import Condition, Match, Op, compile_regex
 
 OPS: Final = {op.value: op for op in Op}
-EVENTS: Final = [event.value for event in EventType]
+EVENTS: Final = [event.value for event in CHANGES]
 
 
 def choices(word: str, choices: list[str], label: str = "valid") -> str:

@@ -31,6 +31,7 @@ from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 from notifier.config.credentials import placeholder_check, posthog_host, posthog_key
 from notifier.config.interactivity import InteractivitySettings
 from notifier.config.intervals import QuietHours, TimeIntervalSettings, compile_intervals
+from notifier.config.reminders import ReminderSettings
 from notifier.config.silences import SilenceSettings
 from notifier.config.sinks import (
     AnySink,
@@ -60,6 +61,7 @@ from notifier.config.types import (
     unique,
 )
 from notifier.core.intervals import TimeInterval
+from notifier.core.reminders import Watch
 from notifier.core.rules import ROUTING_BUDGET, Match
 from notifier.core.settle import SETTLE
 
@@ -319,6 +321,9 @@ class Settings(Model):
         description="GitHub login or email → Slack member id (U…): suggested reviewers "
         "@-mentioned on Slack cards (sinks with enrich: [artefacts])",
     )
+    reminders: tuple[ReminderSettings, ...] = Field(
+        default=(), description="announce again a report that stays where nobody picks it up"
+    )
     silences: tuple[SilenceSettings, ...] = Field(
         default=(), description="standing silences: what they match is not delivered"
     )
@@ -334,6 +339,10 @@ class Settings(Model):
     def intervals(self) -> dict[str, TimeInterval]:
         """The ``time_intervals`` by lower-cased name, for ``QuietHours.quiet()``."""
         return dict(compile_intervals(self.time_intervals))
+
+    def watches(self) -> tuple[Watch, ...]:
+        """The ``reminders``, as the cycle follows them."""
+        return tuple(reminder.watch() for reminder in self.reminders)
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, so logging can redact it wherever it shows up."""

@@ -175,6 +175,60 @@ class EventType(StrEnum):
     STATUS_CHANGED = "status_changed"
     UPDATED = "updated"
     REMOVED = "removed"
+    #: Not a change: a report still where a ``reminders:`` entry watches for it (issue 15).
+    REMINDER = "reminder"
+
+
+#: The event types a rule's ``event:`` can name (rules route changes; reminders route
+#: themselves).
+CHANGES: Final = (EventType.NEW, EventType.STATUS_CHANGED, EventType.UPDATED, EventType.REMOVED)
+
+
+@dataclass(frozen=True, slots=True)
+class Reminded:
+    """What a reminder event says: which ``reminders:`` entry, the how-manyth of at most
+    ``max``, since when (Unix seconds) the report has been in ``status``, and when it was
+    due (``at``)."""
+
+    name: str
+    count: int
+    max: int
+    since: float
+    status: str
+    at: float
+
+    @property
+    def waited(self) -> float:
+        """Seconds the report had been waiting when the reminder was due."""
+        return max(0.0, self.at - self.since)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {
+            "name": self.name,
+            "count": self.count,
+            "max": self.max,
+            "since": self.since,
+            "status": self.status,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Reminded | None:
+        """The inverse of ``to_json``; None when ``data`` is not one."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            return cls(
+                str(data["name"]),
+                int(data["count"]),
+                int(data["max"]),
+                float(data["since"]),
+                str(data["status"]),
+                float(data["at"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 #: ``{"status": ("in_progress", "ready"), ...}``: field → (before, after).
@@ -205,6 +259,8 @@ class Event:
     project_name: str | None = field(default=None, compare=False)
     #: Decisions taken on the report from Slack that this event shows (``interact``).
     acted: tuple[Acted, ...] = field(default=(), compare=False)
+    #: A reminder event's reminder (``EventType.REMINDER``); None for a change.
+    reminded: Reminded | None = field(default=None, compare=False)
 
     @classmethod
     def create(
@@ -243,6 +299,8 @@ class Event:
             data["project_name"] = self.project_name
         if self.acted:
             data["acted"] = [a.to_json() for a in self.acted]
+        if self.reminded is not None:
+            data["reminded"] = self.reminded.to_json()
         return data
 
     @classmethod
@@ -262,4 +320,5 @@ class Event:
             enrichment=Enrichment.from_json(data.get("enrichment")),
             project_name=as_str(data.get("project_name")),
             acted=_acted(data.get("acted")),
+            reminded=Reminded.from_json(data.get("reminded")),
         )

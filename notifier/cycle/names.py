@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def name_plan(plan: CyclePlan, source: PostHogClient, cycle: CycleContext) -> CyclePlan:
     """The plan with the project's name on its routed events and its outbox entries; the plan
     as it was when no event is routed or the name is not known."""
-    if not any(r.routes for r in plan.routed):
+    if not plan.write.outbox:  # routed events and reminders
         return plan
     before = cycle.requests.made
     try:

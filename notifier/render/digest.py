@@ -53,6 +53,7 @@ _TYPE_NAMES: Final = {
     EventType.STATUS_CHANGED: "status changed",
     EventType.UPDATED: "updated",
     EventType.REMOVED: "removed",
+    EventType.REMINDER: "reminded",
 }
 _TITLE_CHARS: Final = 100
 _CHANGES_CHARS: Final = 120

@@ -31,6 +31,8 @@ def _outcomes(events: Events) -> dict[tuple[int, str], str]:
         before = outcome.get(key)
         if event.type is EventType.REMOVED:
             outcome[key] = "removed"
+        elif event.type is EventType.REMINDER:
+            outcome[key] = before or "reminded"
         elif event.type is EventType.NEW or before == "new":
             outcome[key] = "new"
         elif event.type is EventType.STATUS_CHANGED or (before or "").startswith("status:"):

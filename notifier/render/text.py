@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from notifier.core.events import Event, EventType
 from notifier.core.report import Report
+from notifier.core.times import format_span
 from notifier.core.words import (
     STATUSES,
     UNKNOWN_EMOJI,
@@ -204,7 +205,21 @@ def headline(event: Event) -> str:
     if event.type is EventType.UPDATED:
         described = describe_changes(event.changes)
         return f"Updated: {described}" if described else "Updated"
+    if event.type is EventType.REMINDER:
+        return reminder_text(event)
     return "Removed from PostHog"
+
+
+def reminder_text(event: Event) -> str:
+    """``Reminder 2 of 3: still needs your input after 2 d``."""
+    reminded = event.reminded
+    status = status_text(event.report.status if reminded is None else reminded.status)
+    still = f"still {status[:1].lower()}{status[1:]}"
+    if reminded is None:
+        return f"Reminder: {still}"
+    return (
+        f"Reminder {reminded.count} of {reminded.max}: {still} after {format_span(reminded.waited)}"
+    )
 
 
 def truncate(s: str, n: int) -> str:

@@ -24,6 +24,7 @@ from notifier.render.text import (
     escape_text,
     escape_truncate,
     moved_text,
+    reminder_text,
     same_words,
     status_change,
     status_colour,
@@ -54,6 +55,8 @@ def _change_lines(event: Event) -> list[str]:
     if event.type is EventType.REMOVED:
         gone = status_words("removed")
         return [f"{gone.emoji} *Removed from PostHog* (last status {coloured(report.status)})"]
+    if event.type is EventType.REMINDER:
+        return [f"⏰ *{escape_text(reminder_text(event))}*"]
     lines = []
     if event.type is EventType.NEW:
         lines.append(

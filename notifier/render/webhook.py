@@ -38,6 +38,8 @@ def webhook_payload(
         "url": links.report(event.project_id, event.report.id),
         "text": webhook_text(event),
     }
+    if event.reminded is not None:  # signal_report.reminder: which one, how many, since when
+        data["reminder"] = event.reminded.to_json()
     enrichment = event.enrichment.to_json()
     if enrichment:  # sinks with enrich: [artefacts]: recordings (with their links), judgments
         recordings = zip(enrichment.get("recordings", []), event.enrichment.recordings, strict=True)
@@ -66,6 +68,9 @@ def webhook_text(event: Event) -> str:
     elif event.type is EventType.UPDATED:
         changes = txt.describe_changes(event.changes, 3)
         what = f" (updated: {changes})" if changes else " (updated)"
+    elif event.type is EventType.REMINDER:
+        said = txt.reminder_text(event)
+        what = f" ({said[:1].lower()}{said[1:]})"
     else:
         what = " (new)"
     parts = [f"{txt.event_emoji(event)} {txt.status_text(status)}{what}: {txt.title_of(report)}"]

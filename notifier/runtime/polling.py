@@ -22,6 +22,7 @@ from notifier.cycle.baseline import baseline_cycle
 from notifier.cycle.enrich import WINDOW, enrich_plan
 from notifier.cycle.names import name_plan
 from notifier.cycle.pipeline import CyclePlan, commit, plan_cycle
+from notifier.cycle.reminders import remind_plan
 from notifier.delivery.selfalerts import SelfAlerts, source_hint
 from notifier.posthog.client import PostHogClient
 from notifier.runtime.doubles import DoubleCards
@@ -144,6 +145,7 @@ class Poller:
         plan = enrich_plan(  # recordings and judgments; never fails nor holds back a cycle
             plan, self._source, settings.sinks, cycle=cycle, window=self._enrich_window
         )
+        plan = remind_plan(plan, self._store, settings.watches(), time.time())
         plan = name_plan(plan, self._source, cycle)  # the project's name; never fails
         return plan, commit(plan, self._store, self._leases.fence(f"poll:{project_id}"))
 

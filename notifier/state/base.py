@@ -16,6 +16,7 @@ from typing import Protocol
 from notifier.core.actions import Click
 from notifier.core.events import Event
 from notifier.core.outbox import Notice
+from notifier.core.reminders import Tracked
 from notifier.core.settle import Held
 from notifier.core.silences import Silence
 from notifier.state.records import (
@@ -34,8 +35,9 @@ from notifier.state.story import Chapter
 
 
 class HoldingStore(Protocol):
-    """The part of the state that holds deliveries back: silences, the entries they (and quiet
-    hours) hold, and the story each report's holds tell."""
+    """The part of the state that holds deliveries back and brings reports back: silences,
+    the entries they (and quiet hours) hold, the story each report's holds tell, and the
+    reminders followed."""
 
     # -- silences (`notifier silence`; ``state.silences``) -------------------------------------
 
@@ -104,6 +106,20 @@ class HoldingStore(Protocol):
 
     def entries_where(self, where: str, params: Sequence[object]) -> list[OutboxEntry]:
         """Outbox entries by a fixed WHERE fragment (never user input)."""
+        ...
+
+    # -- reminders followed (``state.reminders``; written by ``commit_cycle``) ----------------
+
+    def tracked(self, project_id: int, report_ids: Sequence[str]) -> list[Tracked]:
+        """The reminders following these reports."""
+        ...
+
+    def due_reminders(self, project_id: int, now: float, limit: int = 1000) -> list[Tracked]:
+        """The project's reminders due at ``now``, oldest due first."""
+        ...
+
+    def reminders(self, report_id: str | None = None) -> list[Tracked]:
+        """Every reminder followed (or one report's)."""
         ...
 
 

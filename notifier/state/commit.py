@@ -13,6 +13,7 @@ from notifier.state.held import write_held
 from notifier.state.leases import check_fence
 from notifier.state.outbox import insert_entries, outbox_row
 from notifier.state.records import CycleWrite
+from notifier.state.reminders import write_reminders
 from notifier.state.snapshots import mark_project, start_baseline, write_reports
 
 
@@ -30,6 +31,7 @@ class CycleCommit(Database):
             write_reports(conn, write)
             write_held(conn, write)
             absorb_actions(conn, write)
+            write_reminders(conn, write)
             return insert_entries(
                 conn,
                 (outbox_row(event, sink, rules, write.now) for event, sink, rules in write.outbox),

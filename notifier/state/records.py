@@ -12,6 +12,7 @@ from typing import NamedTuple, TypeAlias
 from notifier.core.actions import ReportAction
 from notifier.core.events import Event
 from notifier.core.outbox import Notice
+from notifier.core.reminders import ReminderPlan
 from notifier.core.report import Report
 from notifier.core.settle import Held
 
@@ -90,6 +91,8 @@ class CycleWrite:
     #: One page of a baseline under way (``cycle.baseline``): its rows are written and the
     #: baseline's start recorded (the first time), but the project is not marked baselined.
     baseline_page: bool = False
+    #: Reminders followed, ended and sent (``core.reminders``); their events are in ``outbox``.
+    reminders: ReminderPlan | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             since REAL NOT NULL,
             status TEXT NOT NULL,
             sent INTEGER NOT NULL DEFAULT 0,
-            next_at REAL NOT NULL,
+            next_at REAL,
             PRIMARY KEY (project_id, report_id, reminder)
         )""",
         "CREATE INDEX IF NOT EXISTS reminders_due ON reminders (project_id, next_at)",

@@ -32,6 +32,7 @@ from notifier.state.records import (
     ProjectState,
     SnapshotRow,
 )
+from notifier.state.reminders import Reminders
 from notifier.state.schema import SCHEMA_VERSION
 from notifier.state.silences import Silences
 from notifier.state.snapshots import Snapshots
@@ -69,6 +70,7 @@ class Store(
     Silences,
     Story,
     Holds,
+    Reminders,
     LivingMessages,
     Outages,
     Leases,
@@ -87,6 +89,7 @@ class PostgresStore(
     Silences,
     Story,
     Holds,
+    Reminders,
     LivingMessages,
     Outages,
     Leases,

@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifier.config.settings import SlackSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.events import Event
+from notifier.core.events import Event, EventType
 from notifier.core.outbox import Delivery, Notice
 from notifier.core.times import format_span, parse_instant, parse_retry_after
 from notifier.net import new_client
@@ -157,6 +157,9 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
             card = None  # the sink now posts to another channel: start a new card there
         if card is None or isinstance(event, Notice):
             return self._post_card(delivery)
+        if event.type is EventType.REMINDER:  # the card is as it was: a reply, bumped
+            self._reply(delivery, event, card, bump=True)
+            return card
         if _older(event.report.updated_at, card.shown):
             # delivered late (e.g. a dead letter retried by hand): the card already shows a
             # newer state, so only the thread hears of this change
@@ -182,15 +185,17 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
         self._reply(delivery, event, card)
         return card._replace(shown=event.report.updated_at or card.shown)
 
-    def _reply(self, delivery: Delivery, event: Event, card: MessageRef) -> None:
+    def _reply(
+        self, delivery: Delivery, event: Event, card: MessageRef, *, bump: bool = False
+    ) -> None:
         """The short reply in the card's thread: what this event changed (who acted, for a
-        decision taken from the card)."""
+        decision taken from the card); ``bump``: also shown in the channel (a reminder)."""
         reply = (
             acted_reply(event.acted[-1], title_of(event.report))
             if event.acted
             else thread_reply(event, delivery.rules, self._links)
         )
-        broadcast = any(
+        broadcast = bump or any(
             rule.reply_broadcast for name in delivery.rules if (rule := self._rules.get(name))
         )
         self._send(
