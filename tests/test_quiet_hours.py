@@ -9,12 +9,15 @@ and the holds are the daemon's (``holds_of``), on both backends.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from notifier.cli.outbox import cmd_outbox
+from notifier.cli.shared import EXIT_OK
 from notifier.config.load import parse_config
 from notifier.config.settings import Settings, StateSettings
 from notifier.core.events import Event
@@ -211,3 +214,19 @@ def test_a_rule_mutes_only_what_every_rule_that_routed_it_mutes(
     clock.now = utc(2026, 12, 4, 6, 0)
     drain.drain("hook")
     assert hook.digests == [(NIGHTS, ["owl"])]
+
+
+def test_notifier_outbox_shows_what_quiet_hours_hold(
+    store: AnyStore, state: StateSettings, config: Settings
+) -> None:
+    clock, slack = Clock(), Recorder("slack")
+    clock.now = utc(2026, 12, 3, 23, 0)
+    queue(store, (event("a"), "slack"), (event("b"), "slack"), now=clock.now)
+    deliverer(store, clock, config, slack).drain("slack")
+    out = io.StringIO()
+    assert cmd_outbox(config.model_copy(update={"state": state}), "list", None, out) == EXIT_OK
+    said = out.getvalue()
+    assert "2 held by silences and quiet hours" in said
+    assert "2 for slack" in said
+    assert "quiet:nights" in said
+    assert NIGHTS in said

@@ -98,6 +98,7 @@ def _list(store: StateStore, settings: Settings, sink: str | None, now: float, o
         out.write(
             f"the outbox is empty{where}: nothing pending, nothing dead (state {store.name})\n"
         )
+        _holds(store, sink, out)
         _held(store, settings, now, out)
         return
     pending = sum(e.state == "pending" for e in rows)
@@ -116,7 +117,27 @@ def _list(store: StateStore, settings: Settings, sink: str | None, now: float, o
             "\ndead entries stay until retried: fix the sink, then "
             "`notifier outbox retry [--sink NAME]`\n"
         )
+    _holds(store, sink, out)
     _held(store, settings, now, out)
+
+
+def _holds(store: StateStore, sink: str | None, out: TextIO) -> None:
+    """What silences and quiet hours hold, per hold and sink: sent as one digest each when the
+    hold ends by itself (`notifier silence list` shows the silences)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for entry in store.held_entries(sink):
+        key = (entry.held_by or "?", entry.sink, entry.held_note or "")
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return
+    out.write(
+        f"\n{sum(counts.values())} held by silences and quiet hours: each sink gets one digest "
+        "when its hold ends by itself\n"
+    )
+    for (held_by, name, note), count in sorted(counts.items()):
+        out.write(
+            f"  {count:>4} for {_cell(name, 16):<16} {_cell(held_by, 40):<40} {_cell(note, 80)}\n"
+        )
 
 
 def _held(store: StateStore, settings: Settings, now: float, out: TextIO) -> None:
