@@ -14,8 +14,10 @@ from notifier.core.actions import (
     DISMISS_REASONS,
     SNOOZE_SIZES,
     Acted,
+    Click,
     ReportAction,
     parse_click,
+    write_for,
 )
 from notifier.core.events import Event
 from notifier.render import acted_reply, slack_message
@@ -52,19 +54,19 @@ def shown(event: Event, actions: tuple[ReportAction, ...] = ALL) -> list[str]:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        ("ready", ["acknowledge", "resolve", "snooze", "dismiss"]),
-        ("pending_input", ["acknowledge", "resolve", "snooze", "dismiss"]),
-        ("in_progress", ["acknowledge", "dismiss"]),
-        ("failed", ["reopen", "dismiss"]),
-        ("suppressed", ["reopen"]),
-        ("resolved", ["reopen"]),
+        ("ready", ["acknowledge", "resolve", "snooze", "dismiss", "mute"]),
+        ("pending_input", ["acknowledge", "resolve", "snooze", "dismiss", "mute"]),
+        ("in_progress", ["acknowledge", "dismiss", "mute"]),
+        ("failed", ["reopen", "dismiss", "mute"]),
+        ("suppressed", ["reopen", "mute"]),
+        ("resolved", ["reopen", "mute"]),
         ("deleted", []),
         ("some_new_status", []),
     ],
 )
 def test_each_status_shows_the_actions_that_make_sense(status: str, expected: list[str]) -> None:
     """A ready report offers acknowledge, resolve, snooze and dismiss; a dismissed one restore
-    only; a deleted or unknown status nothing."""
+    only; mute wherever there are actions; a deleted or unknown status nothing."""
     assert shown(new(status=status)) == expected
 
 
@@ -79,8 +81,8 @@ def test_a_removed_report_and_a_sink_without_actions_get_no_buttons() -> None:
 
 
 def test_restore_on_a_dismissed_report_reopen_otherwise() -> None:
-    [(_, dismissed)] = action_elements(new(status="suppressed"))
-    [(_, resolved)] = action_elements(new(status="resolved"))
+    [(_, dismissed)] = action_elements(new(status="suppressed"), (ReportAction.REOPEN,))
+    [(_, resolved)] = action_elements(new(status="resolved"), (ReportAction.REOPEN,))
     assert dismissed["text"]["text"] == "Restore"
     assert resolved["text"]["text"] == "Reopen"
 
@@ -214,6 +216,7 @@ def acted(action: ReportAction, **fields: Any) -> Acted:
             "💤 Snoozed by <@U0ALICE> until 50 more signals · 14:02 UTC",
         ),
         (acted(ReportAction.REOPEN), "↩️ Reopened by <@U0ALICE> · 14:02 UTC"),
+        (acted(ReportAction.MUTE), "🔇 Muted for 4 h by <@U0ALICE> · 14:02 UTC"),
         (acted(ReportAction.RESOLVE, user_id="W0GRID"), "✅ Resolved by <@W0GRID> · 14:02 UTC"),
     ],
 )
@@ -272,3 +275,69 @@ def test_golden_ready_card_with_actions() -> None:
     assert_block_kit_limits(message)
     assert any("I'm on it" in t for t in texts(message))
     check_golden("card_ready_actions", message_json(message))
+
+
+# -- mute ------------------------------------------------------------------------------------
+
+
+def test_mute_is_a_plain_button_that_never_asks_and_round_trips() -> None:
+    """ "Mute 4 h" is a button even with an open pull request (a mute closes nothing)."""
+    event = new(**OPEN_PR)
+    [(block, element)] = action_elements(event, (ReportAction.MUTE,))
+    assert element["type"] == "button"
+    assert element["text"]["text"] == "🔇 Mute 4 h"
+    assert "confirm" not in element
+    click = parse_click(click_payload(block, element))
+    assert (click.action, click.report_id, click.moves_to) == (
+        ReportAction.MUTE,
+        event.report.id,
+        None,
+    )
+
+
+def test_the_thread_reply_of_a_mute_names_its_silence_and_the_undo() -> None:
+    """The card's line says who muted and when; the thread reply also how to undo it. An id
+    that is not a silence's is not shown (it would go unescaped in backticks)."""
+    made = acted(ReportAction.MUTE, silence_id="sil_0123456789ab")
+    message = slack_message(new(), ["ready"], LINKS, actions=ALL, acted=[made])
+    assert message.blocks[2]["elements"][0]["text"] == "🔇 Muted for 4 h by <@U0ALICE> · 14:02 UTC"
+    reply = acted_reply(made, "Checkout")
+    assert reply.blocks[0]["text"]["text"] == (
+        "🔇 Muted for 4 h by <@U0ALICE> (silence sil_0123456789ab); "
+        "`notifier silence expire sil_0123456789ab` to undo · 14:02 UTC"
+    )
+    odd = acted_reply(replace(made, silence_id="sil_x` <!here>"), "Checkout")
+    assert odd.blocks[0]["text"]["text"] == "🔇 Muted for 4 h by <@U0ALICE> · 14:02 UTC"
+    assert Acted.from_json(made.to_json()) == made
+
+
+def mute_click(action_ts: str | None, **fields: Any) -> Click:
+    base: dict[str, Any] = {
+        "action": ReportAction.MUTE,
+        "project_id": 1,
+        "report_id": "r1",
+        "shown_status": "ready",
+        "user_id": "U0ALICE",
+        "user_name": "alice",
+        "action_ts": action_ts,
+    }
+    return Click(**{**base, **fields})
+
+
+def test_a_mute_key_is_one_per_card_and_four_hour_window() -> None:
+    """The same click, redelivered or double-clicked by anyone, in the same 4 h window is one
+    key (one silence); a click after the window is a new mute. Other actions ignore the time."""
+    start = 1_700_006_400.0  # a window's start (a multiple of 4 h)
+    first = mute_click(f"{start + 10:.6f}")
+    assert first.key == mute_click(f"{start + 11:.6f}", user_id="U0BOB", user_name="bob").key
+    assert first.key == mute_click(f"{start + 4 * 3600 - 1:.6f}").key
+    assert first.key != mute_click(f"{start + 4 * 3600:.6f}").key
+    assert first.key != mute_click(f"{start + 10:.6f}", shown_status="resolved").key
+    assert mute_click(None).key == mute_click("nan").key == mute_click("inf").key
+    resolve = replace(first, action=ReportAction.RESOLVE)
+    assert resolve.key == replace(resolve, action_ts="1").key
+
+
+def test_a_mute_writes_nothing_to_posthog() -> None:
+    with pytest.raises(ValueError, match="PostHog is not written to"):
+        write_for(mute_click(None))

@@ -65,7 +65,7 @@ def test_http_mode_with_the_people_allowed() -> None:
             {"sinks": {"product-channel": {"actions": ["acknowledge", "dismis"]}}, **SOCKET},
             [
                 "sinks.product-channel.actions[1]: unknown action 'dismis' (did you mean "
-                "'dismiss'? valid: acknowledge, dismiss, snooze, resolve, reopen)"
+                "'dismiss'? valid: acknowledge, dismiss, snooze, resolve, reopen, mute)"
             ],
             id="unknown-action",
         ),

@@ -47,7 +47,8 @@ Actions = Annotated[
     AfterValidator(unique),
     Field(
         description="buttons on the card, shown when they fit the report's status: "
-        "acknowledge, dismiss, snooze, resolve, reopen (needs interactivity)"
+        "acknowledge, dismiss, snooze, resolve, reopen (written to PostHog), mute (a 4-hour "
+        "silence of the report, the notifier's own) (needs interactivity)"
     ),
 ]
 

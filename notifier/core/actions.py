@@ -6,7 +6,8 @@ The card carries everything a click needs, so a click works after a restart: the
 block's ``block_id`` is ``ra1|<project>|<report>|<status shown>`` and each element's
 ``action_id`` is ``report.<action>``; a dismiss reason or snooze size is the selected option's
 value. Two clicks that ask the same thing of the same card (a double click, Slack's
-redelivery, two people at once) have the same ``key``: one PostHog write.
+redelivery, two people at once) have the same ``key``: one PostHog write. ``mute`` is the one
+action that is ours, not PostHog's: a silence of the report for ``MUTE_FOR`` (``core.mute``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ReportAction(StrEnum):
     SNOOZE = "snooze"
     RESOLVE = "resolve"
     REOPEN = "reopen"
+    MUTE = "mute"
 
     @property
     def action_id(self) -> str:
@@ -53,6 +55,8 @@ RESOLVE_REASON: Final = "fixed_outside_posthog"
 #: Snooze sizes offered: wait for this many more signals before PostHog looks again.
 SNOOZE_SIZES: Final = (10, 50, 200)
 SNOOZE_MAX: Final = 100_000
+#: How long a mute from the card silences the report (seconds).
+MUTE_FOR: Final = 4 * 3600.0
 
 #: The actions that make sense in each status (in the order the card shows them).
 _BY_STATUS: Final[Mapping[str, tuple[ReportAction, ...]]] = {
@@ -61,19 +65,21 @@ _BY_STATUS: Final[Mapping[str, tuple[ReportAction, ...]]] = {
         ReportAction.RESOLVE,
         ReportAction.SNOOZE,
         ReportAction.DISMISS,
+        ReportAction.MUTE,
     ),
     "pending_input": (
         ReportAction.ACKNOWLEDGE,
         ReportAction.RESOLVE,
         ReportAction.SNOOZE,
         ReportAction.DISMISS,
+        ReportAction.MUTE,
     ),
-    "potential": (ReportAction.ACKNOWLEDGE, ReportAction.DISMISS),
-    "candidate": (ReportAction.ACKNOWLEDGE, ReportAction.DISMISS),
-    "in_progress": (ReportAction.ACKNOWLEDGE, ReportAction.DISMISS),
-    "failed": (ReportAction.REOPEN, ReportAction.DISMISS),
-    "suppressed": (ReportAction.REOPEN,),
-    "resolved": (ReportAction.REOPEN,),
+    "potential": (ReportAction.ACKNOWLEDGE, ReportAction.DISMISS, ReportAction.MUTE),
+    "candidate": (ReportAction.ACKNOWLEDGE, ReportAction.DISMISS, ReportAction.MUTE),
+    "in_progress": (ReportAction.ACKNOWLEDGE, ReportAction.DISMISS, ReportAction.MUTE),
+    "failed": (ReportAction.REOPEN, ReportAction.DISMISS, ReportAction.MUTE),
+    "suppressed": (ReportAction.REOPEN, ReportAction.MUTE),
+    "resolved": (ReportAction.REOPEN, ReportAction.MUTE),
 }
 
 #: The status PostHog moves the report to (None: the status stays, e.g. a note).
@@ -83,6 +89,7 @@ MOVES_TO: Final[Mapping[ReportAction, str | None]] = {
     ReportAction.SNOOZE: "potential",
     ReportAction.RESOLVE: "resolved",
     ReportAction.REOPEN: "potential",
+    ReportAction.MUTE: None,
 }
 
 #: Actions after which PostHog closes the report's open pull request.
@@ -124,7 +131,9 @@ class Click:
     @property
     def key(self) -> str:
         """Idempotency: the same request on the same card state is one write, whoever asks and
-        however many times Slack delivers it."""
+        however many times Slack delivers it. A mute's key also names the ``MUTE_FOR`` window
+        its click fell in (by ``action_ts``, which a redelivery keeps): a card muted once can
+        be muted again when that silence is over."""
         parts = [
             str(self.project_id),
             self.report_id,
@@ -133,11 +142,21 @@ class Click:
             self.reason or "",
             str(self.snooze_for or ""),
         ]
+        if self.action is ReportAction.MUTE:
+            parts.append(_window(self.action_ts))
         return "act_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
     @property
     def moves_to(self) -> str | None:
         return MOVES_TO[self.action]
+
+
+def _window(action_ts: str | None) -> str:
+    """The ``MUTE_FOR`` window a Slack timestamp falls in ("" when there is none)."""
+    try:
+        return str(int(float(action_ts or "") // MUTE_FOR))
+    except (ValueError, OverflowError):  # none, or not a number (nan, inf)
+        return ""
 
 
 class BadClick(ValueError):
@@ -242,9 +261,12 @@ def note_body(text: str, author: str) -> dict[str, Any]:
 
 
 def write_for(click: Click, author: str = "posthog-signal-notifier") -> Write:
-    """The write that carries out ``click`` in PostHog."""
+    """The write that carries out ``click`` in PostHog; ``ValueError`` for a mute (ours: a
+    silence, nothing written to PostHog)."""
     who = click.user_name
     body: dict[str, Any]
+    if click.action is ReportAction.MUTE:
+        raise ValueError("a mute is a silence of the notifier's: PostHog is not written to")
     if click.action is ReportAction.ACKNOWLEDGE:
         return Write("note", note_body(f"Acknowledged in Slack by {who}", author))
     if click.action is ReportAction.DISMISS:
@@ -281,6 +303,7 @@ class Acted:
     at: float  # Unix seconds (UTC), as the state and the outbox keep times
     reason: str | None = None  # dismiss: one of DISMISS_REASONS
     snooze_for: int | None = None  # snooze: how many more signals
+    silence_id: str | None = None  # mute: the silence it made (the thread reply says how to undo)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON, as the outbox keeps it inside the event."""
@@ -294,6 +317,8 @@ class Acted:
             data["reason"] = self.reason
         if self.snooze_for is not None:
             data["snooze_for"] = self.snooze_for
+        if self.silence_id is not None:
+            data["silence_id"] = self.silence_id
         return data
 
     @classmethod
@@ -309,6 +334,7 @@ class Acted:
                 at=float(data["at"]),
                 reason=_str(data.get("reason")),
                 snooze_for=int(data["snooze_for"]) if data.get("snooze_for") else None,
+                silence_id=_str(data.get("silence_id")),
             )
         except (KeyError, TypeError, ValueError):
             return None

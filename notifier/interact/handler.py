@@ -15,12 +15,17 @@ the PostHog write, the record, the card, and an answer to the clicker when it we
    the same durable, retried path as every delivery. The next poll's echo of that move is
    absorbed (``StateStore.moves_by_action``): nobody is told twice.
 
+A mute (``interact.mute``) takes the same claim, but writes nothing to PostHog: step 4 is a
+silence of the report in the state, and the card shows it from the report as last polled.
+
 Answers to the clicker are ephemeral (``response_url``), seen by nobody else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -31,8 +36,10 @@ import httpx
 from notifier.core.actions import Acted, BadClick, Click, ReportAction, parse_click, write_for
 from notifier.core.errors import SourceError, StateError, WriteError
 from notifier.core.events import Event, EventType
+from notifier.core.mute import MUTE_SPAN, muted_words, undo_words
 from notifier.core.report import Report
 from notifier.core.words import status_name
+from notifier.interact.mute import mute
 from notifier.posthog.client import PostHogClient
 from notifier.state.base import StateStore
 
@@ -40,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds an answer to the clicker may take (Slack's response_url).
 ANSWER_TIMEOUT: Final = 10.0
+#: The silence a mute's record names (its ``detail``).
+_SILENCE: Final = re.compile(r"\bsil_[0-9a-f]+\b")
 
 
 class ActionHandler:
@@ -111,8 +120,10 @@ class ActionHandler:
             return
         if not claim.mine:
             self._tell(click, _already(claim.record))
-            return
-        self._carry_out(click, where, claim.record.attempts)
+        elif click.action is ReportAction.MUTE:
+            self._mute(click, where, claim.record.attempts)
+        else:
+            self._carry_out(click, where, claim.record.attempts)
 
     def _carry_out(self, click: Click, where: str, attempt: int) -> None:
         """The PostHog write, then its record (``attempt``: a late finish of an attempt another
@@ -160,30 +171,94 @@ class ActionHandler:
         )
         self._show(click, answer, after)
 
-    def _show(self, click: Click, answer: Mapping[str, Any], after: str | None) -> None:
-        """Queue the card's update (and its thread reply) for the sink that keeps it."""
+    def _mute(self, click: Click, where: str, attempt: int) -> None:
+        """A silence of the report (no PostHog write), recorded, then shown on the card; the
+        clicker is told when the report was already muted or the card cannot say it."""
+        now = self._clock()
+        try:
+            muted = mute(self._store, click, now)
+        except StateError as exc:
+            with contextlib.suppress(StateError):  # else the claim ends stale: a retry later
+                self._store.finish_action(
+                    click.key,
+                    "failed",
+                    status_after=None,
+                    detail=str(exc),
+                    now=now,
+                    attempt=attempt,
+                )
+            log.error(
+                "%s: mute by %s not done: the state cannot record it: %s",
+                where,
+                click.user_name,
+                exc,
+                extra=_extra(click, "action_failed"),
+            )
+            self._tell(
+                click,
+                "The notifier cannot record this right now (its state is unavailable); "
+                "nothing was muted. Try again in a minute.",
+            )
+            return
+        self._store.finish_action(
+            click.key, "done", status_after=None, detail=muted.detail(), now=now, attempt=attempt
+        )
+        log.info(
+            "%s: %s by %s (Slack %s)",
+            where,
+            f"muted for {MUTE_SPAN}" if muted.made else "mute asked",
+            click.user_name,
+            click.user_id,
+            extra={**_extra(click, "action_done"), "silence_id": muted.silence.id},
+        )
+        if not muted.made:
+            self._tell(click, muted.already())
+        elif not self._show(click, {}, None, silence_id=muted.silence.id):
+            self._tell(click, muted_words(click.user_name, muted.silence.id))
+
+    def _show(
+        self,
+        click: Click,
+        answer: Mapping[str, Any],
+        after: str | None,
+        *,
+        silence_id: str | None = None,
+    ) -> bool:
+        """Queue the card's update (and its thread reply) for the sink that keeps it; False
+        when there is no card of ours to update, or no report to show on it."""
         sink = self._owner_of(click)
         if sink is None:
-            return
+            return False
         report = _report(answer)
-        if report is None:  # a note: the card shows the report as PostHog has it now
-            try:
-                report = self._source.retrieve(click.project_id, click.report_id)
-            except SourceError as exc:
-                log.warning(
-                    "project %s: report %s: the note was added, but the card could not be "
-                    "updated: %s",
-                    click.project_id,
-                    click.report_id,
-                    exc,
-                    extra=_extra(click, "action_card_failed"),
-                )
-                return
         if report is None:
-            return
-        event = acted_event(click, report, after, self._clock())
+            report = self._current(click)
+        if report is None:
+            return False
+        event = acted_event(click, report, after, self._clock(), silence_id=silence_id)
         self._store.enqueue_event(event, sink, (), self._clock())
         self._wake(sink)
+        return True
+
+    def _current(self, click: Click) -> Report | None:
+        """The report the card shows after a note (as PostHog has it now) or a mute (as last
+        polled: a mute asks PostHog nothing, unless the state has no copy)."""
+        if click.action is ReportAction.MUTE:
+            with contextlib.suppress(StateError):
+                rows = self._store.snapshot_rows(click.project_id, [click.report_id])
+                if click.report_id in rows:
+                    return rows[click.report_id].report
+        try:
+            return self._source.retrieve(click.project_id, click.report_id)
+        except SourceError as exc:
+            log.warning(
+                "project %s: report %s: %s, but the card could not be updated: %s",
+                click.project_id,
+                click.report_id,
+                "muted" if click.action is ReportAction.MUTE else "the note was added",
+                exc,
+                extra=_extra(click, "action_card_failed"),
+            )
+            return None
 
     def _tell(self, click: Click, text: str) -> None:
         """An ephemeral answer to the clicker only; failing to answer is a DEBUG line."""
@@ -196,9 +271,11 @@ class ActionHandler:
             log.debug("could not answer the clicker: %s", type(exc).__name__)
 
 
-def acted_event(click: Click, report: Report, after: str | None, now: float) -> Event:
-    """The event the card shows after the click: the move (or, for a note, the report as it
-    is), with who acted."""
+def acted_event(
+    click: Click, report: Report, after: str | None, now: float, *, silence_id: str | None = None
+) -> Event:
+    """The event the card shows after the click: the move (or, for a note or a mute, the
+    report as it is), with who acted (and the silence a mute made)."""
     acted = Acted(
         action=click.action,
         user_id=click.user_id,
@@ -206,6 +283,7 @@ def acted_event(click: Click, report: Report, after: str | None, now: float) -> 
         at=now,
         reason=click.reason,
         snooze_for=click.snooze_for,
+        silence_id=silence_id,
     )
     shown = report if after is None else replace(report, status=click.shown_status)
     if after is None or after == click.shown_status:
@@ -237,6 +315,7 @@ def _verb(action: ReportAction) -> str:
         ReportAction.SNOOZE: "snooze",
         ReportAction.RESOLVE: "resolve",
         ReportAction.REOPEN: "reopen",
+        ReportAction.MUTE: "mute",
     }[action]
 
 
@@ -256,6 +335,9 @@ def _already(record: Any) -> str:
         return f"{who} just asked for this; it is being done."
     if outcome == "refused":
         return f"PostHog refused this when {who} asked: {getattr(record, 'detail', '')}."
+    silence = _SILENCE.search(str(getattr(record, "detail", None) or ""))
+    if getattr(record, "action", None) is ReportAction.MUTE and silence:
+        return f"Already muted by {who} {undo_words(silence.group())}."
     return f"Already done by {who}."
 
 

@@ -2,15 +2,17 @@
 
 ``actions_block``: the actions block under the link buttons of a bot ``slack`` sink's card,
 with the sink's ``actions:`` that make sense for the report's status (``core.actions.actions_for``):
-buttons for acknowledge, resolve and reopen (“Restore” for a dismissed report), a
-``static_select`` for dismiss (PostHog's reasons) and snooze (sizes). Its ``block_id`` and the
+buttons for acknowledge, resolve, reopen (“Restore” for a dismissed report) and mute (“Mute
+4 h”: a silence of the report, ours), a ``static_select`` for dismiss (PostHog's reasons) and
+snooze (sizes). Its ``block_id`` and the
 elements' ``action_id``/option values are everything a click needs (``core.actions.parse_click``),
 so a click works after a restart. When the report has an open pull request, the actions that
 close it in PostHog ask first (a Block Kit ``confirm``).
 
 ``acted_line``: “⚫ Dismissed by <@U0ALICE> — Not relevant · 14:02 UTC”, on the card (under the
-status) and as the thread reply recording it (``acted_reply``). A Slack member id is
-@-mentioned; anything else is shown as an escaped name.
+status) and as the thread reply recording it (``acted_reply``; a mute's also names its silence
+and how to undo it). A Slack member id is @-mentioned; anything else is shown as an escaped
+name.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from notifier.core.actions import (
     has_open_pr,
 )
 from notifier.core.events import Event, EventType
+from notifier.core.mute import MUTE_SPAN, undo_words
 from notifier.render.blocks import MAX_FIELD_TEXT, SlackMessage, mrkdwn, plain, section
 from notifier.render.text import UNTITLED, escape_truncate, one_line
 
@@ -40,6 +43,9 @@ MAX_BLOCK_ID: Final = 255
 MAX_ACTED: Final = 5
 #: A Slack member id, the only kind of user shown as a mention.
 _SLACK_ID: Final = re.compile(r"[UW][A-Z0-9]+")
+#: A silence id as ``core.silences.new_silence_id`` and ``core.mute.mute_id`` make them: safe
+#: to show unescaped (in backticks).
+_SILENCE_ID: Final = re.compile(r"sil_[0-9a-f]{1,32}")
 _NAME_CHARS: Final = 80
 _TITLE_CHARS: Final = 150
 
@@ -47,6 +53,7 @@ BUTTON_WORDS: Final = {
     ReportAction.ACKNOWLEDGE: "👀 I'm on it",
     ReportAction.RESOLVE: "Resolve",
     ReportAction.REOPEN: "Reopen",
+    ReportAction.MUTE: f"🔇 Mute {MUTE_SPAN}",
 }
 SELECT_WORDS: Final = {ReportAction.DISMISS: "Dismiss…", ReportAction.SNOOZE: "Snooze…"}
 #: What the confirm dialog's button says, per action that closes an open pull request.
@@ -131,9 +138,10 @@ def who(acted: Acted) -> str:
     return escape_truncate(name, _NAME_CHARS)
 
 
-def acted_line(acted: Acted) -> str:
+def acted_line(acted: Acted, *, undo: bool = False) -> str:
     """One action in words (escaped mrkdwn): ``💤 Snoozed by <@U0ALICE> until 50 more signals ·
-    14:02 UTC``."""
+    14:02 UTC``; ``undo``: a mute's also names its silence and how to end it (the thread reply:
+    the card's later renders no longer know the silence)."""
     person = who(acted)
     when = datetime.fromtimestamp(acted.at, UTC).strftime("%H:%M UTC")
     action = acted.action
@@ -148,6 +156,11 @@ def acted_line(acted: Acted) -> str:
     elif action is ReportAction.SNOOZE:
         size = acted.snooze_for or SNOOZE_SIZES[0]
         said = f"💤 Snoozed by {person} until {size} more signals"
+    elif action is ReportAction.MUTE:
+        said = f"🔇 Muted for {MUTE_SPAN} by {person}"
+        silence = acted.silence_id
+        if undo and silence and _SILENCE_ID.fullmatch(silence):
+            said = f"{said} {undo_words(silence)}"
     else:
         said = f"↩️ Reopened by {person}"
     return f"{said} · {when}"
@@ -162,8 +175,8 @@ def acted_block(acted: Sequence[Acted]) -> dict[str, Any] | None:
 
 
 def acted_reply(acted: Acted, title: str) -> SlackMessage:
-    """The thread reply recording an action: its line, and the report's title in the fallback
-    text (the notification)."""
-    line = acted_line(acted)
+    """The thread reply recording an action: its line (a mute's with its silence and how to
+    undo it), and the report's title in the fallback text (the notification)."""
+    line = acted_line(acted, undo=True)
     shown = escape_truncate(one_line(title) or UNTITLED, _TITLE_CHARS)
     return SlackMessage(text=f"{line} — {shown}", blocks=(section(line),))
