@@ -197,7 +197,7 @@ def test_explain_a_report_file_that_is_routed(world: World, tmp_path: Path) -> N
     assert "✓ ready ones\n    matched → slack\n" in out
     assert "✓ checkout\n    matched → hook\n    stop:" in out
     assert "· everything\n    not seen: rule 'checkout' stopped the event" in out
-    assert out.rstrip().endswith("→ would be sent to: slack, hook")
+    assert "\n→ would be sent to: slack, hook\n" in out
 
 
 def test_explain_a_report_file_sent_nowhere(world: World, tmp_path: Path) -> None:

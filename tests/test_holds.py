@@ -129,7 +129,7 @@ def test_a_silence_expired_by_hand_sends_nothing(store: AnyStore) -> None:
     dropped = store.entries("dropped")
     assert [e.event.report.id for e in dropped if isinstance(e.event, Event)] == ["a"]
     assert dropped[0].last_error == f"dropped: silence {muted.id} was expired by hand"
-    assert [c.kind for c in store.story("a")] == ["held", "dropped"]
+    assert [c.kind for c in store.story("a")] == ["found", "held", "dropped"]
 
 
 def test_a_drop_silence_drops_at_once_and_counts(store: AnyStore) -> None:

@@ -124,7 +124,7 @@ def test_nights_hold_across_midnight_and_end_in_one_digest(
     drain.drain("slack")
     assert slack.digests == [(NIGHTS, ["a", "b"])]
     assert store.held_entries() == []
-    assert [c.kind for c in store.story("b")] == ["held", "released"]
+    assert [c.kind for c in store.story("b")] == ["found", "held", "released"]
 
 
 @pytest.mark.parametrize(

@@ -272,6 +272,10 @@ def test_the_cycle_reminds_across_restarts_and_stops_when_the_report_moves(
     store = open_store(settings.state)
     try:
         assert [(r.report_id, r.sent) for r in store.reminders()] == [(other["id"], 1)]
+        told = [(c.kind, c.detail.get("count")) for c in store.story(stuck["id"])]
+        assert [t for t in told if t[0] == "reminded"] == [("reminded", 1), ("reminded", 2)]
+        (first,) = [c for c in store.story(stuck["id"]) if c.kind == "reminded"][:1]
+        assert first.detail["sinks"] == ["slack", "hook"]
     finally:
         store.close()
 

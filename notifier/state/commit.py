@@ -2,7 +2,8 @@
 the project's baseline and high-water marks) is written in ONE transaction: a crash leaves
 either the old state or the new, never half. An event is therefore queued for delivery exactly
 when the snapshot that no longer produces it is saved. With replicas, the transaction also
-checks that the project's polling lease is still this replica's (``leases.check_fence``).
+checks that the project's polling lease is still this replica's (``leases.check_fence``), and
+the story of each report whose event it queues gains a ``found`` chapter (``state.story``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from notifier.state.outbox import insert_entries, outbox_row
 from notifier.state.records import CycleWrite
 from notifier.state.reminders import write_reminders
 from notifier.state.snapshots import mark_project, start_baseline, write_reports
+from notifier.state.story import found_chapters, tell
 
 
 class CycleCommit(Database):
@@ -32,7 +34,10 @@ class CycleCommit(Database):
             write_held(conn, write)
             absorb_actions(conn, write)
             write_reminders(conn, write)
-            return insert_entries(
-                conn,
-                (outbox_row(event, sink, rules, write.now) for event, sink, rules in write.outbox),
-            )
+            added = [  # the events of the entries inserted now (a recomputed cycle adds none)
+                event.id
+                for event, sink, rules in write.outbox
+                if insert_entries(conn, [outbox_row(event, sink, rules, write.now)])
+            ]
+            tell(conn, found_chapters(write, set(added)))  # the story: what this cycle found
+            return len(added)

@@ -15,6 +15,7 @@ from notifier.core.reminders import Tracked
 from notifier.state.database import Database
 from notifier.state.dialect import Connection
 from notifier.state.records import CycleWrite
+from notifier.state.story import Chapter, tell
 
 _COLUMNS = "project_id, report_id, reminder, since, status, sent, next_at"
 
@@ -37,6 +38,13 @@ def write_reminders(conn: Connection, write: CycleWrite) -> None:
             for r in plan.upserts
         ],
     )
+    sent: dict[str, tuple[Chapter, list[str]]] = {}
+    for event, sink, _rules in plan.outbox:
+        if event.reminded is not None:
+            detail = {**event.reminded.to_json(), "sinks": []}
+            chapter = Chapter(write.project_id, event.report.id, write.now, "reminded", detail)
+            sent.setdefault(event.id, (chapter, detail["sinks"]))[1].append(sink)
+    tell(conn, (chapter for chapter, _ in sent.values()))  # the story: what was reminded
 
 
 def _tracked(rows: Sequence[Sequence[object]]) -> list[Tracked]:
