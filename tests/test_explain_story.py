@@ -116,6 +116,24 @@ def test_a_delivered_report_shows_what_found_it_and_its_living_message(
     assert "not consulted" not in out
 
 
+def test_a_change_no_rule_routed_is_in_the_story_too(
+    world: World, once: Callable[..., int], state: str
+) -> None:
+    """Why did this not notify? The cycle found it, and no rule matched it: the story says so,
+    and today's rules name the condition that failed."""
+    rules = "- {name: ready only, match: {status: ready}, sinks: [slack]}"
+    world.posthog.add_report(PROJECT, title="old")
+    assert once(rules=rules, state=state) == 0
+    quiet = world.posthog.add_report(PROJECT, title="Still researching", status="in_progress")
+    assert once(rules=rules, state=state) == 0
+    out = explain(world, world.make_config(rules=rules, state=state), quiet["id"])
+    story = out[out.index("  story:") : out.index("  outbox:")]
+    assert " found new (in_progress) in a full listing (" in story, story
+    assert "; matched no rule: sent nowhere\n" in story
+    assert "✗ ready only" in out
+    assert world.slack.messages == []
+
+
 def test_a_report_held_by_a_silence_then_released(
     world: World, state: str, store_of: Callable[[Path], AnyStore]
 ) -> None:

@@ -189,7 +189,8 @@ def _found(detail: Mapping[str, Any]) -> str:
     asked = f" ({detail['filter']})" if detail.get("filter") else ""
     rules = ", ".join(map(str, detail.get("rules") or ()))
     sinks = ", ".join(map(str, detail.get("sinks") or ()))
-    said = f"found {detail.get('event')} ({what}) in {listing}{asked}; rules {rules} → {sinks}"
+    routed = f"rules {rules} → {sinks}" if sinks else "matched no rule: sent nowhere"
+    said = f"found {detail.get('event')} ({what}) in {listing}{asked}; {routed}"
     return clip(one_line(said), 400)
 
 

@@ -298,6 +298,7 @@ def _write(
         upserts=upserts,
         deletes=sorted(settled.gone),
         outbox=[(r.event, rt.sink, rt.rules) for r in routed for rt in r.routes],
+        found=[r.event for r in routed],
         now=now,
         high_water=None if mark is None else mark.isoformat(),
         # a listing cut short is no full sync: removals still wait for one (skipped items do

@@ -93,6 +93,8 @@ class CycleWrite:
     baseline_page: bool = False
     #: Reminders followed, ended and sent (``core.reminders``); their events are in ``outbox``.
     reminders: ReminderPlan | None = None
+    #: Every event the cycle found, routed or not (``explain``'s story tells the unrouted too).
+    found: Sequence[Event] = ()
 
 
 @dataclass(frozen=True, slots=True)

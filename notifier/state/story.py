@@ -47,16 +47,19 @@ def tell(conn: Connection, chapters: Iterable[Chapter]) -> None:
 
 
 def found_chapters(write: CycleWrite, new: Collection[str]) -> list[Chapter]:
-    """One ``found`` chapter per event of the cycle whose outbox entries are ``new`` (event ids;
-    a recomputed cycle inserts nothing and tells nothing twice): its type, the fields that
-    changed, the rules and sinks that routed it, and the listing that found it. A reminder is
-    no finding: it tells its own chapter."""
+    """One ``found`` chapter per event of the cycle (``CycleWrite.found``, and those of its
+    outbox): its type, the fields that changed, the rules and sinks that routed it (none: it
+    matched no rule), and the listing that found it. A routed event tells its chapter only when
+    its outbox entries are ``new`` (event ids), so a recomputed cycle tells nothing twice. A
+    reminder is no finding: it tells its own chapter."""
     routed: dict[str, tuple[Event, list[str], list[str]]] = {}
+    for event in write.found:
+        routed.setdefault(event.id, (event, [], []))
+    seen = set(routed)
     for event, sink, rules in write.outbox:
-        if event.id in new and event.type is not EventType.REMINDER:
-            _, sinks, names = routed.setdefault(event.id, (event, [], []))
-            sinks.append(sink)
-            names.extend(rule for rule in rules if rule not in names)
+        _, sinks, names = routed.setdefault(event.id, (event, [], []))
+        sinks.append(sink)
+        names.extend(rule for rule in rules if rule not in names)
     listing = {
         "listing": "full" if write.full_sync else "incremental",
         "filter": write.listing,
@@ -79,6 +82,8 @@ def found_chapters(write: CycleWrite, new: Collection[str]) -> list[Chapter]:
             },
         )
         for event, sinks, names in routed.values()
+        if event.type is not EventType.REMINDER
+        and (event.id in new or (not sinks and event.id in seen))
     ]
 
 
