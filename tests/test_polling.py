@@ -25,6 +25,7 @@ from notifier.runtime.daemon import Notifier
 from notifier.state.schema import SCHEMA_VERSION
 from notifier.state.store import Store
 from tests.factories import PROJECT, Notifiers
+from tests.fakes import FakeSlack
 from tests.helpers import wait_for
 
 OTHER = 7
@@ -477,3 +478,30 @@ def test_incremental_listings_keep_the_status_filter(
     )
     full_sync_due(run)
     assert kinds(poll(run)) == {("status_changed", reports[0]["id"])}
+
+
+def test_once_polls_every_project_when_an_earlier_one_fails(
+    posthog: FakePostHog, slack: FakeSlack, once: Callable[..., int]
+) -> None:
+    """`notifier once` (cron): a project PostHog refuses fails its cycle and the exit code,
+    and the projects after it are still polled and delivered."""
+    posthog.add_report(PROJECT, title="Checkout broken", status="ready")
+    code = once(project_ids=(PROJECT + 1, PROJECT), first_run="notify", max_wait=0)
+    assert code == 1
+    assert [m for m in slack.messages if m.via == "api" and m.thread_ts is None]
+
+
+def test_once_forgets_delivered_entries_past_keep_delivered(
+    posthog: FakePostHog, slack: FakeSlack, once: Callable[..., int], tmp_path: Path
+) -> None:
+    """Cron runs `notifier once` only: it prunes what the daemon's hourly housekeeping would
+    (delivered entries older than delivery.keep_delivered, 7 days), and keeps the rest."""
+    posthog.add_report(PROJECT, title="Checkout broken", status="ready")
+    assert once(first_run="notify", max_wait=0) == 0
+    with sqlite3.connect(tmp_path / "state.db") as conn:  # delivered eight days ago
+        conn.execute("UPDATE outbox SET finished_at = finished_at - 8 * 86400")
+    posthog.add_report(PROJECT, title="Search is slow", status="ready")
+    assert once(first_run="notify", max_wait=0) == 0
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        kept = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'").fetchone()
+    assert kept == (2,)  # the second report's, to slack and hook; the first's are forgotten

@@ -219,10 +219,9 @@ class Notifier:
             return self._once(max_wait, sleep)
 
     def _once(self, max_wait: float, sleep: Callable[[float], None]) -> int:
-        pids = [
-            pid for pid in self.settings.posthog.project_ids if self.leases.holds(f"poll:{pid}")
-        ]
-        polls_ok = all(self.poll(pid) is not None for pid in pids)
+        pids = self.settings.posthog.project_ids
+        polled = [self.poll(p) for p in pids if self.leases.holds(f"poll:{p}")]  # each, always
+        polls_ok = all(plan is not None for plan in polled)
         delivered = dead = 0
         while True:
             result = self.drain_all()
@@ -234,6 +233,7 @@ class Notifier:
             if wait > max_wait:
                 break
             sleep(max(0.0, wait))
+        self.housekeeping()  # a cron job prunes too (the daemon's hourly job never runs here)
         pending = sum(
             n
             for (sink, state), n in self.store.counts().items()
