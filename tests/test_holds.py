@@ -8,7 +8,10 @@ real PostgreSQL database, tests/pg.py), through the real ``Deliverer`` and state
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +26,13 @@ from notifier.core.report import Links
 from notifier.core.silences import Silence, new_silence_id, parse_matcher
 from notifier.delivery.drain import Deliverer
 from notifier.delivery.holds import Holds
+from notifier.demo.simulator import FakePostHog
 from notifier.render.digest import webhook_batch_payload
 from notifier.render.held import held_summary
 from notifier.state.store import PostgresStore, Store, open_store
+from tests.factories import PROJECT
+from tests.fakes import FakeSlack
+from tests.helpers import wait_for
 from tests.holding import SETTINGS, T0, Clock, Recorder, event, queue
 
 AnyStore = Store | PostgresStore
@@ -226,3 +233,33 @@ def test_the_webhook_batch_says_it_was_held() -> None:
     assert "held" not in plain["data"]
     assert held["data"]["held"] == "While muted (x)"
     assert held["data"]["events"] == plain["data"]["events"]
+
+
+def test_after_the_digest_each_living_card_shows_where_its_report_is(
+    posthog: FakePostHog, slack: FakeSlack, once: Callable[..., int], tmp_path: Path
+) -> None:
+    """End to end (real notifier, the fake Slack over TCP): a report resolved while muted is in
+    the digest when the silence ends, and its living card is edited to Resolved with no reply
+    in its thread (the digest said it)."""
+    rules = "- {name: all, match: {event: [new, status_changed, updated]}, sinks: [slack]}"
+    run = functools.partial(once, rules=rules, first_run="notify", max_wait=0)
+    found = posthog.add_report(PROJECT, title="Checkout broken", status="ready")
+    assert run() == 0
+    (card,) = [m for m in slack.messages if m.via == "api"]
+    store = open_store(StateSettings(path=tmp_path / "state.db"))
+    now = time.time()
+    store.add_silence(silence(f"project_id={PROJECT}", starts_at=now - 1, ends_at=now + 2))
+    store.close()
+    posthog.update_report(PROJECT, found["id"], status="resolved")
+    assert run() == 0
+    assert len(slack.messages) == 1  # held
+
+    def digested() -> bool:
+        run()
+        return any("While muted" in (m.text or "") for m in slack.messages)
+
+    wait_for(digested, 20, "the digest when the silence ends")
+    edits = [m for m in slack.messages if m.method == "chat.update" and m.ts == card.ts]
+    assert edits, slack.messages
+    assert "Resolved" in json.dumps(edits[-1].blocks)
+    assert [m for m in slack.messages if m.thread_ts == card.ts] == []

@@ -587,3 +587,14 @@ def test_a_hold_under_a_lost_lease_is_refused(store: AnyStore) -> None:
             CycleWrite(1, [], [], [], now=2.0, fence=old, hold=[other], release=["a"])
         )
     assert store.held(1) == [hold]
+
+
+def test_a_card_refreshed_after_a_digest_is_remembered(store: AnyStore) -> None:
+    """keep_message: the (channel, ts, shown) of a delivered entry's report, replaced; nothing
+    else is touched."""
+    store.commit_cycle(CycleWrite(1, [], [], [(new_event(rep("a")), "slack", ())], now=1.0))
+    (entry,) = store.pending("slack")
+    store.mark_delivered(entry.id, 5.0, message=("C1", "1.000100", "2026-01-01T00:00:00Z"))
+    store.keep_message(entry.id, ("C1", "1.000100", "2026-02-01T00:00:00Z"), 9.0)
+    assert store.message("slack", 1, "a") == ("C1", "1.000100", "2026-02-01T00:00:00Z")
+    assert store.counts() == {("slack", "delivered"): 1}

@@ -32,7 +32,7 @@ from notifier.delivery.describe import describe as _describe
 from notifier.delivery.describe import log_keys as _log_keys
 from notifier.delivery.failures import FailedSends, backoff
 from notifier.delivery.holds import Holds
-from notifier.sinks.base import DigestSink, LivingSink, MessageRef, Sink
+from notifier.sinks.base import DigestSink, LivingSink, MessageRef, RefreshingSink, Sink
 from notifier.state.base import StateStore
 from notifier.state.leases import SOLE, Holder
 from notifier.state.records import ActionRecord, Fence
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 MAX_DIGEST: Final = 100
 #: Entries read per pass when no digest is possible.
 _BATCH: Final = 50
+#: After a digest, the living cards of at most this many of its reports (the latest) are brought
+#: up to date: Slack meters edits (``chat.update``, about 50 a minute per workspace).
+REFRESHED: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +317,38 @@ class Deliverer:
         )
         for entry in entries:
             self._settled(entry, DeliveryOutcome.DELIVERED, None)
+        if isinstance(sink, RefreshingSink) and (len(entries) > 1 or head.held_note is not None):
+            self._refresh(sink, entries)
         return DeliveryOutcome.DELIVERED, {DeliveryOutcome.DELIVERED: len(entries)}
+
+    def _refresh(self, sink: RefreshingSink, entries: Sequence[OutboxEntry]) -> None:
+        """After a digest: the living cards of its latest reports (at most ``REFRESHED``) show
+        their state now, with no thread reply (the digest said what changed). Best effort: a
+        card left behind is brought up to date by its report's next change."""
+        latest: dict[tuple[int, str], OutboxEntry] = {}
+        for entry in entries:
+            if isinstance(entry.event, Event):
+                latest[(entry.event.project_id, entry.event.report.id)] = entry
+        for (project_id, report_id), entry in list(latest.items())[-REFRESHED:]:
+            try:
+                known = self._store.message(entry.sink, project_id, report_id)
+                if known is None:
+                    continue
+                card = MessageRef(*known)
+                fresh = sink.refresh_card(self._decided(_delivery(entry), card), card)
+                if fresh != card:
+                    now, fence = self._clock(), self._fence(entry.sink)
+                    self._store.keep_message(entry.id, fresh, now, fence=fence)
+            except (SinkError, StateError) as exc:
+                log.warning(
+                    "sink %s: the card of report %s still shows its state before the digest "
+                    "(%s); its next change brings it up to date",
+                    entry.sink,
+                    report_id,
+                    exc,
+                    extra={"event": "card_refresh_failed", "sink": entry.sink},
+                )
+                return  # Slack refuses or the state fails: the rest would too
 
     def _fence(self, sink: str) -> Fence | None:
         return self._leases.fence(f"deliver:{sink}")

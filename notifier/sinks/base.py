@@ -59,6 +59,19 @@ class LivingSink(Protocol):
 
 
 @runtime_checkable
+class RefreshingSink(Protocol):
+    """A living sink that can bring a report's message up to date without telling its thread
+    (after a digest, which said what changed)."""
+
+    name: str
+
+    def refresh_card(self, delivery: Delivery, card: MessageRef) -> MessageRef:
+        """Update ``card`` to the delivery's report; returns the message to remember (``card``
+        itself when nothing was changed). Raises ``SinkError``."""
+        ...
+
+
+@runtime_checkable
 class DigestSink(Protocol):
     """A sink that takes more than ``digest_after`` due events as one message (0: never)."""
 

@@ -271,6 +271,13 @@ class StateStore(HoldingStore, Protocol):
         """The ``(channel, ts, shown)`` of the sink's living message about the report, if any."""
         ...
 
+    def keep_message(
+        self, entry_id: int, message: MessageRef, now: float, *, fence: Fence | None = None
+    ) -> None:
+        """Remember ``message`` for the report of an entry already delivered (a card brought up
+        to date after a digest)."""
+        ...
+
     # -- replicas and leases (PostgreSQL) -----------------------------------------------------
 
     def announce(self, replica: str, started_at: float, ttl: float) -> None:

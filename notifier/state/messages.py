@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from notifier.state.database import Database
 from notifier.state.dialect import Connection
-from notifier.state.records import MessageRef
+from notifier.state.leases import check_fence
+from notifier.state.records import Fence, MessageRef
 
 
 def remember_message(
@@ -37,7 +38,16 @@ def forget_messages(conn: Connection, before: float) -> None:
 
 
 class LivingMessages(Database):
-    """Reads of the living messages."""
+    """Reads of the living messages, and a card refreshed after its report's digest."""
+
+    def keep_message(
+        self, entry_id: int, message: MessageRef, now: float, *, fence: Fence | None = None
+    ) -> None:
+        """Remember ``message`` for the (sink, project, report) of a delivered entry, under the
+        sink's delivery lease (replicas)."""
+        with self._write("remember a living message") as conn:
+            check_fence(conn, fence, self.dialect.now, self.dialect.for_share)
+            remember_message(conn, [entry_id], message, now)
 
     def message(
         self, sink: str, project_id: int, report_id: str

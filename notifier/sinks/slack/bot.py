@@ -165,25 +165,49 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
             # newer state, so only the thread hears of this change
             self._reply(delivery, event, card)
             return card
-        message = self._card(delivery, event)
-        plain = text_only(event, self._links)
-        try:
-            self._deliver("chat.update", message, plain, channel=card.channel, ts=card.ts)
-        except SlackApiError as exc:
-            code = _code(exc.response)
-            if code not in GONE_ERRORS:
-                raise self._api_error(exc.response) from exc
+        gone = self._update(delivery, event, card)
+        if gone is not None:
             log.info(
                 "slack sink %s: the message about report %s can no longer be updated (%s); "
                 "posting a new one",
                 self.name,
                 event.report.id,
-                code,
+                gone,
                 extra={"event": "delivery", "sink": self.name, "report_id": event.report.id},
             )
             return self._post_card(delivery)
         self._reply(delivery, event, card)
         return card._replace(shown=event.report.updated_at or card.shown)
+
+    def refresh_card(self, delivery: Delivery, card: MessageRef) -> MessageRef:
+        """Bring ``card`` up to the report's state without a thread reply (a digest has just
+        said what changed); a card Slack no longer lets us edit, or one showing a newer state,
+        is left as it is."""
+        event = delivery.event
+        if not isinstance(event, Event) or _older(event.report.updated_at, card.shown):
+            return card
+        if self._update(delivery, event, card) is not None:
+            return card
+        return card._replace(shown=event.report.updated_at or card.shown)
+
+    def _update(self, delivery: Delivery, event: Event, card: MessageRef) -> str | None:
+        """``chat.update`` the card to the report's state; Slack's error code when it no
+        longer lets us edit it (deleted, too old), else None."""
+        message = self._card(delivery, event)
+        try:
+            self._deliver(
+                "chat.update",
+                message,
+                text_only(event, self._links),
+                channel=card.channel,
+                ts=card.ts,
+            )
+        except SlackApiError as exc:
+            code = _code(exc.response)
+            if code not in GONE_ERRORS:
+                raise self._api_error(exc.response) from exc
+            return code
+        return None
 
     def _reply(
         self, delivery: Delivery, event: Event, card: MessageRef, *, bump: bool = False
