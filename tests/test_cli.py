@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -214,6 +215,17 @@ def test_demo_runs_without_config() -> None:
     assert result.returncode == 0, result.stderr
     assert "New signal report" in result.stdout
     assert "cycle 3/3" in result.stdout
+
+
+def test_demo_shows_a_reminder() -> None:
+    """The demo's built-in reminder: a report left ready for review is announced again, once,
+    and the cycle that sent it says so."""
+    result = run_notifier("demo", "--cycles", "6", "--interval", "0.3", env={})
+    assert result.returncode == 0, result.stderr
+    assert "announced again after 0.9s" in result.stdout
+    assert result.stdout.count("Reminder 1 of 1: still ready for review after ") >= 1
+    assert re.search(r"── cycle \d/6: \d+ events?, \d+ reminders?\n", result.stdout)
+    assert "Reminder 2 of" not in result.stdout
 
 
 MESSAGE_RULES = """

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from pydantic import SecretStr
 
+from notifier.config.reminders import ReminderSettings
 from notifier.config.settings import (
     ConsoleSinkSettings,
     DeliverySettings,
@@ -33,7 +34,7 @@ from notifier.config.settings import (
     StateSettings,
 )
 from notifier.core.events import EventType
-from notifier.core.rules import Match
+from notifier.core.rules import Condition, Match, Op
 from notifier.core.words import counted
 from notifier.cycle.pipeline import CyclePlan
 from notifier.demo.simulator import DemoStory, FakePostHog
@@ -59,6 +60,16 @@ def demo_settings(host: str, api_key: str, state_dir: Path, interval: float) -> 
             RuleSettings(
                 name="everything to the console",
                 match=Match(events=frozenset(EventType)),
+                sinks=("console",),
+            ),
+        ),
+        # a report left ready for review is announced again, once (a real config says 24h)
+        reminders=(
+            ReminderSettings(
+                name="still waiting for review",
+                match=Match(conditions=(Condition("status", Op.EQ, "ready"),)),
+                after=3 * interval,
+                max=1,
                 sinks=("console",),
             ),
         ),
@@ -133,8 +144,11 @@ class _Demo:
         if count > self.cycles:  # polled on while the sinks finish delivering
             return
         events = len(plan.events) if plan else 0
+        reminded = plan.write.reminders if plan and plan.write.reminders else None
+        due = len({event.id for event, _, _ in reminded.outbox}) if reminded else 0
+        also = f", {counted(due, 'reminder')}" if due else ""
         where = f"project {project}, " if len(self.projects) > 1 else ""
-        self.say(f"── {where}cycle {count}/{self.cycles}: {counted(events, 'event')}")
+        self.say(f"── {where}cycle {count}/{self.cycles}: {counted(events, 'event')}{also}")
         for name in _console_sinks(self.settings):  # this cycle's messages before moving on
             self.notifier.deliverer.drain(name)
         if count < self.cycles:
@@ -218,7 +232,9 @@ def _introduce(demo: _Demo, config: Settings | None, interval: float) -> None:
         demo.say(
             f"notifier demo: a simulated PostHog at {demo.sim.url} with "
             f"{reports} reports; polling every {interval:g}s for "
-            f"{counted(demo.cycles, 'cycle')}. Every change becomes a message below."
+            f"{counted(demo.cycles, 'cycle')}. Every change becomes a message below; a report "
+            f"left ready for review is announced again after {3 * interval:g}s (`reminders:` in "
+            "config.example.yaml)."
         )
         return
     ids = ", ".join(map(str, demo.projects))
