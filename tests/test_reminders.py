@@ -33,9 +33,9 @@ from notifier.render.text import headline
 from notifier.render.thread import thread_reply
 from notifier.render.webhook import webhook_payload
 from notifier.state.store import open_store
-from tests.factories import API_KEY, LINKS, PROJECT, report
+from tests.factories import API_KEY, LINKS, PROJECT, World, report
 from tests.fakes import FakeSlack, WebhookReceiver
-from tests.helpers import wait_for
+from tests.helpers import cli, wait_for
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -316,3 +316,27 @@ def test_a_living_card_gets_a_thread_reply_and_a_bump(
     assert types.count("signal_report.reminder") == 2
     assert all(r.headers.get("webhook-id") for r in receiver.received)
     assert stuck["id"]
+
+
+def test_dry_run_shows_the_reminders_due_and_sends_none(world: World) -> None:
+    """`notifier dry-run` lists the reminders due now with what each sink would get, and
+    writes nothing: the next real cycle still sends them."""
+    extra = REMINDERS.replace("24h", "1s").replace("12h", "1h")
+    config = world.make_config(extra=extra)
+    assert cli("once", "--max-wait", "0", "-c", str(config), env=world.env).returncode == 0
+    stuck = world.posthog.add_report(PROJECT, title="Needs a decision", status="pending_input")
+    assert cli("once", "--max-wait", "0", "-c", str(config), env=world.env).returncode == 0
+    sent = len(world.slack.messages)
+
+    def planned() -> str:
+        return cli("dry-run", "-c", str(config), env=world.env).stdout
+
+    wait_for(lambda: "1 reminder due:" in planned(), 20, "the reminder due in dry-run")
+    out = planned()
+    assert "Reminder 1 of 2: still needs your input after" in out
+    assert "  → slack (slack) by reminder:waiting\n" in out
+    assert "  → hook (webhook) by reminder:waiting\n" in out
+    assert stuck["id"] in out
+    assert len(world.slack.messages) == sent
+    assert cli("once", "--max-wait", "0", "-c", str(config), env=world.env).returncode == 0
+    assert len([m for m in world.slack.messages if m.reply_broadcast]) == 1

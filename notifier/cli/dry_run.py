@@ -16,9 +16,12 @@ from notifier.cli.preview import payload_text, rule_templates
 from notifier.cli.shared import EXIT_FAILURE, EXIT_OK, Subparsers
 from notifier.config.settings import Settings
 from notifier.core.errors import SourceError
+from notifier.core.events import Event
 from notifier.core.report import Links
+from notifier.core.words import counted
 from notifier.cycle.names import name_plan
 from notifier.cycle.pipeline import CyclePlan, plan_cycle
+from notifier.cycle.reminders import remind_plan
 from notifier.render.console import console_text
 from notifier.sinks.compose import compose_event
 
@@ -83,6 +86,7 @@ def _plan(
         routing_budget=settings.poll.routing_budget,
         settle=settings.poll.settle,
     )
+    plan = remind_plan(plan, store, settings.watches(), time.time())  # due reminders, unsent
     return name_plan(plan, source, source.start_cycle(pid))  # the project's name, as cards show
 
 
@@ -111,6 +115,28 @@ def _project(
             out.write(f"  → {rt.sink} ({sink.type}) by rules: {', '.join(rt.rules)}\n")
             payload = compose_event(
                 sink, routed.event, rt.rules, links, templates, timestamp=datetime.now(UTC)
+            )
+            out.write(_indent(payload_text(payload, builder=False)) + "\n")
+    _reminders(settings, plan, links, out)
+
+
+def _reminders(settings: Settings, plan: CyclePlan, links: Links, out: TextIO) -> None:
+    """The reminders due now (``reminders:``), each with the sinks it would go to."""
+    reminded = plan.write.reminders.outbox if plan.write.reminders else ()
+    by_event: dict[str, list[tuple[Event, str, tuple[str, ...]]]] = {}
+    for item in reminded:
+        by_event.setdefault(item[0].id, []).append(item)
+    if by_event:
+        out.write(f"\n{counted(len(by_event), 'reminder')} due:\n")
+    templates = rule_templates(settings.rules)
+    for items in by_event.values():
+        event = items[0][0]
+        out.write("\n" + console_text(event, (), links, color=False) + "\n")
+        for _, name, rules in items:
+            sink = settings.sinks[name]
+            out.write(f"  → {name} ({sink.type}) by {', '.join(rules)}\n")
+            payload = compose_event(
+                sink, event, rules, links, templates, timestamp=datetime.now(UTC)
             )
             out.write(_indent(payload_text(payload, builder=False)) + "\n")
 
