@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from notifier.config.load import parse_config
-from notifier.config.settings import Settings
+from notifier.config.settings import Settings, StateSettings
 from notifier.core import errors
 from notifier.demo.simulator import FakePostHog
 from notifier.runtime.daemon import Notifier
 from notifier.sinks.slack import pace
+from notifier.state.store import PostgresStore, Store, open_store
 from tests import pg
 from tests.factories import (
     API_KEY,
@@ -164,6 +165,23 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def postgres_url(postgres_server: str) -> str:
     """The URL of an empty PostgreSQL database of this test's own."""
     return pg.fresh_database(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StateSettings:
+    """Where a store under test lives, on each backend: a new SQLite file in tmp_path, or a
+    new PostgreSQL database of the test's own."""
+    if request.param == "sqlite":
+        return StateSettings(path=tmp_path / "state" / "notifier.db")
+    return StateSettings(url=request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(state_settings: StateSettings) -> Iterator[Store | PostgresStore]:
+    """A store opened (created) on ``state_settings``, closed after the test."""
+    opened = open_store(state_settings)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

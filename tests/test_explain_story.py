@@ -20,7 +20,7 @@ import pytest
 
 from notifier.cli.explain_rules import write_holds
 from notifier.config.load import parse_config
-from notifier.config.settings import Settings, StateSettings
+from notifier.config.settings import Settings
 from notifier.core.events import Event, EventType
 from notifier.core.silences import Silence, new_silence_id, parse_matcher
 from notifier.delivery.drain import Deliverer
@@ -200,17 +200,6 @@ def test_a_dropped_entry_says_why_and_a_removed_report_is_still_explained(
 
 
 # --- the found chapters the cycle commit writes -------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
-    if request.param == "sqlite":
-        settings = StateSettings(path=tmp_path / "state" / "notifier.db")
-    else:
-        settings = StateSettings(url=request.getfixturevalue("postgres_url"))
-    opened = open_store(settings)
-    yield opened
-    opened.close()
 
 
 def test_one_found_chapter_per_event_and_none_twice(store: AnyStore) -> None:

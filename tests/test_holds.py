@@ -11,16 +11,14 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from notifier.config.settings import StateSettings
 from notifier.core.actions import Acted, ReportAction
-from notifier.core.events import Event, EventType
+from notifier.core.events import Event, EventType, Reminded
 from notifier.core.outbox import Notice, NoticeKind
 from notifier.core.report import Links
 from notifier.core.silences import Silence, new_silence_id, parse_matcher
@@ -37,20 +35,6 @@ from tests.holding import SETTINGS, T0, Clock, Recorder, event, queue
 
 AnyStore = Store | PostgresStore
 HOUR = 3600.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> StateSettings:
-    if request.param == "sqlite":
-        return StateSettings(path=tmp_path / "state" / "notifier.db")
-    return StateSettings(url=request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def store(settings: StateSettings) -> Iterator[AnyStore]:
-    s = open_store(settings)
-    yield s
-    s.close()
 
 
 def silence(*matchers: str, hours: float = 4, **kw: object) -> Silence:
@@ -178,6 +162,20 @@ def test_sink_and_rule_matchers_hold_per_sink(store: AnyStore) -> None:
     assert hook.singles == ["a"]
 
 
+def test_reminders_are_held_like_any_event(store: AnyStore) -> None:
+    """A reminder is announced to people like a change: a silence on ``event=reminder`` (or on
+    its ``rule``, ``reminder:<name>``) holds it."""
+    clock, slack = Clock(), Recorder("slack")
+    store.add_silence(silence("event=reminder"))
+    reminded = Reminded("waiting", 1, 3, T0 - 86400, "pending_input", T0)
+    reminder = replace(event("a"), id="evt_reminder", type=EventType.REMINDER, reminded=reminded)
+    store.enqueue_event(reminder, "slack", ("reminder:waiting",), T0)
+    queue(store, (event("b"), "slack"))
+    deliverer(store, clock, slack).drain("slack")
+    assert slack.singles == ["b"]
+    assert [e.event.report.id for e in store.held_entries() if isinstance(e.event, Event)] == ["a"]
+
+
 def test_notices_and_the_cards_answers_are_never_held(store: AnyStore) -> None:
     clock, slack = Clock(), Recorder("slack")
     store.add_silence(silence("report_id=~.*"))
@@ -193,9 +191,9 @@ def test_notices_and_the_cards_answers_are_never_held(store: AnyStore) -> None:
     assert [e.event.report.id for e in store.held_entries() if isinstance(e.event, Event)] == ["b"]
 
 
-def test_held_entries_survive_a_restart(settings: StateSettings) -> None:
+def test_held_entries_survive_a_restart(state_settings: StateSettings) -> None:
     clock, slack = Clock(), Recorder("slack")
-    first = open_store(settings)
+    first = open_store(state_settings)
     muted = silence("status=ready", hours=1)
     first.add_silence(muted)
     queue(first, (event("a"), "slack"))
@@ -203,7 +201,7 @@ def test_held_entries_survive_a_restart(settings: StateSettings) -> None:
     first.close()
     assert slack.singles == []
     clock.now = T0 + 2 * HOUR
-    second = open_store(settings)  # a new process: nothing remembered but the state
+    second = open_store(state_settings)  # a new process: nothing remembered but the state
     try:
         deliverer(second, clock, slack).drain("slack")
         assert slack.digests == [("While muted (1 h, by alice: 'deploy')", ["a"])]

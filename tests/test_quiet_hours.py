@@ -10,9 +10,7 @@ and the holds are the daemon's (``holds_of``), on both backends.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -67,20 +65,6 @@ NIGHTS = "During quiet hours (nights)"
 
 def utc(*parts: int) -> float:
     return datetime(*parts, tzinfo=UTC).timestamp()  # type: ignore[misc]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state(request: pytest.FixtureRequest, tmp_path: Path) -> StateSettings:
-    if request.param == "sqlite":
-        return StateSettings(path=tmp_path / "state" / "notifier.db")
-    return StateSettings(url=request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def store(state: StateSettings) -> Iterator[AnyStore]:
-    s = open_store(state)
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")
@@ -158,16 +142,16 @@ def test_a_daylight_saving_change_ends_the_night_at_seven_local(
 
 
 def test_a_restart_in_the_middle_of_the_night_keeps_what_is_held(
-    state: StateSettings, config: Settings
+    state_settings: StateSettings, config: Settings
 ) -> None:
     clock, slack = Clock(), Recorder("slack")
-    first = open_store(state)
+    first = open_store(state_settings)
     clock.now = utc(2026, 12, 3, 22, 0)
     queue(first, (event("a"), "slack"), now=clock.now)
     deliverer(first, clock, config, slack).drain("slack")
     first.close()
     clock.now = utc(2026, 12, 4, 2, 0)  # a new process, still night
-    second = open_store(state)
+    second = open_store(state_settings)
     try:
         drain = deliverer(second, clock, config, slack)
         queue(second, (event("b"), "slack"), now=clock.now)
@@ -217,16 +201,39 @@ def test_a_rule_mutes_only_what_every_rule_that_routed_it_mutes(
 
 
 def test_notifier_outbox_shows_what_quiet_hours_hold(
-    store: AnyStore, state: StateSettings, config: Settings
+    store: AnyStore, state_settings: StateSettings, config: Settings
 ) -> None:
     clock, slack = Clock(), Recorder("slack")
     clock.now = utc(2026, 12, 3, 23, 0)
     queue(store, (event("a"), "slack"), (event("b"), "slack"), now=clock.now)
     deliverer(store, clock, config, slack).drain("slack")
     out = io.StringIO()
-    assert cmd_outbox(config.model_copy(update={"state": state}), "list", None, out) == EXIT_OK
+    assert (
+        cmd_outbox(config.model_copy(update={"state": state_settings}), "list", None, out)
+        == EXIT_OK
+    )
     said = out.getvalue()
     assert "2 held by silences and quiet hours" in said
     assert "2 for slack" in said
     assert "quiet:nights" in said
     assert NIGHTS in said
+
+
+def test_quiet_hours_taken_out_of_the_config_release_what_they_held(
+    store: AnyStore, config: Settings
+) -> None:
+    """A reload that removes a sink's mute_during: what it held goes out at the next pass, as
+    one digest, though the night is not over."""
+    clock, slack = Clock(), Recorder("slack")
+    clock.now = utc(2026, 12, 3, 23, 0)
+    queue(store, (event("a"), "slack"), now=clock.now)
+    deliverer(store, clock, config, slack).drain("slack")
+    assert ids(store, "held", "slack") == ["a"]
+    awake = parse_config(
+        CONFIG.replace("    mute_during: [nights]\n", ""),
+        source="c.yaml",
+        env={"POSTHOG_PERSONAL_API_KEY": API_KEY},
+    )
+    clock.now += 60
+    deliverer(store, clock, awake, slack).drain("slack")
+    assert slack.digests == [(NIGHTS, ["a"])]

@@ -9,7 +9,6 @@ real state file; standing silences in the config (`silences:`) and `notifier che
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -154,20 +153,6 @@ def test_a_removed_event_matches_on_the_last_known_copy() -> None:
 # -- the state, on both backends ------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> StateSettings:
-    if request.param == "sqlite":
-        return StateSettings(path=tmp_path / "state" / "notifier.db")
-    return StateSettings(url=request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def store(settings: StateSettings) -> Iterator[AnyStore]:
-    s = open_store(settings)
-    yield s
-    s.close()
-
-
 def test_store_adds_lists_expires_and_counts(store: AnyStore) -> None:
     """Added silences read back whole; the list holds the active ones and those that ended
     within ``recent``; expiring by hand works once; held counts add up."""
@@ -204,19 +189,19 @@ def test_store_adds_lists_expires_and_counts(store: AnyStore) -> None:
     assert [s.id for s in store.silences(later + 2 * 86400)] == []
 
 
-def test_a_schema_8_database_gains_the_silences_table(settings: StateSettings) -> None:
+def test_a_schema_8_database_gains_the_silences_table(state_settings: StateSettings) -> None:
     """Schema 9 adds the silences to a database written before it, keeping what it held."""
-    store = open_store(settings)
+    store = open_store(state_settings)
     store.close()
-    if settings.url is None:
-        with sqlite3.connect(settings.path) as conn:
+    if state_settings.url is None:
+        with sqlite3.connect(state_settings.path) as conn:
             conn.execute("DROP TABLE silences")
             conn.execute("PRAGMA user_version = 8")
     else:
-        with psycopg.connect(settings.url) as conn:
+        with psycopg.connect(state_settings.url) as conn:
             conn.execute("DROP TABLE silences")
             conn.execute("UPDATE schema_version SET version = 8")
-    again = open_store(settings)
+    again = open_store(state_settings)
     try:
         assert again.schema_version() == SCHEMA_VERSION == 10
         s = silence("status=ready")

@@ -93,16 +93,9 @@ def test_mute_from_the_card_makes_one_silence_and_holds_the_report(
 # --------------------------------------------------------------------------- both backends
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> StateSettings:
-    if request.param == "sqlite":
-        return StateSettings(path=tmp_path / "state" / "notifier.db")
-    return StateSettings(url=request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
-def store(settings: StateSettings) -> Iterator[AnyStore]:
-    s = open_store(settings)
+def store(state_settings: StateSettings) -> Iterator[AnyStore]:
+    s = open_store(state_settings)
     s.commit_cycle(
         CycleWrite(
             1, [SnapshotRow(report(id="a", title="Checkout", status="ready"), True)], [], [], T0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +45,6 @@ def new_event(report: Report, project_id: int = 1) -> Event:
     return Event.create(EventType.NEW, project_id, report, None, {})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> StateSettings:
-    """Where the store under test lives: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        return StateSettings(path=tmp_path / "state" / "notifier.db")
-    return StateSettings(url=request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def store(settings: StateSettings) -> Iterator[AnyStore]:
-    s = open_store(settings)
-    yield s
-    s.close()
-
-
 def fail_inserts(store: AnyStore, table: str) -> None:
     """Make every insert into ``table`` fail as a full disk would, until ``allow_inserts``."""
     if isinstance(store, Store):
@@ -85,7 +69,7 @@ def allow_inserts(store: AnyStore, table: str) -> None:
     store._conn().execute(f"DROP TRIGGER fail_{table}{on}")
 
 
-def test_cycle_persists_snapshot_and_outbox(store: AnyStore, settings: StateSettings) -> None:
+def test_cycle_persists_snapshot_and_outbox(store: AnyStore, state_settings: StateSettings) -> None:
     """A committed cycle survives reopening the database: snapshot rows, baseline mark,
     outbox."""
     report = rep(total_weight=1.5)
@@ -95,7 +79,7 @@ def test_cycle_persists_snapshot_and_outbox(store: AnyStore, settings: StateSett
     )
     assert added == 1
     store.close()
-    again = open_store(settings)
+    again = open_store(state_settings)
     assert again.is_baselined(1)
     assert not again.is_baselined(2)
     assert again.snapshot(1) == {"r1": SnapshotRow(report, True)}
@@ -386,11 +370,11 @@ def test_replicas_announce_themselves(store: AnyStore) -> None:
 
 
 def test_the_request_budget_is_shared_by_every_store_on_the_database(
-    store: AnyStore, settings: StateSettings
+    store: AnyStore, state_settings: StateSettings
 ) -> None:
     """Two stores on one database (two replicas) take from the same buckets: five requests a
     minute in all, then a wait of about 12 s (60 / 5) for the next; a pause holds everyone."""
-    other = open_store(settings)
+    other = open_store(state_settings)
     try:
         takes = [(store if i % 2 else other).take_request("k", 5, 100) for i in range(6)]
         assert takes[:5] == [0.0] * 5
@@ -403,12 +387,12 @@ def test_the_request_budget_is_shared_by_every_store_on_the_database(
 
 
 def test_replicas_taking_at_once_never_take_more_than_the_bucket_holds(
-    store: AnyStore, settings: StateSettings
+    store: AnyStore, state_settings: StateSettings
 ) -> None:
     """Eight threads on two stores (two replicas) take 80 requests at once from a bucket of
     20 a minute: about 20 are granted (one more may have been refilled meanwhile), never
     more, and every other take is told to wait."""
-    other = open_store(settings)
+    other = open_store(state_settings)
     granted: list[float] = []
     lock = threading.Lock()
 
@@ -540,7 +524,7 @@ def test_both_backends_have_the_same_tables(tmp_path: Path, postgres_url: str) -
 
 
 def test_held_changes_are_committed_with_the_cycle(
-    store: AnyStore, settings: StateSettings
+    store: AnyStore, state_settings: StateSettings
 ) -> None:
     """A hold is written by the cycle that sees the move back, survives reopening, is
     replaced by a later cycle's copy and forgotten when released; a cycle that fails keeps
@@ -549,7 +533,7 @@ def test_held_changes_are_committed_with_the_cycle(
     hold = Held(1, "a", 100.0, ready, moved)
     store.commit_cycle(CycleWrite(1, [SnapshotRow(moved, True)], [], [], now=100.0, hold=[hold]))
     store.close()
-    store = open_store(settings)
+    store = open_store(state_settings)
     try:
         assert store.held(1) == [hold]
         assert [(h.announced.status, h.latest.status) for h in store.held()] == [

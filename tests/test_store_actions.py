@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,21 +32,6 @@ AnyStore = Store | PostgresStore
 
 REPORT = "0190f3c2-7d1e-7000-8000-00000000abcd"
 RESPONSE_URL = "https://hooks.slack.com/actions/T1/123/s3cr3t-response-token"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> StateSettings:
-    """Where the store under test lives: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        return StateSettings(path=tmp_path / "state" / "notifier.db")
-    return StateSettings(url=request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def store(settings: StateSettings) -> Iterator[AnyStore]:
-    s = open_store(settings)
-    yield s
-    s.close()
 
 
 def click(action: ReportAction = ReportAction.DISMISS, **fields: Any) -> Click:
@@ -148,11 +132,11 @@ def test_a_failed_or_abandoned_attempt_is_taken_by_the_next_click(store: AnyStor
 
 
 def test_racing_clicks_on_two_replicas_make_one_write(
-    store: AnyStore, settings: StateSettings
+    store: AnyStore, state_settings: StateSettings
 ) -> None:
     """Eight threads on two stores (two replicas) click the same card at once: exactly one is
     told to write; after it failed, eight more race again and again exactly one writes."""
-    other = open_store(settings)
+    other = open_store(state_settings)
     start = threading.Barrier(8)
     mine: list[bool] = []
     lock = threading.Lock()
@@ -186,7 +170,7 @@ def test_racing_clicks_on_two_replicas_make_one_write(
 
 
 def test_actions_are_listed_newest_first_without_secrets(
-    store: AnyStore, settings: StateSettings
+    store: AnyStore, state_settings: StateSettings
 ) -> None:
     """``actions`` lists who did what, when, with PostHog's answer, newest first, by project
     and report; the click's ``response_url`` (a capability) is never kept, and a secret in
@@ -216,7 +200,7 @@ def test_actions_are_listed_newest_first_without_secrets(
     )
     assert store.actions(project_id=1, report_id=REPORT)[0].detail == "403 for key [redacted]"
     store.close()
-    for row in dump(settings):
+    for row in dump(state_settings):
         assert "s3cr3t-response-token" not in repr(row)
         assert API_KEY not in repr(row)
 
@@ -315,21 +299,21 @@ def test_records_older_than_a_week_are_pruned(store: AnyStore) -> None:
     assert store.moves_by_action(1) == []
 
 
-def test_a_schema_7_database_gains_the_actions_table(settings: StateSettings) -> None:
+def test_a_schema_7_database_gains_the_actions_table(state_settings: StateSettings) -> None:
     """Schema 8 adds the actions to a database written by the notifier before it, keeping what
     it held; the same step on SQLite and PostgreSQL."""
-    store = open_store(settings)
+    store = open_store(state_settings)
     store.commit_cycle(CycleWrite(1, [SnapshotRow(rep("ready"), True)], [], [], now=1.0))
     store.close()
-    if settings.url is None:
-        with sqlite3.connect(settings.path) as conn:
+    if state_settings.url is None:
+        with sqlite3.connect(state_settings.path) as conn:
             conn.execute("DROP TABLE actions")
             conn.execute("PRAGMA user_version = 7")
     else:
-        with psycopg.connect(settings.url) as conn:
+        with psycopg.connect(state_settings.url) as conn:
             conn.execute("DROP TABLE actions")
             conn.execute("UPDATE schema_version SET version = 7")
-    again = open_store(settings)
+    again = open_store(state_settings)
     try:
         assert again.schema_version() == SCHEMA_VERSION >= 8
         assert list(again.snapshot(1)) == [REPORT]

@@ -7,17 +7,17 @@ active now, so it cannot disagree with the drain; only the "until when" is worke
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
-from zoneinfo import ZoneInfo
 
 from notifier.cli.preview import DEFAULT_EVENT, derive_event
+from notifier.cli.quiet import local_time, zone_of
+from notifier.cli.silence import utc_minute
 from notifier.config.settings import Settings
 from notifier.core.diff import compare
 from notifier.core.events import Event, EventType
 from notifier.core.explain import Explanation, explain
-from notifier.core.intervals import HORIZON, Quiet, TimeInterval
+from notifier.core.intervals import HORIZON, Quiet
 from notifier.core.report import Report
 from notifier.core.rules import Route, route
 from notifier.core.secrets import clip
@@ -134,7 +134,7 @@ def _silence(silence: Silence) -> str:
     'comment')``."""
     if silence.ends_at is None:
         return f"silence {silence.id} (in the config: {silence.comment!r})"
-    until = datetime.fromtimestamp(silence.ends_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    until = utc_minute(silence.ends_at)
     return f"silence {silence.id} (until {until}, by {silence.author}: {silence.comment!r})"
 
 
@@ -155,24 +155,9 @@ def _quiet(settings: Settings, where: Route, now: float, reason: str) -> str:
         end, why = each.quiet_until(now, intervals), each.muted_by(now, intervals)
         if why is not None:
             reasons += [why] if why not in reasons else []
-            ends += [(end, _zone(why, intervals))] if end is not None else []
+            ends += [(end, zone_of(why, intervals))] if end is not None else []
     said = f"quiet hours ({clip(one_line(', '.join(reasons)), 120)})"
     if not ends:
         return f"{said} for more than {format_span(HORIZON)}"
     end, zone = min(ends)
-    return f"{said} until {_local(end, zone, now)}"
-
-
-def _zone(reason: str, intervals: Mapping[str, TimeInterval]) -> str:
-    """The zone of the interval behind ``reason`` (``nights``, ``outside workhours``)."""
-    name = reason.removeprefix("outside ").split(", ")[0]
-    interval = intervals.get(name.lower())
-    return interval.location if interval is not None else "UTC"
-
-
-def _local(moment: float, zone: str, now: float) -> str:
-    """``07:00 Europe/Berlin`` on the day of ``now`` there, else ``Sat 5 Dec 07:00 …``."""
-    where = ZoneInfo(zone)
-    local = datetime.fromtimestamp(moment, where)
-    today = local.date() == datetime.fromtimestamp(now, where).date()
-    return f"{'' if today else f'{local:%a} {local.day} {local:%b} '}{local:%H:%M} {zone}"
+    return f"{said} until {local_time(end, zone, now, dated=False)}"

@@ -12,14 +12,14 @@ from notifier.core.intervals import HORIZON, Quiet, TimeInterval
 from notifier.core.times import format_span
 
 
-def _zone(quiet: Quiet, reason: str, intervals: Mapping[str, TimeInterval]) -> str:
+def zone_of(reason: str, intervals: Mapping[str, TimeInterval]) -> str:
     """The zone of the interval behind ``reason`` (``nights``, ``outside workhours``)."""
-    name = quiet.active_during[0] if reason.startswith("outside ") else reason
+    name = reason.removeprefix("outside ").split(", ")[0]
     interval = intervals.get(name.lower())
     return interval.location if interval is not None else "UTC"
 
 
-def _at(moment: float, zone: str, now: float, *, dated: bool = True) -> str:
+def local_time(moment: float, zone: str, now: float, *, dated: bool = True) -> str:
     """``Fri 4 Dec 22:00 Europe/Berlin``; not ``dated``: ``07:00 Europe/Berlin`` on the day of
     ``now`` in that zone."""
     where = ZoneInfo(zone)
@@ -42,10 +42,8 @@ def quiet_line(quiet: Quiet, intervals: Mapping[str, TimeInterval], now: float) 
             return (
                 f"quiet hours: muted now ({reason}) for more than {format_span(HORIZON)}{dropped}"
             )
-        zone = _zone(quiet, reason, intervals)
-        return (
-            f"quiet hours: muted now ({reason}) until {_at(until, zone, now, dated=False)}{dropped}"
-        )
+        at = local_time(until, zone_of(reason, intervals), now, dated=False)
+        return f"quiet hours: muted now ({reason}) until {at}{dropped}"
     during = []
     if quiet.mute_during:
         during.append(f"muted during {', '.join(quiet.mute_during)}")
@@ -57,7 +55,7 @@ def quiet_line(quiet: Quiet, intervals: Mapping[str, TimeInterval], now: float) 
         return f"quiet hours: {'; '.join(during)} (not within {format_span(HORIZON)}){dropped}"
     ends = quiet.quiet_until(starts, intervals)
     span = f"for {format_span(ends - starts)}" if ends else f"for more than {format_span(HORIZON)}"
-    at = _at(starts, _zone(quiet, reason, intervals), now)
+    at = local_time(starts, zone_of(reason, intervals), now)
     return f"quiet hours: {'; '.join(during)} (next: {at}, {span}){dropped}"
 
 

@@ -109,7 +109,7 @@ def _add(settings: Settings, args: argparse.Namespace, now: float, out: TextIO) 
     dropped = "; what it holds is dropped" if silence.drop else ""
     out.write(
         f"silence {sid} added: {silence.describe()}\n"
-        f"  ends {_when(now + seconds)} (in {format_span(seconds)}){dropped}\n"
+        f"  ends {utc_minute(now + seconds)} (in {format_span(seconds)}){dropped}\n"
     )
     return EXIT_OK
 
@@ -214,7 +214,8 @@ def _span(seconds: float) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
-def _when(at: float) -> str:
+def utc_minute(at: float) -> str:
+    """``2026-12-04 14:00 UTC``."""
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -233,6 +234,6 @@ def silence_lines(settings: Settings, now: float) -> list[str]:
         note = f"  (the state's silences were not read: {exc})"
     lines = [f"Silences {len(active)} active" if active else "Silences none active"]
     for silence in active:
-        until = "" if silence.ends_at is None else f", until {_when(silence.ends_at)}"
+        until = "" if silence.ends_at is None else f", until {utc_minute(silence.ends_at)}"
         lines.append(f"  {silence.id:<18} {clip(silence.describe(), 100)}{until}")
     return lines + ([note] if note else [])

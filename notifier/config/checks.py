@@ -17,7 +17,7 @@ from typing import Annotated, Any, Final, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from notifier.config.match import choices, compile_match, regex_texts
+from notifier.config.match import choices, compile_match, regex_texts, unknown_sinks
 from notifier.config.settings import SECTIONS, RuleSettings, Settings
 from notifier.config.sinks import SINK_SECRETS, SINKS, TEMPLATED, TemplateModel, misplaced
 from notifier.config.types import inputs, shown
@@ -156,12 +156,8 @@ def check_rules(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem]]:
             problems.append(((*loc, "name"), why))
         elif name is not None:
             names[name] = index
-        sinks = rule.get("sinks")
-        sinks = [sinks] if isinstance(sinks, str) else sinks if isinstance(sinks, list) else []
-        for i, sink in enumerate(sinks):
-            if check_sinks and isinstance(sink, str) and sink.strip() not in [*defined, ""]:
-                hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
-                problems.append(((*loc, "sinks", i), f"unknown sink {sink.strip()!r} ({hint})"))
+        if check_sinks:
+            problems += unknown_sinks((*loc, "sinks"), rule.get("sinks"), defined)
         block = {} if rule.get("match") is None else rule["match"]  # none: every event
         if not compile_matches:
             continue
@@ -175,18 +171,10 @@ def check_self_alerts(raw: dict[Any, Any]) -> list[Problem]:
     """``self_alerts.sinks`` must name defined sinks (like a rule's sinks)."""
     section = raw.get("self_alerts")
     sinks = section.get("sinks") if isinstance(section, dict) else None
-    sinks = [sinks] if isinstance(sinks, str) else sinks if isinstance(sinks, list) else []
     if not isinstance(raw.get("sinks", {}), dict):
         return []  # the type error says it all
     defined = [name for name, _, _ in sink_blocks(raw)]
-    problems: list[Problem] = []
-    for i, sink in enumerate(sinks):
-        if isinstance(sink, str) and sink.strip() not in [*defined, ""]:
-            hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
-            problems.append(
-                (("self_alerts", "sinks", i), f"unknown sink {sink.strip()!r} ({hint})")
-            )
-    return problems
+    return unknown_sinks(("self_alerts", "sinks"), sinks, defined)
 
 
 def pydantic_problems(error: ValidationError) -> list[Problem]:

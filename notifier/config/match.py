@@ -29,6 +29,18 @@ def choices(word: str, choices: list[str], label: str = "valid") -> str:
     return f"did you mean {close[0]!r}? {listed}" if close else listed
 
 
+def unknown_sinks(loc: Loc, value: object, defined: list[str]) -> list[Problem]:
+    """A ``sinks`` value (a name or a list of names) checked against the sinks ``defined``:
+    each unknown name at ``(*loc, i)``, with the closest defined one."""
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    problems: list[Problem] = []
+    for i, sink in enumerate(names):
+        if isinstance(sink, str) and sink.strip() not in [*defined, ""]:
+            hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
+            problems.append(((*loc, i), f"unknown sink {sink.strip()!r} ({hint})"))
+    return problems
+
+
 def _scalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, InstanceOf
 from pydantic.json_schema import WithJsonSchema
 
-from notifier.config.match import choices, compile_match
+from notifier.config.match import compile_match, unknown_sinks
 from notifier.config.types import Duration, Model, SinkNames, Text
 from notifier.config.yamlload import Problem
 from notifier.core.reminders import Watch
@@ -64,12 +64,8 @@ def check_reminders(raw: dict[Any, Any]) -> tuple[dict[int, Match], list[Problem
             problems.append(((*loc, "name"), why))
         elif name:
             names[name] = index
-        sinks = item.get("sinks")
-        sinks = [sinks] if isinstance(sinks, str) else sinks if isinstance(sinks, list) else []
-        for i, sink in enumerate(sinks):
-            if check_sinks and isinstance(sink, str) and sink.strip() not in [*defined, ""]:
-                hint = choices(sink.strip(), defined, "defined") if defined else "none defined"
-                problems.append(((*loc, "sinks", i), f"unknown sink {sink.strip()!r} ({hint})"))
+        if check_sinks:
+            problems += unknown_sinks((*loc, "sinks"), item.get("sinks"), defined)
         if "match" not in item or item["match"] is None:
             why = "required: the field conditions of the reports to remind of, like "
             problems.append(((*loc, "match"), why + "{status: pending_input}"))

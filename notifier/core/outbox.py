@@ -5,7 +5,7 @@ reading an entry's JSON back (an event or a notice), and the ``Delivery`` of one
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -140,3 +140,13 @@ class Delivery:
     #: released from a silence or quiet hours: the words its digest opens with
     #: ("While muted (4 h, by alice: 'deploy')")
     held: str | None = None
+
+
+def digest_events(deliveries: Sequence[Delivery]) -> list[tuple[Event, tuple[str, ...]]]:
+    """The events of a digest, each with the rules that routed it (notices left out)."""
+    return [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
+
+
+def held_note(deliveries: Sequence[Delivery]) -> str | None:
+    """What held a digest's deliveries (released together, from one hold), or None."""
+    return deliveries[0].held if deliveries else None

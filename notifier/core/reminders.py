@@ -106,19 +106,21 @@ def plan_reminders(
     ones; ``reports``: the current copy of each due row's report (missing: it is gone)."""
     by_name = {watch.name: watch for watch in watches}
     known = {row.key: row for row in rows}
-    table = dict(known)
+    followed: dict[str, dict[str, Tracked]] = {}  # report id → reminder → row
+    for row in known.values():
+        followed.setdefault(row.report_id, {})[row.reminder] = row
     for event in events:
         report = event.report
-        following = {watch.name: watch for watch in watching(event, watches)}
-        for key in [k for k in table if k[0] == report.id]:
-            kept = table[key]
-            if key[1] not in following or kept.status != report.status:
-                del table[key]
-        for name, watch in following.items():
-            if (report.id, name) not in table:
-                table[(report.id, name)] = Tracked(
-                    project_id, report.id, name, now, report.status, 0, now + watch.after
-                )
+        kept = followed.get(report.id, {})
+        followed[report.id] = {
+            watch.name: kept[watch.name]
+            if watch.name in kept and kept[watch.name].status == report.status
+            else Tracked(
+                project_id, report.id, watch.name, now, report.status, 0, now + watch.after
+            )
+            for watch in watching(event, watches)
+        }
+    table = {row.key: row for rows_of in followed.values() for row in rows_of.values()}
     outbox: list[tuple[Event, str, tuple[str, ...]]] = []
     for key, row in list(table.items()):
         if row.next_at is None or row.next_at > now:

@@ -89,6 +89,11 @@ def _delivery(entry: OutboxEntry) -> Delivery:
     )
 
 
+def _released_by(entry: OutboxEntry) -> tuple[str | None, str] | None:
+    """The hold an entry was released from (one digest per hold), None when never held."""
+    return None if entry.held_note is None else (entry.held_by, entry.held_note)
+
+
 def _groups(
     sink: Sink, entries: Sequence[OutboxEntry], now: float, digest_after: int
 ) -> list[list[OutboxEntry]]:
@@ -100,12 +105,7 @@ def _groups(
     head = entries[0]
     line: list[OutboxEntry] = []
     for entry in entries:
-        if entry.next_attempt_at > now or (entry.held_note is None) != (head.held_note is None):
-            break
-        if head.held_note is not None and (entry.held_by, entry.held_note) != (
-            head.held_by,
-            head.held_note,
-        ):
+        if entry.next_attempt_at > now or _released_by(entry) != _released_by(head):
             break
         line.append(entry)
     if head.held_note is not None:

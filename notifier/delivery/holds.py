@@ -164,7 +164,7 @@ class Holds:
 
     def _end_quiet(self, sink: str, held_by: str, now: float, fence: Fence | None) -> int:
         entries = self._store.held_entries(sink, held_by)
-        over = [e.id for e in entries if self._quiet(e, now) is None]
+        over = [e for e in entries if self._quiet(e, now) is None]
         if len(over) < len(entries):
             self._quiet_until[(sink, held_by)] = now + 60.0  # look again in a minute
         if not over:

@@ -10,8 +10,7 @@ from typing import TextIO
 
 from notifier.config.settings import ConsoleSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.events import Event
-from notifier.core.outbox import Delivery, Notice
+from notifier.core.outbox import Delivery, Notice, digest_events, held_note
 from notifier.core.report import Links
 from notifier.render import console_text, notice_console_text
 from notifier.render.held import held_text
@@ -59,8 +58,7 @@ class ConsoleSink:
 
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
         """What a silence or quiet hours held: their words and summary, then each event."""
-        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
-        held = deliveries[0].held if deliveries else None
+        events, held = digest_events(deliveries), held_note(deliveries)
         texts = [held_text(held, events)] if held is not None else []
         texts += [console_text(e, rules, self._links, color=self._color) for e, rules in events]
         self._write("\n\n".join(texts))

@@ -28,8 +28,7 @@ import httpx
 from notifier import __version__
 from notifier.config.settings import WebhookSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.events import Event
-from notifier.core.outbox import Delivery, Notice
+from notifier.core.outbox import Delivery, Notice, digest_events, held_note
 from notifier.core.report import Links
 from notifier.core.secrets import redact
 from notifier.core.times import format_span, parse_retry_after
@@ -103,9 +102,9 @@ class WebhookSink:
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
         """One ``signal_report.batch`` POST carrying every event."""
         now = self._clock()
-        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
-        held = deliveries[0].held if deliveries else None
-        body = webhook_batch_body(events, self._links, now, held)
+        body = webhook_batch_body(
+            digest_events(deliveries), self._links, now, held_note(deliveries)
+        )
         self._send(body, batch_id(deliveries), now)
 
     def _send(self, body: bytes, msg_id: str, now: datetime) -> None:

@@ -95,9 +95,10 @@ class HoldingStore(Protocol):
         *,
         drop_reason: str | None = None,
         fence: Fence | None = None,
-        only: Sequence[int] | None = None,
+        only: Sequence[OutboxEntry] | None = None,
     ) -> int:
-        """Release a hold's entries for ``sink`` (pending, due now) or drop them; how many."""
+        """Release a hold's entries for ``sink`` (pending, due now) or drop them (``only``:
+        these, already read); how many."""
         ...
 
     def story(self, report_id: str, limit: int = 500) -> list[Chapter]:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Final
 
 from notifier.core.events import Event
-from notifier.state.database import ids_of
 from notifier.state.leases import check_fence
 from notifier.state.outbox import Outbox
 from notifier.state.records import Fence, OutboxEntry
@@ -112,14 +111,12 @@ class Holds(Outbox):
         *,
         drop_reason: str | None = None,
         fence: Fence | None = None,
-        only: Sequence[int] | None = None,
+        only: Sequence[OutboxEntry] | None = None,
     ) -> int:
         """The hold ended: its entries for ``sink`` are released (pending, due ``now``), or
-        with ``drop_reason`` dropped. ``only``: just these entry ids. Returns how many."""
-        entries = self.held_entries(sink, held_by)
-        if only is not None:
-            wanted = set(ids_of(only))
-            entries = [e for e in entries if e.id in wanted]
+        with ``drop_reason`` dropped. ``only``: just these held entries, as the caller read
+        them. Returns how many."""
+        entries = self.held_entries(sink, held_by) if only is None else only
         if not entries:
             return 0
         with self._write("end a hold") as conn:

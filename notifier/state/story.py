@@ -55,7 +55,6 @@ def found_chapters(write: CycleWrite, new: Collection[str]) -> list[Chapter]:
     routed: dict[str, tuple[Event, list[str], list[str]]] = {}
     for event in write.found:
         routed.setdefault(event.id, (event, [], []))
-    seen = set(routed)
     for event, sink, rules in write.outbox:
         _, sinks, names = routed.setdefault(event.id, (event, [], []))
         sinks.append(sink)
@@ -83,7 +82,7 @@ def found_chapters(write: CycleWrite, new: Collection[str]) -> list[Chapter]:
         )
         for event, sinks, names in routed.values()
         if event.type is not EventType.REMINDER
-        and (event.id in new or (not sinks and event.id in seen))
+        and (event.id in new or not sinks)  # unrouted: no entry to tell it was new
     ]
 
 

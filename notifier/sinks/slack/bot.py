@@ -233,8 +233,7 @@ class SlackSink(SlackPoster[SlackSinkSettings]):
 
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
         """One message for many events: counts and a line per report."""
-        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
-        message = digest_of(deliveries, events, self._links)
+        message = digest_of(deliveries, self._links)
         self._send("chat.postMessage", message, message.text)
 
     def close(self) -> None:

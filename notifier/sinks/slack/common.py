@@ -32,13 +32,12 @@ import httpx
 from notifier import __version__
 from notifier.config.settings import RuleSettings, SlackSinkSettings, SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.outbox import Delivery
+from notifier.core.outbox import Delivery, digest_events, held_note
 from notifier.core.report import Links
 from notifier.core.secrets import redact
 from notifier.core.times import format_span
 from notifier.net import TooLarge, fetch, size
 from notifier.render import SlackMessage, digest_message
-from notifier.render.digest import Events
 from notifier.render.held import held_message
 from notifier.sinks.base import USER_AGENT_PRODUCT, describe_exception, utc_now
 from notifier.sinks.slack.pace import Pacer
@@ -167,10 +166,10 @@ class SlackPoster(Generic[SettingsT]):
         return self._settings.digest_after
 
 
-def digest_of(deliveries: Sequence[Delivery], events: Events, links: Links) -> SlackMessage:
+def digest_of(deliveries: Sequence[Delivery], links: Links) -> SlackMessage:
     """The Slack digest of ``deliveries``: what a silence or quiet hours held when they were
     released from one (``Delivery.held``), else the counts and a line per event."""
-    held = deliveries[0].held if deliveries else None
+    events, held = digest_events(deliveries), held_note(deliveries)
     if held is not None:
         return held_message(held, events, links)
     return digest_message(events, links)

@@ -25,7 +25,6 @@ from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from notifier.config.settings import SlackWebhookSinkSettings
 from notifier.core.errors import SinkError
-from notifier.core.events import Event
 from notifier.core.outbox import Delivery, Notice
 from notifier.core.secrets import redact
 from notifier.core.times import parse_retry_after
@@ -125,8 +124,7 @@ class SlackWebhookSink(SlackPoster[SlackWebhookSinkSettings]):
 
     def send_digest(self, deliveries: Sequence[Delivery]) -> None:
         """One message for many events: counts and a line per report."""
-        events = [(d.event, d.rules) for d in deliveries if isinstance(d.event, Event)]
-        message = digest_of(deliveries, events, self._links)
+        message = digest_of(deliveries, self._links)
         self._deliver(message, message.text)
 
     def close(self) -> None:
